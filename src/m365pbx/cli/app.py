@@ -1,0 +1,59 @@
+"""The typer application and the one place that turns errors into exit codes."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import ParamSpec, TypeVar
+
+import typer
+
+from m365pbx.errors import UserInputError
+
+app = typer.Typer(
+    name="m365pbx",
+    help="Connect Microsoft 365 presence, calendars, contacts and directory with your PBX.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+EXIT_BAD_INPUT = 2
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
+    """Print an error line to stderr and return the Exit to raise."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def reports_input_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn a UserInputError raised by a command into a clear message and exit status 2."""
+
+    @wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except UserInputError as exc:
+            raise fail(exc.describe()) from None
+
+    return wrapper
+
+
+def _register() -> None:
+    # Imported here so each command module stays small and the app object exists first.
+    from m365pbx.cli import commands  # noqa: F401
+
+
+def main() -> None:
+    """Entry point of the `m365pbx` console script."""
+    _register()
+    app(prog_name="m365pbx")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

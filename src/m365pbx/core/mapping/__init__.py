@@ -1,0 +1,35 @@
+"""Presence mapping in both directions: rules, defaults, overlays, lookups and explanations."""
+
+from m365pbx.core.mapping.document import (
+    MappingError,
+    find_unreachable_rules,
+    parse_mapping_overlay,
+    rule_set_to_document,
+)
+from m365pbx.core.mapping.engine import CompiledMapping, Explanation, TeamsWrite
+from m365pbx.core.mapping.rules import (
+    DEFAULT_RULES,
+    Channel,
+    MappingOverlay,
+    MappingRuleSet,
+    PbxToTeamsRule,
+    TeamsToPbxRule,
+    apply_overlays,
+)
+
+__all__ = [
+    "DEFAULT_RULES",
+    "Channel",
+    "CompiledMapping",
+    "Explanation",
+    "MappingError",
+    "MappingOverlay",
+    "MappingRuleSet",
+    "PbxToTeamsRule",
+    "TeamsToPbxRule",
+    "TeamsWrite",
+    "apply_overlays",
+    "find_unreachable_rules",
+    "parse_mapping_overlay",
+    "rule_set_to_document",
+]

@@ -1,0 +1,219 @@
+"""Mapping rules for both directions and the rule sets that hold them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+from typing import TypeVar
+
+from m365pbx.core.presence import (
+    Activity,
+    Availability,
+    LineState,
+    PbxPresence,
+    TeamsPresence,
+)
+
+
+class Channel(StrEnum):
+    """Where a PBX → Teams rule writes: our presence session or the preferred presence."""
+
+    SESSION = "session"
+    PREFERRED = "preferred"
+
+
+@dataclass(frozen=True, slots=True)
+class TeamsToPbxRule:
+    """Teams availability and/or activity → PBX presence; an absent field matches anything."""
+
+    pbx: PbxPresence
+    availability: Availability | None = None
+    activity: Activity | None = None
+    origin: str = field(default="default", compare=False)
+
+    @property
+    def specificity(self) -> int:
+        """Higher wins: both fields, then activity alone, then availability alone, then none."""
+        # mapping.md: the more specific activity wins over the availability (InACall beats Busy).
+        return (2 if self.activity is not None else 0) + (1 if self.availability else 0)
+
+    @property
+    def condition(self) -> tuple[Availability | None, Activity | None]:
+        """The part of the rule that decides whether it matches."""
+        return (self.availability, self.activity)
+
+    def matches(self, presence: TeamsPresence) -> bool:
+        """Whether this rule applies to the given Teams presence."""
+        return (self.availability is None or self.availability is presence.availability) and (
+            self.activity is None or self.activity is presence.activity
+        )
+
+    def describe(self) -> str:
+        """A short human sentence for this rule."""
+        parts = []
+        if self.availability is not None:
+            parts.append(f"availability {self.availability.value}")
+        if self.activity is not None:
+            parts.append(f"activity {self.activity.value}")
+        condition = " and ".join(parts) or "anything"
+        return f"{condition} → {self.pbx.value} ({self.origin})"
+
+
+@dataclass(frozen=True, slots=True)
+class PbxToTeamsRule:
+    """Line state and/or PBX presence → a write on one Teams channel (None: write nothing)."""
+
+    channel: Channel
+    teams: TeamsPresence | None
+    line_state: LineState | None = None
+    pbx_presence: PbxPresence | None = None
+    lifetime: timedelta | None = None
+    origin: str = field(default="default", compare=False)
+
+    @property
+    def specificity(self) -> int:
+        """Higher wins: both fields, then line state alone, then PBX presence alone."""
+        return (2 if self.line_state is not None else 0) + (1 if self.pbx_presence else 0)
+
+    @property
+    def condition(self) -> tuple[Channel, LineState | None, PbxPresence | None]:
+        """The part of the rule that decides whether it matches."""
+        return (self.channel, self.line_state, self.pbx_presence)
+
+    def matches(self, line_state: LineState, pbx_presence: PbxPresence) -> bool:
+        """Whether this rule applies to the given line state and PBX presence."""
+        return (self.line_state is None or self.line_state is line_state) and (
+            self.pbx_presence is None or self.pbx_presence is pbx_presence
+        )
+
+    def describe(self) -> str:
+        """A short human sentence for this rule."""
+        parts = []
+        if self.line_state is not None:
+            parts.append(f"line {self.line_state.value}")
+        if self.pbx_presence is not None:
+            parts.append(f"PBX presence {self.pbx_presence.value}")
+        condition = " and ".join(parts) or "anything"
+        target = "nothing" if self.teams is None else str(self.teams)
+        lifetime = f" for {format_duration(self.lifetime)}" if self.lifetime else ""
+        return f"{condition} → {self.channel.value} {target}{lifetime} ({self.origin})"
+
+
+@dataclass(frozen=True, slots=True)
+class MappingRuleSet:
+    """All rules of both directions, in the order they were declared."""
+
+    teams_to_pbx: tuple[TeamsToPbxRule, ...]
+    pbx_to_teams: tuple[PbxToTeamsRule, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MappingOverlay:
+    """Overrides for one tenant or PBX connection, laid over the rules beneath them."""
+
+    teams_to_pbx: tuple[TeamsToPbxRule, ...] = ()
+    pbx_to_teams: tuple[PbxToTeamsRule, ...] = ()
+    replace: bool = False
+
+
+def format_duration(value: timedelta) -> str:
+    """Format a duration the way people write it: 7d, 1d, 5m, 90s, 2h30m."""
+    seconds = int(value.total_seconds())
+    if seconds == 0:
+        return "0s"
+    out = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            out.append(f"{count}{unit}")
+    return "".join(out)
+
+
+def _t2p(pbx: PbxPresence, *, availability: str | None = None, activity: str | None = None) -> (
+    TeamsToPbxRule
+):
+    return TeamsToPbxRule(
+        pbx=pbx,
+        availability=Availability(availability) if availability else None,
+        activity=Activity(activity) if activity else None,
+    )
+
+
+_P = PbxPresence
+# The innovaphone default table (shared/reference/mapping.md). Values that are both an
+# availability and an activity there (Away, Busy, ...) are matched on availability; the
+# activity-only values (InACall, Presenting, ...) are matched on activity, which is more
+# specific. AvailableIdle/BusyIdle are treated like Available/Busy (Imagicle).
+DEFAULT_TEAMS_TO_PBX: tuple[TeamsToPbxRule, ...] = (
+    _t2p(_P.AWAY, availability="Away"),
+    _t2p(_P.AWAY, availability="BeRightBack"),
+    _t2p(_P.BUSY, availability="Busy"),
+    _t2p(_P.BUSY, availability="BusyIdle"),
+    _t2p(_P.DND, availability="DoNotDisturb"),
+    _t2p(_P.ON_THE_PHONE, activity="InACall"),
+    _t2p(_P.MEETING, activity="InAMeeting"),
+    _t2p(_P.ONLINE, activity="Inactive"),
+    _t2p(_P.ONLINE, availability="PresenceUnknown"),
+    _t2p(_P.ONLINE, availability="Available"),
+    _t2p(_P.ONLINE, availability="AvailableIdle"),
+    _t2p(_P.ONLINE, availability="Offline"),
+    _t2p(_P.ONLINE, activity="OffWork"),
+    _t2p(_P.AWAY, activity="OutOfOffice"),
+    _t2p(_P.DND, activity="UrgentInterruptionsOnly"),
+    _t2p(_P.ON_THE_PHONE, activity="Presenting"),
+    _t2p(_P.ON_THE_PHONE, activity="InAConferenceCall"),
+)
+
+_IN_A_CALL = TeamsPresence(Availability.BUSY, Activity.IN_A_CALL)
+_SESSION_LIFETIME = timedelta(minutes=15)
+
+
+def _pref(pbx: PbxPresence, teams: TeamsPresence | None, days: int | None) -> PbxToTeamsRule:
+    lifetime = timedelta(days=days) if days else None
+    return PbxToTeamsRule(Channel.PREFERRED, teams, pbx_presence=pbx, lifetime=lifetime)
+
+
+# mapping.md "PBX → Teams": calls become our presence session (refreshed while the call
+# lasts), PBX presence becomes the preferred presence with innovaphone's lifetimes.
+DEFAULT_PBX_TO_TEAMS: tuple[PbxToTeamsRule, ...] = (
+    PbxToTeamsRule(Channel.SESSION, _IN_A_CALL, LineState.ON_THE_PHONE, None, _SESSION_LIFETIME),
+    PbxToTeamsRule(Channel.SESSION, _IN_A_CALL, LineState.HELD, None, _SESSION_LIFETIME),
+    PbxToTeamsRule(Channel.SESSION, None, LineState.RINGING),
+    PbxToTeamsRule(Channel.SESSION, None, LineState.IDLE),
+    _pref(_P.AWAY, TeamsPresence(Availability.AWAY, Activity.AWAY), 7),
+    _pref(_P.BUSY, TeamsPresence(Availability.BUSY, Activity.BUSY), 1),
+    _pref(_P.DND, TeamsPresence(Availability.DO_NOT_DISTURB, Activity.DO_NOT_DISTURB), 1),
+    _pref(_P.ON_THE_PHONE, TeamsPresence(Availability.BUSY, Activity.BUSY), 1),
+    _pref(_P.MEETING, None, None),
+    _pref(_P.ONLINE, None, None),
+)
+
+_Rule = TypeVar("_Rule", TeamsToPbxRule, PbxToTeamsRule)
+
+DEFAULT_RULES = MappingRuleSet(DEFAULT_TEAMS_TO_PBX, DEFAULT_PBX_TO_TEAMS)
+
+
+def apply_overlays(base: MappingRuleSet, *overlays: MappingOverlay) -> MappingRuleSet:
+    """Lay overlays over `base` in order: a rule with the same condition replaces, else adds."""
+    teams_to_pbx = list(base.teams_to_pbx)
+    pbx_to_teams = list(base.pbx_to_teams)
+    for overlay in overlays:
+        if overlay.replace:
+            teams_to_pbx, pbx_to_teams = [], []
+        teams_to_pbx = _merge(teams_to_pbx, overlay.teams_to_pbx)
+        pbx_to_teams = _merge(pbx_to_teams, overlay.pbx_to_teams)
+    return MappingRuleSet(tuple(teams_to_pbx), tuple(pbx_to_teams))
+
+
+def _merge(rules: list[_Rule], updates: tuple[_Rule, ...]) -> list[_Rule]:
+    position = {rule.condition: index for index, rule in enumerate(rules)}
+    merged = list(rules)
+    for rule in updates:
+        index = position.get(rule.condition)
+        if index is None:
+            position[rule.condition] = len(merged)
+            merged.append(rule)
+        else:
+            merged[index] = rule
+    return merged

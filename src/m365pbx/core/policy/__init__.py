@@ -1,0 +1,61 @@
+"""Pure presence policy: fold readings into a person's state and decide what to write."""
+
+from m365pbx.core.policy.decide import (
+    PBX_RANK,
+    PbxAction,
+    Plan,
+    TeamsAction,
+    decide,
+    teams_for_pbx,
+)
+from m365pbx.core.policy.observe import (
+    is_echo,
+    observe_line,
+    observe_pbx,
+    observe_teams,
+    record_pbx_written,
+    record_preferred_cleared,
+    record_preferred_set,
+    record_session_cleared,
+    record_session_set,
+    set_calendar,
+)
+from m365pbx.core.policy.state import (
+    CalendarBlock,
+    LineReading,
+    PbxReading,
+    PbxWrite,
+    PersonState,
+    PolicyConfig,
+    PreferredWrite,
+    SessionWrite,
+    TeamsReading,
+)
+
+__all__ = [
+    "PBX_RANK",
+    "CalendarBlock",
+    "LineReading",
+    "PbxAction",
+    "PbxReading",
+    "PbxWrite",
+    "PersonState",
+    "Plan",
+    "PolicyConfig",
+    "PreferredWrite",
+    "SessionWrite",
+    "TeamsAction",
+    "TeamsReading",
+    "decide",
+    "is_echo",
+    "observe_line",
+    "observe_pbx",
+    "observe_teams",
+    "record_pbx_written",
+    "record_preferred_cleared",
+    "record_preferred_set",
+    "record_session_cleared",
+    "record_session_set",
+    "set_calendar",
+    "teams_for_pbx",
+]

@@ -1,0 +1,132 @@
+"""What the policy knows about one person: readings from both sides and our own writes.
+
+Times are POSIX seconds (floats): the policy is evaluated hundreds of thousands of times a
+second and never reads a clock; callers pass `now`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from m365pbx.core.mapping import CompiledMapping
+from m365pbx.core.presence import LineState, PbxPresence, TeamsPresence
+
+
+@dataclass(frozen=True, slots=True)
+class TeamsReading:
+    """Teams presence as Graph reported it, with its order stamp."""
+
+    presence: TeamsPresence
+    at: float
+    # Graph's presence.sequenceNumber is lexicographically sortable (graph.md 3.1).
+    sequence: str = ""
+    status_message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PbxReading:
+    """PBX presence as the PBX reported it, with its order stamp (0: none)."""
+
+    presence: PbxPresence
+    at: float
+    note: str = ""
+    sequence: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LineReading:
+    """Line state as the PBX reported it, with its order stamp (0: none)."""
+
+    state: LineState
+    at: float
+    sequence: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarBlock:
+    """A calendar event that should show in the PBX while it lasts."""
+
+    presence: PbxPresence
+    start: float
+    end: float
+    subject: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionWrite:
+    """Our setPresence session in Teams; `ended_at` is set once we cleared it."""
+
+    presence: TeamsPresence
+    written_at: float
+    expires_at: float
+    ended_at: float | None = None
+
+    def active(self, now: float) -> bool:
+        """Whether Teams still holds this session at `now`."""
+        return self.ended_at is None and now < self.expires_at
+
+
+@dataclass(frozen=True, slots=True)
+class PreferredWrite:
+    """The preferred presence we set on the person's behalf."""
+
+    presence: TeamsPresence
+    written_at: float
+    expires_at: float | None
+
+    def active(self, now: float) -> bool:
+        """Whether it is still in force at `now`."""
+        return self.expires_at is None or now < self.expires_at
+
+
+@dataclass(frozen=True, slots=True)
+class PbxWrite:
+    """What we last wrote to the PBX for this person."""
+
+    presence: PbxPresence
+    note: str
+    written_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class PersonState:
+    """Everything the policy needs for one person; replaced, never mutated."""
+
+    teams: TeamsReading | None = None
+    # The newest Teams reading that was not an echo of our own writes when it arrived.
+    teams_own: TeamsReading | None = None
+    pbx: PbxReading | None = None
+    # The newest PBX reading that was not an echo of what we wrote to the PBX.
+    pbx_own: PbxReading | None = None
+    line: LineReading | None = None
+    line_since: float = 0.0
+    calendar: tuple[CalendarBlock, ...] = ()
+    session: SessionWrite | None = None
+    preferred: PreferredWrite | None = None
+    # The person changed their preferred presence in Teams after our write: theirs stands.
+    preferred_overridden: bool = False
+    # The last state only a person's own choice produces (Busy, DND, BRB, Appear offline);
+    # kept while Teams shows nothing that would reveal it was cleared (e.g. Offline).
+    person_choice: TeamsPresence | None = None
+    wrote_pbx: PbxWrite | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyConfig:
+    """Switches of the policy; every default is the product default (mapping.md)."""
+
+    mapping: CompiledMapping
+    push_line_state: bool = True
+    push_pbx_presence: bool = True
+    # Telia's behaviour: a call only replaces a Teams status of Available or Busy.
+    only_replace_available_busy: bool = False
+    # False is "PBX wins": write the preferred presence even over the person's own choice.
+    respect_manual_teams: bool = True
+    call_end_hold_down: float = 1.0
+    pbx_hold_down: float = 0.0
+    refresh_margin: float = 60.0
+    # Our writes come back through Graph notifications up to minutes later (graph.md 3.9).
+    echo_window: float = 180.0
+    status_message_as_note: bool = True
+    calendar_subject_as_note: bool = True
+    default_session_lifetime: float = 900.0

@@ -1,3 +1,5 @@
 """Imports every command module so that each registers itself on the app."""
 
 from __future__ import annotations
+
+from m365pbx.cli import match  # noqa: F401

@@ -81,11 +81,28 @@ class CompiledMapping:
             ]
             ranked = _ranked(rules.pbx_to_teams, hits)
             self._pbx[(channel, line, pbx)] = ranked[0] if ranked else None
+        # Hot path of the policy: presence and lifetime per input, without building objects.
+        self._targets: dict[tuple[Channel, LineState, PbxPresence], tuple[
+            TeamsPresence | None, float | None
+        ]] = {}
+        for key, index in self._pbx.items():
+            rule = None if index is None else rules.pbx_to_teams[index]
+            lifetime = rule.lifetime.total_seconds() if rule and rule.lifetime else None
+            self._targets[key] = (rule.teams if rule else None, lifetime)
+        self._pbx_by_teams = {
+            key: (PbxPresence.ONLINE if index is None else rules.teams_to_pbx[index].pbx)
+            for key, index in self._teams.items()
+        }
 
     def to_pbx(self, presence: TeamsPresence) -> PbxPresence:
         """The PBX presence for a Teams presence (`online` when no rule matches)."""
-        index = self._teams[(presence.availability, presence.activity)]
-        return PbxPresence.ONLINE if index is None else self.rules.teams_to_pbx[index].pbx
+        return self._pbx_by_teams[(presence.availability, presence.activity)]
+
+    def target(
+        self, channel: Channel, line: LineState, pbx: PbxPresence
+    ) -> tuple[TeamsPresence | None, float | None]:
+        """Presence (None: nothing) and lifetime in seconds for one channel; the fast form."""
+        return self._targets[(channel, line, pbx)]
 
     def to_teams(self, channel: Channel, line: LineState, pbx: PbxPresence) -> TeamsWrite:
         """What `channel` should hold in Teams for this line state and PBX presence."""

@@ -130,22 +130,14 @@ def _pbx_action(
     return PbxAction(presence, note), wake
 
 
-def _line_and_pbx(state: PersonState) -> tuple[LineState, PbxPresence]:
-    line = state.line.state if state.line is not None else LineState.IDLE
-    pbx = state.pbx_own.presence if state.pbx_own is not None else PbxPresence.ONLINE
-    return line, pbx
-
-
 def _session_action(
-    state: PersonState, now: float, config: PolicyConfig
+    state: PersonState, now: float, config: PolicyConfig, line: LineState, pbx: PbxPresence
 ) -> tuple[TeamsAction | None, float | None]:
-    line, pbx = _line_and_pbx(state)
     target: TeamsPresence | None = None
     lifetime = config.default_session_lifetime
     if config.push_line_state:
-        write = config.mapping.to_teams(Channel.SESSION, line, pbx)
-        target = write.presence
-        lifetime = write.lifetime_seconds or lifetime
+        target, rule_lifetime = config.mapping.target(Channel.SESSION, line, pbx)
+        lifetime = rule_lifetime or lifetime
     session = state.session if state.session is not None and state.session.active(now) else None
     if target is not None and session is None and config.only_replace_available_busy:
         own = state.teams_own
@@ -168,17 +160,14 @@ def _session_action(
 
 
 def _preferred_action(
-    state: PersonState, now: float, config: PolicyConfig
+    state: PersonState, now: float, config: PolicyConfig, line: LineState, pbx: PbxPresence
 ) -> tuple[TeamsAction | None, float | None]:
     if state.preferred_overridden and config.respect_manual_teams:
         return None, None
-    line, pbx = _line_and_pbx(state)
     target: TeamsPresence | None = None
     lifetime: float | None = None
     if config.push_pbx_presence:
-        write = config.mapping.to_teams(Channel.PREFERRED, line, pbx)
-        target = write.presence
-        lifetime = write.lifetime_seconds
+        target, lifetime = config.mapping.target(Channel.PREFERRED, line, pbx)
     ours = state.preferred if state.preferred is not None and state.preferred.active(now) else None
     choice = state.person_choice
     if (
@@ -204,9 +193,11 @@ def _preferred_action(
 
 def decide(state: PersonState, now: float, config: PolicyConfig) -> Plan:
     """Everything to write for this person at `now`, and when to look again."""
+    line = state.line.state if state.line is not None else LineState.IDLE
+    own_pbx = state.pbx_own.presence if state.pbx_own is not None else PbxPresence.ONLINE
     pbx, wake_pbx = _pbx_action(state, now, config)
-    session, wake_session = _session_action(state, now, config)
-    preferred, wake_preferred = _preferred_action(state, now, config)
+    session, wake_session = _session_action(state, now, config, line, own_pbx)
+    preferred, wake_preferred = _preferred_action(state, now, config, line, own_pbx)
     wake = _earliest(_earliest(wake_pbx, wake_session), wake_preferred)
     if pbx is None and session is None and preferred is None and wake is None:
         return NOTHING

@@ -1,0 +1,111 @@
+"""Finding the Microsoft users whose field equals a PBX value: one index per Microsoft field."""
+
+from __future__ import annotations
+
+import re
+from typing import Protocol
+
+from m365pbx.core.matching.directory import MicrosoftDirectory, ValueIndex
+from m365pbx.core.matching.fields import MICROSOFT_FIELD_READERS
+from m365pbx.core.matching.normalize import Normalizer
+from m365pbx.core.matching.phones import PhoneKeys
+
+NO_HITS: list[int] = []
+
+# Parsing every Microsoft phone number would take most of the run time, so numbers are filed
+# by their last digits and only the few sharing those digits with a PBX number are parsed.
+# A value of ASCII digits and separators only ("plain") ends in the same digits as its E.164
+# form whenever its national significant number has at least SAFE_NATIONAL_DIGITS digits:
+# prefixes (international, country, national, carrier) are stripped from the front, and the
+# rewrite rules of a few regions touch only short numbers. Such PBX numbers use the buckets;
+# shorter ones use an exact index of every parsed value, built the first time it is needed.
+# tests/core/test_matching_phones.py checks the suffix property with hypothesis.
+_PLAIN_PHONE = re.compile(r"\+?[0-9 ()./-]*")
+_SEPARATORS = str.maketrans("", "", "+ ()./-")
+SUFFIX_DIGITS = 6
+SAFE_NATIONAL_DIGITS = 8
+
+
+class FieldLookup(Protocol):
+    """Looks up PBX values in one Microsoft field."""
+
+    def find(self, value: str) -> list[int] | None:
+        """Return the positions (ascending) of users with an equal value; None for no value."""
+        ...
+
+
+class TextLookup:
+    """Exact lookup of the normalised PBX value in a dict of normalised Microsoft values."""
+
+    def __init__(self, index: ValueIndex, normalize_pbx: Normalizer) -> None:
+        self._index = index
+        self._normalize = normalize_pbx
+
+    def find(self, value: str) -> list[int] | None:
+        """Return the positions of users whose normalised value equals the PBX value's."""
+        key = self._normalize(value)
+        if not key:
+            return None
+        return self._index.get(key, NO_HITS)
+
+
+def digits_suffix(phone_key: str) -> str:
+    """The last digits of a phone comparison key (E.164 with optional `;ext=`, or digits)."""
+    return "".join(char for char in phone_key if char.isdigit())[-SUFFIX_DIGITS:]
+
+
+def plain_suffix(value: str) -> str | None:
+    """The last digits of a plain phone value, or None when it must be parsed to be filed."""
+    if not value.isascii() or not _PLAIN_PHONE.fullmatch(value):
+        return None
+    digits = value.translate(_SEPARATORS)
+    return digits[-SUFFIX_DIGITS:] if len(digits) >= SAFE_NATIONAL_DIGITS else None
+
+
+class PhoneLookup:
+    """Phone numbers filed by their last digits; candidates are compared by their full key."""
+
+    def __init__(self, directory: MicrosoftDirectory, field: str, keys: PhoneKeys) -> None:
+        self._keys = keys
+        self._values: list[tuple[int, str]] = []
+        self._buckets: dict[str, list[tuple[int, str]]] = {}
+        self._exact: ValueIndex | None = None
+        read = MICROSOFT_FIELD_READERS[field]
+        for position, user in enumerate(directory.users):
+            for value in read(user):
+                self._values.append((position, value))
+                suffix = plain_suffix(value)
+                if suffix is None:
+                    suffix = digits_suffix(keys(value).key)
+                if suffix:
+                    self._buckets.setdefault(suffix, []).append((position, value))
+
+    def find(self, value: str) -> list[int] | None:
+        """Return the positions of users with a number equal to the PBX value."""
+        wanted = self._keys(value)
+        key = wanted.key
+        if not key:
+            return None
+        if wanted.national_digits < SAFE_NATIONAL_DIGITS:
+            return self._exact_index().get(key, NO_HITS)
+        bucket = self._buckets.get(digits_suffix(key))
+        if not bucket:
+            return NO_HITS
+        hits = [position for position, raw in bucket if self._keys(raw).key == key]
+        return list(dict.fromkeys(hits)) if len(hits) > 1 else hits
+
+    def _exact_index(self) -> ValueIndex:
+        if self._exact is None:
+            self._exact = {}
+            for position, raw in self._values:
+                bucket = self._exact.setdefault(self._keys(raw).key, [])
+                if not bucket or bucket[-1] != position:
+                    bucket.append(position)
+        return self._exact
+
+
+def text_lookup(
+    directory: MicrosoftDirectory, field: str, normalize: Normalizer, normalize_pbx: Normalizer
+) -> TextLookup:
+    """Index the field's normalised values and look PBX values up in that index."""
+    return TextLookup(directory.build_index(field, normalize), normalize_pbx)

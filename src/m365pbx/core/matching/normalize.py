@@ -1,0 +1,71 @@
+"""Text normalisation applied to both sides of a rule before values are compared."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+
+Normalizer = Callable[[str], str]
+
+# Letters with a stroke or bar have no Unicode decomposition, so NFKD alone keeps them.
+_UNDECOMPOSABLE_LETTERS = str.maketrans(
+    {"ø": "o", "Ø": "O", "ł": "l", "Ł": "L", "đ": "d", "Đ": "D", "ħ": "h", "Ħ": "H", "ı": "i"}
+)
+# Accents are the combining diacritical mark blocks; marks of other scripts (vowel signs,
+# viramas) carry meaning and stay.
+_ACCENTS = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+
+
+def fold_unicode(value: str) -> str:
+    """Apply NFKC (full-width and compatibility forms), strip accents and collapse whitespace."""
+    if value.isascii():
+        # Printable ASCII without spaces (most addresses and names) is already in normal form.
+        if " " not in value and value.isprintable():
+            return value
+        return " ".join(value.split())
+    value = unicodedata.normalize("NFKC", value)
+    if not value.isascii():
+        decomposed = unicodedata.normalize("NFKD", value.translate(_UNDECOMPOSABLE_LETTERS))
+        value = unicodedata.normalize("NFC", _ACCENTS.sub("", decomposed))
+    return " ".join(value.split())
+
+
+def strip_domain(value: str) -> str:
+    """Turn `user@domain.tld` into `user`; other values pass unchanged."""
+    local, at, _domain = value.rpartition("@")
+    return local if at else value
+
+
+def strip_sip_scheme(value: str) -> str:
+    """Drop a leading `sip:` or `sips:` URI scheme (any case) from a PBX value."""
+    if ":" not in value:
+        return value
+    trimmed = value.lstrip()
+    head = trimmed[:5].lower()
+    if head.startswith("sip:"):
+        return trimmed[4:]
+    if head == "sips:":
+        return trimmed[5:]
+    return value
+
+
+def text_normalizer(*, casefold: bool, unicode_normalize: bool, domain: bool) -> Normalizer:
+    """Build the function that turns a raw text value into its comparison key."""
+    steps: list[Normalizer] = []
+    if unicode_normalize:
+        steps.append(fold_unicode)
+    if casefold:
+        steps.append(str.casefold)
+    if domain:
+        steps.append(strip_domain)
+    if not steps:
+        return str
+    normalize = steps[0]
+    for step in steps[1:]:
+        normalize = _then(normalize, step)
+    return normalize
+
+
+def _then(first: Normalizer, second: Normalizer) -> Normalizer:
+    return lambda value: second(first(value))

@@ -1,0 +1,101 @@
+"""Walking one PBX user through the rules in order, narrowing candidates as it goes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from m365pbx.core.matching import reasons
+from m365pbx.core.matching.lookups import FieldLookup
+from m365pbx.core.matching.rules import Rule
+from m365pbx.core.matching.users import PbxUser
+
+
+@dataclass(frozen=True, slots=True)
+class RuleLookup:
+    """A rule with the lookup of its Microsoft field."""
+
+    rule: Rule
+    lookup: FieldLookup
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """Exactly one Microsoft user (by position) was found by `rule`."""
+
+    position: int
+    rule: str
+
+
+@dataclass(frozen=True, slots=True)
+class Undecided:
+    """No single candidate: ambiguous when `candidates` is non-empty, else unmatched."""
+
+    candidates: tuple[int, ...]
+    reason: str
+
+
+class RuleWalker:
+    """Applies the rules to PBX users and remembers left-out users that a rule hit."""
+
+    def __init__(
+        self,
+        lookups: Sequence[RuleLookup],
+        ids: Sequence[str],
+        blocked: Sequence[str | None],
+        left_out: Sequence[str | None],
+    ) -> None:
+        self._lookups = [(lookup, str(lookup.rule)) for lookup in lookups]
+        self._ids = ids
+        self._blocked = blocked
+        self._left_out = left_out
+        # Left-out Microsoft user position -> (h323, rule) of the first PBX user that hit it.
+        self.wanted_by: dict[int, tuple[str, str]] = {}
+
+    def walk(self, user: PbxUser) -> Decided | Undecided:
+        """Return the first rule's single candidate, or the candidates left and why."""
+        blocked = self._blocked
+        narrowed: set[int] | None = None
+        notes: list[str] = []
+        unavailable: dict[int, None] = {}
+        for lookup, rule_text in self._lookups:
+            rule = lookup.rule
+            raw = user.value(rule.pbx_field)
+            hits = lookup.lookup.find(raw) if raw else None
+            if raw is None or hits is None:
+                notes.append(reasons.missing_pbx_value(rule))
+                continue
+            if not hits:
+                notes.append(reasons.no_candidate(rule, raw))
+                continue
+            if len(hits) == 1:
+                found = hits if blocked[hits[0]] is None else []
+            else:
+                found = [position for position in hits if blocked[position] is None]
+            if len(found) < len(hits):
+                self._remember(hits, user.h323, rule_text)
+                unavailable.update((position, None) for position in hits if blocked[position])
+            if narrowed is not None:
+                found = [position for position in found if position in narrowed]
+            if len(found) == 1:
+                return Decided(found[0], rule_text)
+            if found:
+                ids = [self._ids[position] for position in found]
+                if narrowed is None:
+                    notes.append(reasons.several_candidates(rule, raw, ids))
+                else:
+                    notes.append(reasons.some_of_them(rule, raw, ids))
+                narrowed = set(found)
+            elif narrowed is not None:
+                notes.append(reasons.none_of_them(rule, raw))
+            else:
+                notes.append(reasons.none_in_scope(rule, raw))
+        if narrowed is None and unavailable:
+            names = [(self._ids[position], blocked[position] or "") for position in unavailable]
+            notes.append(reasons.left_out_hits(names))
+        return Undecided(tuple(sorted(narrowed or ())), "; ".join(notes))
+
+    def _remember(self, hits: Sequence[int], h323: str, rule_text: str) -> None:
+        for position in hits:
+            if self._left_out[position] is not None and position not in self.wanted_by:
+                self.wanted_by[position] = (h323, rule_text)

@@ -1,0 +1,176 @@
+"""`m365pbx mapping show | explain | export | import`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from m365pbx.cli.app import app, reports_input_errors
+from m365pbx.core.mapping import (
+    DEFAULT_RULES,
+    Channel,
+    CompiledMapping,
+    MappingRuleSet,
+    apply_overlays,
+    rule_set_to_document,
+)
+from m365pbx.core.mapping.document import find_unreachable_rules
+from m365pbx.core.presence import (
+    Activity,
+    Availability,
+    LineState,
+    PbxPresence,
+    TeamsPresence,
+    lookup_activity,
+    lookup_availability,
+    lookup_line_state,
+    lookup_pbx_presence,
+)
+from m365pbx.errors import UserInputError
+from m365pbx.mapping_files import dump_document, load_overlay
+
+mapping_app = typer.Typer(help="Show, explain, export and import presence mappings.")
+app.add_typer(mapping_app, name="mapping")
+
+OverlayOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--overlay",
+        "-o",
+        help="Mapping file laid over the defaults (repeat: tenant first, then connection).",
+    ),
+]
+
+
+def effective_rules(overlays: list[Path] | None) -> MappingRuleSet:
+    """The defaults with each overlay file laid over them in order."""
+    return apply_overlays(DEFAULT_RULES, *(load_overlay(path) for path in overlays or []))
+
+
+@mapping_app.command("show")
+@reports_input_errors
+def show(overlay: OverlayOption = None) -> None:
+    """Print the effective rules of both directions."""
+    rules = effective_rules(overlay)
+    console = Console()
+    teams = Table(title="Teams → PBX", title_justify="left")
+    for column in ("#", "availability", "activity", "PBX presence", "from"):
+        teams.add_column(column)
+    for number, t2p in enumerate(rules.teams_to_pbx, 1):
+        teams.add_row(
+            str(number),
+            t2p.availability.value if t2p.availability else "any",
+            t2p.activity.value if t2p.activity else "any",
+            t2p.pbx.value,
+            t2p.origin,
+        )
+    console.print(teams)
+    pbx = Table(title="PBX → Teams", title_justify="left")
+    for column in ("#", "line state", "PBX presence", "writes", "lifetime", "from"):
+        pbx.add_column(column)
+    for number, p2t in enumerate(rules.pbx_to_teams, 1):
+        document_rule = rule_set_to_document(MappingRuleSet((), (p2t,)))["pbx_to_teams"][0]
+        pbx.add_row(
+            str(number),
+            p2t.line_state.value if p2t.line_state else "any",
+            p2t.pbx_presence.value if p2t.pbx_presence else "any",
+            f"{p2t.channel.value}: {document_rule[p2t.channel.value]}",
+            document_rule.get("lifetime", "-"),
+            p2t.origin,
+        )
+    console.print(pbx)
+    for warning in find_unreachable_rules(rules):
+        typer.echo(f"warning: {warning}", err=True)
+
+
+E = TypeVar("E", bound=Enum)
+
+
+def _parse(value: str | None, lookup: Callable[[str], E | None], kind: type[E], option: str) -> (
+    E | None
+):
+    if value is None:
+        return None
+    parsed = lookup(value)
+    if parsed is None:
+        names = ", ".join(str(member.value) for member in kind)
+        raise UserInputError(f"{option}: unknown value {value!r}; expected one of: {names}")
+    return parsed
+
+
+@mapping_app.command("explain")
+@reports_input_errors
+def explain(
+    availability: Annotated[str | None, typer.Option(help="Teams availability, e.g. Busy")] = None,
+    activity: Annotated[str | None, typer.Option(help="Teams activity, e.g. InACall")] = None,
+    line_state: Annotated[str | None, typer.Option(help="PBX line state, e.g. held")] = None,
+    pbx_presence: Annotated[str | None, typer.Option(help="PBX presence, e.g. dnd")] = None,
+    overlay: OverlayOption = None,
+) -> None:
+    """Say what a presence turns into on the other side, and which rule decided."""
+    compiled = CompiledMapping(effective_rules(overlay))
+    teams_given = availability is not None or activity is not None
+    pbx_given = line_state is not None or pbx_presence is not None
+    if teams_given == pbx_given:
+        raise UserInputError(
+            "give a Teams presence (--availability and/or --activity) or a PBX state "
+            "(--line-state and/or --pbx-presence), not both"
+        )
+    if teams_given:
+        parsed_availability = _parse(availability, lookup_availability, Availability,
+                                     "--availability")
+        parsed_activity = _parse(activity, lookup_activity, Activity, "--activity")
+        presence = TeamsPresence(
+            parsed_availability or Availability.PRESENCE_UNKNOWN,
+            parsed_activity or Activity.PRESENCE_UNKNOWN,
+        )
+        result = compiled.explain_teams(presence)
+        typer.echo(compiled.to_pbx(presence).value)
+        typer.echo(f"because {result.reason}")
+        return
+    line = _parse(line_state, lookup_line_state, LineState, "--line-state") or LineState.IDLE
+    pbx = _parse(pbx_presence, lookup_pbx_presence, PbxPresence, "--pbx-presence")
+    pbx = pbx or PbxPresence.ONLINE
+    for channel in Channel:
+        write = compiled.to_teams(channel, line, pbx)
+        target = "nothing (ours cleared)" if write.presence is None else str(write.presence)
+        typer.echo(f"{channel.value}: {target}")
+        typer.echo(f"  because {compiled.explain_pbx(channel, line, pbx).reason}")
+
+
+@mapping_app.command("export")
+@reports_input_errors
+def export(
+    overlay: OverlayOption = None,
+    output: Annotated[Path | None, typer.Option(help="Write here instead of stdout")] = None,
+) -> None:
+    """Write the effective rules as a mapping document (YAML, or JSON for *.json)."""
+    text = dump_document(rule_set_to_document(effective_rules(overlay)), output)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {output}", err=True)
+
+
+@mapping_app.command("import")
+@reports_input_errors
+def import_(
+    file: Annotated[Path, typer.Argument(help="Mapping document to check (YAML or JSON)")],
+) -> None:
+    """Check a mapping document against the defaults and report what it changes."""
+    overlay = load_overlay(file)
+    merged = apply_overlays(DEFAULT_RULES, overlay)
+    for warning in find_unreachable_rules(merged):
+        typer.echo(f"warning: {warning}", err=True)
+    typer.echo(
+        f"{file}: valid; {len(overlay.teams_to_pbx)} Teams → PBX and "
+        f"{len(overlay.pbx_to_teams)} PBX → Teams rules"
+        + (" replace the defaults" if overlay.replace else " amend the defaults")
+    )

@@ -2,4 +2,5 @@
 
 from __future__ import annotations
 
+from m365pbx.cli import db  # noqa: F401
 from m365pbx.cli import match  # noqa: F401

@@ -1,1 +1,84 @@
+"""Persistent store: SQLAlchemy async tables, repositories, Alembic migrations, secrets."""
 
+from __future__ import annotations
+
+from m365pbx.store.db import (
+    DEFAULT_DATABASE_URL,
+    create_engine,
+    ensure_sqlite_directory,
+    mask_url,
+    parse_database_url,
+    session_factory,
+)
+from m365pbx.store.enums import (
+    CredentialKind,
+    MatchStatus,
+    ObjectState,
+    Origin,
+    Permission,
+    Side,
+    SignInMethod,
+)
+from m365pbx.store.errors import (
+    ConflictError,
+    DatabaseUrlError,
+    EmptyDirectoryError,
+    NotFoundError,
+    ReadOnlyObjectError,
+    SecretKeyError,
+    StoreError,
+)
+from m365pbx.store.migrate import database_revision, head_revision, upgrade_database
+from m365pbx.store.repositories import (
+    Change,
+    CredentialSpec,
+    Declarations,
+    PbxConnectionSpec,
+    PersonRecord,
+    ReplaceReport,
+    ServiceAccountSpec,
+    SyncReport,
+    TenantSpec,
+)
+from m365pbx.store.secrets import SecretBox, generate_key, load_secret_box
+from m365pbx.store.store import Repositories, Store
+
+__all__ = [
+    "DEFAULT_DATABASE_URL",
+    "Change",
+    "ConflictError",
+    "CredentialKind",
+    "CredentialSpec",
+    "DatabaseUrlError",
+    "Declarations",
+    "EmptyDirectoryError",
+    "MatchStatus",
+    "NotFoundError",
+    "ObjectState",
+    "Origin",
+    "PbxConnectionSpec",
+    "Permission",
+    "PersonRecord",
+    "ReadOnlyObjectError",
+    "ReplaceReport",
+    "Repositories",
+    "SecretBox",
+    "SecretKeyError",
+    "ServiceAccountSpec",
+    "Side",
+    "SignInMethod",
+    "Store",
+    "StoreError",
+    "SyncReport",
+    "TenantSpec",
+    "create_engine",
+    "database_revision",
+    "ensure_sqlite_directory",
+    "generate_key",
+    "head_revision",
+    "load_secret_box",
+    "mask_url",
+    "parse_database_url",
+    "session_factory",
+    "upgrade_database",
+]

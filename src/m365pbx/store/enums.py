@@ -1,0 +1,63 @@
+"""The closed vocabularies stored in the database (kept as strings, validated in Python)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Origin(StrEnum):
+    """Who manages a declarable object: the YAML file (read-only elsewhere) or the store."""
+
+    FILE = "file"
+    STORE = "store"
+
+
+class ObjectState(StrEnum):
+    """The visible state of an account, connection or subscription."""
+
+    NEW = "new"
+    STARTING = "starting"
+    CONNECTED = "connected"
+    DEGRADED = "degraded"
+    BAD_CREDENTIALS = "bad_credentials"
+    ERROR = "error"
+    DISABLED = "disabled"
+
+
+class CredentialKind(StrEnum):
+    """How an app registration proves its identity."""
+
+    SECRET = "secret"  # noqa: S105 - a kind of credential, not a secret
+    CERTIFICATE = "certificate"
+
+
+class Permission(StrEnum):
+    """What an app registration is allowed to do."""
+
+    READ_PRESENCE = "read_presence"
+    WRITE_PRESENCE = "write_presence"
+    READ_CALENDARS = "read_calendars"
+    READ_CONTACTS = "read_contacts"
+    READ_DIRECTORY = "read_directory"
+
+
+class SignInMethod(StrEnum):
+    """How a service account signs in to get its delegated token."""
+
+    PASSWORD = "password"  # noqa: S105 - a sign-in method, not a password
+    DEVICE_CODE = "device_code"
+
+
+class MatchStatus(StrEnum):
+    """The outcome of matching one person between Teams and the PBX."""
+
+    MATCHED = "matched"
+    UNMATCHED = "unmatched"
+    AMBIGUOUS = "ambiguous"
+
+
+class Side(StrEnum):
+    """One side of the bridge."""
+
+    TEAMS = "teams"
+    PBX = "pbx"

@@ -1,0 +1,46 @@
+"""Typed async repositories, one per aggregate; each works inside the caller's session."""
+
+from __future__ import annotations
+
+from m365pbx.store.repositories.accounts import ServiceAccountRepository, ServiceAccountSpec
+from m365pbx.store.repositories.audit import AuditRepository
+from m365pbx.store.repositories.declarable import Change, DeclarableRepository
+from m365pbx.store.repositories.declarations import Declarations, SyncReport, sync_declared
+from m365pbx.store.repositories.pbx_connections import PbxConnectionRepository, PbxConnectionSpec
+from m365pbx.store.repositories.people import PeopleRepository, PersonRecord, ReplaceReport
+from m365pbx.store.repositories.presence import (
+    LastPresenceRepository,
+    PresenceSessionRepository,
+)
+from m365pbx.store.repositories.rotation import rotate_secrets
+from m365pbx.store.repositories.subscriptions import SubscriptionRepository
+from m365pbx.store.repositories.tenants import (
+    CredentialRepository,
+    CredentialSpec,
+    TenantRepository,
+    TenantSpec,
+)
+
+__all__ = [
+    "AuditRepository",
+    "Change",
+    "CredentialRepository",
+    "CredentialSpec",
+    "DeclarableRepository",
+    "Declarations",
+    "LastPresenceRepository",
+    "PbxConnectionRepository",
+    "PbxConnectionSpec",
+    "PeopleRepository",
+    "PersonRecord",
+    "PresenceSessionRepository",
+    "ReplaceReport",
+    "ServiceAccountRepository",
+    "ServiceAccountSpec",
+    "SubscriptionRepository",
+    "SyncReport",
+    "TenantRepository",
+    "TenantSpec",
+    "rotate_secrets",
+    "sync_declared",
+]

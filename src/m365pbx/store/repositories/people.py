@@ -1,0 +1,173 @@
+"""People: the match results of one PBX connection, replaced as a whole after each sync."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from m365pbx.store.enums import MatchStatus
+from m365pbx.store.errors import ConflictError, EmptyDirectoryError
+from m365pbx.store.repositories._common import assign, flush_or_conflict, get_or_raise
+from m365pbx.store.tables import PbxConnection, Person
+
+Identity = tuple[str | None, int | None, str | None]
+"""(pbx key, tenant id, Teams user id): a person row keeps its id only while all three hold."""
+
+
+@dataclass(frozen=True)
+class PersonRecord:
+    """One match result as the matching step produces it."""
+
+    status: MatchStatus
+    display_name: str = ""
+    pbx_key: str | None = None
+    tenant_id: int | None = None
+    teams_user_id: str | None = None
+    rule: str | None = None
+    reason: str | None = None
+    candidates: Sequence[Mapping[str, Any]] = ()
+
+    def __post_init__(self) -> None:
+        if self.pbx_key is None and self.teams_user_id is None:
+            raise ValueError("a person needs a PBX key, a Teams user id, or both")
+        if self.teams_user_id is not None and self.tenant_id is None:
+            raise ValueError("a Teams user id needs the tenant id it belongs to")
+
+    @property
+    def identity(self) -> Identity:
+        """Return what makes this the same person as a stored row."""
+        return (self.pbx_key, self.tenant_id, self.teams_user_id)
+
+
+@dataclass(frozen=True)
+class ReplaceReport:
+    """How replacing a connection's people changed the stored rows."""
+
+    added: int
+    updated: int
+    unchanged: int
+    removed: int
+
+
+class PeopleRepository:
+    """Match results per PBX connection."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def replace_for_connection(
+        self, pbx_connection_id: int, people: Sequence[PersonRecord], *, allow_empty: bool = False
+    ) -> ReplaceReport:
+        """Make the connection's people exactly `people`, keeping the ids of those unchanged.
+
+        Refuses an empty list unless `allow_empty` (a failed fetch must not wipe a good
+        directory). A person whose PBX key or Teams user changes is a new row: presence
+        sessions and last presence of the old one go with it. Run inside one transaction.
+        """
+        await get_or_raise(self.session, PbxConnection, pbx_connection_id, "PBX connection")
+        if not people and not allow_empty:
+            raise EmptyDirectoryError(
+                f"refusing to replace the people of PBX connection {pbx_connection_id} with an "
+                "empty list (pass allow_empty=True if the directory really is empty)"
+            )
+        _refuse_duplicates(people)
+        existing = {
+            row_identity(row): row for row in await self.list_for_connection(pbx_connection_id)
+        }
+        wanted = {record.identity: record for record in people}
+        gone = [row for key, row in existing.items() if key not in wanted]
+        for stale in gone:
+            await self.session.delete(stale)
+        # Deletes first: a PBX key moving to another Teams user would collide otherwise.
+        await self.session.flush()
+        added = updated = unchanged = 0
+        for key, record in wanted.items():
+            row = existing.get(key)
+            if row is None:
+                row = Person(pbx_connection_id=pbx_connection_id)
+                _copy(row, record)
+                self.session.add(row)
+                added += 1
+            elif _copy(row, record):
+                updated += 1
+            else:
+                unchanged += 1
+        await flush_or_conflict(
+            self.session, f"cannot store the people of PBX connection {pbx_connection_id}"
+        )
+        return ReplaceReport(added=added, updated=updated, unchanged=unchanged, removed=len(gone))
+
+    async def get(self, person_id: int) -> Person:
+        """Return the person with this id or raise NotFoundError."""
+        return await get_or_raise(self.session, Person, person_id, "person")
+
+    async def list_for_connection(
+        self, pbx_connection_id: int, *, status: MatchStatus | None = None
+    ) -> list[Person]:
+        """Return the connection's people, optionally only those with one match status."""
+        query = select(Person).where(Person.pbx_connection_id == pbx_connection_id)
+        if status is not None:
+            query = query.where(Person.status == status)
+        return list(await self.session.scalars(query.order_by(Person.id)))
+
+    async def find_by_pbx_key(self, pbx_connection_id: int, pbx_key: str) -> Person | None:
+        """Return the person with this PBX key on this connection, or None."""
+        query = select(Person).where(
+            Person.pbx_connection_id == pbx_connection_id, Person.pbx_key == pbx_key
+        )
+        return (await self.session.scalars(query)).one_or_none()
+
+    async def find_by_teams_user(self, tenant_id: int, teams_user_id: str) -> list[Person]:
+        """Return the rows of this Teams user, one per PBX connection that knows them."""
+        query = select(Person).where(
+            Person.tenant_id == tenant_id, Person.teams_user_id == teams_user_id
+        )
+        return list(await self.session.scalars(query.order_by(Person.id)))
+
+    async def count_by_status(self, pbx_connection_id: int) -> dict[MatchStatus, int]:
+        """Return how many people of the connection have each match status."""
+        query = (
+            select(Person.status, func.count())
+            .where(Person.pbx_connection_id == pbx_connection_id)
+            .group_by(Person.status)
+        )
+        counts = {status: 0 for status in MatchStatus}
+        for status, count in (await self.session.execute(query)).all():
+            counts[MatchStatus(status)] = count
+        return counts
+
+
+def row_identity(row: Person) -> Identity:
+    """Return what makes a stored row the same person as a record."""
+    return (row.pbx_key, row.tenant_id, row.teams_user_id)
+
+
+def _copy(row: Person, record: PersonRecord) -> bool:
+    changes = [
+        assign(row, "pbx_key", record.pbx_key),
+        assign(row, "tenant_id", record.tenant_id),
+        assign(row, "teams_user_id", record.teams_user_id),
+        assign(row, "display_name", record.display_name),
+        assign(row, "status", record.status),
+        assign(row, "rule", record.rule),
+        assign(row, "reason", record.reason),
+        assign(row, "candidates", [dict(candidate) for candidate in record.candidates]),
+    ]
+    return any(changes)
+
+
+def _refuse_duplicates(people: Sequence[PersonRecord]) -> None:
+    identities = Counter(record.identity for record in people)
+    keys = Counter(record.pbx_key for record in people if record.pbx_key is not None)
+    twice_identity = [identity for identity, count in identities.items() if count > 1]
+    twice_key = sorted(key for key, count in keys.items() if count > 1)
+    if twice_identity or twice_key:
+        shown = twice_key or [str(identity) for identity in twice_identity]
+        raise ConflictError(
+            f"the new directory lists the same person more than once: {', '.join(shown[:5])}"
+        )

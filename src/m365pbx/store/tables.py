@@ -1,0 +1,255 @@
+"""The declarative models: one class per table, the schema the migrations must match."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from m365pbx.store.enums import (
+    CredentialKind,
+    MatchStatus,
+    ObjectState,
+    Origin,
+    Side,
+    SignInMethod,
+)
+from m365pbx.store.types import UTCDateTime, enum_type, json_type, secret_type, utcnow
+
+# Named constraints: Alembic's batch mode on SQLite can only alter what has a name.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+SECRET = {"secret": True}
+"""Column info marking a Fernet-encrypted column: never shown, re-encrypted on key rotation."""
+
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+"""A 64-bit key; INTEGER on SQLite, where only that spelling autoincrements (rowid alias)."""
+
+
+def table_args(*items: Any) -> tuple[Any, ...]:
+    """Return `__table_args__` with the options every table shares."""
+    return (*items, TABLE_OPTIONS)
+
+
+# SQLite reuses the largest rowid after a delete unless AUTOINCREMENT is on; ids must not
+# come back (a re-matched person is a new person), as with PostgreSQL's sequences.
+TABLE_OPTIONS: dict[str, Any] = {"sqlite_autoincrement": True}
+
+
+class Base(DeclarativeBase):
+    """Base of every model: shared metadata and a repr that never shows secrets."""
+
+    __table_args__: Any = table_args()
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime()}
+    repr_fields: ClassVar[tuple[str, ...]] = ()
+
+    def __repr__(self) -> str:
+        shown = ("id", *self.repr_fields)
+        parts = []
+        for name in shown:
+            column = self.__table__.columns.get(name)
+            if column is None or column.info.get("secret"):
+                continue
+            parts.append(f"{name}={getattr(self, name, None)!r}")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+
+class Declared(Base):
+    """Base of the objects the YAML file can declare: who manages them, and when they changed."""
+
+    __abstract__ = True
+
+    origin: Mapped[Origin] = mapped_column(enum_type(Origin), default=Origin.STORE)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, sort_order=100)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow, sort_order=100)
+
+
+class Stateful(Declared):
+    """A declared object with a visible state and the last error text."""
+
+    __abstract__ = True
+
+    state: Mapped[ObjectState] = mapped_column(enum_type(ObjectState), default=ObjectState.NEW)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    state_changed_at: Mapped[datetime | None] = mapped_column()
+
+
+class Tenant(Declared):
+    """An Entra ID tenant."""
+
+    __tablename__ = "tenants"
+    repr_fields = ("name", "entra_tenant_id", "origin")
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    entra_tenant_id: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    mapping_overrides: Mapped[dict[str, Any]] = mapped_column(json_type(), default=dict)
+
+
+class Credential(Declared):
+    """An app registration: client id plus a secret or a certificate, and what it may do."""
+
+    __tablename__ = "credentials"
+    __table_args__ = table_args(UniqueConstraint("tenant_id", "client_id"))
+    repr_fields = ("name", "tenant_id", "client_id", "kind", "origin")
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    client_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[CredentialKind] = mapped_column(enum_type(CredentialKind))
+    client_secret_encrypted: Mapped[str | None] = mapped_column(secret_type(), info=SECRET)
+    certificate_key_encrypted: Mapped[str | None] = mapped_column(secret_type(), info=SECRET)
+    certificate_thumbprint: Mapped[str | None] = mapped_column(String(128))
+    permissions: Mapped[list[str]] = mapped_column(json_type(), default=list)
+
+
+class ServiceAccount(Stateful):
+    """A licensed Teams user whose delegated token owns presence subscriptions."""
+
+    __tablename__ = "service_accounts"
+    repr_fields = ("upn", "tenant_id", "sign_in_method", "state", "origin")
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    # Removing an app registration an account signs in through is refused. NO ACTION, not
+    # RESTRICT: PostgreSQL checks RESTRICT mid-cascade, which would break deleting a tenant.
+    credential_id: Mapped[int | None] = mapped_column(ForeignKey("credentials.id"), index=True)
+    upn: Mapped[str] = mapped_column(String(320), unique=True)
+    sign_in_method: Mapped[SignInMethod] = mapped_column(enum_type(SignInMethod))
+    password_encrypted: Mapped[str | None] = mapped_column(secret_type(), info=SECRET)
+    refresh_token_encrypted: Mapped[str | None] = mapped_column(secret_type(), info=SECRET)
+
+
+class PbxConnection(Stateful):
+    """One configured PBX adapter instance."""
+
+    __tablename__ = "pbx_connections"
+    repr_fields = ("name", "kind", "state", "origin")
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    settings: Mapped[dict[str, Any]] = mapped_column(json_type(), default=dict)
+    # Passwords inside a connection's settings (AMI secret, SIP digest) live here, encrypted.
+    secret_settings_encrypted: Mapped[str | None] = mapped_column(secret_type(), info=SECRET)
+    mapping_overrides: Mapped[dict[str, Any]] = mapped_column(json_type(), default=dict)
+
+
+class Person(Base):
+    """One match result: a Teams user and a PBX user, or one of them with the reason why not."""
+
+    __tablename__ = "people"
+    __table_args__ = table_args(
+        UniqueConstraint("pbx_connection_id", "pbx_key"),
+        Index(None, "tenant_id", "teams_user_id"),
+        Index(None, "pbx_connection_id", "status"),
+    )
+    repr_fields = ("pbx_connection_id", "pbx_key", "teams_user_id", "status")
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pbx_connection_id: Mapped[int] = mapped_column(
+        ForeignKey("pbx_connections.id", ondelete="CASCADE")
+    )
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    teams_user_id: Mapped[str | None] = mapped_column(String(64))
+    pbx_key: Mapped[str | None] = mapped_column(String(255))
+    display_name: Mapped[str] = mapped_column(String(255), default="")
+    status: Mapped[MatchStatus] = mapped_column(enum_type(MatchStatus))
+    rule: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(Text)
+    candidates: Mapped[list[Any]] = mapped_column(json_type(), default=list)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Subscription(Base):
+    """A Graph change-notification subscription we own."""
+
+    __tablename__ = "subscriptions"
+    repr_fields = ("graph_subscription_id", "service_account_id", "expires_at", "state")
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    graph_subscription_id: Mapped[str] = mapped_column(String(128), unique=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    service_account_id: Mapped[int] = mapped_column(
+        ForeignKey("service_accounts.id", ondelete="CASCADE"), index=True
+    )
+    resource: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    client_state_encrypted: Mapped[str] = mapped_column(secret_type(), info=SECRET)
+    state: Mapped[ObjectState] = mapped_column(enum_type(ObjectState), default=ObjectState.NEW)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column()
+    renewed_at: Mapped[datetime | None] = mapped_column()
+
+
+class PresenceSession(Base):
+    """Our `setPresence` session in Teams for one person, with the last value written."""
+
+    __tablename__ = "presence_sessions"
+    repr_fields = ("person_id", "session_id", "availability", "activity", "expires_at")
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), unique=True)
+    session_id: Mapped[str] = mapped_column(String(64))
+    availability: Mapped[str] = mapped_column(String(32))
+    activity: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    last_written_at: Mapped[datetime] = mapped_column()
+
+
+class LastPresence(Base):
+    """The last presence seen on one side for one person, and what we last wrote there."""
+
+    __tablename__ = "last_presence"
+    __table_args__ = table_args(UniqueConstraint("person_id", "side"))
+    repr_fields = ("person_id", "side", "seen_values", "seen_sequence", "seen_at")
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    side: Mapped[Side] = mapped_column(enum_type(Side))
+    seen_values: Mapped[dict[str, Any] | None] = mapped_column(json_type())
+    seen_sequence: Mapped[int | None] = mapped_column(BigInteger)
+    seen_at: Mapped[datetime | None] = mapped_column()
+    written_values: Mapped[dict[str, Any] | None] = mapped_column(json_type())
+    written_at: Mapped[datetime | None] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
+
+
+class AuditEvent(Base):
+    """One append-only audit record: who did what to which object."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = table_args(Index(None, "object_type", "object_id"))
+    repr_fields = ("at", "actor", "action", "object_type", "object_id")
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(64))
+    object_type: Mapped[str] = mapped_column(String(64))
+    object_id: Mapped[str | None] = mapped_column(String(255))
+    details: Mapped[dict[str, Any]] = mapped_column(json_type(), default=dict)
+
+
+DECLARABLE: tuple[type[Declared], ...] = (Tenant, Credential, ServiceAccount, PbxConnection)
+"""The models that the YAML file can declare, parents first."""

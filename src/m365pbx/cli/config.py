@@ -1,0 +1,64 @@
+"""`m365pbx config ...`: check, show and print an example of the configuration file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+
+from m365pbx.cli.app import EXIT_BAD_INPUT, app, reports_input_errors
+from m365pbx.config import ConfigError, count, describe, example_config_text, load_config
+
+config_app = typer.Typer(
+    name="config",
+    help="Check the configuration file, show the effective settings, print an example.",
+    no_args_is_help=True,
+)
+app.add_typer(config_app, name="config")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        dir_okay=False,
+        help="YAML configuration file. Default: $M365PBX_CONFIG, else ./m365pbx.yaml if present.",
+    ),
+]
+
+
+@config_app.command("check")
+def check(config: ConfigOption = None) -> None:
+    """Load the configuration, report every problem (exit 2) or summarise it (exit 0)."""
+    try:
+        settings = load_config(config)
+    except ConfigError as exc:
+        for warning in exc.warnings:
+            typer.echo(f"warning: {warning}", err=True)
+        noun = "problem" if len(exc.problems) == 1 else "problems"
+        typer.echo(f"error: the configuration has {len(exc.problems)} {noun}:", err=True)
+        for problem in exc.problems:
+            typer.echo(f"  {problem}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    for warning in settings.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    source = settings.source_file or "no file: defaults and environment only"
+    typer.echo(f"config OK: {count(settings)} ({source})")
+    for line in describe(settings):
+        typer.echo(f"  {line}")
+
+
+@config_app.command("show")
+@reports_input_errors
+def show(config: ConfigOption = None) -> None:
+    """Print the effective settings (file, environment, defaults) as YAML, secrets masked."""
+    settings = load_config(config)
+    typer.echo(yaml.safe_dump(settings.redacted(), sort_keys=False, allow_unicode=True), nl=False)
+
+
+@config_app.command("example")
+def example() -> None:
+    """Print the commented example configuration."""
+    typer.echo(example_config_text(), nl=False)

@@ -1,0 +1,212 @@
+"""PBX connections: one model per kind, told apart by `kind`, with kind-specific settings."""
+
+from __future__ import annotations
+
+import string
+from enum import StrEnum
+from typing import Annotated, Literal
+
+import phonenumbers
+from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
+
+from m365pbx.config.fields import MODEL_CONFIG, Slug
+from m365pbx.config.mapping import MappingDocument
+from m365pbx.config.secrets import Secret
+
+SIP_DEFAULT_PORT = 5060
+ASTERISK_DEFAULT_PORT = 5038  # the AMI's usual port
+URI_PLACEHOLDERS = frozenset({"extension", "domain"})
+
+
+def check_match_rule(rule: str) -> str:
+    """Accept a matching rule PBXFIELD=MSFIELD whose Microsoft field m365pbx can read."""
+    # The matching module owns the rule syntax and field names; imported when first needed.
+    from m365pbx.core.matching.rules import parse_rule
+    from m365pbx.errors import UserInputError
+
+    try:
+        parse_rule(rule)
+    except UserInputError as exc:
+        raise ValueError(exc.message) from None
+    return rule.strip()
+
+
+MatchRule = Annotated[str, AfterValidator(check_match_rule)]
+
+
+class Matching(BaseModel):
+    """How PBX users are matched with Microsoft users."""
+
+    model_config = MODEL_CONFIG
+
+    rules: list[MatchRule] = Field(
+        default_factory=lambda: ["cn=displayName"],
+        min_length=1,
+        description="rules PBXFIELD=MSFIELD tried in order, e.g. cn=displayName, email=mail",
+    )
+    strip_domain: bool = Field(
+        default=False, description="compare addresses without their @domain part"
+    )
+    casefold: bool = Field(default=True, description="compare without regard to case")
+    unicode_normalize: bool = Field(
+        default=True, description="compare Unicode text in normal form (é written two ways)"
+    )
+    phone_region: str | None = Field(
+        default=None, description="region for phone numbers without country code, e.g. DE"
+    )
+
+    @field_validator("phone_region")
+    @classmethod
+    def _check_region(cls, region: str | None) -> str | None:
+        if region is None:
+            return None
+        upper = region.strip().upper()
+        if upper not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError("expected a two-letter region code such as DE, AT, CH, GB or US")
+        return upper
+
+
+class Transport(StrEnum):
+    """SIP transport to the presence server."""
+
+    UDP = "udp"
+    TCP = "tcp"
+
+
+def _split_host_port(text: str, default_port: int) -> tuple[str, int]:
+    host, port = text.strip(), default_port
+    if host.startswith("["):  # [IPv6]:port
+        inside, _, rest = host[1:].partition("]")
+        host, port_text = inside, rest.removeprefix(":")
+    elif host.count(":") == 1:
+        host, _, port_text = host.partition(":")
+    else:
+        port_text = ""
+    if port_text:
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise ValueError("expected host or host:port with a port from 1 to 65535")
+        port = int(port_text)
+    if not host or any(char.isspace() for char in host):
+        raise ValueError("expected host or host:port, e.g. sip.example.com:5060")
+    return host, port
+
+
+class SipSettings(BaseModel):
+    """Settings of a SIP presence server connection (PUBLISH/SUBSCRIBE)."""
+
+    model_config = MODEL_CONFIG
+
+    server: str = Field(description="presence server as host:port (port 5060 if left out)")
+    transport: Transport = Field(default=Transport.UDP, description="'udp' or 'tcp'")
+    domain: str = Field(description="SIP domain of the users' addresses, e.g. pbx.example.com")
+    uri_template: str = Field(
+        default="sip:{extension}@{domain}",
+        description="how a user's SIP address is built from {extension} and {domain}",
+    )
+    username: str | None = Field(default=None, description="digest user name, if required")
+    password: Secret | None = Field(default=None, description="digest password, if required")
+
+    @field_validator("server")
+    @classmethod
+    def _check_server(cls, value: str) -> str:
+        _split_host_port(value, SIP_DEFAULT_PORT)
+        return value.strip()
+
+    @field_validator("uri_template")
+    @classmethod
+    def _check_template(cls, value: str) -> str:
+        try:
+            names = {field for _, field, _, _ in string.Formatter().parse(value) if field}
+        except ValueError:
+            raise ValueError("unbalanced { or } in the template") from None
+        unknown = sorted(names - URI_PLACEHOLDERS)
+        if unknown:
+            raise ValueError(
+                f"unknown placeholder {{{unknown[0]}}}; use {{extension}} and {{domain}}"
+            )
+        if "extension" not in names:
+            raise ValueError("the template needs {extension}, e.g. sip:{extension}@{domain}")
+        if not value.startswith(("sip:", "sips:")):
+            raise ValueError("a SIP address starts with 'sip:' or 'sips:'")
+        return value
+
+    @model_validator(mode="after")
+    def _password_needs_username(self) -> SipSettings:
+        if self.password is not None and self.username is None:
+            raise ValueError("a password is given without a username")
+        return self
+
+    @property
+    def host(self) -> str:
+        """Host of the presence server."""
+        return _split_host_port(self.server, SIP_DEFAULT_PORT)[0]
+
+    @property
+    def port(self) -> int:
+        """Port of the presence server."""
+        return _split_host_port(self.server, SIP_DEFAULT_PORT)[1]
+
+
+class AsteriskSettings(BaseModel):
+    """Settings of an Asterisk Manager Interface (AMI) connection."""
+
+    model_config = MODEL_CONFIG
+
+    host: str = Field(description="host name or address of the Asterisk server")
+    port: int = Field(default=ASTERISK_DEFAULT_PORT, ge=1, le=65535, description="AMI port")
+    username: str = Field(description="AMI user name (manager.conf)")
+    secret: Secret = Field(description="AMI secret of that user")
+
+
+class ApiSettings(BaseModel):
+    """The built-in presence API needs no settings: PBX apps connect to m365pbx."""
+
+    model_config = MODEL_CONFIG
+
+
+class _ConnectionBase(BaseModel):
+    model_config = MODEL_CONFIG
+
+    name: Slug = Field(description="short unique name of the connection, e.g. 'office-sip'")
+    kind: str = Field(description="the kind of PBX: 'api', 'sip' or 'asterisk'")
+    tenant: str = Field(description="name of the tenant whose users this PBX serves")
+    push_line_state_to_teams: bool = Field(
+        default=True, description="show calls on the PBX as 'In a call' in Teams"
+    )
+    matching: Matching = Field(default_factory=Matching, description="how users are matched")
+    mapping: MappingDocument = Field(
+        default=None, description="mapping overrides for this connection"
+    )
+
+
+class SipConnection(_ConnectionBase):
+    """A SIP SIMPLE presence server (PUBLISH PIDF, SUBSCRIBE to dialog state)."""
+
+    kind: Literal["sip"] = Field(description="the kind of PBX: 'api', 'sip' or 'asterisk'")
+    settings: SipSettings = Field(description="server, transport, domain, address template")
+
+
+class ApiConnection(_ConnectionBase):
+    """The built-in REST/WebSocket presence API that PBX apps connect to."""
+
+    kind: Literal["api"] = Field(description="the kind of PBX: 'api', 'sip' or 'asterisk'")
+    settings: ApiSettings = Field(default_factory=ApiSettings, description="none needed")
+
+
+class AsteriskConnection(_ConnectionBase):
+    """An Asterisk server reached through its Manager Interface (AMI)."""
+
+    kind: Literal["asterisk"] = Field(description="the kind of PBX: 'api', 'sip' or 'asterisk'")
+    settings: AsteriskSettings = Field(description="AMI host, port, username and secret")
+
+
+PbxConnection = Annotated[
+    SipConnection | ApiConnection | AsteriskConnection, Field(discriminator="kind")
+]
+"""One configured PBX adapter instance; `kind` selects the model and its settings."""
+
+CONNECTION_KINDS: dict[str, type[_ConnectionBase]] = {
+    "api": ApiConnection,
+    "sip": SipConnection,
+    "asterisk": AsteriskConnection,
+}

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from m365pbx.cli import config  # noqa: F401
-from m365pbx.cli import db  # noqa: F401
-from m365pbx.cli import match  # noqa: F401
+from m365pbx.cli import config, db, mapping, match
+
+COMMAND_MODULES = (config, db, mapping, match)

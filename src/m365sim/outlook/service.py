@@ -1,0 +1,19 @@
+"""State and behaviour of the simulator's outlook part."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from m365sim.model import Tenant, User
+    from m365sim.simulator import Simulator
+
+
+class OutlookService:
+    """The outlook part of the simulator."""
+
+    def __init__(self, sim: Simulator) -> None:
+        self.sim = sim
+
+    def load_user(self, tenant: Tenant, user: User, calendar: Any, contacts: Any) -> None:
+        """Load a scenario user's calendar events and contacts."""

@@ -1,0 +1,15 @@
+"""State and behaviour of the simulator's subscriptions part."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from m365sim.simulator import Simulator
+
+
+class SubscriptionService:
+    """The subscriptions part of the simulator."""
+
+    def __init__(self, sim: Simulator) -> None:
+        self.sim = sim

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from m365sim.clock import Clock, WallClock
@@ -58,3 +59,10 @@ class Simulator:
         """Tell the simulator where it is served (known only once the port is bound)."""
         self.settings.base_url = url.rstrip("/")
         self.issuer.issuer_base = self.settings.base_url
+
+    async def run(self) -> None:
+        """Run the services' time-driven work (expiries, deliveries, meetings) until cancelled."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.presence.run())
+            group.create_task(self.subscriptions.run())
+            group.create_task(self.outlook.run())

@@ -15,5 +15,8 @@ class PresenceService:
     def __init__(self, sim: Simulator) -> None:
         self.sim = sim
 
+    async def run(self) -> None:
+        """Do this part's time-driven work on the simulator's clock until cancelled."""
+
     def load_user(self, tenant: Tenant, user: User, presence: Any) -> None:
         """Set a scenario user's initial Teams client state."""

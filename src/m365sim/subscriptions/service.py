@@ -13,3 +13,6 @@ class SubscriptionService:
 
     def __init__(self, sim: Simulator) -> None:
         self.sim = sim
+
+    async def run(self) -> None:
+        """Do this part's time-driven work on the simulator's clock until cancelled."""

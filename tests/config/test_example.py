@@ -6,7 +6,7 @@ from pathlib import Path
 
 import m365pbx
 from m365pbx.config import (
-    SignIn,
+    SignInMethod,
     SipConnection,
     count,
     describe,
@@ -27,7 +27,7 @@ def test_example_loads_cleanly_without_any_environment() -> None:
     assert [connection.kind for connection in settings.pbx_connections] == ["sip", "api"]
     assert settings.tenants[0].mapping is not None
     assert settings.pbx_connections[0].mapping is not None
-    assert settings.tenants[0].service_accounts[1].sign_in is SignIn.PASSWORD
+    assert settings.tenants[0].service_accounts[1].sign_in is SignInMethod.PASSWORD
 
 
 def test_example_text_is_the_shipped_file() -> None:

@@ -41,7 +41,7 @@ def declarations(**overrides: object) -> Declarations:
                 client_id="app-1",
                 kind=CredentialKind.SECRET,
                 client_secret=CLIENT_SECRET,
-                permissions=[Permission.READ_PRESENCE, Permission.WRITE_PRESENCE],
+                permissions=[Permission.PRESENCE_READ, Permission.PRESENCE_WRITE],
             )
         ],
         "service_accounts": [
@@ -81,7 +81,7 @@ async def test_sync_creates_file_managed_objects(store: Store) -> None:
         assert tx.service_accounts.password(account) == PASSWORD
         credential = await tx.credentials.find("teams-app")
         assert credential is not None and tx.credentials.client_secret(credential) == CLIENT_SECRET
-        assert credential.permissions == ["read_presence", "write_presence"]
+        assert credential.permissions == ["presence.read", "presence.write"]
         assert account.credential_id == credential.id
         pbx = await tx.pbx_connections.find("main-pbx")
         assert pbx is not None and tx.pbx_connections.secret_settings(pbx) == {

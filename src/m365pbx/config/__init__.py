@@ -35,7 +35,8 @@ from m365pbx.config.models import (
 )
 from m365pbx.config.secrets import MASK, Secret
 from m365pbx.config.summary import Counts, count, describe
-from m365pbx.config.tenants import Credential, Directory, Permission, ServiceAccount, SignIn, Tenant
+from m365pbx.config.tenants import Credential, Directory, ServiceAccount, Tenant
+from m365pbx.core.credentials import Permission, SignInMethod
 
 __all__ = [
     "CONFIG_ENV_VAR",
@@ -64,7 +65,7 @@ __all__ = [
     "SecretsConfig",
     "ServiceAccount",
     "Settings",
-    "SignIn",
+    "SignInMethod",
     "SipConnection",
     "SipSettings",
     "Tenant",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -13,23 +12,7 @@ from m365pbx.config.durations import Duration
 from m365pbx.config.fields import MODEL_CONFIG, Guid, Slug, TenantId, Upn
 from m365pbx.config.mapping import MappingDocument
 from m365pbx.config.secrets import Secret
-
-
-class Permission(StrEnum):
-    """What a credential (app registration) has been granted and may be used for."""
-
-    PRESENCE_READ = "presence.read"
-    PRESENCE_WRITE = "presence.write"
-    CALENDARS_READ = "calendars.read"
-    CONTACTS_READ = "contacts.read"
-    USERS_READ = "users.read"
-
-
-class SignIn(StrEnum):
-    """How a service account signs in: with its password (ROPC) or once by device code."""
-
-    PASSWORD = "password"  # noqa: S105 - a sign-in method, not a secret
-    DEVICE_CODE = "device_code"
+from m365pbx.core.credentials import Permission, SignInMethod
 
 
 class Credential(BaseModel):
@@ -78,7 +61,7 @@ class ServiceAccount(BaseModel):
 
     upn: Upn = Field(description="user principal name of the account, e.g. presence@contoso.com")
     credential: str = Field(description="name of a credential of the same tenant")
-    sign_in: SignIn = Field(description="'password' or 'device_code'")
+    sign_in: SignInMethod = Field(description="'password' or 'device_code'")
     password: Secret | None = Field(
         default=None,
         validate_default=True,
@@ -89,9 +72,9 @@ class ServiceAccount(BaseModel):
     @classmethod
     def _password_iff_password_sign_in(cls, value: Any, info: ValidationInfo) -> Any:
         sign_in = info.data.get("sign_in")
-        if sign_in is SignIn.PASSWORD and value is None:
+        if sign_in is SignInMethod.PASSWORD and value is None:
             raise ValueError("required when sign_in is 'password'")
-        if sign_in is SignIn.DEVICE_CODE and value is not None:
+        if sign_in is SignInMethod.DEVICE_CODE and value is not None:
             raise ValueError(
                 "not used when sign_in is 'device_code' (the account signs in once in a "
                 "browser and m365pbx keeps its refresh token); remove it"

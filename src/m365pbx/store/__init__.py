@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from m365pbx.core.credentials import Permission, SignInMethod
 from m365pbx.store.db import (
     DEFAULT_DATABASE_URL,
     create_engine,
@@ -15,9 +16,7 @@ from m365pbx.store.enums import (
     MatchStatus,
     ObjectState,
     Origin,
-    Permission,
     Side,
-    SignInMethod,
 )
 from m365pbx.store.errors import (
     ConflictError,

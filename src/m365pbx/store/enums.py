@@ -31,23 +31,6 @@ class CredentialKind(StrEnum):
     CERTIFICATE = "certificate"
 
 
-class Permission(StrEnum):
-    """What an app registration is allowed to do."""
-
-    READ_PRESENCE = "read_presence"
-    WRITE_PRESENCE = "write_presence"
-    READ_CALENDARS = "read_calendars"
-    READ_CONTACTS = "read_contacts"
-    READ_DIRECTORY = "read_directory"
-
-
-class SignInMethod(StrEnum):
-    """How a service account signs in to get its delegated token."""
-
-    PASSWORD = "password"  # noqa: S105 - a sign-in method, not a password
-    DEVICE_CODE = "device_code"
-
-
 class MatchStatus(StrEnum):
     """The outcome of matching one person between Teams and the PBX."""
 

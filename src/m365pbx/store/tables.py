@@ -17,13 +17,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from m365pbx.core.credentials import SignInMethod
 from m365pbx.store.enums import (
     CredentialKind,
     MatchStatus,
     ObjectState,
     Origin,
     Side,
-    SignInMethod,
 )
 from m365pbx.store.types import UTCDateTime, enum_type, json_type, secret_type, utcnow
 

@@ -8,7 +8,8 @@ from typing import ClassVar
 
 from sqlalchemy import select
 
-from m365pbx.store.enums import ObjectState, SignInMethod
+from m365pbx.core.credentials import SignInMethod
+from m365pbx.store.enums import ObjectState
 from m365pbx.store.repositories._common import assign
 from m365pbx.store.repositories.declarable import DeclarableRepository, record_state
 from m365pbx.store.repositories.tenants import CredentialRepository, TenantRepository

@@ -8,7 +8,8 @@ from typing import Any, ClassVar
 
 from sqlalchemy import select
 
-from m365pbx.store.enums import CredentialKind, Permission
+from m365pbx.core.credentials import Permission
+from m365pbx.store.enums import CredentialKind
 from m365pbx.store.errors import NotFoundError
 from m365pbx.store.repositories._common import assign
 from m365pbx.store.repositories.declarable import DeclarableRepository

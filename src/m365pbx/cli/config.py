@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Annotated
 
 import typer
 import yaml
-from sqlalchemy.exc import SQLAlchemyError
 
-from m365pbx.cli.app import EXIT_BAD_INPUT, app, fail, reports_input_errors
+from m365pbx.cli.app import EXIT_BAD_INPUT, app, reports_input_errors
+from m365pbx.cli.store_access import in_store
 from m365pbx.config import ConfigError, count, describe, example_config_text, load_config
 from m365pbx.declarations import declarations_from_settings
-from m365pbx.errors import UserInputError
-from m365pbx.store import (
-    Declarations,
-    SecretBox,
-    Store,
-    StoreError,
-    SyncReport,
-    ensure_sqlite_directory,
-    load_secret_box,
-    mask_url,
-    parse_database_url,
-    upgrade_database,
-)
+from m365pbx.store import mask_url, parse_database_url
 
 config_app = typer.Typer(
     name="config",
@@ -86,15 +73,8 @@ def apply(config: ConfigOption = None) -> None:
     """Migrate the database and write the file's declared objects into it (file-managed)."""
     settings = load_config(config)
     declarations = declarations_from_settings(settings)
-    url = settings.database.url
-    shown = mask_url(parse_database_url(url))
-    try:
-        box = load_secret_box(key_file=settings.secrets.key_file)
-        report = asyncio.run(_apply(url, box, declarations))
-    except StoreError as exc:
-        raise UserInputError(str(exc)) from None
-    except (OSError, SQLAlchemyError) as exc:
-        raise fail(f"cannot write to the database at {shown}: {type(exc).__name__}", 1) from None
+    report = in_store(settings, lambda tx: tx.sync_declared(declarations))
+    shown = mask_url(parse_database_url(settings.database.url))
     typer.echo(f"applied {settings.source_file or 'defaults'} to {shown}:")
     for label, items in (
         ("created", report.created),
@@ -107,14 +87,3 @@ def apply(config: ConfigOption = None) -> None:
             typer.echo(f"  {label}: {', '.join(items)}")
     if not report.changed:
         typer.echo("  nothing changed")
-
-
-async def _apply(url: str, box: SecretBox, declarations: Declarations) -> SyncReport:
-    ensure_sqlite_directory(parse_database_url(url))
-    await upgrade_database(url)
-    store = Store.open(url, box)
-    try:
-        async with store.transaction() as tx:
-            return await tx.sync_declared(declarations)
-    finally:
-        await store.close()

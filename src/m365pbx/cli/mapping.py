@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -12,6 +13,8 @@ from rich.console import Console
 from rich.table import Table
 
 from m365pbx.cli.app import app, reports_input_errors
+from m365pbx.cli.store_access import in_store
+from m365pbx.config import load_config
 from m365pbx.core.mapping import (
     DEFAULT_RULES,
     Channel,
@@ -33,11 +36,24 @@ from m365pbx.core.presence import (
     lookup_pbx_presence,
 )
 from m365pbx.errors import UserInputError
-from m365pbx.mapping_files import dump_document, load_overlay
+from m365pbx.mapping_files import dump_document, load_overlay, read_document
+from m365pbx.mapping_sources import stored_overlays
+from m365pbx.store import Repositories
 
 mapping_app = typer.Typer(help="Show, explain, export and import presence mappings.")
 app.add_typer(mapping_app, name="mapping")
 
+ConnectionOption = Annotated[
+    str | None,
+    typer.Option(
+        "--connection",
+        help="PBX connection whose stored tenant and connection overlays apply (needs --config).",
+    ),
+]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", dir_okay=False, help="Configuration file (database, key)."),
+]
 OverlayOption = Annotated[
     list[Path] | None,
     typer.Option(
@@ -48,16 +64,25 @@ OverlayOption = Annotated[
 ]
 
 
-def effective_rules(overlays: list[Path] | None) -> MappingRuleSet:
-    """The defaults with each overlay file laid over them in order."""
-    return apply_overlays(DEFAULT_RULES, *(load_overlay(path) for path in overlays or []))
+def effective_rules(
+    overlays: list[Path] | None, connection: str | None = None, config: Path | None = None
+) -> MappingRuleSet:
+    """Defaults ← the connection's stored tenant and connection overlays ← overlay files."""
+    layers = []
+    if connection is not None:
+        settings = load_config(config)
+        layers = in_store(settings, lambda tx: stored_overlays(tx, connection))
+    layers += [load_overlay(path) for path in overlays or []]
+    return apply_overlays(DEFAULT_RULES, *layers)
 
 
 @mapping_app.command("show")
 @reports_input_errors
-def show(overlay: OverlayOption = None) -> None:
+def show(
+    overlay: OverlayOption = None, connection: ConnectionOption = None, config: ConfigOption = None
+) -> None:
     """Print the effective rules of both directions."""
-    rules = effective_rules(overlay)
+    rules = effective_rules(overlay, connection, config)
     console = Console()
     teams = Table(title="Teams → PBX", title_justify="left")
     for column in ("#", "availability", "activity", "PBX presence", "from"):
@@ -112,9 +137,11 @@ def explain(
     line_state: Annotated[str | None, typer.Option(help="PBX line state, e.g. held")] = None,
     pbx_presence: Annotated[str | None, typer.Option(help="PBX presence, e.g. dnd")] = None,
     overlay: OverlayOption = None,
+    connection: ConnectionOption = None,
+    config: ConfigOption = None,
 ) -> None:
     """Say what a presence turns into on the other side, and which rule decided."""
-    compiled = CompiledMapping(effective_rules(overlay))
+    compiled = CompiledMapping(effective_rules(overlay, connection, config))
     teams_given = availability is not None or activity is not None
     pbx_given = line_state is not None or pbx_presence is not None
     if teams_given == pbx_given:
@@ -148,10 +175,13 @@ def explain(
 @reports_input_errors
 def export(
     overlay: OverlayOption = None,
+    connection: ConnectionOption = None,
+    config: ConfigOption = None,
     output: Annotated[Path | None, typer.Option(help="Write here instead of stdout")] = None,
 ) -> None:
     """Write the effective rules as a mapping document (YAML, or JSON for *.json)."""
-    text = dump_document(rule_set_to_document(effective_rules(overlay)), output)
+    rules = effective_rules(overlay, connection, config)
+    text = dump_document(rule_set_to_document(rules), output)
     if output is None:
         typer.echo(text, nl=False)
     else:
@@ -162,15 +192,40 @@ def export(
 @mapping_app.command("import")
 @reports_input_errors
 def import_(
-    file: Annotated[Path, typer.Argument(help="Mapping document to check (YAML or JSON)")],
+    file: Annotated[Path, typer.Argument(help="Mapping document (YAML or JSON)")],
+    connection: Annotated[
+        str | None, typer.Option(help="Store it as this PBX connection's overrides")
+    ] = None,
+    tenant: Annotated[str | None, typer.Option(help="Store it as this tenant's overrides")] = None,
+    config: ConfigOption = None,
 ) -> None:
-    """Check a mapping document against the defaults and report what it changes."""
+    """Check a mapping document; with --connection or --tenant, store it as the overrides."""
     overlay = load_overlay(file)
     merged = apply_overlays(DEFAULT_RULES, overlay)
     for warning in find_unreachable_rules(merged):
         typer.echo(f"warning: {warning}", err=True)
-    typer.echo(
-        f"{file}: valid; {len(overlay.teams_to_pbx)} Teams → PBX and "
-        f"{len(overlay.pbx_to_teams)} PBX → Teams rules"
-        + (" replace the defaults" if overlay.replace else " amend the defaults")
+    verb = "replace" if overlay.replace else "amend"
+    summary = (
+        f"{len(overlay.teams_to_pbx)} Teams → PBX and {len(overlay.pbx_to_teams)} "
+        f"PBX → Teams rules {verb} the defaults"
     )
+    if connection is None and tenant is None:
+        typer.echo(f"{file}: valid; {summary}")
+        return
+    if connection is not None and tenant is not None:
+        raise UserInputError("give --connection or --tenant, not both")
+    document = read_document(file)
+    settings = load_config(config)
+    target = f"PBX connection {connection!r}" if connection else f"tenant {tenant!r}"
+
+    async def store_it(tx: Repositories) -> None:
+        repository = tx.pbx_connections if connection else tx.tenants
+        row = await repository.set_mapping_overrides(str(connection or tenant), document)
+        await tx.audit.append(
+            at=datetime.now(UTC), actor="cli", action="mapping.import",
+            object_type="pbx_connection" if connection else "tenant", object_id=row.id,
+            details={"file": str(file), "summary": summary},
+        )
+
+    in_store(settings, store_it)
+    typer.echo(f"{file}: stored as the mapping of {target}; {summary}")

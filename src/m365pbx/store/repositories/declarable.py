@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Generic, TypeVar
@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from m365pbx.store.enums import ObjectState, Origin
-from m365pbx.store.errors import ConflictError, ReadOnlyObjectError
+from m365pbx.store.errors import ConflictError, NotFoundError, ReadOnlyObjectError
 from m365pbx.store.repositories._common import assign, flush_or_conflict, get_or_raise
 from m365pbx.store.secrets import SecretBox
 from m365pbx.store.tables import Declared, Stateful
@@ -89,6 +89,18 @@ class DeclarableRepository(ABC, Generic[D, S]):
         row = await self.get(object_id)
         self._ensure_writable(row)
         await self._delete(row, "it is still in use")
+
+    async def set_mapping_overrides(self, key: str, document: Mapping[str, Any]) -> D:
+        """Replace the mapping overrides of a store-managed tenant or PBX connection."""
+        row = await self.find(key)
+        if row is None:
+            raise NotFoundError(f"no {self.kind} {key!r}")
+        if not hasattr(row, "mapping_overrides"):
+            raise TypeError(f"a {self.kind} has no mapping overrides")
+        self._ensure_writable(row)
+        row.mapping_overrides = dict(document)  # type: ignore[attr-defined]
+        await flush_or_conflict(self.session, f"cannot update {self.kind} {key!r}")
+        return row
 
     async def upsert_declared(self, spec: S) -> Change:
         """Write an object declared in the file, marking it file-managed."""

@@ -1,0 +1,106 @@
+"""Presence calls: read many people at once, and write our session and preferred presence."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from m365pbx.core.durations import iso_duration
+from m365pbx.graph.client import GraphClient
+
+# getPresencesByUserId takes at most 650 ids per request (graph.md 3.2).
+MAX_IDS_PER_REQUEST = 650
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceReading:
+    """One person's presence as Graph reported it (raw strings; core/presence parses them)."""
+
+    user_id: str
+    availability: str
+    activity: str
+    status_message: str = ""
+    sequence: str = ""
+    out_of_office: bool = False
+
+
+def parse_presence(data: dict[str, Any]) -> PresenceReading:
+    """A PresenceReading from a Graph presence object; missing fields are empty."""
+    message = ""
+    status = data.get("statusMessage")
+    if isinstance(status, dict):
+        body = status.get("message")
+        if isinstance(body, dict):
+            message = str(body.get("content") or "")
+    ooo = data.get("outOfOfficeSettings")
+    return PresenceReading(
+        user_id=str(data.get("id", "")),
+        availability=str(data.get("availability") or ""),
+        activity=str(data.get("activity") or ""),
+        status_message=message,
+        sequence=str(data.get("sequenceNumber") or ""),
+        out_of_office=bool(isinstance(ooo, dict) and ooo.get("isOutOfOffice")),
+    )
+
+
+def chunks(ids: Sequence[str], size: int = MAX_IDS_PER_REQUEST) -> Iterable[Sequence[str]]:
+    """The ids in slices Graph accepts."""
+    for start in range(0, len(ids), size):
+        yield ids[start:start + size]
+
+
+async def get_presences(client: GraphClient, user_ids: Sequence[str]) -> list[PresenceReading]:
+    """Presence of many people, 650 per request (order of the answer is not guaranteed)."""
+    readings: list[PresenceReading] = []
+    for part in chunks(list(dict.fromkeys(user_ids))):
+        answer = await client.post_json("/v1.0/communications/getPresencesByUserId",
+                                        {"ids": list(part)})
+        for item in (answer or {}).get("value", []):
+            if isinstance(item, dict):
+                readings.append(parse_presence(item))
+    return readings
+
+
+async def set_presence(client: GraphClient, user_id: str, *, session_id: str,
+                       availability: str, activity: str, expiration: timedelta) -> None:
+    """Write (or refresh) our presence session for a person."""
+    await client.post_json(f"/v1.0/users/{user_id}/presence/setPresence", {
+        "sessionId": session_id,
+        "availability": availability,
+        "activity": activity,
+        "expirationDuration": iso_duration(expiration),
+    })
+
+
+async def clear_presence(client: GraphClient, user_id: str, *, session_id: str) -> None:
+    """Remove our presence session for a person."""
+    await client.post_json(f"/v1.0/users/{user_id}/presence/clearPresence",
+                           {"sessionId": session_id})
+
+
+async def set_preferred_presence(client: GraphClient, user_id: str, *, availability: str,
+                                 activity: str, expiration: timedelta | None) -> None:
+    """Set the person's preferred presence on their behalf."""
+    body: dict[str, Any] = {"availability": availability, "activity": activity}
+    if expiration is not None:
+        body["expirationDuration"] = iso_duration(expiration)
+    await client.post_json(f"/v1.0/users/{user_id}/presence/setUserPreferredPresence", body)
+
+
+async def clear_preferred_presence(client: GraphClient, user_id: str) -> None:
+    """Remove the person's preferred presence."""
+    await client.post_json(f"/v1.0/users/{user_id}/presence/clearUserPreferredPresence", {})
+
+
+async def set_status_message(client: GraphClient, user_id: str, text: str,
+                             expires: datetime | None) -> None:
+    """Set the person's status message (empty text clears it)."""
+    message: dict[str, Any] = {"message": {"content": text, "contentType": "text"}}
+    if expires is not None:
+        message["expiryDateTime"] = {
+            "dateTime": expires.strftime("%Y-%m-%dT%H:%M:%S.0000000"), "timeZone": "UTC"
+        }
+    await client.post_json(f"/v1.0/users/{user_id}/presence/setStatusMessage",
+                           {"statusMessage": message})

@@ -1,0 +1,62 @@
+"""Directory calls: Teams-licensed users (full list and delta)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from m365pbx.graph.client import GraphClient
+
+# Everything matching and licence filtering read; most of it comes only with $select
+# (graph.md 2.1).
+USER_FIELDS = (
+    "id", "displayName", "mail", "mailNickname", "userPrincipalName", "givenName", "surname",
+    "businessPhones", "mobilePhone", "proxyAddresses", "accountEnabled", "assignedPlans",
+    "onPremisesDistinguishedName", "onPremisesSamAccountName", "onPremisesUserPrincipalName",
+)
+PAGE_SIZE = "999"
+
+
+async def iter_users(client: GraphClient) -> AsyncIterator[list[dict[str, Any]]]:
+    """All users of the tenant, one page at a time."""
+    params = {"$select": ",".join(USER_FIELDS), "$top": PAGE_SIZE}
+    async for page in client.pages("/v1.0/users", params=params):
+        yield [u for u in page.get("value", []) if isinstance(u, dict)]
+
+
+async def list_users(client: GraphClient) -> list[dict[str, Any]]:
+    """All users of the tenant (a failed page raises: never a partial list)."""
+    users: list[dict[str, Any]] = []
+    async for page in iter_users(client):
+        users.extend(page)
+    return users
+
+
+@dataclass
+class DeltaResult:
+    """Users changed since the last delta link, and the link to use next time."""
+
+    changed: list[dict[str, Any]] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    delta_link: str = ""
+
+
+async def users_delta(client: GraphClient, delta_link: str | None) -> DeltaResult:
+    """Changes since `delta_link` (None: a full first round that ends with a delta link)."""
+    result = DeltaResult()
+    if delta_link:
+        pages = client.pages(delta_link)
+    else:
+        pages = client.pages("/v1.0/users/delta", params={"$select": ",".join(USER_FIELDS)})
+    async for page in pages:
+        for user in page.get("value", []):
+            if not isinstance(user, dict):
+                continue
+            if "@removed" in user:
+                result.removed.append(str(user.get("id", "")))
+            else:
+                result.changed.append(user)
+        if isinstance(page.get("@odata.deltaLink"), str):
+            result.delta_link = str(page["@odata.deltaLink"])
+    return result

@@ -1,0 +1,183 @@
+"""What one mailbox holds: calendar events, contacts in folders, and the change log for delta."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+SHOW_AS = ("free", "tentative", "busy", "oof", "workingElsewhere", "unknown")
+SENSITIVITY = ("normal", "personal", "private", "confidential")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def new_item_id(kind: str = "AAMkAG") -> str:
+    """An opaque id in the style of Exchange item ids (base64url, no padding)."""
+    raw = base64.urlsafe_b64encode(uuid.uuid4().bytes + uuid.uuid4().bytes[:8]).decode()
+    # No "_" in ids: it separates a series id from an occurrence date (recurrence.py).
+    return kind + raw.rstrip("=").replace("_", "-")
+
+
+def new_change_key() -> str:
+    """A fresh changeKey (changes on every update of an item)."""
+    return base64.b64encode(uuid.uuid4().bytes[:12]).decode()
+
+
+@dataclass
+class Recurrence:
+    """The supported part of Graph's patternedRecurrence: daily and weekly series."""
+
+    pattern_type: str  # "daily" | "weekly"
+    interval: int = 1
+    days_of_week: tuple[str, ...] = ()
+    first_day_of_week: str = "sunday"
+    range_type: str = "noEnd"  # "endDate" | "noEnd" | "numbered"
+    start_date: date | None = None
+    end_date: date | None = None
+    number_of_occurrences: int = 0
+
+
+@dataclass
+class Event:
+    """One calendar item; `start`/`end` are aware UTC instants, `time_zone` the zone it was
+    created in (echoed as originalStartTimeZone; all-day events span midnights there)."""
+
+    id: str
+    subject: str
+    start: datetime
+    end: datetime
+    time_zone: str
+    organizer_name: str
+    organizer_address: str
+    created: datetime
+    modified: datetime
+    show_as: str = "busy"
+    is_all_day: bool = False
+    is_cancelled: bool = False
+    is_online_meeting: bool = False
+    is_organizer: bool = True
+    sensitivity: str = "normal"
+    importance: str = "normal"
+    location: str | None = None
+    body: str = ""
+    categories: list[str] = field(default_factory=list)
+    recurrence: Recurrence | None = None
+    change_key: str = field(default_factory=new_change_key)
+    ical_uid: str = field(default_factory=lambda: uuid.uuid4().hex.upper())
+
+    @property
+    def is_series(self) -> bool:
+        """Whether this is a series master whose occurrences calendarView expands."""
+        return self.recurrence is not None
+
+
+@dataclass(frozen=True)
+class Instance:
+    """An event as it occupies time: a single instance or one occurrence of a series."""
+
+    event: Event
+    start: datetime
+    end: datetime
+    occurrence_id: str | None = None
+
+    @property
+    def id(self) -> str:
+        """The id Graph shows for this instance."""
+        return self.occurrence_id or self.event.id
+
+
+@dataclass
+class EmailAddress:
+    """An entry of a contact's emailAddresses."""
+
+    address: str
+    name: str | None = None
+
+
+@dataclass
+class Contact:
+    """A personal contact in one folder."""
+
+    id: str
+    folder_id: str
+    created: datetime
+    modified: datetime
+    display_name: str | None = None
+    given_name: str | None = None
+    surname: str | None = None
+    middle_name: str | None = None
+    nick_name: str | None = None
+    company_name: str | None = None
+    department: str | None = None
+    job_title: str | None = None
+    office_location: str | None = None
+    business_phones: list[str] = field(default_factory=list)
+    home_phones: list[str] = field(default_factory=list)
+    mobile_phone: str | None = None
+    email_addresses: list[EmailAddress] = field(default_factory=list)
+    im_addresses: list[str] = field(default_factory=list)
+    personal_notes: str | None = None
+    categories: list[str] = field(default_factory=list)
+    change_key: str = field(default_factory=new_change_key)
+    # Mailbox-wide sequence number of the last change, for contact delta.
+    version: int = 0
+
+
+@dataclass
+class ContactFolder:
+    """A contact folder; the default one ("Contacts") parents every named folder."""
+
+    id: str
+    display_name: str
+    parent_id: str
+
+
+@dataclass(frozen=True)
+class Tombstone:
+    """A deleted contact, remembered so that delta can report it as removed."""
+
+    id: str
+    folder_id: str
+    version: int
+
+
+@dataclass
+class WorkingHours:
+    """The mailbox's working hours, as getSchedule reports them."""
+
+    days_of_week: tuple[str, ...] = ("monday", "tuesday", "wednesday", "thursday", "friday")
+    start: str = "08:00:00"
+    end: str = "17:00:00"
+
+
+@dataclass
+class Mailbox:
+    """One user's calendar and contacts."""
+
+    tenant_id: str
+    user_id: str
+    time_zone: str = "UTC"
+    working_hours: WorkingHours = field(default_factory=WorkingHours)
+    events: dict[str, Event] = field(default_factory=dict)
+    contacts: dict[str, Contact] = field(default_factory=dict)
+    folders: dict[str, ContactFolder] = field(default_factory=dict)
+    default_folder_id: str = field(default_factory=lambda: new_item_id("AAMkAC"))
+    root_folder_id: str = field(default_factory=lambda: new_item_id("AAMkAR"))
+    tombstones: list[Tombstone] = field(default_factory=list)
+    contact_version: int = 0
+
+    def __post_init__(self) -> None:
+        self.folders.setdefault(self.default_folder_id, ContactFolder(
+            self.default_folder_id, "Contacts", self.root_folder_id))
+
+    def next_contact_version(self) -> int:
+        """A new sequence number for a contact change."""
+        self.contact_version += 1
+        return self.contact_version
+
+    def folder_named(self, name: str) -> ContactFolder | None:
+        """A contact folder by display name (case-insensitive)."""
+        folded = name.casefold()
+        return next((f for f in self.folders.values() if f.display_name.casefold() == folded),
+                    None)

@@ -1,4 +1,5 @@
-"""Routes of the simulator's subscriptions part."""
+"""Routes of the simulator's subscriptions part: Graph's /subscriptions endpoints and the
+control routes for subscriptions and notification delivery."""
 
 from __future__ import annotations
 
@@ -12,3 +13,8 @@ if TYPE_CHECKING:
 
 def register(app: FastAPI, sim: Simulator) -> None:
     """Add this part's routes to the app."""
+    from m365sim.subscriptions.control import register_control_routes
+    from m365sim.subscriptions.routes import register_graph_routes
+
+    register_graph_routes(app, sim)
+    register_control_routes(app, sim)

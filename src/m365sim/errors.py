@@ -96,8 +96,8 @@ AADSTS_TEXT: dict[int, str] = {
     "not allow token issuance.",
     65001: "The user or administrator has not consented to use the application with ID "
     "'{}'. Send an interactive authorization request for this user and resource.",
-    70011: "The provided request must include a 'scope' input parameter. The provided value "
-    "for the input parameter 'scope' is not valid. The scope {} is not valid.",
+    70011: "The provided value for the input parameter 'scope' is not valid. The scope {} is "
+    "not valid.",
     70016: "OAuth 2.0 device flow error. Authorization is pending. Continue polling.",
     70019: "Verification code expired.",
     700016: "Application with identifier '{}' was not found in the directory. This can "
@@ -111,9 +111,10 @@ AADSTS_TEXT: dict[int, str] = {
     "portal to create new keys for your app.",
     700025: "Client is public so neither 'client_assertion' nor 'client_secret' should be "
     "presented.",
-    700027: "The certificate with identifier used to sign the client assertion is not "
-    "registered on application.",
-    700082: "The refresh token has expired due to inactivity.",
+    # Two wire texts share this number (unknown certificate, bad signature): the caller
+    # passes the whole sentence.
+    700027: "{}",
+    700082: "The refresh token has expired due to inactivity. {}",
     50173: "The provided grant has expired due to it being revoked, a fresh auth token is "
     "needed.",
     90002: "Tenant '{}' not found. Check to make sure you have the correct tenant ID and "
@@ -121,6 +122,26 @@ AADSTS_TEXT: dict[int, str] = {
     900144: "The request body must contain the following parameter: '{}'.",
     9001023: "The grant type isn't supported over the /common or /consumers endpoints. "
     "Please use the /organizations or tenant-specific endpoint.",
+    # Added for the Entra part (texts from reference-error-codes.md or observed answers).
+    50013: "Assertion is invalid. {}",
+    50027: "JWT token is invalid or malformed. {}",
+    50048: "Subject mismatches Issuer claim in the client assertion.",
+    50049: "Unknown or invalid instance.",
+    50050: "The request is malformed. {}",
+    50059: "No tenant-identifying information found in either the request or implied by any "
+    "provided credentials.",
+    65004: "User declined to consent to access the app.",
+    70000: "Provided grant is invalid or malformed.",
+    70003: "The app requested an unsupported grant type '{}'.",
+    70018: "Invalid verification code. The provided device_code was not recognized.",
+    90100: "The parameter '{}' is empty or not valid.",
+    700024: "Client assertion is not within its valid time range. {}",
+    900561: "The endpoint only accepts POST, OPTIONS requests. Received a {} request.",
+    1002012: "The provided value for scope {} is not valid. Client credential flows must have a "
+    "scope value with /.default suffixed to the resource identifier (application ID URI).",
+    9002313: "Invalid request. Request is malformed or invalid. {}",
+    9002332: "Application '{}' is configured for use by Azure Active Directory users only. "
+    "Please do not use the /consumers endpoint to serve this request.",
 }
 
 

@@ -105,8 +105,8 @@ def app_session_state(session: AppSession, now: int) -> State:
 def prune(presence: UserPresence, now: int) -> None:
     """Drop what has expired by `now`: app sessions, the preferred presence, the message."""
     if presence.apps:
-        for session_id in [s.session_id for s in presence.apps.values() if s.expires_at <= now]:
-            del presence.apps[session_id]
+        for key in [key for key, s in presence.apps.items() if s.expires_at <= now]:
+            del presence.apps[key]
     if presence.preferred is not None and presence.preferred.expires_at <= now:
         presence.preferred = None
     status = presence.status

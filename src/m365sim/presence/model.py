@@ -7,7 +7,7 @@ no clock, no I/O. The service decides when to call it and what to publish.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from m365sim.presence.states import (
     AVAILABLE_INACTIVE,
@@ -86,6 +86,8 @@ class UserPresence:
     # change, and the deadline already queued for this user.
     view: View | None = None
     sequence: str = ""
+    # The public JSON of `view`, built on first read (getPresencesByUserId reads it often).
+    public: dict[str, Any] | None = None
     next_change: int | None = None
     scheduled: int | None = None
 

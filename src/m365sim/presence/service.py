@@ -139,6 +139,7 @@ class PresenceService:
         if view != presence.view:
             first = presence.view is None
             presence.view = view
+            presence.public = None
             presence.sequence = sequence_stamp(next(self._stamps))
             if not first:
                 self._publish(tenant_id, presence, view)
@@ -243,7 +244,12 @@ class PresenceService:
             return unknown_presence(user.id)
         presence = self._presence(tenant_id, user.id)
         view = self._settle(tenant_id, presence, now)
-        return own_presence(presence, view) if own else public_presence(presence, view)
+        if own:
+            return own_presence(presence, view)
+        # Shared between answers: callers serialise it and must not change it.
+        if presence.public is None:
+            presence.public = public_presence(presence, view)
+        return presence.public
 
     def state_of(self, tenant_id: str, user_id: str) -> UserPresence:
         """The user's presence inputs, settled at `now` (for the control API and tests)."""

@@ -164,6 +164,10 @@ def load_scenario(sim: Simulator, data: Mapping[str, Any]) -> list[Tenant]:
 
     if not isinstance(data, Mapping) or not isinstance(data.get("tenants"), list):
         raise ScenarioError("a scenario is a mapping with a list under 'tenants'")
+    try:  # `limits: {bucket: {requests, window_s}}` (see m365sim.faults)
+        sim.faults.load_limits(data.get("limits"))
+    except ValueError as exc:
+        raise ScenarioError(str(exc)) from None
     loaded = []
     for t_index, t_data in enumerate(data["tenants"]):
         path = f"tenants[{t_index}]"

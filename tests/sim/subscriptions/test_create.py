@@ -57,7 +57,8 @@ async def test_failed_handshake_fails_the_create_and_leaves_no_subscription(
 ) -> None:
     receiver.validation_mode = mode
     anna = user_id(sim, "anna@contoso.com")
-    response = await _create(client, sim, subscription_body(sim, f"communications/presences/{anna}"))
+    body = subscription_body(sim, f"communications/presences/{anna}")
+    response = await _create(client, sim, body)
     assert response.status_code == 400
     error = response.json()
     validator("types/odata-error.json").validate(error)

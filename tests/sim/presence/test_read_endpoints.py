@@ -195,3 +195,14 @@ async def test_get_presences_by_user_id_needs_presence_read_all(
                                  json={"ids": [anna.id]},
                                  headers=bearer(user_token(sim, "anna@contoso.com")))
     assert response.status_code == 200
+
+
+async def test_get_presences_by_user_id_answers_duplicates_once_and_empty_lists_empty(
+    client: httpx.AsyncClient, app_headers: dict[str, str], anna: User, ben: User,
+) -> None:
+    url = "/v1.0/communications/getPresencesByUserId"
+    response = await client.post(url, json={"ids": [ben.id, anna.id.upper(), anna.id]},
+                                 headers=app_headers)
+    assert [item["id"] for item in response.json()["value"]] == [ben.id, anna.id]
+    response = await client.post(url, json={"ids": []}, headers=app_headers)
+    assert response.status_code == 200 and response.json()["value"] == []

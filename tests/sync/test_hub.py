@@ -133,7 +133,7 @@ async def test_a_deferred_write_is_retried_with_the_latest_state(world) -> None:
 
 
 async def test_unknown_users_are_counted_not_fatal(world) -> None:  # type: ignore[no-untyped-def]
-    hub, pbx, _, clock = world
+    hub, _, _, clock = world
     assert hub.teams_reading("nobody", reading(clock, BUSY, 1)) == 0
     assert not hub.line_state("pbx", "nobody", LineReading(LineState.IDLE, 0.0, 1))
     assert hub.counters["teams_readings_for_unknown_users"] == 1

@@ -14,11 +14,10 @@ choices, since Microsoft does not spell them out:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from m365sim.outlook.model import Instance, Mailbox
 
@@ -58,7 +57,9 @@ class CalendarPresence:
         self.sim = sim
         self._instances_of = instances_of
         self._current: dict[tuple[str, str], str] = {}
-        self._wake = asyncio.Event()
+        self._task: asyncio.Task[Any] | None = None
+        self._wake_at: datetime | None = None
+        self._interrupting = False
 
     def activity(self, tenant_id: str, user_id: str) -> str | None:
         """The calendar activity last reported for a user."""
@@ -87,9 +88,15 @@ class CalendarPresence:
         setter(tenant_id, user_id, activity)
 
     def changed(self, mailbox: Mailbox) -> None:
-        """A mailbox's events changed: refresh it now and let the loop re-plan its sleep."""
+        """A mailbox's events changed: refresh it now, and wake the loop early when the
+        change brings a start or end before its planned wake-up."""
         self.refresh(mailbox)
-        self._wake.set()
+        if self._task is None or self._interrupting:
+            return
+        boundary = self.next_boundary([mailbox])
+        if boundary is not None and (self._wake_at is None or boundary < self._wake_at):
+            self._interrupting = True
+            self._task.cancel()
 
     def next_boundary(self, mailboxes: Iterable[Mailbox]) -> datetime | None:
         """The earliest start or end of any instance after now (within the look-ahead)."""
@@ -107,25 +114,29 @@ class CalendarPresence:
 
     async def run(self, mailboxes: Callable[[], Iterable[Mailbox]]) -> None:
         """Wake at every start and end on the simulator's clock (or earlier on a change)."""
-        while True:
-            self._wake.clear()
-            boxes = [m for m in mailboxes() if m.events or
-                     (m.tenant_id, m.user_id) in self._current]
-            for mailbox in boxes:
-                self.refresh(mailbox)
-            boundary = self.next_boundary(boxes)
-            now = self.sim.clock.now()
-            delay = (boundary - now).total_seconds() if boundary else LOOKAHEAD.total_seconds()
-            await self._sleep_or_wake(max(delay, 0.0))
-
-    async def _sleep_or_wake(self, seconds: float) -> None:
-        sleeper = asyncio.ensure_future(self.sim.clock.sleep(seconds))
-        waker = asyncio.ensure_future(self._wake.wait())
+        # The loop awaits the clock directly (no helper task), so that it re-plans within
+        # the few scheduler turns VirtualClock.advance grants each sleeper it wakes.
+        me = asyncio.current_task()
+        if me is None:
+            raise RuntimeError("CalendarPresence.run must run inside an asyncio task")
+        self._task = me
         try:
-            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+            while True:
+                boxes = [m for m in mailboxes() if m.events or
+                         (m.tenant_id, m.user_id) in self._current]
+                for mailbox in boxes:
+                    self.refresh(mailbox)
+                now = self.sim.clock.now()
+                self._wake_at = self.next_boundary(boxes) or now + LOOKAHEAD
+                try:
+                    await self.sim.clock.sleep(max((self._wake_at - now).total_seconds(), 0.0))
+                except asyncio.CancelledError:
+                    if not self._interrupting:
+                        raise
+                    self._interrupting = False
+                    # Our own early wake-up: forget it; a real cancellation still counts.
+                    if me.uncancel() > 0:
+                        raise
         finally:
-            for task in (sleeper, waker):
-                if not task.done():
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+            self._task = None
+            self._wake_at = None

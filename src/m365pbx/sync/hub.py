@@ -37,7 +37,7 @@ from m365pbx.core.policy import (
     record_session_cleared,
     record_session_set,
 )
-from m365pbx.core.presence import PbxPresence
+from m365pbx.core.presence import PbxPresence, TeamsPresence
 from m365pbx.sync.people import Person
 from m365pbx.sync.timers import TimerWheel
 
@@ -143,6 +143,18 @@ class PresenceHub:
         if slot is not None:
             slot.state = state
             self._enqueue(person_id, NORMAL)
+
+    def current_teams(self, teams_user_id: str) -> TeamsPresence | None:
+        """The newest Teams presence held for a Teams user, if any."""
+        for pid in self._by_teams_id.get(teams_user_id.lower(), []):
+            teams = self._slots[pid].state.teams
+            if teams is not None:
+                return teams.presence
+        return None
+
+    def teams_user_ids(self) -> list[str]:
+        """Every Teams user id someone is matched to."""
+        return [self._slots[pids[0]].person.teams_user_id for pids in self._by_teams_id.values()]
 
     def person_by_pbx_key(self, connection: str, key: str) -> Person | None:
         """The person a PBX connection calls `key`."""

@@ -1,0 +1,1 @@
+"""Teams → PBX: presence from Graph (webhooks, polling, reconciliation) into the hub."""

@@ -1,0 +1,114 @@
+"""Polling presence with getPresencesByUserId: the mode without a public URL, and the
+reconciliation that repairs lost notifications in hybrid mode (design.md rule 6).
+
+Graph allows 1,500 presence requests per 30 s per app and tenant (graph.md 3.2); the poller
+plans to use at most half of that, and backs off when Graph throttles anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from m365pbx.clock import Clock
+from m365pbx.graph.client import GraphClient
+from m365pbx.graph.errors import M365Error, Throttled
+from m365pbx.graph.presence import MAX_IDS_PER_REQUEST, PresenceReading, get_presences
+from m365pbx.sync.hub import PresenceHub
+from m365pbx.sync.teams_to_pbx.readings import ReadingConverter
+
+log = logging.getLogger(__name__)
+
+GRAPH_PRESENCE_BUDGET_PER_S = 1500 / 30
+
+
+@dataclass
+class PollPlan:
+    """How often to poll: the floor, the share of Graph's budget to use, the ceiling."""
+
+    min_interval: float = 10.0
+    max_interval: float = 600.0
+    budget_share: float = 0.5
+
+    def interval_for(self, people: int) -> float:
+        """Seconds between rounds for `people`, staying within the budget share."""
+        requests = max(1, math.ceil(people / MAX_IDS_PER_REQUEST))
+        per_second = GRAPH_PRESENCE_BUDGET_PER_S * self.budget_share
+        return min(self.max_interval, max(self.min_interval, requests / per_second))
+
+
+class PresencePoller:
+    """Reads everyone's presence in rounds and feeds what changed into the hub."""
+
+    def __init__(
+        self,
+        client: GraphClient,
+        hub: PresenceHub,
+        clock: Clock,
+        user_ids: Callable[[], Sequence[str]],
+        *,
+        plan: PollPlan | None = None,
+        converter: ReadingConverter | None = None,
+        reconciling: bool = False,
+    ) -> None:
+        self.client = client
+        self.hub = hub
+        self.clock = clock
+        self.user_ids = user_ids
+        self.plan = plan or PollPlan()
+        self.converter = converter or ReadingConverter()
+        # In hybrid mode a difference found by polling is a notification that never came.
+        self.reconciling = reconciling
+        self.rounds = 0
+        self.repairs = 0
+        self.throttled = 0
+        self.last_error: str | None = None
+        self._slowdown = 1.0
+
+    def interval(self) -> float:
+        """The current interval, including any slowdown after throttling."""
+        return min(self.plan.max_interval,
+                   self.plan.interval_for(len(self.user_ids())) * self._slowdown)
+
+    async def poll_once(self) -> int:
+        """One round over everyone; return how many readings changed someone's state."""
+        ids = list(self.user_ids())
+        if not ids:
+            return 0
+        readings = await get_presences(self.client, ids)
+        self.rounds += 1
+        return self.feed(readings)
+
+    def feed(self, readings: Sequence[PresenceReading]) -> int:
+        """Hand readings to the hub; count those that differ from what it held."""
+        now = self.clock.now().timestamp()
+        changed = 0
+        for reading in readings:
+            converted = self.converter.convert(reading, now)
+            before = self.hub.current_teams(reading.user_id)
+            if before is not None and before == converted.presence:
+                continue
+            if self.hub.teams_reading(reading.user_id, converted):
+                changed += 1
+                if self.reconciling and before is not None:
+                    self.repairs += 1
+        return changed
+
+    async def run(self) -> None:
+        """Poll until cancelled; slow down while Graph throttles, recover afterwards."""
+        while True:
+            try:
+                await self.poll_once()
+                self.last_error = None
+                self._slowdown = max(1.0, self._slowdown * 0.75)
+            except Throttled as exc:
+                self.throttled += 1
+                self._slowdown = min(16.0, self._slowdown * 2)
+                self.last_error = exc.describe()
+                await self.clock.sleep(exc.retry_after)
+            except M365Error as exc:
+                self.last_error = exc.describe()
+                log.warning("presence poll failed: %s", exc.describe())
+            await self.clock.sleep(self.interval())

@@ -1,0 +1,164 @@
+"""Receiving Graph's webhook POSTs: check them, answer at once, process them in order.
+
+Rules (graph.md 4.5): answer within 3 s (202, work queued); verify `clientState` of every
+notification against the subscription's secret; rich notifications carry the presence
+itself (decrypted here) and validation tokens proving Graph sent them; basic ones carry
+ids only, and the changed people are read back in batches, never one request per change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from m365pbx.clock import Clock
+from m365pbx.graph.notifications import (
+    ChangeNotification,
+    MalformedNotification,
+    client_state_matches,
+    decrypt_content,
+    parse_notifications,
+    verify_validation_tokens,
+)
+from m365pbx.graph.presence import PresenceReading, parse_presence
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class KnownSubscription:
+    """What the receiver needs to know about one of our subscriptions."""
+
+    id: str
+    client_state: str = field(repr=False)
+    tenant_id: str
+    app_id: str
+    kind: str = "presence"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The HTTP answer for a webhook POST and why."""
+
+    status: int
+    reason: str = ""
+    accepted: int = 0
+
+
+LifecycleHandler = Callable[[KnownSubscription, str], Awaitable[None]]
+
+
+class NotificationReceiver:
+    """Checks webhook bodies and turns valid notifications into presence readings."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        subscriptions: Callable[[str], KnownSubscription | None],
+        certificates: Callable[[str], rsa.RSAPrivateKey | None],
+        signing_keys: Callable[[str], Awaitable[Mapping[str, Any]]],
+        on_presence: Callable[[list[PresenceReading]], None],
+        on_basic: Callable[[str, list[str]], None],
+        on_lifecycle: LifecycleHandler,
+        *,
+        queue_size: int = 10_000,
+    ) -> None:
+        self.clock = clock
+        self.subscriptions = subscriptions
+        self.certificates = certificates
+        self.signing_keys = signing_keys
+        self.on_presence = on_presence
+        self.on_basic = on_basic
+        self.on_lifecycle = on_lifecycle
+        self.counters: Counter[str] = Counter()
+        self._queue: asyncio.Queue[tuple[KnownSubscription, ChangeNotification]] = (
+            asyncio.Queue(maxsize=queue_size)
+        )
+
+    async def receive(self, body: bytes) -> Verdict:
+        """Check one POSTed body; queue what is valid; say what to answer."""
+        try:
+            batch = parse_notifications(body)
+        except MalformedNotification as exc:
+            self.counters["malformed"] += 1
+            return Verdict(400, str(exc))
+        checked: list[tuple[KnownSubscription, ChangeNotification]] = []
+        for item in batch.notifications:
+            known = self.subscriptions(item.subscription_id)
+            if known is None:
+                # An old subscription of ours (e.g. before a restart): nothing to do with it,
+                # and an error answer would only make Graph retry for hours.
+                self.counters["unknown_subscription"] += 1
+                continue
+            if not client_state_matches(known.client_state, item.client_state):
+                self.counters["forged"] += 1
+                return Verdict(403, "client state does not match")
+            checked.append((known, item))
+        rich = [(known, item) for known, item in checked if item.encrypted is not None]
+        if rich:
+            try:
+                keys = await self.signing_keys(rich[0][0].tenant_id)
+                verify_validation_tokens(
+                    batch.validation_tokens,
+                    app_ids={known.app_id for known, _ in rich},
+                    tenant_ids={known.tenant_id for known, _ in rich},
+                    keys=keys,
+                    now=self.clock.now().timestamp(),
+                )
+            except MalformedNotification as exc:
+                self.counters["forged"] += 1
+                return Verdict(403, str(exc))
+        if self._queue.maxsize and self._queue.qsize() + len(checked) > self._queue.maxsize:
+            self.counters["overloaded"] += 1
+            # Graph retries a 5xx later; better than accepting what we cannot keep.
+            return Verdict(503, "too many notifications queued")
+        for entry in checked:
+            self._queue.put_nowait(entry)
+        self.counters["accepted"] += len(checked)
+        return Verdict(202, accepted=len(checked))
+
+    async def run(self) -> None:
+        """Process queued notifications in arrival order until cancelled."""
+        while True:
+            known, item = await self._queue.get()
+            try:
+                await self._process(known, item)
+            except Exception:
+                self.counters["processing_failed"] += 1
+                log.exception("notification processing failed")
+
+    async def drain(self) -> None:
+        """Process everything queued right now (tests and shutdown)."""
+        while not self._queue.empty():
+            known, item = self._queue.get_nowait()
+            await self._process(known, item)
+
+    async def _process(self, known: KnownSubscription, item: ChangeNotification) -> None:
+        if item.lifecycle_event is not None:
+            self.counters[f"lifecycle_{item.lifecycle_event}"] += 1
+            await self.on_lifecycle(known, item.lifecycle_event)
+            return
+        if known.kind != "presence":
+            self.on_basic(known.kind, [item.resource_id])
+            return
+        if item.encrypted is None:
+            self.on_basic("presence", [item.resource_id])
+            return
+        key = self.certificates(item.encrypted.certificate_id)
+        if key is None:
+            self.counters["unknown_certificate"] += 1
+            self.on_basic("presence", [item.resource_id])
+            return
+        try:
+            resource = decrypt_content(item.encrypted, key)
+        except MalformedNotification:
+            self.counters["undecryptable"] += 1
+            self.on_basic("presence", [item.resource_id])
+            return
+        self.on_presence([parse_presence(resource)])

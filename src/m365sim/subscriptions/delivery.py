@@ -56,7 +56,7 @@ class Endpoint:
 
     url: str
     ready: deque[Pending] = field(default_factory=deque)
-    task: asyncio.Task[None] | None = None
+    senders: int = 0
     window_start: datetime | None = None
     count: int = 0
     slow: int = 0
@@ -89,7 +89,7 @@ Timer = Callable[[], None]
 
 
 class Dispatcher:
-    """Queues, times and sends notifications; one sender task per URL at a time."""
+    """Queues, times and sends notifications; `max_in_flight` POSTs per URL at a time."""
 
     def __init__(
         self,
@@ -211,10 +211,11 @@ class Dispatcher:
     def _start_senders(self) -> None:
         for url in self._kicked:
             endpoint = self.endpoints[url]
-            if endpoint.task is None and endpoint.ready:
-                endpoint.task = asyncio.create_task(self._drain(endpoint))
-                self._senders.add(endpoint.task)
-                endpoint.task.add_done_callback(self._senders.discard)
+            while endpoint.ready and endpoint.senders < self.settings.max_in_flight:
+                endpoint.senders += 1
+                task = asyncio.create_task(self._drain(endpoint))
+                self._senders.add(task)
+                task.add_done_callback(self._senders.discard)
         self._kicked.clear()
 
     async def _drain(self, endpoint: Endpoint) -> None:
@@ -222,7 +223,7 @@ class Dispatcher:
             while endpoint.ready:
                 await self._post(endpoint, self._take_batch(endpoint))
         finally:
-            endpoint.task = None
+            endpoint.senders -= 1
 
     def _take_batch(self, endpoint: Endpoint) -> list[Pending]:
         ready, limit = endpoint.ready, self.settings.max_batch
@@ -246,7 +247,8 @@ class Dispatcher:
         now = self.clock.now()
         wanted = [p for p in batch if self._wanted(p)]
         if len(wanted) < len(batch):
-            gone = [p.subscription_id for p in batch if p not in wanted]
+            kept = {id(p) for p in wanted}
+            gone = [p.subscription_id for p in batch if id(p) not in kept]
             self.record(kind=batch[0].kind, url=endpoint.url, outcome="discarded",
                         count=len(gone), subscription_ids=sorted(set(gone)),
                         error="subscription deleted or expired")

@@ -39,8 +39,10 @@ class DeliverySettings:
     throttle_slow_share: float = 0.10
     throttle_drop_share: float = 0.15
     throttle_delay_s: float = 600.0
-    # Chosen: at most this many notifications in one POST.
+    # Chosen: at most this many notifications in one POST, and POSTs in flight per URL
+    # (one keeps the order of arrival the order of the changes).
     max_batch: int = 100
+    max_in_flight: int = 1
     # Chosen: reauthorizationRequired this long before the authorizing token or the
     # subscription expires, then again every interval (graph.md 4.6).
     reauthorization_lead_s: float = 900.0
@@ -78,6 +80,7 @@ class DeliverySettings:
             "validation_timeout_ms": self.validation_timeout_s * 1000.0,
             "delivery_timeout_ms": self.delivery_timeout_s * 1000.0,
             "max_batch": self.max_batch,
+            "max_in_flight": self.max_in_flight,
         }
 
 
@@ -99,6 +102,13 @@ def _positive_ms(body: dict[str, Any], key: str) -> float | None:
     return float(value) / 1000.0
 
 
+def _count(body: dict[str, Any], key: str) -> int | None:
+    value = body.get(key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise GraphError(400, "BadRequest", f"'{key}' must be a positive integer.")
+    return value
+
+
 def parse_latency(value: object) -> tuple[float, float]:
     """`[min_ms, max_ms]` as seconds, or GraphError 400."""
     if (not isinstance(value, list) or len(value) != 2
@@ -112,7 +122,7 @@ def parse_latency(value: object) -> tuple[float, float]:
 def apply_faults(settings: DeliverySettings, body: dict[str, Any]) -> tuple[float, float] | None:
     """Check a `PUT /_sim/delivery` body whole, then apply it; returns a new latency."""
     known = {"latency_ms", "loss", "duplicate", "reorder", "seed", "validation_timeout_ms",
-             "delivery_timeout_ms", "max_batch"}
+             "delivery_timeout_ms", "max_batch", "max_in_flight"}
     unknown = sorted(set(body) - known)
     if unknown:
         raise GraphError(400, "BadRequest", f"Unknown delivery setting(s): {', '.join(unknown)}.")
@@ -127,10 +137,8 @@ def apply_faults(settings: DeliverySettings, body: dict[str, Any]) -> tuple[floa
         raise GraphError(400, "BadRequest", "'seed' must be an integer.")
     validation_timeout = _positive_ms(body, "validation_timeout_ms")
     delivery_timeout = _positive_ms(body, "delivery_timeout_ms")
-    max_batch = body.get("max_batch")
-    if max_batch is not None and (isinstance(max_batch, bool) or not isinstance(max_batch, int)
-                                  or max_batch < 1):
-        raise GraphError(400, "BadRequest", "'max_batch' must be a positive integer.")
+    max_batch = _count(body, "max_batch")
+    max_in_flight = _count(body, "max_in_flight")
     if loss is not None:
         settings.loss = loss
     if duplicate is not None:
@@ -145,4 +153,6 @@ def apply_faults(settings: DeliverySettings, body: dict[str, Any]) -> tuple[floa
         settings.delivery_timeout_s = delivery_timeout
     if max_batch is not None:
         settings.max_batch = max_batch
+    if max_in_flight is not None:
+        settings.max_in_flight = max_in_flight
     return latency

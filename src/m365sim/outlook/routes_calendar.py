@@ -142,7 +142,7 @@ def register(app: FastAPI, sim: Simulator) -> None:
         zone = q.zone_preference(q.preferences(request), applied)
         value = []
         for address in schedule.schedules:
-            user = _find_by_smtp(found, address)
+            user = sim.outlook.find_by_smtp(found.tenant, address)
             mailbox = sim.outlook.mailbox(found.tenant.id, user.id) if user else None
             value.append(schedule_information(address, mailbox, schedule, zone,
                                               sim.outlook.instances, detailed=True))
@@ -161,18 +161,3 @@ def register(app: FastAPI, sim: Simulator) -> None:
         for action in ("calendar/getSchedule", "calendar/getschedule"):
             app.add_api_route(f"{prefix}/{action}", get_schedule, methods=["POST"])
 
-
-def _find_by_smtp(found: Target, address: str) -> Any:
-    """A user of the caller's tenant by UPN, mail or SMTP proxy address."""
-    tenant = found.tenant
-    user = tenant.find_user(address)
-    if user is not None:
-        return user
-    folded = address.casefold()
-    for candidate in tenant.users.values():
-        if candidate.deleted:
-            continue
-        if (candidate.mail or "").casefold() == folded or any(
-                p.casefold() == f"smtp:{folded}" for p in candidate.proxy_addresses):
-            return candidate
-    return None

@@ -57,6 +57,7 @@ class OutlookService:
     def __init__(self, sim: Simulator) -> None:
         self.sim = sim
         self._mailboxes: dict[tuple[str, str], Mailbox] = {}
+        self._smtp_index: dict[str, tuple[int, dict[str, str]]] = {}
         self.presence_effects = CalendarPresence(sim, self.instances)
         # Documented limit for getSchedule (concepts/outlook-get-free-busy-schedule.md);
         # the service has been seen to accept 100 (docs issue #7047).
@@ -79,6 +80,24 @@ class OutlookService:
     def find_mailbox(self, tenant_id: str, user_id: str) -> Mailbox | None:
         """The mailbox if anything was ever stored in it."""
         return self._mailboxes.get((tenant_id, user_id))
+
+    def find_by_smtp(self, tenant: Tenant, address: str) -> User | None:
+        """A user of the tenant by SMTP address: UPN, mail or an `smtp:` proxy address."""
+        version, index = self._smtp_index.get(tenant.id, (-1, {}))
+        if version != tenant.directory_version:
+            index = {}
+            for user in tenant.users.values():
+                if user.deleted:
+                    continue
+                for proxy in user.proxy_addresses:
+                    if proxy.lower().startswith("smtp:"):
+                        index.setdefault(proxy[5:].casefold(), user.id)
+                if user.mail:
+                    index[user.mail.casefold()] = user.id
+                index[user.user_principal_name.casefold()] = user.id
+            self._smtp_index[tenant.id] = (tenant.directory_version, index)
+        user_id = index.get(address.strip().casefold())
+        return tenant.find_user(user_id) if user_id else None
 
     def calendar_activity(self, tenant_id: str, user_id: str) -> str | None:
         """`InAMeeting`, `OutOfOffice` or None: what the calendar makes of the user now."""

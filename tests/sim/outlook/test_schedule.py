@@ -187,3 +187,14 @@ async def test_permissions_for_get_schedule(
     mine = await client.post("/v1.0/me/calendar/getSchedule", json=body, headers=anna_headers)
     assert mine.status_code == 200
     assert mine.json()["value"][0]["scheduleId"] == "ben@contoso.com"
+
+
+async def test_schedules_are_found_by_mail_and_proxy_address(
+    tenant: Tenant, anna: User, client: httpx.AsyncClient, app_headers: dict[str, str],
+) -> None:
+    anna.proxy_addresses.append("smtp:anna.schmidt@contoso.com")
+    tenant.touch_user(anna)
+    body = {"schedules": ["Anna.Schmidt@contoso.com", "ANNA@contoso.com"], **window()}
+    value = (await post(client, app_headers, body)).json()["value"]
+    assert [("error" in info) for info in value] == [False, False]
+    assert [info["scheduleId"] for info in value] == body["schedules"]

@@ -1,0 +1,268 @@
+"""One service account's presence subscription, owned by exactly one task (design.md rule 3).
+
+Graph allows one presence subscription per app and user, covering at most 650 people and
+living at most 60 minutes (graph.md 4.3, 4.4). The owner creates it, renews it well before
+it lapses, resumes it after a restart with a PATCH instead of waiting for it to expire
+(innovaphone waits 10–12 minutes), recreates it when the people change or Graph lost it,
+and says in words what is wrong when it cannot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from m365pbx.clock import Clock
+from m365pbx.graph.certificates import NotificationCertificate
+from m365pbx.graph.client import GraphClient
+from m365pbx.graph.errors import Conflict, M365Error, NotFound, SignInError
+from m365pbx.graph.subscriptions import (
+    PRESENCE_MAX_LIFETIME,
+    SubscriptionRequest,
+    create_subscription,
+    delete_subscription,
+    list_subscriptions,
+    presence_resource,
+    reauthorize_subscription,
+    renew_subscription,
+)
+from m365pbx.pbx.base import ConnectionState
+from m365pbx.sync.teams_to_pbx.receiver import KnownSubscription
+from m365pbx.sync.teams_to_pbx.records import SubscriptionRecord, SubscriptionRecords
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where Graph delivers: notifications, lifecycle events; certificate for rich content."""
+
+    notification_url: str
+    lifecycle_url: str | None
+    certificate: Callable[[], NotificationCertificate | None]
+
+
+class AccountOwner:
+    """Owns one service account's presence subscription."""
+
+    def __init__(
+        self,
+        account: str,
+        client: GraphClient,
+        clock: Clock,
+        records: SubscriptionRecords,
+        endpoints: Endpoints,
+        *,
+        tenant_id: str,
+        app_id: str,
+        lifetime: timedelta = PRESENCE_MAX_LIFETIME,
+        renew_margin: timedelta = timedelta(minutes=15),
+    ) -> None:
+        self.account = account
+        self.client = client
+        self.clock = clock
+        self.records = records
+        self.endpoints = endpoints
+        self.tenant_id = tenant_id
+        self.app_id = app_id
+        self.lifetime = lifetime
+        self.renew_margin = renew_margin
+        self.people: tuple[str, ...] = ()
+        self.current: SubscriptionRecord | None = None
+        self.state = ConnectionState.STARTING
+        self.last_error: str | None = None
+        self.creates = 0
+        self.renewals = 0
+        self._wake = asyncio.Event()
+        self._lifecycle: list[str] = []
+        self._failures = 0
+
+    # --- messages from the pool and the receiver -----------------------------------------
+    def assign(self, people: tuple[str, ...]) -> None:
+        """Cover exactly these Teams user ids from now on."""
+        if tuple(sorted(people)) != tuple(sorted(self.people)):
+            self.people = tuple(sorted(people))
+            self._wake.set()
+
+    def lifecycle(self, event: str) -> None:
+        """Graph sent a lifecycle event for our subscription."""
+        self._lifecycle.append(event)
+        self._wake.set()
+
+    def known(self) -> KnownSubscription | None:
+        """The receiver's view of our current subscription."""
+        if self.current is None:
+            return None
+        return KnownSubscription(self.current.graph_id, self.current.client_state,
+                                 self.tenant_id, self.app_id, "presence")
+
+    @property
+    def healthy(self) -> bool:
+        """Whether notifications are flowing for this account's people."""
+        return self.state is ConnectionState.CONNECTED and self.current is not None
+
+    # --- the owner's loop -------------------------------------------------------------------
+    async def run(self) -> None:
+        """Keep the subscription alive until cancelled."""
+        await self._resume()
+        while True:
+            try:
+                await self._step()
+                self._failures = 0
+            except SignInError as exc:
+                self._fail(ConnectionState.BAD_CREDENTIALS, exc.describe())
+            except Conflict as exc:
+                await self._conflict(exc)
+            except M365Error as exc:
+                self._fail(ConnectionState.DEGRADED, exc.describe())
+            await self._sleep_until_due()
+
+    async def _resume(self) -> None:
+        try:
+            records = await self.records.load(self.account)
+        except Exception:
+            log.exception("cannot load recorded subscriptions")
+            records = []
+        now = self.clock.now()
+        for record in records:
+            if self.current is None and record.expires > now:
+                self.current = record
+            else:
+                await self.records.delete(record.graph_id)
+
+    async def _step(self) -> None:
+        now = self.clock.now()
+        while self._lifecycle:
+            event = self._lifecycle.pop(0)
+            if event == "reauthorizationRequired" and self.current is not None:
+                await reauthorize_subscription(self.client, self.current.graph_id)
+                await self._renew(now)
+            elif event == "subscriptionRemoved":
+                await self._forget()
+        if not self.people:
+            await self._delete_current()
+            self.state = ConnectionState.CONNECTED
+            return
+        wanted = presence_resource(self.people)
+        if self.current is not None and self.current.resource != wanted:
+            # Graph cannot change a subscription's id list: delete and create (graph.md 4.4).
+            await self._delete_current()
+        if self.current is None:
+            await self._create(now, wanted)
+        elif self.current.expires - now <= self.renew_margin or self.state is not (
+            ConnectionState.CONNECTED
+        ):
+            await self._renew(now)
+        self.state = ConnectionState.CONNECTED
+        self.last_error = None
+
+    async def _create(self, now: datetime, resource: str) -> None:
+        client_state = secrets.token_urlsafe(32)
+        request = SubscriptionRequest(
+            resource=resource,
+            notification_url=self.endpoints.notification_url,
+            expires=now + self.lifetime,
+            client_state=client_state,
+            lifecycle_url=self.endpoints.lifecycle_url,
+            certificate=self.endpoints.certificate(),
+        )
+        created = await create_subscription(self.client, request)
+        self.creates += 1
+        self.current = SubscriptionRecord(created.id, self.account, resource, created.expires,
+                                          client_state)
+        await self.records.save(self.current)
+
+    async def _renew(self, now: datetime) -> None:
+        assert self.current is not None
+        try:
+            renewed = await renew_subscription(self.client, self.current.graph_id,
+                                               now + self.lifetime)
+        except NotFound:
+            # Expired or removed on Graph's side: start again.
+            await self._forget()
+            await self._create(now, presence_resource(self.people))
+            return
+        self.renewals += 1
+        self.current = SubscriptionRecord(self.current.graph_id, self.account,
+                                          self.current.resource, renewed.expires,
+                                          self.current.client_state)
+        await self.records.save(self.current)
+
+    async def _delete_current(self) -> None:
+        if self.current is None:
+            return
+        with contextlib.suppress(NotFound):
+            await delete_subscription(self.client, self.current.graph_id)
+        await self._forget()
+
+    async def _forget(self) -> None:
+        if self.current is not None:
+            await self.records.delete(self.current.graph_id)
+            self.current = None
+
+    async def _conflict(self, exc: Conflict) -> None:
+        """A presence subscription of this app and user exists that we do not hold."""
+        try:
+            existing = await list_subscriptions(self.client)
+        except M365Error as list_error:
+            self._fail(ConnectionState.ERROR, f"{exc.describe()}; listing failed: "
+                       f"{list_error.describe()}")
+            return
+        ours = self.endpoints.notification_url
+        for subscription in existing:
+            if "presences" not in subscription.resource:
+                continue
+            if subscription.notification_url == ours:
+                # Our own, from a lost database: we no longer know its secret; replace it.
+                await delete_subscription(self.client, subscription.id)
+                self._wake.set()
+                return
+            self._fail(
+                ConnectionState.ERROR,
+                f"another installation holds the presence subscription of {self.account} "
+                f"(it delivers to {subscription.notification_url}); Graph allows one per app "
+                "and user. Use another service account or app registration here, or stop "
+                "the other installation, or take the subscription over with 'm365pbx "
+                f"subscriptions takeover --account {self.account}'",
+            )
+            return
+        self._fail(ConnectionState.ERROR, exc.describe())
+
+    async def take_over(self) -> int:
+        """Delete every presence subscription of this app and user (the admin's decision)."""
+        removed = 0
+        for subscription in await list_subscriptions(self.client):
+            if "presences" in subscription.resource:
+                await delete_subscription(self.client, subscription.id)
+                removed += 1
+        await self._forget()
+        self._wake.set()
+        return removed
+
+    def _fail(self, state: ConnectionState, message: str) -> None:
+        self._failures += 1
+        self.state = state
+        self.last_error = message
+        log.warning("presence subscription of %s: %s", self.account, message)
+
+    async def _sleep_until_due(self) -> None:
+        if self._failures:
+            delay = min(900.0, 5.0 * 2 ** min(self._failures, 8))
+        elif self.current is not None:
+            due = self.current.expires - self.renew_margin - self.clock.now()
+            delay = max(1.0, due.total_seconds())
+        else:
+            delay = 3600.0
+        sleeper = asyncio.ensure_future(self.clock.sleep(delay))
+        woken = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({sleeper, woken}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            woken.cancel()
+            self._wake.clear()

@@ -1,0 +1,89 @@
+"""The pool of service accounts that carry the presence subscriptions of one tenant.
+
+Each account covers at most 650 people (graph.md 4.4). People are spread evenly and stay
+with their account when others come and go, so a change recreates as few subscriptions as
+possible. People no account can take are left to polling and reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Sequence
+
+from m365pbx.graph.subscriptions import MAX_PRESENCE_IDS
+from m365pbx.sync.teams_to_pbx.owner import AccountOwner
+from m365pbx.sync.teams_to_pbx.receiver import KnownSubscription
+
+
+def balance(
+    people: Sequence[str], accounts: Sequence[str], current: dict[str, tuple[str, ...]],
+    *, capacity: int = MAX_PRESENCE_IDS,
+) -> tuple[dict[str, tuple[str, ...]], list[str]]:
+    """Assign people to accounts evenly, keeping existing assignments where they fit.
+
+    Returns the assignment and the people left over (more than the accounts can carry).
+    """
+    if not accounts:
+        return {}, sorted(set(people))
+    wanted = sorted(set(people))
+    share = min(capacity, max(1, math.ceil(len(wanted) / len(accounts))))
+    remaining = set(wanted)
+    result: dict[str, list[str]] = {account: [] for account in accounts}
+    for account in accounts:
+        for person in current.get(account, ()):
+            if person in remaining and len(result[account]) < share:
+                result[account].append(person)
+                remaining.discard(person)
+    for person in sorted(remaining):
+        target = min(accounts, key=lambda a: (len(result[a]), a))
+        if len(result[target]) >= capacity:
+            break
+        result[target].append(person)
+        remaining.discard(person)
+    return {a: tuple(sorted(p)) for a, p in result.items()}, sorted(remaining)
+
+
+class SubscriptionPool:
+    """Owners of one tenant's service accounts, and who carries whom."""
+
+    def __init__(self, owners: Sequence[AccountOwner]) -> None:
+        self.owners = {owner.account: owner for owner in owners}
+        self.unassigned: list[str] = []
+
+    def assign(self, people: Sequence[str]) -> None:
+        """Spread these Teams user ids over the accounts."""
+        current = {account: owner.people for account, owner in self.owners.items()}
+        assignment, self.unassigned = balance(people, list(self.owners), current)
+        for account, owned in assignment.items():
+            self.owners[account].assign(owned)
+
+    def known(self, subscription_id: str) -> KnownSubscription | None:
+        """The subscription with this id, if one of ours."""
+        for owner in self.owners.values():
+            known = owner.known()
+            if known is not None and known.id == subscription_id:
+                return known
+        return None
+
+    def owner_of(self, subscription_id: str) -> AccountOwner | None:
+        """The owner of a subscription id."""
+        for owner in self.owners.values():
+            known = owner.known()
+            if known is not None and known.id == subscription_id:
+                return owner
+        return None
+
+    def uncovered(self) -> list[str]:
+        """People whose notifications are not flowing now (unhealthy account or no account)."""
+        people = list(self.unassigned)
+        for owner in self.owners.values():
+            if not owner.healthy:
+                people += owner.people
+        return people
+
+    async def run(self) -> None:
+        """Run every owner until cancelled."""
+        async with asyncio.TaskGroup() as group:
+            for owner in self.owners.values():
+                group.create_task(owner.run())

@@ -62,6 +62,18 @@ async def test_basic_presence_notification_carries_ids_only(
     assert [e["outcome"] for e in log if e["kind"] == "notification"] == ["delivered"]
 
 
+async def test_deliveries_keep_the_query_string_of_the_url(
+    sim: Simulator, client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    anna = user_id(sim, "anna@contoso.com")
+    await _subscribe(client, sim, f"communications/presences/{anna}",
+                     notificationUrl="https://hooks.contoso.test/api/notify?account=svc&n=1")
+    sim.bus.publish(presence_change(anna))
+    await eventually(lambda: len(receiver.posts) == 1)
+    assert receiver.posts[0]["query"] == {"account": "svc", "n": "1"}
+    assert receiver.posts[0]["path"] == "/api/notify"
+
+
 async def test_only_matching_changes_are_notified(
     sim: Simulator, client: httpx.AsyncClient, receiver: Receiver
 ) -> None:

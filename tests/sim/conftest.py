@@ -14,6 +14,7 @@ from m365sim.clock import VirtualClock
 from m365sim.model import Tenant
 from m365sim.scenario import load_scenario
 from m365sim.simulator import SimSettings, Simulator
+from tests.sim.conftest_server import sim_server  # noqa: F401 - the loopback HTTPS server
 
 TENANT_ID = "9188040d-6c67-4c5b-b112-36a304b66dad"
 APP_ID = "6731de76-14a6-49ae-97bc-6eba6914391e"

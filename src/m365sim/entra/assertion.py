@@ -7,6 +7,8 @@ Checked like Entra: the header names a registered certificate by `x5t` (SHA-1) o
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -47,14 +49,27 @@ def _header(assertion: str) -> dict[str, Any]:
     return header
 
 
+def _thumbprint(value: object) -> bytes | None:
+    """A thumbprint header's bytes: base64url per RFC 7515, but MSAL keeps the padding."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.strip().rstrip("=").replace("+", "-").replace("/", "_")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        return None
+
+
 def _certificate(app: AppRegistration, header: dict[str, Any]) -> AppCertificate:
-    s256, sha1 = header.get("x5t#S256"), header.get("x5t")
+    s256, sha1 = _thumbprint(header.get("x5t#S256")), _thumbprint(header.get("x5t"))
     for cert in app.certificates:
-        if (s256 and cert.x5t_s256 == s256) or (sha1 and cert.x5t == sha1):
+        if (s256 and _thumbprint(cert.x5t_s256) == s256) or (
+                sha1 and _thumbprint(cert.x5t) == sha1):
             return cert
     raise _fail(700027, "The certificate with identifier used to sign the client assertion "
                 f"is not registered on application. [Reason - The key was not found., "
-                f"Thumbprint of key used by client: '{s256 or sha1}']")
+                f"Thumbprint of key used by client: "
+                f"'{(s256 or sha1 or b'').hex().upper()}']")
 
 
 def _verified_claims(assertion: str, cert: AppCertificate, alg: str) -> dict[str, Any]:

@@ -1,0 +1,164 @@
+"""Directory sync: Teams-licensed users from Graph, PBX users from each connection, matched
+into the people the hub serves (issue 12, item 3).
+
+A failed or empty fetch never replaces a good directory (a failure Telia users report:
+an empty mapping stopped all presence until the next hourly run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from m365pbx.clock import Clock
+from m365pbx.core.matching import MatchOptions, MatchResult, match_users
+from m365pbx.core.matching import PbxUser as MatchingUser
+from m365pbx.graph.errors import M365Error
+from m365pbx.pbx.base import PbxConnection, PbxUser
+from m365pbx.sync.people import Person
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StoredPerson:
+    """A matched person as the store keeps them, with their stable id."""
+
+    id: int
+    pbx_key: str
+    teams_user_id: str
+    display_name: str
+
+
+class PeopleStore(Protocol):
+    """Keeps match results; returns the matched people with their ids."""
+
+    async def replace(self, connection: str, result: MatchResult,
+                      teams_users: Mapping[str, Mapping[str, Any]]) -> list[StoredPerson]:
+        """Store one connection's match result; return its matched people."""
+        ...
+
+
+@dataclass
+class ConnectionDirectory:
+    """One PBX connection's part of the directory."""
+
+    name: str
+    connection: PbxConnection
+    options: MatchOptions
+    result: MatchResult | None = None
+    users: dict[str, PbxUser] = field(default_factory=dict)
+
+
+@dataclass
+class DirectoryStatus:
+    """What an admin sees: last success, last error, and the counts."""
+
+    last_success: datetime | None = None
+    last_error: str | None = None
+    teams_users: int = 0
+    people: int = 0
+    summaries: dict[str, dict[str, object]] = field(default_factory=dict)
+
+
+class DirectorySync:
+    """Keeps one tenant's people current: periodically, and at once on request."""
+
+    def __init__(
+        self,
+        tenant: str,
+        fetch_teams_users: Callable[[], Awaitable[list[dict[str, Any]]]],
+        connections: Sequence[ConnectionDirectory],
+        store: PeopleStore,
+        on_people: Callable[[list[Person]], None],
+        clock: Clock,
+        *,
+        interval: float = 3600.0,
+    ) -> None:
+        self.tenant = tenant
+        self.fetch_teams_users = fetch_teams_users
+        self.connections = list(connections)
+        self.store = store
+        self.on_people = on_people
+        self.clock = clock
+        self.interval = interval
+        self.status = DirectoryStatus()
+        self._people: dict[str, list[Person]] = {}
+        self._now = asyncio.Event()
+
+    def sync_now(self) -> None:
+        """Ask for a sync at once ("Sync now")."""
+        self._now.set()
+
+    async def run(self) -> None:
+        """Sync at start, then every `interval` and on request, until cancelled."""
+        while True:
+            await self.sync_once()
+            self._now.clear()
+            sleeper = asyncio.ensure_future(self.clock.sleep(self.interval))
+            asked = asyncio.ensure_future(self._now.wait())
+            try:
+                await asyncio.wait({sleeper, asked}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                sleeper.cancel()
+                asked.cancel()
+
+    async def sync_once(self) -> bool:
+        """One full sync; False (and the previous people kept) when anything is missing."""
+        try:
+            teams_users = await self.fetch_teams_users()
+        except M365Error as exc:
+            return self._failed(f"cannot read users from Microsoft 365: {exc.describe()}")
+        if not teams_users and self.status.teams_users:
+            return self._failed("Microsoft 365 returned no users; keeping the previous "
+                                f"directory of {self.status.teams_users}")
+        by_id = {str(u.get("id")): u for u in teams_users if u.get("id")}
+        problems: list[str] = []
+        changed = False
+        for directory in self.connections:
+            try:
+                pbx_users = await directory.connection.list_users()
+            except Exception as exc:  # a PBX answering garbage must not stop the others
+                problems.append(f"cannot read users of PBX connection {directory.name!r}: {exc}")
+                continue
+            if not pbx_users and directory.users:
+                problems.append(f"PBX connection {directory.name!r} returned no users; keeping "
+                                f"the previous {len(directory.users)}")
+                continue
+            directory.users = {user.key: user for user in pbx_users}
+            result = match_users([MatchingUser(u.key, dict(u.fields)) for u in pbx_users],
+                                 teams_users, directory.options)
+            directory.result = result
+            stored = await self.store.replace(directory.name, result, by_id)
+            self._people[directory.name] = [
+                Person(id=p.id, connection=directory.name, pbx_user=directory.users[p.pbx_key],
+                       teams_user_id=p.teams_user_id, tenant=self.tenant,
+                       display_name=p.display_name)
+                for p in stored if p.pbx_key in directory.users
+            ]
+            await directory.connection.watch([p.pbx_user for p in self._people[directory.name]])
+            self.status.summaries[directory.name] = result.summary()
+            changed = True
+        if changed:
+            everyone = [p for people in self._people.values() for p in people]
+            self.on_people(everyone)
+            self.status.people = len(everyone)
+        self.status.teams_users = len(teams_users)
+        if problems:
+            return self._failed("; ".join(problems))
+        self.status.last_success = self.clock.now()
+        self.status.last_error = None
+        return True
+
+    def people(self) -> list[Person]:
+        """Everyone matched across this tenant's connections."""
+        return [p for people in self._people.values() for p in people]
+
+    def _failed(self, message: str) -> bool:
+        self.status.last_error = message
+        log.warning("directory sync of %s: %s", self.tenant, message)
+        return False

@@ -101,18 +101,19 @@ def availability_view(instances: list[Instance], request: ScheduleRequest) -> st
     """One digit per slot: the highest-ranked status of the items overlapping the slot."""
     step = timedelta(minutes=request.interval)
     slots = math.ceil((request.end - request.start) / step)
-    digits = []
-    for index in range(slots):
-        slot_start = request.start + index * step
-        slot_end = min(slot_start + step, request.end)
-        best = "free"
-        for instance in instances:
-            if instance.start < slot_end and instance.end > slot_start:
-                status = instance.event.show_as
-                if RANK.get(status, 0) > RANK.get(best, 0):
-                    best = status
-        digits.append(DIGIT.get(best, "0"))
-    return "".join(digits)
+    best = ["free"] * slots
+    for instance in instances:
+        if instance.start >= request.end:
+            continue
+        # Slot i is [start + i*step, start + (i+1)*step); the item meets the slots from the
+        # one holding its start to the last one starting before its end.
+        first = max(0, (instance.start - request.start) // step)
+        last = min(slots - 1, -((request.start - instance.end) // step) - 1)
+        status = instance.event.show_as
+        for index in range(first, last + 1):
+            if RANK.get(status, 0) > RANK.get(best[index], 0):
+                best[index] = status
+    return "".join(DIGIT.get(status, "0") for status in best)
 
 
 def schedule_item(instance: Instance, zone: str, detailed: bool) -> dict[str, Any]:

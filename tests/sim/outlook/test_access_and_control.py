@@ -86,6 +86,13 @@ async def test_bad_calendar_view_requests(client: httpx.AsyncClient,
     repeated = await client.get(f"{url}?startDateTime=a&startDateTime=b&endDateTime=c",
                                 headers=app_headers)
     assert repeated.status_code == 400
+    # An offset's "+" sent without encoding arrives as a space and does not parse.
+    plus = await client.get(f"{url}?startDateTime=2026-01-05T09:00:00+01:00"
+                            "&endDateTime=2026-01-05T10:00:00Z", headers=app_headers)
+    assert (plus.status_code, plus.json()["error"]["code"]) == (400, "ErrorInvalidParameter")
+    encoded = await client.get(f"{url}?startDateTime=2026-01-05T09:00:00%2B01:00"
+                               "&endDateTime=2026-01-05T10:00:00Z", headers=app_headers)
+    assert encoded.status_code == 200
     unknown = await client.get("/v1.0/users/ghost@contoso.com/calendarView", params=WINDOW,
                                headers=app_headers)
     assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "ErrorInvalidUser")

@@ -5,11 +5,14 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from m365sim.errors import GraphError
 from m365sim.outlook.contact_query import order, parse_filter, parse_search
-from m365sim.outlook.model import Contact, EmailAddress, Event, Recurrence
+from m365sim.outlook.model import Contact, EmailAddress, Event, Instance, Recurrence
 from m365sim.outlook.recurrence import instances, split_occurrence_id
+from m365sim.outlook.schedule import DIGIT, RANK, ScheduleRequest, availability_view
 from m365sim.outlook.specs import SpecError, parse_duration
 from m365sim.outlook.timezones import (
     WINDOWS_TO_IANA,
@@ -162,3 +165,32 @@ def test_orderby_display_name_both_ways() -> None:
         "Pavel Bansky", "Pat O'Neil", "Dana Swope"]
     with pytest.raises(GraphError):
         order(PEOPLE, "mobilePhone")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(-120, 600), st.integers(0, 300),
+                          st.sampled_from(["free", "tentative", "busy", "oof",
+                                           "workingElsewhere"])), max_size=8),
+       st.integers(5, 90), st.integers(5, 480))
+def test_availability_view_matches_the_overlap_rule_slot_by_slot(
+    items: list[tuple[int, int, str]], interval: int, length: int,
+) -> None:
+    if interval > length:
+        interval = length
+    request = ScheduleRequest([], T0, T0 + timedelta(minutes=length), interval)
+    found = [Instance(Event(id=f"AAMkAG{n}", subject="s", start=T0, end=T0, time_zone="UTC",
+                            organizer_name="o", organizer_address="o@x", created=T0,
+                            modified=T0, show_as=status),
+                      T0 + timedelta(minutes=offset),
+                      T0 + timedelta(minutes=offset + duration))
+             for n, (offset, duration, status) in enumerate(items)]
+    view = availability_view(found, request)
+    step = timedelta(minutes=interval)
+    assert len(view) == -(-length // interval)
+    for index, digit in enumerate(view):
+        slot_start = request.start + index * step
+        slot_end = min(slot_start + step, request.end)
+        statuses = [i.event.show_as for i in found
+                    if i.start < slot_end and i.end > slot_start]
+        expected = max(statuses, key=lambda s: RANK[s], default="free")
+        assert digit == DIGIT[expected]

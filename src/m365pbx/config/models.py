@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,6 +21,7 @@ from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from m365pbx.config.connections import PbxConnection
+from m365pbx.config.durations import Duration
 from m365pbx.config.fields import MODEL_CONFIG
 from m365pbx.config.references import REFERENCE_ERROR_TYPE, reference_problems
 from m365pbx.config.secrets import resolve_reference
@@ -138,6 +140,47 @@ class PresenceConfig(BaseModel):
         return UnknownValueFallback(self.unknown_availability, self.unknown_activity)
 
 
+class SyncMode(StrEnum):
+    """How Teams presence reaches m365pbx."""
+
+    AUTO = "auto"  # webhooks with reconciliation when public_url is set, else polling
+    WEBHOOK = "webhook"
+    POLLING = "polling"
+
+
+class MicrosoftEndpoints(BaseModel):
+    """Where Entra ID and Graph are; changed only for national clouds or the simulator."""
+
+    model_config = MODEL_CONFIG
+
+    login_url: HttpUrl = Field(
+        default=HttpUrl("https://login.microsoftonline.com"), description="Entra ID sign-in host"
+    )
+    graph_url: HttpUrl = Field(
+        default=HttpUrl("https://graph.microsoft.com"), description="Microsoft Graph host"
+    )
+    ca_file: Path | None = Field(
+        default=None, description="extra CA bundle to trust for both (e.g. a TLS proxy)"
+    )
+
+
+class TeamsToPbxConfig(BaseModel):
+    """Tuning of the Teams → PBX direction."""
+
+    model_config = MODEL_CONFIG
+
+    mode: SyncMode = Field(default=SyncMode.AUTO, description="auto, webhook or polling")
+    reconcile_interval: Duration = Field(
+        default=timedelta(minutes=5), description="slow poll that repairs lost notifications"
+    )
+    min_poll_interval: Duration = Field(
+        default=timedelta(seconds=10), description="fastest polling round in polling mode"
+    )
+    rich_notifications: bool = Field(
+        default=True, description="ask Graph to include (encrypted) presence in notifications"
+    )
+
+
 class Settings(BaseSettings):
     """Everything one installation declares; build it with `load_config`."""
 
@@ -162,6 +205,12 @@ class Settings(BaseSettings):
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="logging")
     presence: PresenceConfig = Field(
         default_factory=PresenceConfig, description="fallbacks for unknown Teams values"
+    )
+    microsoft: MicrosoftEndpoints = Field(
+        default_factory=MicrosoftEndpoints, description="Entra ID and Graph endpoints"
+    )
+    teams_to_pbx: TeamsToPbxConfig = Field(
+        default_factory=TeamsToPbxConfig, description="Teams → PBX tuning"
     )
     tenants: list[Tenant] = Field(default_factory=list, description="Entra ID tenants")
     pbx_connections: list[PbxConnection] = Field(

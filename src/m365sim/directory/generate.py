@@ -112,10 +112,11 @@ def generate_users(
     rng = random.Random(seed)  # noqa: S311 - reproducible test data, not security
     made_groups = _groups(tenant, rng, groups)
     start = len(tenant.users)
-    aliases = {address.partition(":")[2].partition("@")[0].casefold()
-               for user in tenant.users.values() for address in user.proxy_addresses}
-    aliases |= {user.user_principal_name.partition("@")[0].casefold()
-                for user in tenant.users.values()}
+    taken = {address.partition(":")[2].partition("@")[0].casefold()
+             for user in tenant.users.values() for address in user.proxy_addresses}
+    taken |= {user.user_principal_name.partition("@")[0].casefold()
+              for user in tenant.users.values()}
+    aliases = _Addresses(taken)
     created: list[User] = []
     for index in range(start, start + users):
         user = _user(tenant, rng, index, domain, aliases, teams_share, disabled_share,
@@ -144,16 +145,27 @@ def _groups(tenant: Tenant, rng: random.Random, count: int) -> list[Group]:
     return made
 
 
-def _unique(base: str, taken: set[str], limit: int = 64) -> str:
-    candidate, number = base[:limit], 1
-    while candidate.casefold() in taken:
-        number += 1
-        candidate = f"{base[:limit - len(str(number))]}{number}"
-    taken.add(candidate.casefold())
-    return candidate
+class _Addresses:
+    """Local parts already used in the tenant, with the next number to try per name."""
+
+    def __init__(self, taken: set[str]) -> None:
+        self.taken = taken
+        self.next_number: dict[str, int] = {}
+
+    def claim(self, base: str, limit: int = 64) -> str:
+        """`base`, or `base` with the lowest free number, shortened to `limit` characters."""
+        key = base.casefold()
+        number = self.next_number.get(key, 1)
+        candidate = base[:limit] if number == 1 else f"{base[:limit - len(str(number))]}{number}"
+        while candidate.casefold() in self.taken:
+            number += 1
+            candidate = f"{base[:limit - len(str(number))]}{number}"
+        self.next_number[key] = number
+        self.taken.add(candidate.casefold())
+        return candidate
 
 
-def _user(tenant: Tenant, rng: random.Random, index: int, domain: str, aliases: set[str],
+def _user(tenant: Tenant, rng: random.Random, index: int, domain: str, aliases: _Addresses,
           teams_share: float, disabled_share: float, mfa_share: float, hybrid_share: float,
           mobile_share: float, password: str | None) -> User:
     first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
@@ -161,12 +173,12 @@ def _user(tenant: Tenant, rng: random.Random, index: int, domain: str, aliases: 
     while user_id in tenant.users:
         user_id = _guid(rng)
     # Addresses are unique across the tenant (UPN, every proxy address, sAMAccountName).
-    local = _unique(f"{ascii_name(first)}.{ascii_name(last)}", aliases)
+    local = aliases.claim(f"{ascii_name(first)}.{ascii_name(last)}")
     upn = f"{local}@{domain}"
     office = OFFICES[rng.randrange(len(OFFICES))]
     teams = rng.random() < teams_share
     licences, plans = _licences(teams, licensed=rng.random() < 0.5)
-    alias = _unique(f"{ascii_name(first)[:1]}{ascii_name(last)}", aliases, limit=20)
+    alias = aliases.claim(f"{ascii_name(first)[:1]}{ascii_name(last)}", limit=20)
     proxies = [f"SMTP:{upn}", f"smtp:{alias}@{domain}"]
     if teams:
         proxies.append(f"SIP:{upn}")

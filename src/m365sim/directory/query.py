@@ -9,6 +9,7 @@ is on the first page only; `$skip` is refused.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -217,20 +218,31 @@ def run_collection(
     select: tuple[str, ...],
 ) -> dict[str, Any]:
     """One page of `items` (already in default order) as Graph's collection body."""
-    matches = [item for item in items if all(p(item) for p in query.predicates)]
-    descending = bool(query.orderby) and query.orderby[0][1]
+    predicates = query.predicates
+    if not predicates:
+        matches = list(items)
+    elif len(predicates) == 1:
+        matches = [item for item in items if predicates[0](item)]
+    else:
+        matches = [item for item in items if all(p(item) for p in predicates)]
     key = _sort_key(query.spec, query.orderby)
+    after = _open_skiptoken(signer, query.skiptoken) if query.skiptoken is not None else None
     if query.orderby:
-        matches.sort(key=key, reverse=descending)
-    start = 0
-    if query.skiptoken is not None:
-        after = _open_skiptoken(signer, query.skiptoken)
-        start = len(matches)
-        for index, item in enumerate(matches):
-            current = key(item)
-            if (current < after) if descending else (current > after):
-                start = index
-                break
+        descending = query.orderby[0][1]
+        keyed = sorted(((key(item), item) for item in matches), key=lambda pair: pair[0],
+                       reverse=descending)
+        matches = [item for _, item in keyed]
+        start = 0
+        if after is not None:
+            keys = [k for k, _ in keyed]
+            if descending:
+                start = next((i for i, k in enumerate(keys) if k < after), len(keys))
+            else:
+                start = bisect_right(keys, after)
+    else:
+        # Default order is by object id, so the cursor is found by bisection.
+        get_id = query.spec.render["id"]
+        start = bisect_right(matches, after[-1], key=get_id) if after is not None else 0
     page = matches[start:start + query.top]
     body: dict[str, Any] = {"@odata.context": context}
     if query.count and query.skiptoken is None:
@@ -249,6 +261,6 @@ def _open_skiptoken(signer: TokenSigner, token: str) -> list[str]:
         # Chosen wording; Graph's paging tokens are opaque and edited ones are refused.
         raise GraphError(400, "Request_BadRequest", "Invalid Skip Token.") from None
     after = payload.get("after")
-    if not isinstance(after, list) or not all(isinstance(part, str) for part in after):
+    if not isinstance(after, list) or not after or not all(isinstance(p, str) for p in after):
         raise GraphError(400, "Request_BadRequest", "Invalid Skip Token.")
     return after

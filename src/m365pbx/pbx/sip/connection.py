@@ -1,0 +1,463 @@
+"""SipConnection: the PbxConnection for SIP SIMPLE presence servers (Kamailio and others).
+
+Teams → PBX: one PIDF publication per person (publication.py). PBX → Teams: a `dialog`
+subscription per watched person (line state) and, if enabled, a `presence` subscription
+(what the person set on the phone). Recovery (design.md rule 5):
+- an OPTIONS keep-alive tells whether the server answers; when it stops answering the
+  connection is DEGRADED, pending requests are abandoned and nothing is sent;
+- when it answers again (or after a lost TCP connection) every publication is sent again
+  with its full body and every subscription refreshed: the server may have lost its state
+  in a crash (412 → fresh PUBLISH, 481 → new SUBSCRIBE), so nothing stays stale;
+- transient failures (timeouts, 5xx, 408, 480) retry with backoff and jitter, honouring
+  Retry-After; 401/403 show BAD_CREDENTIALS and 489/4xx show ERROR, without retries
+  until the next change or recovery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+from m365pbx.core.presence import PbxPresence
+from m365pbx.pbx.base import ConnectionState, ConnectionStatus, PbxEvent, PbxUser
+from m365pbx.pbx.sip.addressing import UnaddressableUser, identity_for
+from m365pbx.pbx.sip.counters import BadInputCounter
+from m365pbx.pbx.sip.dialoginfo import DIALOG_INFO_TYPE
+from m365pbx.pbx.sip.digest import DigestSession
+from m365pbx.pbx.sip.fields import FieldError, parse_name_addr
+from m365pbx.pbx.sip.health import ServerHealth
+from m365pbx.pbx.sip.message import SipRequest, SipResponse, response_for
+from m365pbx.pbx.sip.options import SipOptions
+from m365pbx.pbx.sip.outcome import Outcome, OutcomeKind, refresh_delay
+from m365pbx.pbx.sip.pidf import PIDF_TYPE, pidf_document
+from m365pbx.pbx.sip.publication import Mode, Publication
+from m365pbx.pbx.sip.retry import Scheduler, TaskFactory
+from m365pbx.pbx.sip.subscription import DialogKey, Subscription, termination_action
+from m365pbx.pbx.sip.useragent import UaConfig, UserAgent
+from m365pbx.pbx.sip.watching import LineWatch, PresenceWatch
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Person:
+    user: PbxUser
+    address: str
+    sender: str
+    auth: DigestSession | None
+    presence: PbxPresence = PbxPresence.ONLINE
+    note: str = ""
+    publication: Publication | None = None
+    subscriptions: dict[str, Subscription] = field(default_factory=dict)
+    watches: dict[str, LineWatch | PresenceWatch] = field(default_factory=dict)
+
+
+class SipConnection:
+    """A PbxConnection that publishes PIDF and subscribes to dialog (and presence) state."""
+
+    def __init__(
+        self,
+        name: str,
+        options: SipOptions,
+        *,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.name = name
+        self.options = options
+        self.bad_input = BadInputCounter()
+        self.unknown_dialog_notifies = 0
+        self.unaddressable: dict[str, str] = {}
+        self.dropped_events = 0
+        self._now = now or (lambda: datetime.now(UTC))
+        self._ua = UserAgent(
+            UaConfig(
+                server=options.server,
+                transport=options.transport,
+                local_host=options.local_host,
+                local_port=options.local_port,
+                timers=options.timers,
+                user_agent=options.user_agent,
+            ),
+            self.bad_input,
+            max_in_flight=options.max_in_flight,
+        )
+        self._ua.notify_handler = self._on_notify
+        self._ua.on_connection_lost = self._connection_lost
+        self._people: dict[str, _Person] = {}
+        self._watched: set[str] = set()
+        self._dialogs: dict[DialogKey, Subscription] = {}
+        self._auth: dict[tuple[str, str], DigestSession] = {}
+        self._events: asyncio.Queue[PbxEvent | None] = asyncio.Queue(options.event_queue_size)
+        self._sequence = 0
+        self._scheduler = Scheduler()
+        self._attempts: dict[Hashable, int] = {}
+        self._problems: dict[Hashable, Outcome] = {}
+        self._terminated_at: dict[Hashable, float] = {}
+        self._health = ServerHealth(
+            self._ua,
+            options.addressing.domain,
+            interval=options.keepalive_interval,
+            timeout=options.keepalive_timeout,
+            on_down=self._server_down,
+            on_up=self._server_up,
+        )
+        self._stopped = False
+        self._started = False
+        self._state = ConnectionState.STOPPED
+        self._since = self._now()
+        self._last_error: str | None = None
+
+    # lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the transport and start the keep-alive; the server need not be up yet."""
+        self._stopped = False
+        await self._ua.start()
+        self._started = True
+        self._update_status()
+        self._health.start()
+
+    async def stop(self) -> None:
+        """Remove our publications, end our subscriptions (within stop_timeout), close."""
+        if not self._started:
+            return
+        await self._health.stop()
+        await self._scheduler.close()
+        if self._health.up is not False:
+            await self._withdraw_all()
+        self._stopped = True
+        self._started = False
+        await self._ua.close()
+        self._update_status()
+        with contextlib.suppress(asyncio.QueueFull):
+            self._events.put_nowait(None)
+
+    async def _withdraw_all(self) -> None:
+        work = []
+        for person in self._people.values():
+            if person.publication is not None and person.publication.active:
+                person.publication.desired = None
+                work.append(person.publication.sync())
+            work.extend(sub.unsubscribe() for sub in person.subscriptions.values())
+        if not work:
+            return
+        try:
+            await asyncio.wait_for(asyncio.gather(*work), self.options.stop_timeout)
+        except TimeoutError:
+            log.warning("%s: not every publication was withdrawn before stopping", self.name)
+
+    # status -----------------------------------------------------------------------------
+
+    def status(self) -> ConnectionStatus:
+        """The current state and, unless connected, the last error in words."""
+        return ConnectionStatus(self._state, self._last_error, self._since)
+
+    def _compute(self) -> tuple[ConnectionState, str | None]:
+        if self._stopped or not self._started:
+            return ConnectionState.STOPPED, None
+        if self._health.up is False:
+            return ConnectionState.DEGRADED, self._health.error
+        kinds = {outcome.kind for outcome in self._problems.values()}
+        for kind, state in (
+            (OutcomeKind.BAD_CREDENTIALS, ConnectionState.BAD_CREDENTIALS),
+            (OutcomeKind.FAILED, ConnectionState.ERROR),
+            (OutcomeKind.RETRY, ConnectionState.DEGRADED),
+        ):
+            if kind in kinds:
+                detail = next(o.detail for o in self._problems.values() if o.kind is kind)
+                count = sum(1 for o in self._problems.values() if o.kind is kind)
+                more = f" (and {count - 1} more)" if count > 1 else ""
+                return state, detail + more
+        if self._health.up is None:
+            return ConnectionState.STARTING, None
+        return ConnectionState.CONNECTED, None
+
+    def _update_status(self) -> None:
+        state, error = self._compute()
+        if state != self._state:
+            log.info("%s: %s -> %s %s", self.name, self._state, state, error or "")
+            self._state = state
+            self._since = self._now()
+        self._last_error = error
+
+    # Teams → PBX ------------------------------------------------------------------------
+
+    def _person(self, user: PbxUser) -> _Person:
+        """The person for `user`, created or re-targeted; UnaddressableUser if no address."""
+        person = self._people.get(user.key)
+        if person is not None and person.user == user:
+            return person
+        address = self.options.addressing.address(user)
+        identity = identity_for(self.options.accounts, self.options.addressing, user, address)
+        auth = None
+        if identity.credentials is not None:
+            login = (identity.credentials.username, identity.credentials.password)
+            auth = self._auth.setdefault(login, DigestSession(identity.credentials))
+        if person is not None and (person.address, person.sender, person.auth) == (
+            address, identity.sender, auth
+        ):
+            person.user = user
+            return person
+        fresh = _Person(user, address, identity.sender, auth)
+        self._people[user.key] = fresh
+        self.unaddressable.pop(user.key, None)
+        if person is not None:
+            self._retarget(person, fresh)
+        return fresh
+
+    def _retarget(self, old: _Person, fresh: _Person) -> None:
+        """A person's address or account changed: withdraw the old, show the truth anew."""
+        if old.publication is not None and old.publication.active:
+            old.publication.desired = None
+            self._scheduler.spawn(_quietly(old.publication.sync()))
+        for subscription in old.subscriptions.values():
+            self._scheduler.spawn(_quietly(subscription.unsubscribe()))
+        fresh.presence, fresh.note = old.presence, old.note
+        if old.presence is not PbxPresence.ONLINE:
+            self._desire(fresh)
+            self._scheduler.spawn(self._publish(fresh, Mode.SYNC))
+        if old.subscriptions:
+            for event in old.subscriptions:
+                self._add_subscription(fresh, event)
+                self._scheduler.spawn(self._subscribe(fresh, event))
+
+    def _desire(self, person: _Person) -> None:
+        """Put the person's presence into their publication (created when first needed)."""
+        if person.publication is None:
+            if person.presence is PbxPresence.ONLINE:
+                return
+            person.publication = Publication(
+                self._ua,
+                person.address,
+                person.sender,
+                auth=person.auth,
+                expires=self.options.publish_expires,
+                limit=self.options.request_timeout,
+            )
+        person.publication.desired = (
+            None
+            if person.presence is PbxPresence.ONLINE
+            else pidf_document(person.address, person.presence, person.note)
+        )
+
+    async def set_presence(self, user: PbxUser, presence: PbxPresence, note: str) -> None:
+        """Publish `presence` for `user` (online removes it); UnaddressableUser if no address.
+
+        The value is kept as the truth even if the server is down: it is sent again as
+        soon as the server answers, and retried with backoff after transient failures.
+        """
+        person = self._person(user)
+        person.presence, person.note = presence, note
+        self._desire(person)
+        await self._publish(person, Mode.SYNC)
+
+    async def _publish(self, person: _Person, mode: Mode) -> None:
+        publication = person.publication
+        if publication is None or self._health.up is False:
+            return
+        key = ("publish", person.user.key)
+        outcome = await publication.sync(mode)
+
+        async def retry() -> None:
+            await self._publish(person, Mode.SYNC)
+
+        async def refresh() -> None:
+            await self._publish(person, Mode.REFRESH)
+
+        self._after(key, outcome, retry, refresh)
+
+    def _after(
+        self,
+        key: Hashable,
+        outcome: Outcome,
+        redo: TaskFactory,
+        refresh: TaskFactory | None,
+    ) -> None:
+        """Record an outcome; schedule the refresh or the retry it calls for."""
+        if outcome.ok:
+            self._attempts.pop(key, None)
+            self._problems.pop(key, None)
+            if outcome.refresh_in and refresh is not None:
+                delay = refresh_delay(int(outcome.refresh_in), self.options.refresh_margin)
+                self._scheduler.later(key, delay, refresh)
+            else:
+                self._scheduler.cancel(key)
+        else:
+            self._problems[key] = outcome
+            self._scheduler.cancel(key)
+            if outcome.kind is OutcomeKind.RETRY and self._health.up is not False:
+                attempt = self._attempts.get(key, 0)
+                self._attempts[key] = attempt + 1
+                delay = self.options.backoff.delay(attempt, outcome.retry_after)
+                self._scheduler.later(key, delay, redo)
+            log.info("%s: %s", self.name, outcome.detail)
+        self._update_status()
+
+    # PBX → Teams ------------------------------------------------------------------------
+
+    async def watch(self, users: list[PbxUser]) -> None:
+        """Subscribe to the line state (and presence) of `users`; end the others'."""
+        wanted: dict[str, PbxUser] = {}
+        for user in users:
+            try:
+                self._person(user)
+            except UnaddressableUser as exc:
+                self.unaddressable[user.key] = str(exc)
+                log.warning("%s: %s", self.name, exc)
+                continue
+            wanted[user.key] = user
+        for key in self._watched - set(wanted):
+            person = self._people[key]
+            for event, sub in list(person.subscriptions.items()):
+                self._scheduler.cancel(("subscribe", key, event))
+                self._problems.pop(("subscribe", key, event), None)
+                self._scheduler.spawn(_quietly(sub.unsubscribe()))
+            person.subscriptions.clear()
+            person.watches.clear()
+        self._watched = set(wanted)
+        work = []
+        for key in wanted:
+            person = self._people[key]
+            for event in self._events_to_watch():
+                if event not in person.subscriptions:
+                    self._add_subscription(person, event)
+                    work.append(self._subscribe(person, event))
+        await asyncio.gather(*work)
+        self._update_status()
+
+    def _events_to_watch(self) -> list[str]:
+        events = ["dialog"] if self.options.watch_line_state else []
+        return events + (["presence"] if self.options.watch_presence else [])
+
+    def _add_subscription(self, person: _Person, event: str) -> None:
+        kind = LineWatch if event == "dialog" else PresenceWatch
+
+        def terminated(_: Subscription, reason: str, retry_after: float | None) -> None:
+            self._terminated(person, event, reason, retry_after)
+
+        def resync(_: Subscription) -> None:
+            self._scheduler.spawn(self._subscribe(person, event))
+
+        watch = kind(person.user.key, self._emit, self.bad_input, self._now, terminated, resync)
+        subscription = Subscription(
+            self._ua,
+            person.address,
+            person.sender,
+            event,
+            DIALOG_INFO_TYPE if event == "dialog" else PIDF_TYPE,
+            watch,
+            self._dialogs,
+            auth=person.auth,
+            expires=self.options.subscribe_expires,
+            limit=self.options.request_timeout,
+        )
+        if isinstance(watch, LineWatch):
+            subscription.on_new_dialog = watch.tracker.reset
+        person.subscriptions[event] = subscription
+        person.watches[event] = watch
+
+    async def _subscribe(self, person: _Person, event: str) -> None:
+        subscription = person.subscriptions.get(event)
+        if subscription is None or self._health.up is False:
+            return
+        key = ("subscribe", person.user.key, event)
+        outcome = await subscription.subscribe()
+        if person.subscriptions.get(event) is not subscription:
+            return  # no longer watched
+
+        async def redo() -> None:
+            await self._subscribe(person, event)
+
+        self._after(key, outcome, redo, redo)
+
+    def _terminated(
+        self, person: _Person, event: str, reason: str, retry_after: float | None
+    ) -> None:
+        subscription = person.subscriptions.get(event)
+        if subscription is None:
+            return
+        key = ("subscribe", person.user.key, event)
+        subscription.restart()
+
+        async def redo() -> None:
+            await self._subscribe(person, event)
+
+        detail = f"{event} subscription of {person.address} terminated ({reason or 'no reason'})"
+        if termination_action(reason) is OutcomeKind.FAILED:
+            self._after(key, Outcome(OutcomeKind.FAILED, detail), redo, None)
+            return
+        now = asyncio.get_running_loop().time()
+        recent = now - self._terminated_at.get(key, float("-inf")) < 30.0
+        self._terminated_at[key] = now
+        if reason in ("deactivated", "timeout") and retry_after is None and not recent:
+            # RFC 6665 §4.1.3: re-subscribe at once; a second time within 30 s backs off.
+            self._scheduler.later(key, 0, redo)
+            return
+        self._after(key, Outcome(OutcomeKind.RETRY, detail, retry_after), redo, None)
+
+    def _on_notify(self, request: SipRequest) -> SipResponse:
+        try:
+            tag = parse_name_addr(request.headers.get("to") or "").tag or ""
+        except FieldError as exc:
+            self.bad_input.record("bad-header", f"NOTIFY To: {exc}")
+            return response_for(request, 400)
+        subscription = self._dialogs.get((request.call_id, tag))
+        if subscription is None:
+            self.unknown_dialog_notifies += 1
+            return response_for(request, 481)
+        return subscription.handle_notify(request)
+
+    def _emit(self, event: PbxEvent) -> None:
+        self._sequence += 1
+        event = replace(event, sequence=self._sequence)
+        if self._events.full():
+            # The consumer is behind: drop the oldest; the newest state matters most.
+            self._events.get_nowait()
+            self.dropped_events += 1
+        self._events.put_nowait(event)
+
+    async def events(self) -> AsyncIterator[PbxEvent]:
+        """Line-state and phone-presence events of the watched people, in arrival order."""
+        while True:
+            event = await self._events.get()
+            if event is None:
+                return
+            yield event
+
+    def _connection_lost(self) -> None:
+        if self._started and not self._stopped:
+            self._health.suspect_restart()
+
+    async def list_users(self) -> list[PbxUser]:
+        """A SIP presence server cannot list its users: always empty."""
+        return []
+
+    # recovery ---------------------------------------------------------------------------
+
+    def _server_down(self) -> None:
+        # Pending requests would only time out (Timer F); the truth is kept and re-sent.
+        self._ua.layer.abort_all("the presence server does not answer")
+        self._update_status()
+
+    def _server_up(self, recovered: bool) -> None:
+        if recovered:
+            self._scheduler.spawn(self.reassert())
+        self._update_status()
+
+    async def reassert(self) -> None:
+        """Send every publication again and refresh every subscription (after recovery)."""
+        work = []
+        for person in list(self._people.values()):
+            if person.publication is not None:
+                work.append(self._publish(person, Mode.REASSERT))
+            work.extend(self._subscribe(person, event) for event in list(person.subscriptions))
+        await asyncio.gather(*work)
+
+
+async def _quietly(awaitable: Awaitable[object]) -> None:
+    """Await something whose result nobody needs (withdrawals in the background)."""
+    await awaitable

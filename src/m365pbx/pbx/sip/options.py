@@ -1,0 +1,54 @@
+"""Everything a SipConnection can be told, with defaults, built from the config's SipSettings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from m365pbx.config.connections import SipSettings
+from m365pbx.pbx.sip.addressing import AccountPolicy, Addressing, GatewayAccount
+from m365pbx.pbx.sip.retry import Backoff
+from m365pbx.pbx.sip.transactions import Timers
+
+
+@dataclass(frozen=True, slots=True)
+class SipOptions:
+    """Settings of one SIP presence connection (times in seconds)."""
+
+    server: tuple[str, int]
+    addressing: Addressing
+    transport: Literal["udp", "tcp"] = "udp"
+    accounts: AccountPolicy = None
+    publish_expires: int = 3600
+    subscribe_expires: int = 3600
+    refresh_margin: float = 30.0
+    watch_line_state: bool = True
+    watch_presence: bool = False
+    keepalive_interval: float = 30.0
+    keepalive_timeout: float = 5.0
+    request_timeout: float | None = None
+    max_in_flight: int = 64
+    stop_timeout: float = 5.0
+    event_queue_size: int = 10_000
+    timers: Timers = field(default_factory=Timers)
+    backoff: Backoff = field(default_factory=Backoff)
+    local_host: str | None = None
+    local_port: int = 0
+    user_agent: str = "m365pbx"
+
+    @classmethod
+    def from_settings(cls, settings: SipSettings, **overrides: Any) -> SipOptions:
+        """Options from a configured connection's settings; keyword arguments override."""
+        accounts: AccountPolicy = None
+        if settings.username is not None:
+            password = (
+                settings.password.get_secret_value() if settings.password is not None else None
+            )
+            accounts = GatewayAccount(settings.username, password)
+        options = cls(
+            server=(settings.host, settings.port),
+            addressing=Addressing(settings.domain, settings.uri_template),
+            transport=settings.transport.value,
+            accounts=accounts,
+        )
+        return replace(options, **overrides)

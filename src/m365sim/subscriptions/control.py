@@ -3,13 +3,13 @@ delivery faults, and lifecycle events on demand."""
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from m365sim.errors import GraphError
-from m365sim.subscriptions.bodies import read_json
 from m365sim.subscriptions.payloads import LIFECYCLE_EVENTS
 from m365sim.subscriptions.settings import apply_faults
 
@@ -19,7 +19,12 @@ if TYPE_CHECKING:
 DEFAULT_LOG_LIMIT = 100
 
 
-def _object(body: Any) -> dict[str, Any]:
+async def _object(request: Request) -> dict[str, Any]:
+    # Any content type: control routes are for people with curl as much as for tests.
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        body = None
     if not isinstance(body, dict):
         raise GraphError(400, "BadRequest", "The body must be a JSON object.")
     return body
@@ -56,7 +61,7 @@ def register_control_routes(app: FastAPI, sim: Simulator) -> None:
 
     @app.put("/_sim/delivery")
     async def put_delivery(request: Request) -> JSONResponse:
-        body = _object(await read_json(request))
+        body = await _object(request)
         latency = apply_faults(service.settings, body)
         if latency is not None:
             sim.settings.notification_latency_s = latency
@@ -66,7 +71,7 @@ def register_control_routes(app: FastAPI, sim: Simulator) -> None:
 
     @app.post("/_sim/subscriptions/{subscription_id}/lifecycle")
     async def lifecycle(subscription_id: str, request: Request) -> JSONResponse:
-        body = _object(await read_json(request))
+        body = await _object(request)
         event = body.get("event")
         if event not in LIFECYCLE_EVENTS:
             raise GraphError(400, "BadRequest",

@@ -55,6 +55,7 @@ class SubscriptionService:
         self._index: dict[tuple[str, Kind, str], set[str]] = defaultdict(set)
         self._transport: httpx.AsyncBaseTransport | None = None
         self._http: httpx.AsyncClient | None = None
+        self._closing: set[asyncio.Task[None]] = set()
         self._missed_sent: dict[str, datetime] = {}
         self.tokens = ValidationTokens(sim.issuer)
         self.dispatcher = Dispatcher(sim.clock, self.settings, self.tokens, self.http,
@@ -73,7 +74,9 @@ class SubscriptionService:
         old, self._http, self._transport = self._http, None, transport
         if old is not None:
             with contextlib.suppress(RuntimeError):
-                asyncio.get_running_loop().create_task(old.aclose())
+                closing = asyncio.get_running_loop().create_task(old.aclose())
+                self._closing.add(closing)
+                closing.add_done_callback(self._closing.discard)
 
     def http(self) -> httpx.AsyncClient:
         """The one HTTP client for validation requests and deliveries."""

@@ -317,6 +317,10 @@ async def test_delivery_control_routes_check_their_input(sim: Simulator,
     not_json = await client.put("/_sim/delivery", content=b"{",
                                 headers={"Content-Type": "application/json"})
     assert not_json.status_code == 400
+    # What curl -d sends: the control API reads it as JSON all the same.
+    curl = await client.put("/_sim/delivery", content=b'{"loss": 0.5}',
+                            headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert curl.status_code == 200 and sim.subscriptions.settings.loss == 0.5
 
 
 async def test_control_lists_subscriptions_with_their_secrets_and_the_log(

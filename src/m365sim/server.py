@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import socket
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -135,3 +136,31 @@ async def run_server(
         sock.close()
         if temporary is not None:
             temporary.cleanup()
+
+
+async def serve_until_stopped(
+    sim: Simulator,
+    *,
+    host: str,
+    port: int,
+    tls: bool,
+    cert_dir: Path | None,
+    on_ready: Callable[[str, Path | None], None],
+) -> None:
+    """Serve until SIGINT or SIGTERM, then stop cleanly (the `m365sim serve` loop)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    handled = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+            handled.append(sig)
+        except (NotImplementedError, RuntimeError):  # not the main thread, or Windows
+            pass
+    try:
+        async with run_server(sim, host=host, port=port, tls=tls, cert_dir=cert_dir) as running:
+            on_ready(running.url, running.ca_file)
+            await stop.wait()
+    finally:
+        for sig in handled:
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,1 @@
+"""Wiring of the running service: persistence adapters, per-tenant parts, PBX connections."""

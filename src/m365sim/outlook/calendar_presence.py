@@ -14,6 +14,8 @@ choices, since Microsoft does not spell them out:
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
@@ -51,12 +53,21 @@ def activity_of(instances: Iterable[Instance], now: datetime) -> str | None:
 
 
 class CalendarPresence:
-    """Tracks each mailbox's calendar activity and tells the presence part when it changes."""
+    """Tracks each mailbox's calendar activity and tells the presence part when it changes.
+
+    Each mailbox has one planned wake-up (its next start or end within the look-ahead) in a
+    heap, so a boundary costs one mailbox's work, not a scan of every calendar. Every
+    look-ahead period all mailboxes are planned afresh, which finds series occurrences and
+    far-off events that were beyond the previous look-ahead.
+    """
 
     def __init__(self, sim: Simulator, instances_of: InstancesOf) -> None:
         self.sim = sim
         self._instances_of = instances_of
         self._current: dict[tuple[str, str], str] = {}
+        self._planned: dict[tuple[str, str], datetime] = {}
+        self._heap: list[tuple[datetime, int, Mailbox]] = []
+        self._order = itertools.count()
         self._task: asyncio.Task[Any] | None = None
         self._wake_at: datetime | None = None
         self._interrupting = False
@@ -87,30 +98,58 @@ class CalendarPresence:
             return
         setter(tenant_id, user_id, activity)
 
+    def _plan(self, mailbox: Mailbox) -> datetime | None:
+        """Put the mailbox's next boundary in the heap (replacing an older plan)."""
+        key = (mailbox.tenant_id, mailbox.user_id)
+        boundary = self.next_boundary(mailbox)
+        if boundary is None:
+            self._planned.pop(key, None)
+        elif self._planned.get(key) != boundary:
+            self._planned[key] = boundary
+            heapq.heappush(self._heap, (boundary, next(self._order), mailbox))
+        return boundary
+
     def changed(self, mailbox: Mailbox) -> None:
         """A mailbox's events changed: refresh it now, and wake the loop early when the
         change brings a start or end before its planned wake-up."""
         self.refresh(mailbox)
-        if self._task is None or self._interrupting:
+        boundary = self._plan(mailbox)
+        if self._task is None or self._interrupting or boundary is None:
             return
-        boundary = self.next_boundary([mailbox])
-        if boundary is not None and (self._wake_at is None or boundary < self._wake_at):
+        if self._wake_at is None or boundary < self._wake_at:
             self._interrupting = True
             self._task.cancel()
 
-    def next_boundary(self, mailboxes: Iterable[Mailbox]) -> datetime | None:
-        """The earliest start or end of any instance after now (within the look-ahead)."""
+    def next_boundary(self, mailbox: Mailbox) -> datetime | None:
+        """The mailbox's earliest start or end after now (within the look-ahead)."""
+        if not mailbox.events:
+            return None
         now = self.sim.clock.now()
-        horizon = now + LOOKAHEAD
         earliest: datetime | None = None
-        for mailbox in mailboxes:
-            if not mailbox.events:
-                continue
-            for instance in self._instances_of(mailbox, now, horizon):
-                for moment in (instance.start, instance.end):
-                    if moment > now and (earliest is None or moment < earliest):
-                        earliest = moment
+        for instance in self._instances_of(mailbox, now, now + LOOKAHEAD):
+            for moment in (instance.start, instance.end):
+                if moment > now and (earliest is None or moment < earliest):
+                    earliest = moment
         return earliest
+
+    def _due(self, now: datetime) -> list[Mailbox]:
+        """Pop the mailboxes whose planned boundary has come (ignoring outdated plans)."""
+        due = []
+        while self._heap and self._heap[0][0] <= now:
+            when, _, mailbox = heapq.heappop(self._heap)
+            key = (mailbox.tenant_id, mailbox.user_id)
+            if self._planned.get(key) == when:
+                del self._planned[key]
+                due.append(mailbox)
+        return due
+
+    def _next_planned(self) -> datetime | None:
+        while self._heap:
+            when, _, mailbox = self._heap[0]
+            if self._planned.get((mailbox.tenant_id, mailbox.user_id)) == when:
+                return when
+            heapq.heappop(self._heap)
+        return None
 
     async def run(self, mailboxes: Callable[[], Iterable[Mailbox]]) -> None:
         """Wake at every start and end on the simulator's clock (or earlier on a change)."""
@@ -120,14 +159,22 @@ class CalendarPresence:
         if me is None:
             raise RuntimeError("CalendarPresence.run must run inside an asyncio task")
         self._task = me
+        rescan_at: datetime | None = None
         try:
             while True:
-                boxes = [m for m in mailboxes() if m.events or
-                         (m.tenant_id, m.user_id) in self._current]
-                for mailbox in boxes:
-                    self.refresh(mailbox)
                 now = self.sim.clock.now()
-                self._wake_at = self.next_boundary(boxes) or now + LOOKAHEAD
+                if rescan_at is None or now >= rescan_at:
+                    rescan_at = now + LOOKAHEAD
+                    for mailbox in mailboxes():
+                        if mailbox.events or (mailbox.tenant_id, mailbox.user_id) in \
+                                self._current:
+                            self.refresh(mailbox)
+                            self._plan(mailbox)
+                for mailbox in self._due(now):
+                    self.refresh(mailbox)
+                    self._plan(mailbox)
+                planned = self._next_planned()
+                self._wake_at = min(planned, rescan_at) if planned else rescan_at
                 try:
                     await self.sim.clock.sleep(max((self._wake_at - now).total_seconds(), 0.0))
                 except asyncio.CancelledError:

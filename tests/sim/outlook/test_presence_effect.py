@@ -141,3 +141,29 @@ async def test_graph_presence_shows_the_meeting(
     fresh = bearer(app_token(sim, ["Presence.Read.All"]))  # the first one has expired
     after = (await client.get(f"/v1.0/users/{anna.id}/presence", headers=fresh)).json()
     assert after["activity"] != "InAMeeting"
+
+
+@pytest.mark.usefixtures("running")
+async def test_meeting_beyond_the_look_ahead_is_still_caught(
+    sim: Simulator, clock: VirtualClock, tenant: Tenant, anna: User,
+    reported: list[tuple[str, str, Any]],
+) -> None:
+    sim.outlook.add_event(tenant, anna, {"start_in": "10d", "duration": "1h"})
+    await settle()
+    await clock.advance(10 * 24 * 60 * MINUTE - 1)
+    assert reported == []
+    await clock.advance(30 * MINUTE)
+    assert activities(reported) == ["InAMeeting"]
+
+
+@pytest.mark.usefixtures("running")
+async def test_many_mailboxes_each_change_at_their_own_boundary(
+    sim: Simulator, clock: VirtualClock, tenant: Tenant, anna: User, ben: User,
+    reported: list[tuple[str, str, Any]],
+) -> None:
+    sim.outlook.add_event(tenant, anna, {"start_in": "10m", "duration": "20m"})
+    sim.outlook.add_event(tenant, ben, {"start_in": "20m", "duration": "20m", "show_as": "oof"})
+    await settle()
+    await clock.advance(60 * MINUTE)
+    assert [(user, activity) for _, user, activity in reported] == [
+        (anna.id, "InAMeeting"), (ben.id, "OutOfOffice"), (anna.id, None), (ben.id, None)]

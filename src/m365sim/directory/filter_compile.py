@@ -58,10 +58,10 @@ class _Compiler:
 
     def compile(self, node: Node) -> Predicate:
         if isinstance(node, BoolOp):
-            left, right = self.compile(node.left), self.compile(node.right)
+            parts = [self.compile(operand) for operand in _operands(node)]
             if node.op == "and":
-                return lambda item: left(item) and right(item)
-            return lambda item: left(item) or right(item)
+                return lambda item: all(part(item) for part in parts)
+            return lambda item: any(part(item) for part in parts)
         if isinstance(node, Not):
             if not self.advanced:
                 raise needs_advanced("Not")
@@ -162,11 +162,10 @@ class _Compiler:
     def element(self, prop: Prop, variable: str, node: Node) -> Predicate:
         """Compile a lambda body; its paths start with the range variable."""
         if isinstance(node, BoolOp):
-            left = self.element(prop, variable, node.left)
-            right = self.element(prop, variable, node.right)
+            parts = [self.element(prop, variable, operand) for operand in _operands(node)]
             if node.op == "and":
-                return lambda value: left(value) and right(value)
-            return lambda value: left(value) or right(value)
+                return lambda value: all(part(value) for part in parts)
+            return lambda value: any(part(value) for part in parts)
         if isinstance(node, Compare | In | Call):
             if node.path[0] != variable:
                 raise unsupported_clause(self.spec, prop.name)
@@ -192,6 +191,19 @@ class _Compiler:
         if node.op == "eq":
             return lambda item: len(get(item) or ()) == wanted
         return lambda item: len(get(item) or ()) != wanted
+
+
+def _operands(node: BoolOp) -> list[Node]:
+    """The operands of a chain of the same operator, flattened without recursion."""
+    operands: list[Node] = []
+    stack: list[Node] = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, BoolOp) and current.op == node.op:
+            stack.extend((current.right, current.left))
+        else:
+            operands.append(current)
+    return operands
 
 
 def _fold(value: Any) -> Any:
@@ -224,12 +236,14 @@ def compile_filter(node: Node, spec: EntitySpec, *, advanced: bool) -> Predicate
 
 def referenced_properties(node: Node) -> Iterable[str]:
     """Names of the top-level properties a filter reads (for permission checks)."""
-    if isinstance(node, BoolOp):
-        yield from referenced_properties(node.left)
-        yield from referenced_properties(node.right)
-    elif isinstance(node, Not):
-        yield from referenced_properties(node.operand)
-    elif isinstance(node, Lambda | CountCompare):
-        yield node.collection
-    else:
-        yield node.path[0]
+    stack: list[Node] = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, BoolOp):
+            stack.extend((current.right, current.left))
+        elif isinstance(current, Not):
+            stack.append(current.operand)
+        elif isinstance(current, Lambda | CountCompare):
+            yield current.collection
+        else:
+            yield current.path[0]

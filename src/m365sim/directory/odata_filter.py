@@ -9,6 +9,7 @@ property (and whether it needs advanced query parameters) is decided later, in
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal as TypingLiteral
 
@@ -93,6 +94,7 @@ class Not:
 
 Node = Compare | In | Call | Lambda | CountCompare | BoolOp | Not
 
+MAX_DEPTH = 50
 _COMPARISONS = frozenset({"eq", "ne", "gt", "ge", "lt", "le"})
 _FUNCTIONS = frozenset({"startswith", "endswith"})
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -179,6 +181,7 @@ class _Parser:
         self.text = text
         self.tokens = tokenize(text)
         self.index = 0
+        self.depth = 0
 
     @property
     def current(self) -> Token:
@@ -225,12 +228,21 @@ class _Parser:
 
     def unary(self) -> Node:
         if self.keyword("not"):
-            return Not(self.unary())
+            return Not(self.nested(self.unary))
         return self.primary()
+
+    def nested(self, parse: Callable[[], Node]) -> Node:
+        """Parse one level deeper; refuse absurd nesting instead of exhausting the stack."""
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.error("expression nested too deeply")
+        node = parse()
+        self.depth -= 1
+        return node
 
     def primary(self) -> Node:
         if self.punct("("):
-            node = self.or_expr()
+            node = self.nested(self.or_expr)
             self.expect(")")
             return node
         token = self.current
@@ -297,7 +309,7 @@ class _Parser:
             return Lambda(collection, quantifier, None, None)
         variable = self.name()
         self.expect(":")
-        body = self.or_expr()
+        body = self.nested(self.or_expr)
         self.expect(")")
         return Lambda(collection, quantifier, variable, body)
 

@@ -48,7 +48,8 @@ def test_parser_builds_the_tree_for_the_forms_m365pbx_uses() -> None:
 @pytest.mark.parametrize("text", [
     "", "displayName eq", "displayName eq 'x", "displayName = 'x'", "(mail eq 'a'",
     "mail eq 'a' and", "startsWith(mail)", "proxyAddresses/every(p:p eq 'x')",
-    "mail eq 'a' mail eq 'b'", "displayName eq #",
+    "mail eq 'a' mail eq 'b'", "displayName eq #", "(" * 500 + "mail eq 'a'" + ")" * 500,
+    "not " * 500 + "accountEnabled eq true",
 ])
 def test_parser_refuses_what_it_cannot_read(text: str) -> None:
     with pytest.raises(GraphError) as caught:
@@ -83,6 +84,13 @@ async def test_default_clauses_match_case_insensitively(
         {"svc-presence@contoso.com"}
     assert await upns(client, app_headers,
                       "businessPhones/any(p:p eq '+49 30 5550201')") == {"anna@contoso.com"}
+
+
+async def test_long_or_chains_work(client: httpx.AsyncClient,
+                                    app_headers: dict[str, str]) -> None:
+    clause = " or ".join(f"mail eq 'nobody{n}@contoso.com'" for n in range(1500))
+    assert await upns(client, app_headers, clause + " or mail eq 'ben@contoso.com'") == \
+        {"ben@contoso.com"}
 
 
 async def test_teams_users_are_found_by_their_enabled_service_plan(

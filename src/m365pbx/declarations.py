@@ -30,13 +30,18 @@ from m365pbx.store import (
 SECRET_SETTING_KEYS = frozenset({"password", "secret"})
 
 
-def certificate_thumbprint(pem: bytes, *, source: str) -> str:
-    """The base64url SHA-1 thumbprint (`x5t`, as Entra names certificates) of a PEM file."""
+def certificate_sha1(pem: bytes, *, source: str) -> bytes:
+    """The SHA-1 digest of the first certificate in a PEM file (Entra's thumbprint)."""
     try:
         certificate = x509.load_pem_x509_certificate(pem)
     except ValueError:
         raise UserInputError("no PEM certificate found in the file", source=source) from None
-    digest = hashlib.sha1(certificate.public_bytes(Encoding.DER)).digest()  # noqa: S324
+    return hashlib.sha1(certificate.public_bytes(Encoding.DER)).digest()  # noqa: S324
+
+
+def certificate_thumbprint(pem: bytes, *, source: str) -> str:
+    """The base64url SHA-1 thumbprint (`x5t`, as Entra names certificates) of a PEM file."""
+    digest = certificate_sha1(pem, source=source)
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 

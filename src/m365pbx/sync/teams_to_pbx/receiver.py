@@ -64,7 +64,7 @@ class NotificationReceiver:
         certificates: Callable[[str], rsa.RSAPrivateKey | None],
         signing_keys: Callable[[str], Awaitable[Mapping[str, Any]]],
         on_presence: Callable[[list[PresenceReading]], None],
-        on_basic: Callable[[str, list[str]], None],
+        on_basic: Callable[[KnownSubscription, list[str]], None],
         on_lifecycle: LifecycleHandler,
         *,
         queue_size: int = 10_000,
@@ -144,21 +144,18 @@ class NotificationReceiver:
             self.counters[f"lifecycle_{item.lifecycle_event}"] += 1
             await self.on_lifecycle(known, item.lifecycle_event)
             return
-        if known.kind != "presence":
-            self.on_basic(known.kind, [item.resource_id])
-            return
-        if item.encrypted is None:
-            self.on_basic("presence", [item.resource_id])
+        if known.kind != "presence" or item.encrypted is None:
+            self.on_basic(known, [item.resource_id])
             return
         key = self.certificates(item.encrypted.certificate_id)
         if key is None:
             self.counters["unknown_certificate"] += 1
-            self.on_basic("presence", [item.resource_id])
+            self.on_basic(known, [item.resource_id])
             return
         try:
             resource = decrypt_content(item.encrypted, key)
         except MalformedNotification:
             self.counters["undecryptable"] += 1
-            self.on_basic("presence", [item.resource_id])
+            self.on_basic(known, [item.resource_id])
             return
         self.on_presence([parse_presence(resource)])

@@ -1,0 +1,199 @@
+"""One tenant at run time: its Graph clients, directory sync, subscriptions and polling."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from m365pbx.clock import Clock
+from m365pbx.config import Credential, Settings, Tenant
+from m365pbx.config.models import SyncMode
+from m365pbx.core.credentials import Permission, SignInMethod
+from m365pbx.core.matching import MatchOptions, parse_rule
+from m365pbx.declarations import certificate_sha1
+from m365pbx.graph.auth import (
+    AppTokenSource,
+    Authority,
+    ClientCredential,
+    ServiceAccountTokenSource,
+    TokenSource,
+)
+from m365pbx.graph.client import GraphClient
+from m365pbx.graph.users import list_users
+from m365pbx.pbx.base import PbxConnection
+from m365pbx.service.certificates import CertificateKeeper
+from m365pbx.service.persistence import StorePeople, StoreSubscriptionRecords
+from m365pbx.store import Store
+from m365pbx.sync.directory import ConnectionDirectory, DirectorySync
+from m365pbx.sync.hub import PresenceHub
+from m365pbx.sync.people import Person
+from m365pbx.sync.teams_to_pbx.owner import AccountOwner, Endpoints
+from m365pbx.sync.teams_to_pbx.poller import PollPlan, PresencePoller
+from m365pbx.sync.teams_to_pbx.pool import SubscriptionPool
+from m365pbx.sync.teams_to_pbx.readback import ReadBack
+from m365pbx.sync.teams_to_pbx.readings import ReadingConverter
+
+log = logging.getLogger(__name__)
+
+
+def credential_for(tenant: Tenant, permission: Permission) -> Credential | None:
+    """The tenant's first credential granted `permission`."""
+    return next((c for c in tenant.credentials if permission in c.permissions), None)
+
+
+def client_credential(credential: Credential) -> ClientCredential:
+    """The Graph layer's form of a configured credential."""
+    if credential.client_secret is not None:
+        return ClientCredential(str(credential.client_id),
+                                secret=credential.client_secret.get_secret_value())
+    assert credential.certificate_file is not None
+    pem = credential.certificate_file.read_bytes()
+    digest = certificate_sha1(pem, source=str(credential.certificate_file))
+    return ClientCredential(str(credential.client_id), private_key_pem=pem.decode(),
+                            thumbprint_hex=digest.hex())
+
+
+def match_options(settings_matching: Any, tenant: Tenant) -> MatchOptions:
+    """Matching options of one PBX connection."""
+    return MatchOptions(
+        rules=tuple(parse_rule(rule) for rule in settings_matching.rules),
+        casefold=settings_matching.casefold,
+        unicode_normalize=settings_matching.unicode_normalize,
+        strip_domain=settings_matching.strip_domain,
+        phone_region=settings_matching.phone_region,
+        allowed_groups=frozenset(str(g) for g in tenant.directory.group_ids) or None,
+        require_teams_licence=tenant.directory.require_teams_licence,
+    )
+
+
+@dataclass
+class TenantParts:
+    """What one tenant runs; `pool` is None in polling mode."""
+
+    app_client: GraphClient
+    writer_client: GraphClient | None
+    app_id: str
+    directory: DirectorySync
+    poller: PresencePoller
+    readback: ReadBack
+    pool: SubscriptionPool | None
+
+
+class TenantRuntime:
+    """Builds and runs one tenant's parts."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        tenant: Tenant,
+        *,
+        hub: PresenceHub,
+        connections: Mapping[str, PbxConnection],
+        store: Store,
+        clock: Clock,
+        http: httpx.AsyncClient,
+        certificates: CertificateKeeper,
+        on_people: Callable[[], None],
+        service_account_tokens: Mapping[str, TokenSource] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.tenant = tenant
+        self.hub = hub
+        self.clock = clock
+        self.http = http
+        self.certificates = certificates
+        verify: bool | str = str(settings.microsoft.ca_file) if settings.microsoft.ca_file else True
+        self.authority = Authority(str(tenant.tenant_id),
+                                   host=str(settings.microsoft.login_url).rstrip("/"),
+                                   verify=verify)
+        graph_url = str(settings.microsoft.graph_url).rstrip("/")
+        reader = (credential_for(tenant, Permission.PRESENCE_READ)
+                  or credential_for(tenant, Permission.USERS_READ))
+        if reader is None:
+            raise ValueError(f"tenant {tenant.name!r} has no credential with presence.read "
+                             "or users.read")
+        self.app_id = str(reader.client_id)
+        app_client = GraphClient(AppTokenSource(self.authority, client_credential(reader)),
+                                 http, base_url=graph_url, clock=clock)
+        writer = credential_for(tenant, Permission.PRESENCE_WRITE)
+        writer_client = None
+        if writer is not None:
+            writer_client = (app_client if writer is reader else GraphClient(
+                AppTokenSource(self.authority, client_credential(writer)), http,
+                base_url=graph_url, clock=clock))
+            self.app_id = str(writer.client_id)  # setPresence's sessionId is the writer's id
+        tenant_connections = [
+            c for c in settings.pbx_connections if c.tenant == tenant.name
+        ]
+        directories = [
+            ConnectionDirectory(c.name, connections[c.name], match_options(c.matching, tenant))
+            for c in tenant_connections if c.name in connections
+        ]
+        directory = DirectorySync(
+            tenant.name, lambda: list_users(app_client), directories,
+            StorePeople(store, tenant.name), lambda _people: on_people(), clock,
+            interval=tenant.directory.full_sync_interval.total_seconds(),
+        )
+        webhook = settings.webhook_url
+        mode = settings.teams_to_pbx.mode
+        use_webhooks = webhook is not None and mode is not SyncMode.POLLING
+        plan = PollPlan(
+            min_interval=(settings.teams_to_pbx.reconcile_interval if use_webhooks
+                          else settings.teams_to_pbx.min_poll_interval).total_seconds()
+        )
+        converter = ReadingConverter(settings.presence.fallback())
+        poller = PresencePoller(app_client, hub, clock, self.teams_user_ids, plan=plan,
+                                converter=converter, reconciling=use_webhooks)
+        pool = None
+        if use_webhooks and webhook is not None:
+            pool = self._pool(webhook, graph_url, store, service_account_tokens or {})
+        self.parts = TenantParts(app_client, writer_client, self.app_id, directory, poller,
+                                 ReadBack(poller, clock), pool)
+
+    def teams_user_ids(self) -> Sequence[str]:
+        """Teams user ids of this tenant's people."""
+        return [p.teams_user_id for p in self.hub.people() if p.tenant == self.tenant.name]
+
+    def people(self) -> list[Person]:
+        """This tenant's matched people."""
+        return self.parts.directory.people()
+
+    def _pool(self, webhook: str, graph_url: str, store: Store,
+              tokens: Mapping[str, TokenSource]) -> SubscriptionPool:
+        lifecycle = webhook.rstrip("/") + "/lifecycle"
+        certificate = (self.certificates.current if self.settings.teams_to_pbx.rich_notifications
+                       else (lambda: None))
+        endpoints = Endpoints(webhook, lifecycle, certificate)
+        records = StoreSubscriptionRecords(store, self.tenant.name, self.clock)
+        owners = []
+        for account in self.tenant.service_accounts:
+            source = tokens.get(account.upn)
+            if source is None:
+                credential = next(c for c in self.tenant.credentials
+                                  if c.name == account.credential)
+                if account.sign_in is not SignInMethod.PASSWORD or account.password is None:
+                    log.warning("service account %s has no stored sign-in; run 'm365pbx "
+                                "signin %s'", account.upn, account.upn)
+                    continue
+                source = ServiceAccountTokenSource(
+                    self.authority, ClientCredential(str(credential.client_id)), account.upn,
+                    password=account.password.get_secret_value())
+            client = GraphClient(source, self.http, base_url=graph_url, clock=self.clock)
+            owners.append(AccountOwner(account.upn, client, self.clock, records, endpoints,
+                                       tenant_id=str(self.tenant.tenant_id), app_id=self.app_id))
+        return SubscriptionPool(owners)
+
+    async def run(self) -> None:
+        """Run the tenant's parts until cancelled."""
+        parts = self.parts
+        async with asyncio.TaskGroup() as group:
+            group.create_task(parts.directory.run())
+            group.create_task(parts.poller.run())
+            group.create_task(parts.readback.run())
+            if parts.pool is not None:
+                group.create_task(parts.pool.run())

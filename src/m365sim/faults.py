@@ -224,11 +224,12 @@ class FaultInjector:
         return result
 
     def refusal(self, method: str, path: str, bucket: str | None,
-                caller: tuple[str, str] | None) -> tuple[JSONResponse, str] | None:
+                caller: tuple[str, str] | None,
+                client_request_id: str | None = None) -> tuple[JSONResponse, str] | None:
         """The answer that stops this request (fault or throttling), if any."""
         rule = self.pick_fault(method, path)
         if rule is not None:
-            return self._fault_response(rule), "fault"
+            return self._fault_response(rule, client_request_id), "fault"
         if bucket is None or caller is None:
             return None
         limit = self.limits.get(bucket)
@@ -238,33 +239,36 @@ class FaultInjector:
         if wait is None:
             return None
         return self._error(429, "TooManyRequests", "Please retry again later.",
-                           retry_after=wait), "throttled"
+                           retry_after=wait, client_request_id=client_request_id), "throttled"
 
-    def _fault_response(self, rule: FaultRule) -> JSONResponse:
+    def _fault_response(self, rule: FaultRule, client_request_id: str | None) -> JSONResponse:
+        ids = {"client_request_id": client_request_id}
         if rule.status == 429:
             return self._error(429, "TooManyRequests", "Please retry again later.",
-                               retry_after=rule.retry_after_s or 1.0)
+                               retry_after=rule.retry_after_s or 1.0, **ids)
         if rule.status == 503:
             return self._error(503, "serviceNotAvailable",
                                "The service is temporarily unavailable. Retry the request "
-                               "after a delay.", retry_after=rule.retry_after_s)
+                               "after a delay.", retry_after=rule.retry_after_s, **ids)
         if rule.status == 504:
             # Observed gateway-timeout body: code UnknownError, empty message
             # (microsoft-graph-docs-contrib#7867).
-            return self._error(504, "UnknownError", "", retry_after=rule.retry_after_s)
+            return self._error(504, "UnknownError", "", retry_after=rule.retry_after_s, **ids)
         return self._error(500, "generalException", "General exception while processing.",
-                           retry_after=rule.retry_after_s)
+                           retry_after=rule.retry_after_s, **ids)
 
-    def _error(self, status: int, code: str, message: str, *,
-               retry_after: float | None) -> JSONResponse:
+    def _error(self, status: int, code: str, message: str, *, retry_after: float | None,
+               client_request_id: str | None = None) -> JSONResponse:
         now = self.sim.clock.now()
         request_id = str(uuid.uuid4())
-        body = graph_error_body(code, message, now=now, request_id=request_id)
+        client_request_id = client_request_id or request_id
+        body = graph_error_body(code, message, now=now, request_id=request_id,
+                                client_request_id=client_request_id)
         if status == 429:
             # The throttling sample in concepts/throttling.md nests code/status "429".
             body["error"]["innerError"].update({"code": "429", "status": "429",
                                                 "message": "Please retry after"})
-        headers = {"request-id": request_id, "client-request-id": request_id,
+        headers = {"request-id": request_id, "client-request-id": client_request_id,
                    "Date": format_datetime(now + timedelta(seconds=self.sim.settings.date_skew_s),
                                            usegmt=True)}
         if retry_after is not None:
@@ -298,7 +302,8 @@ class FaultMiddleware:
         caller = self.injector.caller(headers.get("authorization"))
         bucket = bucket_of(method, path)
         batch = BATCH_HEADER in headers
-        refused = self.injector.refusal(method, path, bucket, caller)
+        refused = self.injector.refusal(method, path, bucket, caller,
+                                        headers.get("client-request-id"))
         if refused is not None:
             response, outcome = refused
             self.injector.record(scope, response.status_code, bucket, caller, outcome, batch)

@@ -121,8 +121,11 @@ async def test_injected_faults_answer_with_graphs_bodies_then_stop(
     assert (await client.delete("/_sim/faults")).status_code == 204
 
     await client.post("/_sim/faults", json={"status": 429, "rate": 1.0, "retry_after_s": 2})
-    throttled = await client.get("/v1.0/users", headers=headers)
+    throttled = await client.get("/v1.0/users", headers={**headers,
+                                                         "client-request-id": "my-id-1"})
     assert throttled.status_code == 429 and throttled.headers["retry-after"] == "2"
+    assert throttled.headers["client-request-id"] == "my-id-1"
+    assert throttled.json()["error"]["innerError"]["client-request-id"] == "my-id-1"
     await client.delete("/_sim/faults")
     await client.post("/_sim/faults", json={"status": 500, "rate": 0.0})
     assert (await client.get("/v1.0/users", headers=headers)).status_code == 200

@@ -32,10 +32,12 @@ async def all_pages(client: httpx.AsyncClient, url: str, headers: dict[str, str]
 async def test_without_select_graph_returns_exactly_the_default_properties(
     client: httpx.AsyncClient, app_headers: dict[str, str]
 ) -> None:
-    response = await client.get("/v1.0/users", headers=app_headers)
+    response = await client.get("/v1.0/users", headers={**app_headers,
+                                                        "client-request-id": "abc-123"})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/json;odata.metadata=minimal")
-    assert response.headers["request-id"]
+    assert response.headers["request-id"] != "abc-123"
+    assert response.headers["client-request-id"] == "abc-123"
     body = response.json()
     assert body["@odata.context"] == "https://sim.test/v1.0/$metadata#users"
     assert {user["userPrincipalName"] for user in body["value"]} >= {"anna@contoso.com",

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from m365pbx.store.db import create_engine, mask_url, session_factory
 from m365pbx.store.repositories import (
+    ApiClientRepository,
     AuditRepository,
     CredentialRepository,
     Declarations,
@@ -41,6 +42,7 @@ class Repositories:
         self.presence_sessions = PresenceSessionRepository(session)
         self.last_presence = LastPresenceRepository(session)
         self.audit = AuditRepository(session)
+        self.api_clients = ApiClientRepository(session)
 
     async def sync_declared(self, declarations: Declarations) -> SyncReport:
         """Write the file's declarations (see `repositories.declarations.sync_declared`)."""

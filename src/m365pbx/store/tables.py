@@ -251,5 +251,23 @@ class AuditEvent(Base):
     details: Mapped[dict[str, Any]] = mapped_column(json_type(), default=dict)
 
 
+class ApiClient(Base):
+    """A client of the built-in presence API: its key's salted hash (never the key) and scopes."""
+
+    __tablename__ = "api_clients"
+    repr_fields = ("name", "key_id", "scopes", "revoked_at")
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    # The public part of the key (its first characters), to find the row without the secret.
+    key_id: Mapped[str] = mapped_column(String(32), unique=True)
+    salt: Mapped[str] = mapped_column(String(64))
+    key_hash: Mapped[str] = mapped_column(String(128))
+    scopes: Mapped[list[str]] = mapped_column(json_type(), default=list)
+    created_at: Mapped[datetime] = mapped_column()
+    last_used_at: Mapped[datetime | None] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+
 DECLARABLE: tuple[type[Declared], ...] = (Tenant, Credential, ServiceAccount, PbxConnection)
 """The models that the YAML file can declare, parents first."""

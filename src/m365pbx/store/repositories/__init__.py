@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from m365pbx.store.repositories.accounts import ServiceAccountRepository, ServiceAccountSpec
+from m365pbx.store.repositories.api_clients import ApiClientRepository
 from m365pbx.store.repositories.audit import AuditRepository
 from m365pbx.store.repositories.declarable import Change, DeclarableRepository
 from m365pbx.store.repositories.declarations import Declarations, SyncReport, sync_declared
@@ -22,6 +23,7 @@ from m365pbx.store.repositories.tenants import (
 )
 
 __all__ = [
+    "ApiClientRepository",
     "AuditRepository",
     "Change",
     "CredentialRepository",

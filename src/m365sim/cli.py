@@ -174,9 +174,9 @@ def serve(
         typer.echo("Press Ctrl-C to stop.", err=True)
 
     try:
+        directory = None if http else (cert_dir or _default_cert_dir()).resolve()
         asyncio.run(serve_until_stopped(sim, host=host, port=port, tls=not http,
-                                        cert_dir=None if http else cert_dir or _default_cert_dir(),
-                                        on_ready=ready))
+                                        cert_dir=directory, on_ready=ready))
     except OSError as exc:
         raise fail(str(exc)) from None
     typer.echo("m365sim stopped.", err=True)

@@ -152,6 +152,7 @@ def refresh_token(req: TokenRequest) -> dict[str, Any]:
 
 def device_code(req: TokenRequest) -> dict[str, Any]:
     """Poll for a device-code sign-in (v2-oauth2-device-code.md, "Expected errors")."""
+    refuse_consumers(req.authority, req.client_id)
     code = req.form.require("device_code")
     flow = req.state.device_codes.by_device_code(code)
     if flow is None or flow.app_id.lower() != req.client_id.lower() or not _same_authority(

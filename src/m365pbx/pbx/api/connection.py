@@ -1,0 +1,163 @@
+"""The built-in presence API as a PBX connection: apps PUT users and POST events to it.
+
+Nothing is connected outwards: "showing" presence in this PBX means recording it for the
+API's readers, line state and PBX presence arrive through the inbound REST route, and the
+user directory is whatever the PBX or app last PUT (kept in memory: a client PUTs it again
+after m365pbx restarts, as it would after its own restart).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import cast
+
+from m365pbx.clock import Clock, SystemClock
+from m365pbx.core.presence import PbxPresence, PbxState
+from m365pbx.pbx.base import ConnectionState, ConnectionStatus, PbxEvent, PbxUser
+
+DEFAULT_EVENT_BUFFER = 10_000
+"""Inbound events held for the sync layer before the route answers 503."""
+
+
+@dataclass(frozen=True, slots=True)
+class ShownPresence:
+    """m365pbx now shows `state` for user `key` on connection `connection`."""
+
+    connection: str
+    key: str
+    state: PbxState
+    at: datetime
+
+
+class ConnectionUnavailable(Exception):
+    """Events cannot be taken now (stopped, or the buffer is full); nothing was queued."""
+
+
+_STOP = object()
+
+
+class ApiConnection:
+    """A PbxConnection whose PBX side is the presence API itself."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        clock: Clock | None = None,
+        event_buffer: int = DEFAULT_EVENT_BUFFER,
+    ) -> None:
+        self.name = name
+        self.clock = clock or SystemClock()
+        # Unbounded so that stop()'s end marker always fits; submit() enforces the limit.
+        self._events: asyncio.Queue[object] = asyncio.Queue()
+        self._limit = event_buffer
+        self._state = ConnectionState.STARTING
+        self._since: datetime | None = None
+        self._shown: dict[str, PbxState] = {}
+        self._watched: dict[str, PbxUser] = {}
+        self._users: dict[str, PbxUser] = {}
+        self._shown_listeners: list[Callable[[ShownPresence], None]] = []
+        self._users_listeners: list[Callable[[list[PbxUser]], None]] = []
+
+    def __repr__(self) -> str:
+        return f"ApiConnection({self.name!r}, {self._state.value})"
+
+    async def start(self) -> None:
+        """Mark the connection connected: the API is served by the web layer."""
+        self._set_state(ConnectionState.CONNECTED)
+
+    async def stop(self) -> None:
+        """Refuse further events and end `events()` once the queued ones are taken."""
+        if self._state is ConnectionState.STOPPED:
+            return
+        self._set_state(ConnectionState.STOPPED)
+        self._events.put_nowait(_STOP)
+
+    def status(self) -> ConnectionStatus:
+        """The current state (connected once started); there is no peer to fail."""
+        return ConnectionStatus(self._state, None, self._since)
+
+    async def set_presence(self, user: PbxUser, presence: PbxPresence, note: str) -> None:
+        """Record what m365pbx shows for `user` and tell the listeners; `online` drops the note."""
+        state = PbxState(presence, "" if presence is PbxPresence.ONLINE else note)
+        if self._shown.get(user.key) == state:
+            return
+        self._shown[user.key] = state
+        shown = ShownPresence(self.name, user.key, state, self.clock.now())
+        for listener in list(self._shown_listeners):
+            listener(shown)
+
+    def shown(self, key: str) -> PbxState | None:
+        """What m365pbx shows for the user with this key, if anything was set."""
+        return self._shown.get(key)
+
+    def shown_all(self) -> Mapping[str, PbxState]:
+        """What m365pbx shows, for every user it set presence for."""
+        return dict(self._shown)
+
+    async def watch(self, users: list[PbxUser]) -> None:
+        """Accept events for these users only from now on (replaces the set)."""
+        self._watched = {user.key: user for user in users}
+
+    def watches(self, key: str) -> bool:
+        """Whether events for this key are accepted."""
+        return key in self._watched
+
+    def watched(self) -> list[PbxUser]:
+        """The watched users, by key."""
+        return [self._watched[key] for key in sorted(self._watched)]
+
+    def events(self) -> AsyncIterator[PbxEvent]:
+        """Accepted events in arrival order; ends after `stop()`. One reader only."""
+        return self._drain()
+
+    async def _drain(self) -> AsyncIterator[PbxEvent]:
+        while True:
+            item = await self._events.get()
+            if item is _STOP:
+                return
+            yield cast(PbxEvent, item)
+
+    def submit(self, events: Iterable[PbxEvent]) -> int:
+        """Queue events (all or none) for `events()`; ConnectionUnavailable if they don't fit."""
+        batch = list(events)
+        if self._state is ConnectionState.STOPPED:
+            raise ConnectionUnavailable(f"PBX connection {self.name!r} is stopped")
+        free = self._limit - self._events.qsize()
+        if len(batch) > free:
+            raise ConnectionUnavailable(
+                f"PBX connection {self.name!r} holds {self._events.qsize()} unprocessed "
+                "events; retry later"
+            )
+        for event in batch:
+            self._events.put_nowait(event)
+        return len(batch)
+
+    async def list_users(self) -> list[PbxUser]:
+        """The users an API client registered last (empty until one does)."""
+        return [self._users[key] for key in sorted(self._users)]
+
+    def replace_users(self, users: Iterable[PbxUser]) -> int:
+        """Replace the registered directory and tell the listeners; return its size."""
+        self._users = {user.key: user for user in users}
+        current = [self._users[key] for key in sorted(self._users)]
+        for listener in list(self._users_listeners):
+            listener(current)
+        return len(current)
+
+    def on_shown(self, listener: Callable[[ShownPresence], None]) -> Callable[[], None]:
+        """Call `listener` whenever the shown presence changes; return the unsubscribe call."""
+        self._shown_listeners.append(listener)
+        return lambda: self._shown_listeners.remove(listener)
+
+    def on_users(self, listener: Callable[[list[PbxUser]], None]) -> Callable[[], None]:
+        """Call `listener` with the directory whenever a client PUTs it; return unsubscribe."""
+        self._users_listeners.append(listener)
+        return lambda: self._users_listeners.remove(listener)
+
+    def _set_state(self, state: ConnectionState) -> None:
+        self._state = state
+        self._since = self.clock.now()

@@ -22,8 +22,20 @@ if TYPE_CHECKING:
     from m365sim.model import Tenant, User
     from m365sim.simulator import Simulator
 
-CALENDAR_READ = ("Calendars.Read", "Calendars.ReadBasic")
-CONTACTS_READ = ("Contacts.Read",)
+
+@dataclass(frozen=True)
+class Needs:
+    """The permissions that admit a request, per kind of token."""
+
+    delegated: tuple[str, ...]
+    application: tuple[str, ...]
+
+
+# The basic calendar permission is Calendars.ReadBasic when delegated and
+# Calendars.ReadBasic.All as an application permission (permissions reference).
+CALENDAR_READ = Needs(("Calendars.Read", "Calendars.ReadBasic"),
+                      ("Calendars.Read", "Calendars.ReadBasic.All"))
+CONTACTS_READ = Needs(("Contacts.Read",), ("Contacts.Read",))
 JSON_PAYLOAD_ERROR = ("Unable to read JSON request payload. Please ensure Content-Type header "
                       "is set and payload is of valid JSON format.")
 
@@ -48,7 +60,7 @@ class Target:
         return self.caller.tenant
 
 
-def target(sim: Simulator, request: Request, permissions: tuple[str, ...]) -> Target:
+def target(sim: Simulator, request: Request, needs: Needs) -> Target:
     """Authenticate, check the permission, and find the addressed mailbox."""
     caller = authenticate(request, tenants=sim.directory.tenants, now=sim.clock.now(),
                           decode=sim.issuer.decode)
@@ -56,7 +68,8 @@ def target(sim: Simulator, request: Request, permissions: tuple[str, ...]) -> Ta
     if segment is None and not caller.delegated:
         raise GraphError(400, "BadRequest",
                          "/me request is only valid with delegated authentication flow.")
-    caller.require(delegated=permissions, application=permissions, code="ErrorAccessDenied",
+    caller.require(delegated=needs.delegated, application=needs.application,
+                   code="ErrorAccessDenied",
                    message="Access is denied. Check credentials and try again.")
     user = caller.user if segment is None else caller.tenant.find_user(str(segment))
     if user is None:

@@ -48,6 +48,14 @@ async def test_read_basic_leaves_out_the_body(sim: Simulator, client: httpx.Asyn
     event = (await client.get("/v1.0/me/calendarView", params=WINDOW,
                               headers=full)).json()["value"][0]
     assert event["body"]["content"] == "<p>agenda</p>"
+    # As an application permission the basic one is named Calendars.ReadBasic.All.
+    app_basic = bearer(app_token(sim, ["Calendars.ReadBasic.All"]))
+    url = "/v1.0/users/anna@contoso.com/calendarView"
+    event = (await client.get(url, params=WINDOW, headers=app_basic)).json()["value"][0]
+    assert "body" not in event
+    wrong_name = await client.get(url, params=WINDOW,
+                                  headers=bearer(app_token(sim, ["Calendars.ReadBasic"])))
+    assert wrong_name.status_code == 403
 
 
 @pytest.mark.parametrize(("headers_for", "status", "code"), [

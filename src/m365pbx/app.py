@@ -1,0 +1,332 @@
+"""The composition root: builds every part from the settings and runs them in one TaskGroup.
+
+Nothing here decides anything; it only connects the parts (design.md "Layout").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import ssl
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from prometheus_client import CollectorRegistry
+
+from m365pbx.clock import Clock, SystemClock
+from m365pbx.config import Settings
+from m365pbx.core.credentials import SignInMethod
+from m365pbx.core.mapping import (
+    DEFAULT_RULES,
+    CompiledMapping,
+    apply_overlays,
+    parse_mapping_overlay,
+)
+from m365pbx.core.policy import PolicyConfig
+from m365pbx.declarations import declarations_from_settings
+from m365pbx.graph.auth import (
+    Authority,
+    ClientCredential,
+    ServiceAccountTokenSource,
+    TokenSource,
+)
+from m365pbx.graph.notifications import keys_from_jwks
+from m365pbx.pbx.api.connection import ApiConnection
+from m365pbx.pbx.api.stored_keys import StoreApiKeyChecker
+from m365pbx.pbx.base import PbxConnection, PbxUser
+from m365pbx.service.certificates import CertificateKeeper
+from m365pbx.service.connections import build_connection, pump_events
+from m365pbx.service.metrics import ServiceCollector
+from m365pbx.service.presence_view import HubPresenceView
+from m365pbx.service.tenant import TenantRuntime
+from m365pbx.store import (
+    SecretBox,
+    Store,
+    ensure_sqlite_directory,
+    parse_database_url,
+    upgrade_database,
+)
+from m365pbx.sync.hub import PresenceHub
+from m365pbx.sync.people import Person
+from m365pbx.sync.sinks import ConnectionsSink, GraphTeamsSink
+from m365pbx.sync.teams_to_pbx.readings import ReadingConverter
+from m365pbx.sync.teams_to_pbx.receiver import KnownSubscription, NotificationReceiver
+from m365pbx.web.app import create_web_app
+from m365pbx.web.graph_webhook import webhook_router
+
+log = logging.getLogger(__name__)
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn inside our TaskGroup: the service, not uvicorn, owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass
+class ServiceOptions:
+    """What tests and the demo change beyond the settings."""
+
+    clock: Clock = field(default_factory=SystemClock)
+    # Token sources for service accounts signed in some other way (device code, tests).
+    service_account_tokens: Mapping[str, TokenSource] = field(default_factory=dict)
+    serve_http: bool = True
+    api_keys: Any = None
+
+
+class Service:
+    """m365pbx, assembled."""
+
+    def __init__(self, settings: Settings, box: SecretBox,
+                 options: ServiceOptions | None = None) -> None:
+        self.settings = settings
+        self.box = box
+        self.options = options or ServiceOptions()
+        self.clock = self.options.clock
+        self.store = Store.open(settings.database.url, box)
+        self.connections: dict[str, PbxConnection] = {}
+        for config in settings.pbx_connections:
+            connection = build_connection(config, self.clock)
+            if connection is not None:
+                self.connections[config.name] = connection
+        self._policies: dict[str, PolicyConfig] = {}
+        self.tenants: dict[str, TenantRuntime] = {}
+        self.hub = PresenceHub(self.clock, ConnectionsSink(self.connections),
+                               GraphTeamsSink(self._writer_for, self._session_id_for),
+                               self._policy_for)
+        self.view = HubPresenceView(self.hub)
+        self.http = httpx.AsyncClient(verify=self._verify(), timeout=httpx.Timeout(15.0))
+        key_file = Path(settings.secrets.key_file)
+        self.certificates = CertificateKeeper(key_file.with_name("notification-certs.enc"), box,
+                                              self.clock)
+        self._background: set[asyncio.Task[None]] = set()
+        self.started = asyncio.Event()
+        self.converter = ReadingConverter(settings.presence.fallback())
+        self._jwks: dict[str, Mapping[str, Any]] = {}
+        self.receiver = NotificationReceiver(
+            self.clock, self._known_subscription, self.certificates.private_key,
+            self._signing_keys, self._feed_readings, self._read_back, self._lifecycle,
+        )
+        self.registry = CollectorRegistry()
+        self.registry.register(ServiceCollector(self))
+        self.server: uvicorn.Server | None = None
+
+    # --- wiring callbacks ---------------------------------------------------------------------
+    def _verify(self) -> ssl.SSLContext | bool:
+        ca_file = self.settings.microsoft.ca_file
+        return ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
+
+    def _tenant_of(self, person: Person) -> TenantRuntime:
+        return self.tenants[person.tenant]
+
+    def _writer_for(self, person: Person) -> Any:
+        writer = self._tenant_of(person).parts.writer_client
+        if writer is None:
+            raise RuntimeError(f"tenant {person.tenant!r} has no credential with presence.write")
+        return writer
+
+    def _session_id_for(self, person: Person) -> str:
+        return self._tenant_of(person).app_id
+
+    def _policy_for(self, person: Person) -> PolicyConfig:
+        policy = self._policies.get(person.connection)
+        if policy is None:
+            connection = next(c for c in self.settings.pbx_connections
+                              if c.name == person.connection)
+            tenant = next(t for t in self.settings.tenants if t.name == connection.tenant)
+            overlays = [parse_mapping_overlay(tenant.mapping, source=f"tenant {tenant.name}"),
+                        parse_mapping_overlay(connection.mapping,
+                                              source=f"connection {connection.name}")]
+            can_write = self.tenants[tenant.name].parts.writer_client is not None
+            policy = PolicyConfig(
+                mapping=CompiledMapping(apply_overlays(DEFAULT_RULES, *overlays)),
+                push_line_state=connection.push_line_state_to_teams and can_write,
+                push_pbx_presence=can_write,
+            )
+            self._policies[person.connection] = policy
+        return policy
+
+    def _people_changed(self) -> None:
+        everyone = [p for runtime in self.tenants.values() for p in runtime.people()]
+        self.hub.set_people(everyone)
+        for runtime in self.tenants.values():
+            if runtime.parts.pool is not None:
+                runtime.parts.pool.assign(runtime.teams_user_ids())
+        self.view.refresh()
+
+    def _known_subscription(self, subscription_id: str) -> KnownSubscription | None:
+        for runtime in self.tenants.values():
+            pool = runtime.parts.pool
+            if pool is not None and (known := pool.known(subscription_id)) is not None:
+                return known
+        return None
+
+    async def _signing_keys(self, tenant_id: str) -> Mapping[str, Any]:
+        keys = self._jwks.get(tenant_id)
+        if keys is None:
+            host = str(self.settings.microsoft.login_url).rstrip("/")
+            response = await self.http.get(f"{host}/{tenant_id}/discovery/v2.0/keys")
+            response.raise_for_status()
+            keys = keys_from_jwks(response.json())
+            self._jwks[tenant_id] = keys
+        return keys
+
+    def _feed_readings(self, readings: list[Any]) -> None:
+        now = self.clock.now().timestamp()
+        for reading in readings:
+            self.hub.teams_reading(reading.user_id, self.converter.convert(reading, now))
+
+    def _read_back(self, known: KnownSubscription, user_ids: list[str]) -> None:
+        for runtime in self.tenants.values():
+            if str(runtime.tenant.tenant_id) == known.tenant_id:
+                runtime.parts.readback.want(user_ids)
+
+    async def _lifecycle(self, known: KnownSubscription, event: str) -> None:
+        for runtime in self.tenants.values():
+            pool = runtime.parts.pool
+            owner = pool.owner_of(known.id) if pool is not None else None
+            if owner is not None:
+                owner.lifecycle(event)
+                if event == "missed":
+                    runtime.parts.readback.want(list(owner.people))
+
+    # --- running ---------------------------------------------------------------------------------
+    def web_app(self) -> Any:
+        """The FastAPI app: webhooks, presence API, health, metrics."""
+        path = self.settings.webhook_path
+        routers = [webhook_router(self.receiver, path=path, lifecycle_path=path + "/lifecycle")]
+        keys = self.options.api_keys or StoreApiKeyChecker(self.store, clock=self.clock)
+        routers += self.view.routers(self.connections, keys, self.clock)
+        return create_web_app(routers, health=self.health, registry=self.registry)
+
+    def health(self) -> dict[str, Any]:
+        """What /healthz answers: each part's state in words."""
+        tenants: dict[str, dict[str, Any]] = {}
+        for name, runtime in self.tenants.items():
+            parts = runtime.parts
+            owners = {} if parts.pool is None else {
+                upn: {"state": o.state.value, "error": o.last_error}
+                for upn, o in parts.pool.owners.items()
+            }
+            tenants[name] = {
+                "directory": {"people": parts.directory.status.people,
+                              "error": parts.directory.status.last_error},
+                "polling": {"rounds": parts.poller.rounds, "error": parts.poller.last_error},
+                "subscriptions": owners,
+            }
+        connections = {n: c.status().state.value for n, c in self.connections.items()}
+        ok = all(t["directory"]["error"] is None for t in tenants.values())
+        return {"ok": ok, "tenants": tenants, "connections": connections}
+
+    async def prepare(self) -> None:
+        """Migrate the database, write the file's declared objects, build the tenants."""
+        url = self.settings.database.url
+        ensure_sqlite_directory(parse_database_url(url))
+        await upgrade_database(url)
+        async with self.store.transaction() as tx:
+            await tx.sync_declared(declarations_from_settings(self.settings))
+        tokens = dict(self.options.service_account_tokens)
+        tokens.update(await self._stored_sign_ins(tokens))
+        for tenant in self.settings.tenants:
+            runtime = TenantRuntime(
+                self.settings, tenant, hub=self.hub,
+                connections={c.name: self.connections[c.name]
+                             for c in self.settings.pbx_connections
+                             if c.tenant == tenant.name and c.name in self.connections},
+                store=self.store, clock=self.clock, http=self.http,
+                certificates=self.certificates, on_people=self._people_changed,
+                service_account_tokens=tokens,
+            )
+            self.tenants[tenant.name] = runtime
+            for config in self.settings.pbx_connections:
+                connection = self.connections.get(config.name)
+                if config.tenant == tenant.name and isinstance(connection, ApiConnection):
+                    # A PBX that registers its users asks for matching at once.
+                    connection.on_users(self._sync_on_users(runtime))
+
+    @staticmethod
+    def _sync_on_users(runtime: TenantRuntime) -> Callable[[list[PbxUser]], None]:
+        def sync(_users: list[PbxUser]) -> None:
+            runtime.parts.directory.sync_now()
+
+        return sync
+
+    async def _stored_sign_ins(self, known: Mapping[str, TokenSource]) -> dict[str, TokenSource]:
+        """Token sources for device-code accounts, from their stored refresh tokens."""
+        found: dict[str, TokenSource] = {}
+        async with self.store.transaction() as tx:
+            for tenant in self.settings.tenants:
+                login = str(self.settings.microsoft.login_url).rstrip("/")
+                verify: bool | str = (str(self.settings.microsoft.ca_file)
+                                      if self.settings.microsoft.ca_file else True)
+                authority = Authority(str(tenant.tenant_id), host=login, verify=verify)
+                for account in tenant.service_accounts:
+                    if account.sign_in is not SignInMethod.DEVICE_CODE or account.upn in known:
+                        continue
+                    row = await tx.service_accounts.find(account.upn)
+                    token = None if row is None else tx.service_accounts.refresh_token(row)
+                    if token is None:
+                        continue
+                    credential = next(c for c in tenant.credentials
+                                      if c.name == account.credential)
+                    found[account.upn] = ServiceAccountTokenSource(
+                        authority, ClientCredential(str(credential.client_id)), account.upn,
+                        refresh_token=token,
+                        on_refresh_token=functools.partial(self._keep_token, account.upn),
+                    )
+        return found
+
+    def _keep_token(self, upn: str, refresh_token: str) -> None:
+        """Store a renewed refresh token (called from the token source)."""
+        async def store() -> None:
+            async with self.store.transaction() as tx:
+                row = await tx.service_accounts.find(upn)
+                if row is not None:
+                    await tx.service_accounts.set_refresh_token(row.id, refresh_token)
+
+        task = asyncio.get_running_loop().create_task(store())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def run(self) -> None:
+        """Run everything until cancelled; stop cleanly."""
+        await self.prepare()
+        try:
+            async with asyncio.TaskGroup() as group:
+                for connection in self.connections.values():
+                    await connection.start()
+                for name, connection in self.connections.items():
+                    group.create_task(pump_events(name, connection, self.hub))
+                group.create_task(self.hub.run())
+                group.create_task(self.receiver.run())
+                for runtime in self.tenants.values():
+                    group.create_task(runtime.run())
+                if self.options.serve_http:
+                    group.create_task(self._serve())
+                self.started.set()
+        finally:
+            await self.close()
+
+    async def _serve(self) -> None:
+        listen = self.settings.listen
+        config = uvicorn.Config(self.web_app(), host=listen.host, port=listen.port,
+                                log_level="warning", access_log=False, lifespan="off")
+        self.server = _QuietServer(config)
+        await self.server.serve()
+
+    async def close(self) -> None:
+        """Release connections and the store."""
+        for connection in self.connections.values():
+            with contextlib.suppress(Exception):
+                await connection.stop()
+        await self.http.aclose()
+        self.view.close()
+        await self.store.close()

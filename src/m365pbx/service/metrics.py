@@ -1,0 +1,49 @@
+"""Prometheus metrics read from the running parts at scrape time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from m365pbx.app import Service
+
+
+class ServiceCollector(Collector):
+    """Counters of the hub, the receiver and the pollers; gauges of people and state."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the current values."""
+        service = self.service
+        hub = CounterMetricFamily("m365pbx_hub_events", "Hub events by kind", labels=["kind"])
+        for kind, count in sorted(service.hub.counters.items()):
+            hub.add_metric([kind], count)
+        yield hub
+        received = CounterMetricFamily("m365pbx_webhook_notifications",
+                                       "Webhook notifications by outcome", labels=["outcome"])
+        for outcome, count in sorted(service.receiver.counters.items()):
+            received.add_metric([outcome], count)
+        yield received
+        repairs = CounterMetricFamily("m365pbx_reconcile_repairs",
+                                      "Differences reconciliation found and repaired",
+                                      labels=["tenant"])
+        rounds = CounterMetricFamily("m365pbx_poll_rounds", "Presence polling rounds",
+                                     labels=["tenant"])
+        people = GaugeMetricFamily("m365pbx_people", "Matched people", labels=["tenant"])
+        for name, runtime in service.tenants.items():
+            repairs.add_metric([name], runtime.parts.poller.repairs)
+            rounds.add_metric([name], runtime.parts.poller.rounds)
+            people.add_metric([name], runtime.parts.directory.status.people)
+        yield repairs
+        yield rounds
+        yield people
+        unknown = CounterMetricFamily("m365pbx_unknown_teams_values",
+                                      "Teams values Microsoft sent that m365pbx does not know")
+        unknown.add_metric([], service.converter.unknown.total)
+        yield unknown

@@ -1,0 +1,90 @@
+"""The presence API's view of the hub: each person's presence on both sides, and changes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
+
+from fastapi import APIRouter
+
+from m365pbx.clock import Clock
+from m365pbx.core.presence import PbxState
+from m365pbx.pbx.api.connection import ApiConnection
+from m365pbx.pbx.api.keys import ApiKeyChecker
+from m365pbx.pbx.api.routes import api_router
+from m365pbx.pbx.api.view import (
+    MemoryPresenceView,
+    PersonPresence,
+    TeamsSession,
+    TeamsSide,
+)
+from m365pbx.pbx.base import PbxConnection
+from m365pbx.sync.hub import PresenceHub
+from m365pbx.sync.people import Person
+
+
+def _when(seconds: float | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+def person_presence(person: Person, hub: PresenceHub) -> PersonPresence:
+    """What the API shows for one person, from the hub's state."""
+    state = hub.state_of(person.id)
+    entry = PersonPresence(key=person.key, connection=person.connection, person_id=person.id,
+                           display_name=person.display_name or None,
+                           teams_user_id=person.teams_user_id)
+    if state is None:
+        return entry
+    teams = state.teams
+    session = state.session
+    return entry.replace(
+        teams=None if teams is None else TeamsSide(
+            teams.presence.availability, teams.presence.activity,
+            teams.status_message or None, _when(teams.at)),
+        pbx=None if state.wrote_pbx is None else PbxState(state.wrote_pbx.presence,
+                                                          state.wrote_pbx.note),
+        line_state=None if state.line is None else state.line.state,
+        pbx_set_by_person=None if state.pbx_own is None else PbxState(state.pbx_own.presence,
+                                                                      state.pbx_own.note),
+        session=None if session is None or session.ended_at is not None else TeamsSession(
+            session.presence, _when(session.expires_at)),
+    )
+
+
+class HubPresenceView:
+    """PresenceView over the hub, kept current by the hub's change listener."""
+
+    def __init__(self, hub: PresenceHub) -> None:
+        self.hub = hub
+        self._view = MemoryPresenceView()
+        hub.listen(self._changed)
+
+    def _changed(self, person: Person, _state: object) -> None:
+        self._view.put(person_presence(person, self.hub))
+
+    def people(self) -> list[PersonPresence]:
+        """Everyone's current presence."""
+        return self._view.people()
+
+    def changes(self) -> AsyncIterator[PersonPresence]:
+        """Every change from now on."""
+        return self._view.changes()
+
+    def refresh(self) -> None:
+        """Follow a new set of people (after a directory sync)."""
+        current = {(p.connection, p.key): p for p in self.hub.people()}
+        for shown in self._view.people():
+            if (shown.connection, shown.key) not in current:
+                self._view.remove(shown.connection, shown.key)
+        for person in current.values():
+            self._view.put(person_presence(person, self.hub))
+
+    def routers(self, connections: Mapping[str, PbxConnection], keys: ApiKeyChecker,
+                clock: Clock) -> list[APIRouter]:
+        """The presence API's routes over this view and the built-in API connections."""
+        api_connections = {n: c for n, c in connections.items() if isinstance(c, ApiConnection)}
+        return [api_router(self, api_connections, keys, clock=clock)]
+
+    def close(self) -> None:
+        """End every change stream."""
+        self._view.close()

@@ -1,0 +1,83 @@
+"""Teams → PBX end to end: the simulator as Microsoft 365, the built-in API as the PBX."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from m365pbx.core.presence import PbxPresence
+from m365pbx.pbx.api.connection import ApiConnection
+from m365sim.clock import VirtualClock
+from m365sim.model import Tenant
+from m365sim.server import RunningServer
+from m365sim.simulator import Simulator
+from tests.e2e.harness import (
+    eventually,
+    free_port,
+    in_teams,
+    pbx_users,
+    running,
+    settings_for,
+    switchboard,
+)
+
+PEOPLE = (("anna", "Anna Schmidt"), ("ben", "Ben Weber"))
+
+
+async def test_polling_mode_busy_in_teams_shows_busy_in_the_pbx(
+    sim_server: RunningServer, sim: Simulator, tenant: Tenant, clock: VirtualClock,
+    tmp_path: Path,
+) -> None:
+    settings = settings_for(sim_server, tmp_path)
+    assert settings.webhook_url is None  # no public URL at all: polling only
+    async with running(settings, clock) as service:
+        pbx = switchboard(service)
+        pbx.replace_users(pbx_users(*PEOPLE))
+        await eventually(lambda: len(service.hub.people()) == 2, clock)
+        await in_teams(sim_server, "anna@contoso.com",
+                       {"preferred": {"availability": "Busy", "activity": "Busy"}})
+        await eventually(lambda: shown(pbx, "anna") is PbxPresence.BUSY, clock)
+        await in_teams(sim_server, "anna@contoso.com",
+                       {"preferred": {"availability": "DoNotDisturb", "activity": "DoNotDisturb"}})
+        await eventually(lambda: shown(pbx, "anna") is PbxPresence.DND, clock)
+        assert shown(pbx, "ben") is PbxPresence.ONLINE
+        assert service.tenants["contoso"].parts.pool is None
+
+
+def shown(pbx: ApiConnection, key: str) -> PbxPresence:
+    """What the PBX side shows for a person (online when nothing was written)."""
+    state = pbx.shown(key)
+    return PbxPresence.ONLINE if state is None else state.presence
+
+
+def allow_loopback_webhooks(sim: Simulator) -> None:
+    """Let the simulator deliver to http://127.0.0.1 (real Graph needs a public HTTPS URL)."""
+    sim.settings.extra["notification_allow_http_loopback"] = True
+    sim.subscriptions.settings.allow_http_loopback = True
+
+
+def requests_to(sim: Simulator, method: str, path: str) -> int:
+    """How many such requests reached the simulator."""
+    return sum(1 for r in sim.faults.requests() if r["method"] == method and r["path"] == path)
+
+
+async def test_webhook_mode_rich_notification_reaches_the_pbx(
+    sim_server: RunningServer, sim: Simulator, clock: VirtualClock, tmp_path: Path,
+) -> None:
+    allow_loopback_webhooks(sim)
+    settings = settings_for(sim_server, tmp_path, webhook_port=free_port())
+    async with running(settings, clock) as service:
+        pbx = switchboard(service)
+        pbx.replace_users(pbx_users(*PEOPLE))
+        pool = service.tenants["contoso"].parts.pool
+        assert pool is not None
+        owner = pool.owners["svc-presence@contoso.com"]
+        await eventually(lambda: owner.healthy and len(owner.people) == 2, clock)
+        polls_before = service.tenants["contoso"].parts.poller.rounds
+        await in_teams(sim_server, "anna@contoso.com",
+                       {"preferred": {"availability": "DoNotDisturb", "activity": "DoNotDisturb"}})
+        await eventually(lambda: shown(pbx, "anna") is PbxPresence.DND, clock, step=0.2)
+        assert service.receiver.counters["accepted"] >= 1
+        assert service.receiver.counters.get("forged", 0) == 0
+        # It came by notification: no polling round ran meanwhile (reconciliation is 5 min).
+        assert service.tenants["contoso"].parts.poller.rounds == polls_before
+        assert requests_to(sim, "POST", "/v1.0/subscriptions") == 1

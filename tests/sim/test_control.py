@@ -79,7 +79,8 @@ async def test_generate_adds_people_to_a_tenant_named_by_domain(
     assert count.text == "125"
     assert (await client.post("/_sim/tenants/nowhere.example/generate",
                               json={"users": 1})).status_code == 404
-    for body in ({"seed": 1}, {"users": 5, "teams_share": 3}, {"users": 5, "flavour": "x"}):
+    for body in ({"seed": 1}, {"users": 5, "teams_share": 3}, {"users": 5, "flavour": "x"},
+                 {"users": "many"}, {"users": 10**9}, {"users": 2.5}):
         assert (await client.post(f"/_sim/tenants/{TENANT_ID}/generate",
                                   json=body)).status_code == 400
 

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from m365sim.model import Tenant
     from m365sim.simulator import Simulator
 
+MAX_USERS = 1_000_000
 _ASSIGNED = "2024-01-01T00:00:00Z"
 _EXCHANGE_PLAN = {"assignedDateTime": _ASSIGNED, "capabilityStatus": "Enabled",
                   "service": "exchange", "servicePlanId": EXCHANGE_PLAN_ID}
@@ -99,8 +100,8 @@ def generate_users(
     presence: Any = "signed-in",
 ) -> list[User]:
     """Add `users` generated users to `tenant` (deterministic for a seed); return them."""
-    if users < 0:
-        raise ValueError("users must not be negative")
+    if isinstance(users, bool) or not isinstance(users, int) or not 0 <= users <= MAX_USERS:
+        raise ValueError(f"users must be a whole number from 0 to {MAX_USERS}")
     for name, share in (("teams_share", teams_share), ("disabled_share", disabled_share),
                         ("mfa_share", mfa_share), ("hybrid_share", hybrid_share),
                         ("mobile_share", mobile_share)):

@@ -4,7 +4,7 @@ sessions, add a client secret (all under `/_sim`, errors as Graph error bodies).
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
@@ -100,9 +100,10 @@ def _when(value: object, name: str) -> datetime | None:
     if value is None:
         return None
     try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         raise GraphError(400, "BadRequest", f"'{name}' is not an ISO 8601 date.") from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def router(sim: Simulator) -> APIRouter:

@@ -40,6 +40,8 @@ def key_certificate(key: SigningKey) -> str:
         .sign(key.private_key, hashes.SHA256())
     )
     encoded = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode("ascii")
+    if len(_CERTIFICATES) >= 64:  # one key per simulator; test runs make many
+        _CERTIFICATES.clear()
     _CERTIFICATES[key.kid] = encoded
     return encoded
 

@@ -205,3 +205,23 @@ async def test_app_without_roles_gets_a_token_without_roles(
                            scope=GRAPH_DEFAULT)
     assert response.status_code == 200
     assert sim.issuer.decode(response.json()["access_token"])["roles"] == []
+
+
+async def test_secret_added_with_an_expiry_expires_then(
+    client: httpx.AsyncClient, clock: VirtualClock,
+) -> None:
+    created = await client.post(f"/_sim/tenants/contoso.com/apps/{APP_ID}/secrets",
+                                json={"value": "short~lived", "expires": "2026-01-05T09:00:00"})
+    assert created.status_code == 201
+    assert created.json()["endDateTime"].startswith("2026-01-05T09:00:00")
+    form = {"grant_type": "client_credentials", "client_id": APP_ID,
+            "client_secret": "short~lived", "scope": GRAPH_DEFAULT}
+    await clock.advance(120)
+    assert (await token(client, TENANT_ID, **form)).status_code == 200
+    await clock.advance(3600)
+    assert_aad_error(await token(client, TENANT_ID, **form), "invalid_client", 7000222, 401)
+    missing = await client.post(f"/_sim/tenants/contoso.com/apps/{APP_ID}/secrets", json={})
+    assert missing.status_code == 400
+    unknown = await client.post("/_sim/tenants/contoso.com/apps/nope/secrets",
+                                json={"value": "x"})
+    assert unknown.status_code == 404

@@ -165,25 +165,36 @@ async def serve_stream(
         await _close(websocket, CLOSE_POLICY_VIOLATION, str(exc), close_timeout)
         return
     client = fanout.subscribe(connection)
-    tasks = {
-        asyncio.create_task(_send_all(websocket, client, fanout.view)),
-        asyncio.create_task(_read_until_disconnect(websocket)),
-    }
+    sender = asyncio.create_task(_send_all(websocket, client, fanout.view))
+    reader = asyncio.create_task(_read_until_disconnect(websocket))
     stopped = asyncio.create_task(client.stopped.wait())
+    tasks = (sender, reader, stopped)
+    for task in tasks:
+        task.add_done_callback(_retrieve)
     try:
-        done, _ = await asyncio.wait({*tasks, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
         fanout.unsubscribe(client)
-        for task in (*tasks, stopped):
+        for task in tasks:
             task.cancel()
-        results = await asyncio.gather(*tasks, stopped, return_exceptions=True)
-    failures = [r for r in results if isinstance(r, Exception) and not _is_disconnect(r)]
-    if failures:
-        log.warning("stream of API client %r ended: %s", identity.name, failures[0])
+        # asyncio.wait, not gather: if this handler is being cancelled, the CancelledError
+        # that comes out must be the canceller's own (anyio's cancel scopes recognise
+        # theirs by its message; gather would raise a new one and the scope would not).
+        await asyncio.wait(tasks)
+    for task in (sender, reader):
+        error = None if task.cancelled() else task.exception()
+        if error is not None and not _is_disconnect(error):
+            log.warning("stream of API client %r ended: %s", identity.name, error)
     if stopped in done:
         if client.close_code == CLOSE_TRY_AGAIN_LATER:
             log.warning("dropped slow stream client %r: %s", identity.name, client.close_reason)
         await _close(websocket, client.close_code, client.close_reason, close_timeout)
+
+
+def _retrieve(task: asyncio.Task[object]) -> None:
+    # Marks a task's exception as seen, so none is reported as "never retrieved".
+    if not task.cancelled():
+        task.exception()
 
 
 def _is_disconnect(error: BaseException) -> bool:

@@ -117,6 +117,11 @@ class MemoryPresenceView:
         self._feeds: set[_ChangeFeed] = set()
         self._closed = False
 
+    @property
+    def subscribers(self) -> int:
+        """How many change iterators are open."""
+        return len(self._feeds)
+
     def people(self) -> list[PersonPresence]:
         """Everyone's current presence, by connection and key."""
         return [self._people[key] for key in sorted(self._people)]

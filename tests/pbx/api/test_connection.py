@@ -12,6 +12,7 @@ from m365pbx.pbx.base import (
     ConnectionState,
     LineStateEvent,
     PbxConnection,
+    PbxEvent,
     PbxPresenceEvent,
     PbxUser,
 )
@@ -66,7 +67,7 @@ async def test_watch_replaces_the_followed_users(office: ApiConnection) -> None:
 async def test_submitted_events_come_out_in_order_and_stop_ends_them(
     office: ApiConnection,
 ) -> None:
-    batch = [
+    batch: list[PbxEvent] = [
         LineStateEvent("alice", LineState.RINGING, NOW, 1),
         PbxPresenceEvent("bob", PbxPresence.DND, NOW, "lunch", 7),
         LineStateEvent("alice", LineState.ON_THE_PHONE, NOW, 2),

@@ -62,7 +62,10 @@ class InProcessWebSocket:
 
     async def connect(self) -> None:
         """Open the connection; raise Closed if the server refuses it."""
-        self._task = asyncio.create_task(self.app(self.scope, self._receive, self._send))
+        async def run() -> None:
+            await self.app(self.scope, self._receive, self._send)
+
+        self._task = asyncio.create_task(run())
         await self._to_app.put({"type": "websocket.connect"})
         message = await self._next()
         if message["type"] == "websocket.close":

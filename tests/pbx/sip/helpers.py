@@ -154,9 +154,10 @@ class RawWatcher:
         found = self.registry.get((request.call_id, tag))
         return found.handle_notify(request) if found else response_for(request, 481)
 
-    def notified(self, subscription: Subscription, content_type: str, body: bytes) -> None:
+    def notified(self, subscription: Subscription, content_type: str, body: bytes) -> bool:
         """Keep the body."""
         self.bodies.append(body)
+        return True
 
     def terminated(self, subscription: Subscription, reason: str, retry_after: float | None) -> None:
         """Ignored."""

@@ -8,6 +8,7 @@ group, ready once it answers OPTIONS.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -166,37 +167,36 @@ class KamailioServer:
         """Clean stop (SIGTERM to the main process: db_text writes its tables back)."""
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self._reap_group()
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        if not self._group_gone(timeout):
+            self.kill()
         self.process = None
 
     def kill(self) -> None:
         """Crash: SIGKILL to the whole process group; db_text loses everything in memory."""
         if self.process is None:
             return
-        self._reap_group(signal.SIGKILL)
+        # Killing only the main PID leaves the children serving the port (README).
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(10)
+        self._group_gone(10)
         self.process = None
 
-    def _reap_group(self, sig: signal.Signals = signal.SIGKILL) -> None:
+    def _group_gone(self, timeout: float) -> bool:
         assert self.process is not None
-        # Killing only the main PID leaves the children serving the port (README).
-        try:
-            os.killpg(self.process.pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
                 os.killpg(self.process.pid, 0)
             except ProcessLookupError:
-                return
+                return True
             time.sleep(0.02)
+        return False
 
     def restart(self, *, clean: bool = True) -> None:
         """Stop (cleanly, or crash) and start again on the same port and database."""

@@ -164,8 +164,9 @@ class Listener:
         self.ended: list[tuple[str, float | None]] = []
         self.bad: list[str] = []
 
-    def notified(self, subscription: Subscription, content_type: str, body: bytes) -> None:
+    def notified(self, subscription: Subscription, content_type: str, body: bytes) -> bool:
         self.bodies.append((content_type, body))
+        return body != b"<bad/>"
 
     def terminated(self, subscription: Subscription, reason: str, retry_after: float | None) -> None:
         self.ended.append((reason, retry_after))
@@ -270,13 +271,21 @@ async def test_notify_states_ordering_and_bad_notifies() -> None:
         await server.wait_for(lambda: len(server.responses) == 1)
         assert server.responses[-1].status == 200 and subscription.granted == 300
 
+        server.send(notify_for(subscribe, 50, "active", "<bad/>"))  # refused by the listener
+        await server.wait_for(lambda: len(server.responses) == 2)
+        assert server.responses[-1].status == 200 and subscription.remote_cseq == 5
+        server.send(notify_for(subscribe, 51, "sleeping", "<a/>"))
+        await server.wait_for(lambda: len(server.responses) == 3)
+        assert server.responses[-1].status == 400
+        del server.responses[1:]
+
         server.send(notify_for(subscribe, 4, "active", "<old/>"))  # older CSeq
         await server.wait_for(lambda: len(server.responses) == 2)
         assert server.responses[-1].status == 500
 
         server.send(notify_for(subscribe, 6, "active", "<b/>", event="presence"))
         await server.wait_for(lambda: len(server.responses) == 3)
-        assert server.responses[-1].status == 489 and listener.bad == ["unknown-event"]
+        assert server.responses[-1].status == 489 and listener.bad == ["bad-header", "unknown-event"]
 
         no_state = notify_for(subscribe, 7, "x").replace(b"Subscription-State: x\r\n", b"")
         server.send(no_state)

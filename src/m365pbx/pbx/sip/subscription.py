@@ -39,8 +39,8 @@ DialogKey = tuple[str, str]
 class SubscriptionListener(Protocol):
     """Receives what a subscription learns."""
 
-    def notified(self, subscription: Subscription, content_type: str, body: bytes) -> None:
-        """A NOTIFY brought a body (possibly empty: no state at the server)."""
+    def notified(self, subscription: Subscription, content_type: str, body: bytes) -> bool:
+        """A NOTIFY brought a body (empty: no state at the server); False if it is bad."""
 
     def terminated(
         self, subscription: Subscription, reason: str, retry_after: float | None
@@ -200,26 +200,30 @@ class Subscription:
         if not state_value:
             self.listener.bad_notify("bad-header", "NOTIFY without Subscription-State")
             return response_for(request, 400, "Missing Subscription-State")
+        state, params = parse_value_params(state_value)
+        if state not in ("active", "pending", "terminated"):
+            self.listener.bad_notify("bad-header", f"Subscription-State {state!r}")
+            return response_for(request, 400, "Bad Subscription-State")
+        content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+        if (request.body or state != "terminated") and not self.listener.notified(
+            self, content_type, request.body
+        ):
+            # Bad input changes nothing (design.md rule 7), not even the dialog's CSeq; 200
+            # keeps the server from dropping the subscription over one bad body.
+            return response_for(request, 200)
         self.remote_cseq = number
         if self.leg.remote_tag is None and sender.tag:
             self.leg.remote_tag = sender.tag
         self._update_target(request.headers.get("contact"))
-        state, params = parse_value_params(state_value)
-        content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
-        if state in ("active", "pending"):
-            expires = parse_expires(params.get("expires"))
-            if expires is not None:
-                self.granted = expires
-            self.listener.notified(self, content_type, request.body)
-        elif state == "terminated":
-            if request.body:
-                self.listener.notified(self, content_type, request.body)
+        if state == "terminated":
             self.forget()
             self.confirmed = False
             retry_after = parse_retry_after(params.get("retry-after"))
             self.listener.terminated(self, params.get("reason", ""), retry_after)
         else:
-            self.listener.bad_notify("bad-header", f"Subscription-State {state!r}")
+            expires = parse_expires(params.get("expires"))
+            if expires is not None:
+                self.granted = expires
         return response_for(request, 200)
 
 

@@ -45,15 +45,17 @@ class _Watch:
     def _init_state(self) -> None:
         raise NotImplementedError
 
-    def notified(self, subscription: Subscription, content_type: str, body: bytes) -> None:
-        """Check the body's type, then let the subclass read it."""
+    def notified(self, subscription: Subscription, content_type: str, body: bytes) -> bool:
+        """Check the body's type, then let the subclass read it; False if it is bad."""
         if body.strip() and content_type != self.content_type:
             self._counter.record("unsupported-body", f"{content_type!r} for {self.key}")
-            return
+            return False
         try:
             self.read(subscription, body if body.strip() else b"")
         except XmlError as exc:
             self._counter.record("xml", f"NOTIFY body for {self.key}: {exc}")
+            return False
+        return True
 
     def read(self, subscription: Subscription, body: bytes) -> None:
         """Use one valid-looking body (empty: no state at the server)."""

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import socket
 import ssl
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -63,6 +64,10 @@ from m365pbx.web.graph_webhook import webhook_router
 log = logging.getLogger(__name__)
 
 
+class _Stopped(Exception):
+    """Raised inside the TaskGroup to end it after a requested stop."""
+
+
 class _QuietServer(uvicorn.Server):
     """uvicorn inside our TaskGroup: the service, not uvicorn, owns the signals."""
 
@@ -109,6 +114,8 @@ class Service:
                                               self.clock)
         self._background: set[asyncio.Task[None]] = set()
         self.started = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._served = asyncio.Event()
         self.converter = ReadingConverter(settings.presence.fallback())
         self._jwks: dict[str, Mapping[str, Any]] = {}
         self.receiver = NotificationReceiver(
@@ -160,6 +167,7 @@ class Service:
         for runtime in self.tenants.values():
             if runtime.parts.pool is not None:
                 runtime.parts.pool.assign(runtime.teams_user_ids())
+            runtime.parts.poller.poll_soon()
         self.view.refresh()
 
     def _known_subscription(self, subscription_id: str) -> KnownSubscription | None:
@@ -296,8 +304,12 @@ class Service:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    def stop(self) -> None:
+        """Ask the running service to stop cleanly (Ctrl-C, tests, a restart)."""
+        self._stop.set()
+
     async def run(self) -> None:
-        """Run everything until cancelled; stop cleanly."""
+        """Run everything until `stop()` or cancellation; then stop cleanly."""
         await self.prepare()
         try:
             async with asyncio.TaskGroup() as group:
@@ -311,16 +323,41 @@ class Service:
                     group.create_task(runtime.run())
                 if self.options.serve_http:
                     group.create_task(self._serve())
+                group.create_task(self._until_stopped())
                 self.started.set()
+        except* _Stopped:
+            pass
         finally:
             await self.close()
 
+    async def _until_stopped(self) -> None:
+        await self._stop.wait()
+        if self.server is not None:
+            self.server.should_exit = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._served.wait(), timeout=5)
+        raise _Stopped
+
     async def _serve(self) -> None:
         listen = self.settings.listen
+        family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((listen.host, listen.port))
+        except OSError as exc:
+            sock.close()
+            raise OSError(exc.errno, f"cannot listen on {listen.host} port {listen.port}: "
+                                     f"{exc.strerror}") from exc
         config = uvicorn.Config(self.web_app(), host=listen.host, port=listen.port,
-                                log_level="warning", access_log=False, lifespan="off")
+                                log_level="warning", access_log=False, lifespan="off",
+                                timeout_graceful_shutdown=2)
         self.server = _QuietServer(config)
-        await self.server.serve()
+        try:
+            await self.server.serve(sockets=[sock])
+        finally:
+            sock.close()
+            self._served.set()
 
     async def close(self) -> None:
         """Release connections and the store."""

@@ -73,9 +73,13 @@ async def running(settings: Settings, clock: VirtualClock,
             task.result()
         yield service
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        service.stop()
+        try:
+            await asyncio.wait_for(task, timeout=15)
+        except (TimeoutError, asyncio.CancelledError):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 def pbx_users(*people: tuple[str, str]) -> list[PbxUser]:

@@ -81,3 +81,56 @@ async def test_webhook_mode_rich_notification_reaches_the_pbx(
         # It came by notification: no polling round ran meanwhile (reconciliation is 5 min).
         assert service.tenants["contoso"].parts.poller.rounds == polls_before
         assert requests_to(sim, "POST", "/v1.0/subscriptions") == 1
+
+
+async def test_a_restart_resumes_the_subscription_with_patch_and_loses_nothing(
+    sim_server: RunningServer, sim: Simulator, clock: VirtualClock, tmp_path: Path,
+) -> None:
+    allow_loopback_webhooks(sim)
+    settings = settings_for(sim_server, tmp_path, webhook_port=free_port())
+    async with running(settings, clock) as service:
+        switchboard(service).replace_users(pbx_users(*PEOPLE))
+        owner = service.tenants["contoso"].parts.pool.owners["svc-presence@contoso.com"]  # type: ignore[union-attr]
+        await eventually(lambda: owner.healthy and len(owner.people) == 2, clock)
+        first_id = owner.current.graph_id  # type: ignore[union-attr]
+    # Down for a while: a change happens that nobody was listening for.
+    await in_teams(sim_server, "ben@contoso.com",
+                   {"preferred": {"availability": "Busy", "activity": "Busy"}})
+    await clock.advance(120)
+    async with running(settings, clock) as service:
+        pbx = switchboard(service)
+        pbx.replace_users(pbx_users(*PEOPLE))
+        owner = service.tenants["contoso"].parts.pool.owners["svc-presence@contoso.com"]  # type: ignore[union-attr]
+        await eventually(lambda: owner.healthy, clock, step=0.5)
+        assert owner.current is not None and owner.current.graph_id == first_id
+        assert owner.renewals >= 1 and owner.creates == 0
+        assert requests_to(sim, "POST", "/v1.0/subscriptions") == 1
+        assert requests_to(sim, "PATCH", f"/v1.0/subscriptions/{first_id}") >= 1
+        # The change made while down shows after the first round of reading everyone.
+        await eventually(lambda: shown(pbx, "ben") is PbxPresence.BUSY, clock)
+        await in_teams(sim_server, "anna@contoso.com",
+                       {"preferred": {"availability": "Away", "activity": "Away"}})
+        await eventually(lambda: shown(pbx, "anna") is PbxPresence.AWAY, clock, step=0.2)
+
+
+async def test_lost_notifications_are_repaired_by_reconciliation(
+    sim_server: RunningServer, sim: Simulator, clock: VirtualClock, tmp_path: Path,
+) -> None:
+    allow_loopback_webhooks(sim)
+    settings = settings_for(sim_server, tmp_path, webhook_port=free_port())
+    async with running(settings, clock) as service:
+        pbx = switchboard(service)
+        pbx.replace_users(pbx_users(*PEOPLE))
+        owner = service.tenants["contoso"].parts.pool.owners["svc-presence@contoso.com"]  # type: ignore[union-attr]
+        await eventually(lambda: owner.healthy and len(owner.people) == 2, clock)
+        sim.subscriptions.settings.loss = 1.0  # every notification from now on is lost
+        await in_teams(sim_server, "anna@contoso.com",
+                       {"preferred": {"availability": "Busy", "activity": "Busy"}})
+        await clock.advance(30)
+        assert shown(pbx, "anna") is PbxPresence.ONLINE  # nothing arrived
+        poller = service.tenants["contoso"].parts.poller
+        await eventually(lambda: shown(pbx, "anna") is PbxPresence.BUSY, clock, step=10)
+        assert poller.repairs >= 1
+        metrics = service.registry.get_sample_value("m365pbx_reconcile_repairs_total",
+                                                    {"tenant": "contoso"})
+        assert metrics is not None and metrics >= 1

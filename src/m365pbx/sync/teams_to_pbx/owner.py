@@ -73,6 +73,9 @@ class AccountOwner:
         self.lifetime = lifetime
         self.renew_margin = renew_margin
         self.people: tuple[str, ...] = ()
+        # Until the directory has said who this account covers, a resumed subscription is
+        # only renewed: neither deleted for having no people nor recreated.
+        self.assigned = False
         self.current: SubscriptionRecord | None = None
         self.state = ConnectionState.STARTING
         self.last_error: str | None = None
@@ -85,7 +88,8 @@ class AccountOwner:
     # --- messages from the pool and the receiver -----------------------------------------
     def assign(self, people: tuple[str, ...]) -> None:
         """Cover exactly these Teams user ids from now on."""
-        if tuple(sorted(people)) != tuple(sorted(self.people)):
+        if not self.assigned or tuple(sorted(people)) != tuple(sorted(self.people)):
+            self.assigned = True
             self.people = tuple(sorted(people))
             self._wake.set()
 
@@ -144,6 +148,11 @@ class AccountOwner:
                 await self._renew(now)
             elif event == "subscriptionRemoved":
                 await self._forget()
+        if not self.assigned:
+            if self.current is not None and self.state is not ConnectionState.CONNECTED:
+                await self._renew(now)  # resume at once after a restart
+                self.state = ConnectionState.CONNECTED
+            return
         if not self.people:
             await self._delete_current()
             self.state = ConnectionState.CONNECTED
@@ -183,9 +192,10 @@ class AccountOwner:
             renewed = await renew_subscription(self.client, self.current.graph_id,
                                                now + self.lifetime)
         except NotFound:
-            # Expired or removed on Graph's side: start again.
+            # Expired or removed on Graph's side: start again (once we know our people).
             await self._forget()
-            await self._create(now, presence_resource(self.people))
+            if self.people:
+                await self._create(now, presence_resource(self.people))
             return
         self.renewals += 1
         self.current = SubscriptionRecord(self.current.graph_id, self.account,

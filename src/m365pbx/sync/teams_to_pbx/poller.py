@@ -7,6 +7,7 @@ plans to use at most half of that, and backs off when Graph throttles anyway.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -66,6 +67,11 @@ class PresencePoller:
         self.throttled = 0
         self.last_error: str | None = None
         self._slowdown = 1.0
+        self._soon = asyncio.Event()
+
+    def poll_soon(self) -> None:
+        """Run a round now (new people: learn their presence without waiting a round)."""
+        self._soon.set()
 
     def interval(self) -> float:
         """The current interval, including any slowdown after throttling."""
@@ -111,4 +117,14 @@ class PresencePoller:
             except M365Error as exc:
                 self.last_error = exc.describe()
                 log.warning("presence poll failed: %s", exc.describe())
-            await self.clock.sleep(self.interval())
+            await self._nap(self.interval())
+
+    async def _nap(self, seconds: float) -> None:
+        self._soon.clear()
+        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
+        woken = asyncio.ensure_future(self._soon.wait())
+        try:
+            await asyncio.wait({sleeper, woken}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            woken.cancel()

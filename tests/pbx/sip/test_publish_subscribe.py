@@ -296,7 +296,7 @@ async def test_notify_states_ordering_and_bad_notifies() -> None:
         await server.wait_for(lambda: len(server.responses) == 5)
         assert server.responses[-1].status == 200
         assert listener.ended == [("probation", 9.0)]
-        assert [body for _, body in listener.bodies] == [b"<a/>"]
+        assert [body for _, body in listener.bodies] == [b"<a/>", b"<bad/>"]
 
         server.send(notify_for(subscribe, 9, "active", "<late/>"))
         await server.wait_for(lambda: len(server.responses) == 6)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -27,7 +28,7 @@ def answer(request: SipRequest, status: int, reason: str = "", **headers: str) -
 class FakeServer(asyncio.DatagramProtocol):
     """Receives requests, records them, answers with `responder`; can send raw datagrams."""
 
-    responder: Responder = lambda request: answer(request, 200)  # noqa: E731
+    responder: Responder = lambda request: answer(request, 200)
     requests: list[SipRequest] = field(default_factory=list)
     responses: list[SipResponse] = field(default_factory=list)
     client: tuple[str, int] | None = None
@@ -65,18 +66,16 @@ class FakeServer(asyncio.DatagramProtocol):
         """The requests received with this method."""
         return [request for request in self.requests if request.method == method]
 
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    async def wait_for(self, predicate: Callable[[], bool], within: float = 5.0) -> None:
         """Wait until `predicate()` is true (polling as messages arrive)."""
-        deadline = asyncio.get_running_loop().time() + timeout
+        deadline = asyncio.get_running_loop().time() + within
         while not predicate():
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
                 raise TimeoutError("condition not met in time")
             self.arrived.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.arrived.wait(), min(remaining, 0.05))
-            except TimeoutError:
-                pass
 
     def close(self) -> None:
         """Close the socket."""
@@ -88,8 +87,6 @@ async def start_fake_server(responder: Responder | None = None) -> FakeServer:
     """A FakeServer listening on 127.0.0.1 at a free port."""
     loop = asyncio.get_running_loop()
     server = FakeServer() if responder is None else FakeServer(responder)
-    transport, _ = await loop.create_datagram_endpoint(
-        lambda: server, local_addr=("127.0.0.1", 0)
-    )
+    transport, _ = await loop.create_datagram_endpoint(lambda: server, local_addr=("127.0.0.1", 0))
     server.transport = transport
     return server

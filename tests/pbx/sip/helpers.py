@@ -40,9 +40,9 @@ async def connect(server: KamailioServer, **overrides: Any) -> SipConnection:
     return connection
 
 
-async def wait_until(predicate: Callable[[], bool], timeout: float = WAIT) -> None:
-    """Poll `predicate` until it holds; TimeoutError after `timeout` seconds."""
-    deadline = asyncio.get_running_loop().time() + timeout
+async def wait_until(predicate: Callable[[], bool], within: float = WAIT) -> None:
+    """Poll `predicate` until it holds; TimeoutError after `within` seconds."""
+    deadline = asyncio.get_running_loop().time() + within
     while not predicate():
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError("condition not met in time")
@@ -61,9 +61,11 @@ class EventReader:
         async for event in self._iterator:
             self.events.append(event)
 
-    async def wait_for(self, predicate: Callable[[PbxEvent], bool], timeout: float = WAIT) -> PbxEvent:
+    async def wait_for(
+        self, predicate: Callable[[PbxEvent], bool], within: float = WAIT
+    ) -> PbxEvent:
         """The first event (seen so far or arriving) that satisfies `predicate`."""
-        await wait_until(lambda: any(predicate(e) for e in self.events), timeout)
+        await wait_until(lambda: any(predicate(e) for e in self.events), within)
         return next(e for e in self.events if predicate(e))
 
     async def close(self) -> None:
@@ -99,8 +101,13 @@ class Phone:
         auth = DigestSession(Credentials(user, password)) if password else None
         address = f"sip:{user}@{DOMAIN}"
         self.publication = Publication(
-            self.ua, address, address, auth=auth, event="dialog",
-            content_type="application/dialog-info+xml", expires=120,
+            self.ua,
+            address,
+            address,
+            auth=auth,
+            event="dialog",
+            content_type="application/dialog-info+xml",
+            expires=120,
         )
         self.version = 0
 
@@ -109,12 +116,17 @@ class Phone:
         await self.ua.start()
         return self
 
-    async def call(self, state: str | None, *, direction: str = "recipient", held: bool = False) -> None:
+    async def call(
+        self, state: str | None, *, direction: str = "recipient", held: bool = False
+    ) -> None:
         """Publish one call in `state` (early, confirmed, terminated); None: no dialogs."""
         dialogs = ""
         if state is not None:
             dialogs = DIALOG.format(
-                call="c1", direction=direction, state=state, user=self.user,
+                call="c1",
+                direction=direction,
+                state=state,
+                user=self.user,
                 held=HELD if held else "",
             )
         body = DIALOG_INFO.format(version=self.version, user=self.user, dialogs=dialogs)
@@ -145,8 +157,15 @@ class RawWatcher:
         self.bodies: list[bytes] = []
         self.ua.notify_handler = self._route
         self.subscription = Subscription(
-            self.ua, resource, f"sip:{user}@{DOMAIN}", "presence", "application/pidf+xml",
-            self, self.registry, auth=DigestSession(Credentials(user, password)), expires=120,
+            self.ua,
+            resource,
+            f"sip:{user}@{DOMAIN}",
+            "presence",
+            "application/pidf+xml",
+            self,
+            self.registry,
+            auth=DigestSession(Credentials(user, password)),
+            expires=120,
         )
 
     def _route(self, request: SipRequest) -> SipResponse:
@@ -159,7 +178,9 @@ class RawWatcher:
         self.bodies.append(body)
         return True
 
-    def terminated(self, subscription: Subscription, reason: str, retry_after: float | None) -> None:
+    def terminated(
+        self, subscription: Subscription, reason: str, retry_after: float | None
+    ) -> None:
         """Ignored."""
 
     def bad_notify(self, reason: str, detail: str) -> None:

@@ -114,7 +114,9 @@ class KamailioServer:
         rows = []
         for number, (user, password) in enumerate((self.accounts or {}).items(), start=1):
             ha1 = hashlib.md5(f"{user}:{self.domain}:{password}".encode()).hexdigest()
-            ha1b = hashlib.md5(f"{user}@{self.domain}:{self.domain}:{password}".encode()).hexdigest()
+            ha1b = hashlib.md5(
+                f"{user}@{self.domain}:{self.domain}:{password}".encode()
+            ).hexdigest()
             fields = [str(number), user, self.domain, password, ha1, ha1b]
             rows.append(":".join(_dbtext_escape(field) for field in fields) + "\n")
         with (self.db / "subscriber").open("a") as table:
@@ -140,10 +142,25 @@ class KamailioServer:
 
     def _spawn(self) -> None:
         command = [
-            "kamailio", "-f", str(CONFIG), "-DD", "-E", "-m", "64", "-M", "8",
-            "-l", f"udp:127.0.0.1:{self.port}", "-l", f"tcp:127.0.0.1:{self.port}",
-            "-Y", str(self.run), "-P", str(self.run / "kamailio.pid"),
-            "-A", f'DBURL="text://{self.db}"',
+            "kamailio",
+            "-f",
+            str(CONFIG),
+            "-DD",
+            "-E",
+            "-m",
+            "64",
+            "-M",
+            "8",
+            "-l",
+            f"udp:127.0.0.1:{self.port}",
+            "-l",
+            f"tcp:127.0.0.1:{self.port}",
+            "-Y",
+            str(self.run),
+            "-P",
+            str(self.run / "kamailio.pid"),
+            "-A",
+            f'DBURL="text://{self.db}"',
         ]
         if self.accounts is not None:
             command += ["-A", "WITH_AUTH"]
@@ -168,10 +185,8 @@ class KamailioServer:
         if self.process is None:
             return
         self.process.send_signal(signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass
         if not self._group_gone(timeout):
             self.kill()
         self.process = None

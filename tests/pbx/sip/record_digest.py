@@ -12,8 +12,15 @@ import tempfile
 from pathlib import Path
 
 from m365pbx.core.presence import PbxPresence
-from m365pbx.pbx.sip import Credentials, DigestSession, Leg, SipRequest, SipResponse
-from m365pbx.pbx.sip import UaConfig, UserAgent
+from m365pbx.pbx.sip import (
+    Credentials,
+    DigestSession,
+    Leg,
+    SipRequest,
+    SipResponse,
+    UaConfig,
+    UserAgent,
+)
 from m365pbx.pbx.sip.pidf import PIDF_TYPE, pidf_document
 from tests.pbx.sip.kamailio import KamailioServer
 
@@ -47,7 +54,11 @@ async def record(name: str, defines: tuple[str, ...]) -> dict[str, object]:
             leg = Leg(f"sip:{USER}@127.0.0.1", "sip:dave@127.0.0.1", "sip:dave@127.0.0.1")
             body = pidf_document("sip:dave@127.0.0.1", PbxPresence.AWAY)
             await ua.send(
-                leg, "PUBLISH", [("Event", "presence"), ("Expires", "60")], body, PIDF_TYPE,
+                leg,
+                "PUBLISH",
+                [("Event", "presence"), ("Expires", "60")],
+                body,
+                PIDF_TYPE,
                 auth=DigestSession(Credentials(USER, PASSWORD)),
             )
             await ua.close()

@@ -55,8 +55,15 @@ class Watcher:
     """One SIPp process subscribed to a person's presence."""
 
     def __init__(
-        self, folder: Path, port: int, user: str, first: str, second: str | None = None,
-        *, domain: str = "127.0.0.1", timeout: float = 10.0,
+        self,
+        folder: Path,
+        port: int,
+        user: str,
+        first: str,
+        second: str | None = None,
+        *,
+        domain: str = "127.0.0.1",
+        timeout: float = 10.0,
     ) -> None:
         self.folder = folder
         self.port = port
@@ -69,9 +76,24 @@ class Watcher:
     async def start(self) -> None:
         """Start SIPp; it subscribes at once."""
         self.process = await asyncio.create_subprocess_exec(
-            "sipp", "-sf", str(self.file), "-s", self.user, "-m", "1", "-aa",
-            "-recv_timeout", str(int(self.timeout * 1000)), "-i", "127.0.0.1", "-p", str(free_port()),
-            "-nostdin", "-trace_msg", "-message_file", str(self.log),
+            "sipp",
+            "-sf",
+            str(self.file),
+            "-s",
+            self.user,
+            "-m",
+            "1",
+            "-aa",
+            "-recv_timeout",
+            str(int(self.timeout * 1000)),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(free_port()),
+            "-nostdin",
+            "-trace_msg",
+            "-message_file",
+            str(self.log),
             f"127.0.0.1:{self.port}",
             cwd=self.folder,
             stdout=asyncio.subprocess.PIPE,

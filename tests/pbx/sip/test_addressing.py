@@ -15,8 +15,15 @@ from m365pbx.pbx.sip.addressing import (
 )
 from m365pbx.pbx.sip.options import SipOptions
 
-BOB = PbxUser("bob", {"extension": "201", "cn": "Bob Builder", "sip": "bob@pbx.example.com",
-                      "sip_password": "b0b:p\"w"})
+BOB = PbxUser(
+    "bob",
+    {
+        "extension": "201",
+        "cn": "Bob Builder",
+        "sip": "bob@pbx.example.com",
+        "sip_password": 'b0b:p"w',
+    },
+)
 
 
 def test_address_from_template_and_field() -> None:
@@ -41,7 +48,9 @@ def test_address_from_template_and_field() -> None:
         (Addressing("d", "sip:{mobile}@{domain}"), BOB),
     ],
 )
-def test_users_without_an_address_are_refused_clearly(addressing: Addressing, user: PbxUser) -> None:
+def test_users_without_an_address_are_refused_clearly(
+    addressing: Addressing, user: PbxUser
+) -> None:
     with pytest.raises(UnaddressableUser, match=user.key):
         addressing.address(user)
 
@@ -68,8 +77,14 @@ def test_gateway_and_personal_identities() -> None:
 
 def test_options_from_settings() -> None:
     settings = SipSettings.model_validate(
-        {"server": "presence.example.com:5070", "transport": "tcp", "domain": "example.com",
-         "uri_template": "sip:{extension}@{domain}", "username": "gw", "password": "pw"}
+        {
+            "server": "presence.example.com:5070",
+            "transport": "tcp",
+            "domain": "example.com",
+            "uri_template": "sip:{extension}@{domain}",
+            "username": "gw",
+            "password": "pw",
+        }
     )
     options = SipOptions.from_settings(settings, keepalive_interval=5.0)
     assert options.server == ("presence.example.com", 5070)

@@ -15,7 +15,9 @@ from tests.pbx.sip.kamailio import KamailioServer
 
 async def test_gateway_account_publishes_for_everyone(kamailio_auth: KamailioServer) -> None:
     connection = await connect(kamailio_auth, accounts=GatewayAccount("gateway", GATEWAY_PASSWORD))
-    watcher = await RawWatcher(kamailio_auth, "sip:nora@127.0.0.1", "dave", ACCOUNTS["dave"]).start()
+    watcher = await RawWatcher(
+        kamailio_auth, "sip:nora@127.0.0.1", "dave", ACCOUNTS["dave"]
+    ).start()
     try:
         await connection.set_presence(PbxUser("nora", {"extension": "nora"}), PbxPresence.DND, "")
         await wait_until(lambda: any(b"dnd" in body for body in watcher.bodies))
@@ -29,7 +31,9 @@ async def test_personal_accounts_and_bad_credentials(kamailio_auth: KamailioServ
     carol = PbxUser("carol", {"extension": "carol", "sip_password": ACCOUNTS["carol"]})
     wrong = PbxUser("dave", {"extension": "dave", "sip_password": "Wr0ng-Secret"})
     connection = await connect(kamailio_auth, accounts=PersonalAccounts())
-    watcher = await RawWatcher(kamailio_auth, "sip:carol@127.0.0.1", "dave", ACCOUNTS["dave"]).start()
+    watcher = await RawWatcher(
+        kamailio_auth, "sip:carol@127.0.0.1", "dave", ACCOUNTS["dave"]
+    ).start()
     try:
         await connection.set_presence(carol, PbxPresence.AWAY, "")
         await wait_until(lambda: any(b"rpid:away" in body for body in watcher.bodies))
@@ -45,7 +49,8 @@ async def test_personal_accounts_and_bad_credentials(kamailio_auth: KamailioServ
         # Fixed credentials clear the state at the next change.
         await connection.set_presence(
             PbxUser("dave", {"extension": "dave", "sip_password": ACCOUNTS["dave"]}),
-            PbxPresence.BUSY, "",
+            PbxPresence.BUSY,
+            "",
         )
         assert connection.status().state is ConnectionState.CONNECTED
     finally:
@@ -66,8 +71,16 @@ async def test_a_gateway_without_credentials_shows_bad_credentials(
         await connection.stop()
 
 
-def notify(call_id: str, to_tag: str, from_tag: str, cseq: int, event: str, body: bytes,
-           content_type: str = "application/dialog-info+xml", length: int | None = None) -> bytes:
+def notify(
+    call_id: str,
+    to_tag: str,
+    from_tag: str,
+    cseq: int,
+    event: str,
+    body: bytes,
+    content_type: str = "application/dialog-info+xml",
+    length: int | None = None,
+) -> bytes:
     head = (
         "NOTIFY sip:m365pbx@127.0.0.1 SIP/2.0\r\n"
         f"Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKbad{cseq}\r\n"
@@ -98,15 +111,18 @@ async def test_bad_input_is_counted_and_disturbs_nothing(kamailio: KamailioServe
         subscription = connection._people["paul"].subscriptions["dialog"]
         await wait_until(lambda: subscription.leg.remote_tag is not None)
         call_id, ours, theirs = (
-            subscription.leg.call_id, subscription.leg.local_tag, subscription.leg.remote_tag or ""
+            subscription.leg.call_id,
+            subscription.leg.local_tag,
+            subscription.leg.remote_tag or "",
         )
         cseq = (subscription.remote_cseq or 1) + 100
         bad = [
             b"\x00\xff garbage",
             b"OPTIONS sip:x SIP/2.0\r\n\r\n",  # no mandatory headers
             notify(call_id, ours, theirs, cseq, "dialog", b"<x/>" * 5, length=9999),
-            notify(call_id, ours, theirs, cseq, "dialog", b"x")
-            .replace(b"Event: dialog", b"Event: dialog\r\nX-Pad: " + b"p" * 20_000),
+            notify(call_id, ours, theirs, cseq, "dialog", b"x").replace(
+                b"Event: dialog", b"Event: dialog\r\nX-Pad: " + b"p" * 20_000
+            ),
             notify(call_id, ours, theirs, cseq + 1, "message-summary", b""),
             notify(call_id, ours, theirs, cseq + 2, "dialog", b"this is not xml"),
             notify(call_id, ours, theirs, cseq + 3, "dialog", BOMB),

@@ -44,8 +44,11 @@ EXTERNAL_DTD = b"""<?xml version="1.0"?>
 PARAMETER_ENTITY = b"""<?xml version="1.0"?>
 <!DOCTYPE d [<!ENTITY % p SYSTEM "http://127.0.0.1:9/p.dtd"> %p;]><d/>"""
 QUADRATIC = (
-    b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "' + b"x" * 5000 + b'">]><d>'
-    + b"&a;" * 5000 + b"</d>"
+    b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "'
+    + b"x" * 5000
+    + b'">]><d>'
+    + b"&a;" * 5000
+    + b"</d>"
 )
 BOMBS = [BILLION_LAUGHS, EXTERNAL_ENTITY, EXTERNAL_DTD, PARAMETER_ENTITY, QUADRATIC]
 
@@ -111,12 +114,14 @@ def test_pidf_body_for_every_pbx_presence_matches_the_mapping_table(
 def test_online_has_no_body_and_notes_are_escaped() -> None:
     with pytest.raises(ValueError, match="removing"):
         pidf_document(ENTITY, PbxPresence.ONLINE)
-    body = pidf_document('sip:o"d<d>@x', PbxPresence.MEETING, "Q3 <review> & \"plan\"\x00\x07 ")
+    body = pidf_document('sip:o"d<d>@x', PbxPresence.MEETING, 'Q3 <review> & "plan"\x00\x07 ')
     root = ET.fromstring(body)
     assert root.get("entity") == 'sip:o"d<d>@x'
     assert root.findtext(f"{q(NS_DM, 'person')}/{q(NS_DM, 'note')}") == 'Q3 <review> & "plan"'
     long = pidf_document(ENTITY, PbxPresence.AWAY, "x" * 5000)
-    assert len(ET.fromstring(long).findtext(f"{q(NS_DM, 'person')}/{q(NS_DM, 'note')}") or "") == 512
+    assert (
+        len(ET.fromstring(long).findtext(f"{q(NS_DM, 'person')}/{q(NS_DM, 'note')}") or "") == 512
+    )
 
 
 def phone_pidf(activities: str, note: str = "", basic: str = "open", prefix: str = "ph") -> bytes:
@@ -194,11 +199,8 @@ def dialog_doc(*dialogs: str, version: int = 1, state: str = "full") -> bytes:
 
 def dialog(ident: str, state: str, direction: str = "", held: str = "") -> str:
     attribute = f' direction="{direction}"' if direction else ""
-    target = (
-        f'<{held}><target uri="sip:x@y"><param pname="+sip.rendering" pvalue="no"/></target></{held}>'
-        if held
-        else ""
-    )
+    param = '<param pname="+sip.rendering" pvalue="no"/>'
+    target = f'<{held}><target uri="sip:x@y">{param}</target></{held}>' if held else ""
     return f'<dialog id="{ident}"{attribute}><state>{state}</state>{target}</dialog>'
 
 
@@ -221,8 +223,14 @@ def test_rfc4235_example_is_a_call() -> None:
         ([dialog("a", "confirmed", "recipient")], LineState.ON_THE_PHONE),
         ([dialog("a", "confirmed", held="local")], LineState.HELD),
         ([dialog("a", "confirmed", held="remote")], LineState.HELD),
-        ([dialog("a", "confirmed", held="local"), dialog("b", "confirmed")], LineState.ON_THE_PHONE),
-        ([dialog("a", "confirmed", held="local"), dialog("b", "early", "recipient")], LineState.HELD),
+        (
+            [dialog("a", "confirmed", held="local"), dialog("b", "confirmed")],
+            LineState.ON_THE_PHONE,
+        ),
+        (
+            [dialog("a", "confirmed", held="local"), dialog("b", "early", "recipient")],
+            LineState.HELD,
+        ),
     ],
 )
 def test_line_state_from_dialogs(dialogs: list[str], expected: LineState) -> None:
@@ -233,7 +241,9 @@ def test_line_state_from_dialogs(dialogs: list[str], expected: LineState) -> Non
 
 def test_tracker_full_partial_stale_and_gaps() -> None:
     tracker = DialogTracker()
-    assert tracker.apply(parse_dialog_info(dialog_doc(dialog("a", "early", "recipient"), version=3)))
+    assert tracker.apply(
+        parse_dialog_info(dialog_doc(dialog("a", "early", "recipient"), version=3))
+    )
     assert tracker.line_state is LineState.RINGING
     partial = dialog_doc(dialog("a", "confirmed"), version=4, state="partial")
     assert tracker.apply(parse_dialog_info(partial))
@@ -256,7 +266,7 @@ def test_tracker_full_partial_stale_and_gaps() -> None:
         dialog_doc(version="x"),  # type: ignore[arg-type]
         dialog_doc(state="sometimes"),
         dialog_doc(dialog("a", "dancing")),
-        dialog_doc('<dialog><state>confirmed</state></dialog>'),
+        dialog_doc("<dialog><state>confirmed</state></dialog>"),
         b'<dialog-info xmlns="urn:other" version="1" state="full"/>',
         b"<dialog-info",
     ],

@@ -31,7 +31,9 @@ def auth_params(value: str) -> dict[str, str]:
     params = {}
     for part in rest.split(", "):
         name, _, raw = part.partition("=")
-        params[name] = raw[1:-1].replace('\\"', '"').replace("\\\\", "\\") if raw[:1] == '"' else raw
+        params[name] = (
+            raw[1:-1].replace('\\"', '"').replace("\\\\", "\\") if raw[:1] == '"' else raw
+        )
     return params
 
 
@@ -71,19 +73,26 @@ def test_rfc_2617_vector_and_no_qop() -> None:
 @pytest.mark.parametrize("record", RECORDED, ids=[r["variant"] for r in RECORDED])
 def test_recorded_kamailio_exchange_is_reproduced(record: dict[str, object]) -> None:
     messages = [parse_datagram(str(text).encode()) for text in record["messages"]]  # type: ignore[attr-defined]
-    first, challenge, answered, accepted = messages
+    _, challenge, answered, accepted = messages
     assert isinstance(challenge, SipResponse) and isinstance(answered, SipRequest)
     assert isinstance(accepted, SipResponse) and accepted.status == 200
     proxy = challenge.status == 407
     name = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
     parsed = best_challenge(challenge.headers.get_all(name), proxy=proxy)
     sent = answered.headers.get(parsed.reply_header)
-    assert sent is not None and answered.headers.get("authorization" if proxy else "proxy-authorization") is None
+    assert (
+        sent is not None
+        and answered.headers.get("authorization" if proxy else "proxy-authorization") is None
+    )
     params = auth_params(sent)
     credentials = Credentials(str(record["username"]), str(record["password"]))
     expected = authorization(
-        parsed, credentials, answered.method, answered.uri,
-        cnonce=params["cnonce"], nc=int(params["nc"], 16),
+        parsed,
+        credentials,
+        answered.method,
+        answered.uri,
+        cnonce=params["cnonce"],
+        nc=int(params["nc"], 16),
     )
     assert auth_params(expected)["response"] == params["response"]
     assert params["username"] == record["username"]
@@ -159,24 +168,36 @@ async def test_user_agent_answers_a_replayed_challenge(record: dict[str, object]
     def respond(request: SipRequest) -> SipResponse:
         if request.headers.get("authorization") or request.headers.get("proxy-authorization"):
             return answer(request, 200)
-        return answer(request, recorded.status, recorded.reason, **{name.replace("-", "_"): challenge_value})
+        return answer(
+            request, recorded.status, recorded.reason, **{name.replace("-", "_"): challenge_value}
+        )
 
     server = await start_fake_server(respond)
     ua = await _agent(server.address[1])
     try:
         credentials = Credentials(str(record["username"]), str(record["password"]))
         leg = Leg("sip:carol@127.0.0.1", "sip:dave@127.0.0.1", "sip:dave@127.0.0.1")
-        response = await ua.send(leg, "PUBLISH", [("Event", "presence")], b"x", "text/plain",
-                                 auth=DigestSession(credentials))
+        response = await ua.send(
+            leg,
+            "PUBLISH",
+            [("Event", "presence")],
+            b"x",
+            "text/plain",
+            auth=DigestSession(credentials),
+        )
         assert response.status == 200
         first, second = server.requests
         header = "Proxy-Authorization" if recorded.status == 407 else "Authorization"
         params = auth_params(second.headers.get(header) or "")
         parsed = parse_challenge(challenge_value, proxy=recorded.status == 407)
-        expected = authorization(parsed, credentials, "PUBLISH", "sip:dave@127.0.0.1",
-                                 cnonce=params["cnonce"], nc=1)
+        expected = authorization(
+            parsed, credentials, "PUBLISH", "sip:dave@127.0.0.1", cnonce=params["cnonce"], nc=1
+        )
         assert auth_params(expected)["response"] == params["response"]
-        assert int(second.headers.get("cseq").split()[0]) == int(first.headers.get("cseq").split()[0]) + 1  # type: ignore[union-attr]
+        assert (
+            int(second.headers.get("cseq").split()[0])
+            == int(first.headers.get("cseq").split()[0]) + 1
+        )  # type: ignore[union-attr]
     finally:
         await ua.close()
         server.close()
@@ -209,7 +230,9 @@ async def test_a_stale_nonce_is_answered_once_more() -> None:
             return answer(request, 401, WWW_Authenticate='Digest realm="r", nonce="n1", qop="auth"')
         if count == 2:
             return answer(
-                request, 401, WWW_Authenticate='Digest realm="r", nonce="n2", qop="auth", stale=true'
+                request,
+                401,
+                WWW_Authenticate='Digest realm="r", nonce="n2", qop="auth", stale=true',
             )
         return answer(request, 200)
 
@@ -234,8 +257,11 @@ async def test_an_unanswerable_challenge_is_bad_credentials() -> None:
     ua = await _agent(server.address[1])
     try:
         with pytest.raises(BadCredentials, match="cannot answer"):
-            await ua.send(Leg("sip:a@r", "sip:b@r", "sip:b@r"), "PUBLISH",
-                          auth=DigestSession(Credentials("a", "p")))
+            await ua.send(
+                Leg("sip:a@r", "sip:b@r", "sip:b@r"),
+                "PUBLISH",
+                auth=DigestSession(Credentials("a", "p")),
+            )
     finally:
         await ua.close()
         server.close()

@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from m365pbx.core.presence import LineState, PbxPresence
-from m365pbx.pbx.base import ConnectionState, LineStateEvent, PbxConnection, PbxPresenceEvent, PbxUser
+from m365pbx.pbx.base import (
+    ConnectionState,
+    LineStateEvent,
+    PbxConnection,
+    PbxPresenceEvent,
+    PbxUser,
+)
 from m365pbx.pbx.sip.pidf import NS_DM, NS_PIDF, NS_RPID
 from tests.pbx.sip.helpers import EventReader, Phone, connect, wait_until
 from tests.pbx.sip.kamailio import KamailioServer
@@ -67,7 +73,11 @@ async def test_dnd_reaches_an_independent_watcher(kamailio: KamailioServer, tmp_
     ],
 )
 async def test_every_presence_as_the_mapping_table_says(
-    kamailio: KamailioServer, tmp_path: Path, presence: PbxPresence, note: str, activity: str,
+    kamailio: KamailioServer,
+    tmp_path: Path,
+    presence: PbxPresence,
+    note: str,
+    activity: str,
     expected_note: str,
 ) -> None:
     name = f"p{presence.value.replace('-', '')}"
@@ -144,8 +154,11 @@ async def test_a_phone_call_reaches_the_pbx_to_teams_input(kamailio: KamailioSer
         for call, expected in steps:
             seen = len(reader.events)
             await phone.call(**call)  # type: ignore[arg-type]
-            await reader.wait_for(lambda e, n=seen, s=expected: reader.events.index(e) >= n
-                                  and isinstance(e, LineStateEvent) and e.state is s)
+            await reader.wait_for(
+                lambda e, n=seen, s=expected: (
+                    reader.events.index(e) >= n and isinstance(e, LineStateEvent) and e.state is s
+                )
+            )
         line_events = [e for e in reader.events if isinstance(e, LineStateEvent)]
         assert all(e.key == "dora" for e in line_events)
         assert [e.sequence for e in reader.events] == sorted(e.sequence for e in reader.events)
@@ -189,8 +202,11 @@ async def test_presence_set_on_the_phone_is_reported_without_our_own_echo(
         phone.desired = None
         assert (await phone.sync()).ok
         await reader.wait_for(
-            lambda e: isinstance(e, PbxPresenceEvent) and e.presence is PbxPresence.ONLINE
-            and reader.events.index(e) > reader.events.index(event)
+            lambda e: (
+                isinstance(e, PbxPresenceEvent)
+                and e.presence is PbxPresence.ONLINE
+                and reader.events.index(e) > reader.events.index(event)
+            )
         )
         presences = [e.presence for e in reader.events if isinstance(e, PbxPresenceEvent)]
         assert PbxPresence.MEETING not in presences  # our own publication never echoes back

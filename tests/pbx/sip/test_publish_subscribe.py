@@ -168,18 +168,26 @@ class Listener:
         self.bodies.append((content_type, body))
         return body != b"<bad/>"
 
-    def terminated(self, subscription: Subscription, reason: str, retry_after: float | None) -> None:
+    def terminated(
+        self, subscription: Subscription, reason: str, retry_after: float | None
+    ) -> None:
         self.ended.append((reason, retry_after))
 
     def bad_notify(self, reason: str, detail: str) -> None:
         self.bad.append(reason)
 
 
-def notify_for(subscribe: SipRequest, cseq: int, state: str, body: str = "", event: str = "dialog",
-               branch: str = "") -> bytes:
+def notify_for(
+    subscribe: SipRequest,
+    cseq: int,
+    state: str,
+    body: str = "",
+    event: str = "dialog",
+    branch: str = "",
+) -> bytes:
     sender = parse_name_addr(subscribe.headers.get("from") or "")
     lines = [
-        f"NOTIFY sip:m365pbx@127.0.0.1 SIP/2.0",
+        "NOTIFY sip:m365pbx@127.0.0.1 SIP/2.0",
         f"Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKn{branch or cseq}",
         "From: <sip:bob@example.com>;tag=notifier",
         f"To: <{sender.uri}>;tag={sender.tag}",
@@ -209,8 +217,14 @@ async def subscription_setup(
     ua.notify_handler = route
     listener = Listener()
     subscription = Subscription(
-        ua, BOB, "sip:gw@example.com", "dialog", "application/dialog-info+xml",
-        listener, registry, expires=600,
+        ua,
+        BOB,
+        "sip:gw@example.com",
+        "dialog",
+        "application/dialog-info+xml",
+        listener,
+        registry,
+        expires=600,
     )
     return server, ua, subscription, listener, registry
 
@@ -239,7 +253,9 @@ async def test_notify_before_200_then_refresh_in_dialog_and_481_restart() -> Non
 
         assert (await subscription.subscribe()).ok
         refresh = server.requests[-1]
-        assert refresh.call_id == first_call and ";tag=notifier" in (refresh.headers.get("to") or "")
+        assert refresh.call_id == first_call and ";tag=notifier" in (
+            refresh.headers.get("to") or ""
+        )
         assert refresh.uri == "sip:presence@127.0.0.1:9"  # the remote target from Contact
         assert refresh.headers.get_all("route") == ["<sip:proxy.example.com;lr>"]
 
@@ -248,7 +264,9 @@ async def test_notify_before_200_then_refresh_in_dialog_and_481_restart() -> Non
         assert (server.requests[-2].headers.get("to") or "").endswith(";tag=notifier")
         assert outcome.ok
         restarted = server.requests[-1]
-        assert restarted.call_id != first_call and ";tag=" not in (restarted.headers.get("to") or "")
+        assert restarted.call_id != first_call and ";tag=" not in (
+            restarted.headers.get("to") or ""
+        )
         assert (first_call, subscription.leg.local_tag) not in registry
 
         state["lose"] = False
@@ -285,7 +303,10 @@ async def test_notify_states_ordering_and_bad_notifies() -> None:
 
         server.send(notify_for(subscribe, 6, "active", "<b/>", event="presence"))
         await server.wait_for(lambda: len(server.responses) == 3)
-        assert server.responses[-1].status == 489 and listener.bad == ["bad-header", "unknown-event"]
+        assert server.responses[-1].status == 489 and listener.bad == [
+            "bad-header",
+            "unknown-event",
+        ]
 
         no_state = notify_for(subscribe, 7, "x").replace(b"Subscription-State: x\r\n", b"")
         server.send(no_state)

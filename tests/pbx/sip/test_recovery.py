@@ -6,11 +6,10 @@ from pathlib import Path
 
 from m365pbx.core.presence import LineState, PbxPresence
 from m365pbx.pbx.base import ConnectionState, LineStateEvent, PbxUser
+from m365pbx.pbx.sip import SipConnection
 from tests.pbx.sip.helpers import EventReader, Phone, connect, options, wait_until
 from tests.pbx.sip.kamailio import KamailioServer, free_port
 from tests.pbx.sip.sipp import Watcher
-
-from m365pbx.pbx.sip import SipConnection
 
 
 def person(name: str) -> PbxUser:

@@ -198,7 +198,9 @@ class SipConnection:
             login = (identity.credentials.username, identity.credentials.password)
             auth = self._auth.setdefault(login, DigestSession(identity.credentials))
         if person is not None and (person.address, person.sender, person.auth) == (
-            address, identity.sender, auth
+            address,
+            identity.sender,
+            auth,
         ):
             person.user = user
             return person

@@ -66,8 +66,9 @@ class ServerHealth:
         """One OPTIONS exchange; any response counts as an answer."""
         host, port = self._ua.config.server
         target = f"sip:{host_for_uri(host)}:{port}"
-        leg = Leg(local_uri=f"sip:m365pbx@{host_for_uri(self._domain)}", remote_uri=target,
-                  target=target)
+        leg = Leg(
+            local_uri=f"sip:m365pbx@{host_for_uri(self._domain)}", remote_uri=target, target=target
+        )
         try:
             # Not limited by max_in_flight: a burst of PUBLISHes must not look like an outage.
             await self._ua.send(leg, "OPTIONS", limit=self.timeout, limited=False)

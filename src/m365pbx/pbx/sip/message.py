@@ -125,9 +125,7 @@ class Headers:
 def _serialise(start: str, headers: Headers, body: bytes) -> bytes:
     lines = [start]
     lines.extend(
-        f"{name}: {value}"
-        for name, value in headers
-        if canonical_name(name) != "content-length"
+        f"{name}: {value}" for name, value in headers if canonical_name(name) != "content-length"
     )
     lines.append(f"Content-Length: {len(body)}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8") + body

@@ -123,7 +123,10 @@ class Subscription:
         while True:
             in_dialog = self.leg.remote_tag is not None
             response = await self.ua.send(
-                self.leg, "SUBSCRIBE", self._headers(self.expires), auth=self.auth,
+                self.leg,
+                "SUBSCRIBE",
+                self._headers(self.expires),
+                auth=self.auth,
                 limit=self.limit,
             )
             if response.is_success:
@@ -173,7 +176,10 @@ class Subscription:
                 if self.leg.remote_tag is None:
                     return ok()
                 response = await self.ua.send(
-                    self.leg, "SUBSCRIBE", self._headers(0), auth=self.auth,
+                    self.leg,
+                    "SUBSCRIBE",
+                    self._headers(0),
+                    auth=self.auth,
                     limit=self.limit,
                 )
                 return ok() if response.is_success else from_response(response, "unsubscribe")

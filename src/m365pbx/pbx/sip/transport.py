@@ -233,7 +233,9 @@ class TcpTransport(SipTransport):
         try:
             _, connection = await asyncio.wait_for(
                 loop.create_connection(
-                    self._factory(), host=address[0], port=address[1],
+                    self._factory(),
+                    host=address[0],
+                    port=address[1],
                     local_addr=(self.local[0], 0),
                 ),
                 self.connect_timeout,

@@ -147,11 +147,16 @@ class TenantRuntime:
                           else settings.teams_to_pbx.min_poll_interval).total_seconds()
         )
         converter = ReadingConverter(settings.presence.fallback())
-        poller = PresencePoller(app_client, hub, clock, self.teams_user_ids, plan=plan,
-                                converter=converter, reconciling=use_webhooks)
         pool = None
         if use_webhooks and webhook is not None:
             pool = self._pool(webhook, graph_url, store, service_account_tokens or {})
+        # People without flowing notifications are polled at the polling-mode pace.
+        uncovered_plan = PollPlan(
+            min_interval=settings.teams_to_pbx.min_poll_interval.total_seconds())
+        poller = PresencePoller(app_client, hub, clock, self.teams_user_ids, plan=plan,
+                                converter=converter, reconciling=use_webhooks,
+                                uncovered=pool.uncovered if pool is not None else None,
+                                uncovered_plan=uncovered_plan)
         self.parts = TenantParts(app_client, writer_client, self.app_id, directory, poller,
                                  ReadBack(poller, clock), pool)
 

@@ -1,6 +1,10 @@
 """Polling presence with getPresencesByUserId: the mode without a public URL, and the
 reconciliation that repairs lost notifications in hybrid mode (design.md rule 6).
 
+In hybrid mode the people whose notifications are not flowing (their service account is
+failing, or no account can take them) are polled between reconciliation rounds at the
+polling-mode pace, so their presence keeps reaching the PBX meanwhile.
+
 Graph allows 1,500 presence requests per 30 s per app and tenant (graph.md 3.2); the poller
 plans to use at most half of that, and backs off when Graph throttles anyway.
 """
@@ -53,6 +57,8 @@ class PresencePoller:
         plan: PollPlan | None = None,
         converter: ReadingConverter | None = None,
         reconciling: bool = False,
+        uncovered: Callable[[], Sequence[str]] | None = None,
+        uncovered_plan: PollPlan | None = None,
     ) -> None:
         self.client = client
         self.hub = hub
@@ -62,7 +68,10 @@ class PresencePoller:
         self.converter = converter or ReadingConverter()
         # In hybrid mode a difference found by polling is a notification that never came.
         self.reconciling = reconciling
+        self.uncovered = uncovered
+        self.uncovered_plan = uncovered_plan or PollPlan()
         self.rounds = 0
+        self.uncovered_rounds = 0
         self.repairs = 0
         self.throttled = 0
         self.last_error: str | None = None
@@ -78,6 +87,11 @@ class PresencePoller:
         return min(self.plan.max_interval,
                    self.plan.interval_for(len(self.user_ids())) * self._slowdown)
 
+    def uncovered_interval(self, people: int) -> float:
+        """Seconds between rounds over `people` uncovered people, with any slowdown."""
+        return min(self.uncovered_plan.max_interval,
+                   self.uncovered_plan.interval_for(people) * self._slowdown)
+
     async def poll_once(self) -> int:
         """One round over everyone; return how many readings changed someone's state."""
         ids = list(self.user_ids())
@@ -85,10 +99,22 @@ class PresencePoller:
             return 0
         readings = await get_presences(self.client, ids)
         self.rounds += 1
+        return self.feed(readings, repairing=self.reconciling)
+
+    async def poll_uncovered(self) -> int:
+        """One round over the people without flowing notifications (not a reconciliation)."""
+        ids = list(self.uncovered()) if self.uncovered is not None else []
+        if not ids:
+            return 0
+        readings = await get_presences(self.client, ids)
+        self.uncovered_rounds += 1
         return self.feed(readings)
 
-    def feed(self, readings: Sequence[PresenceReading]) -> int:
-        """Hand readings to the hub; count those that differ from what it held."""
+    def feed(self, readings: Sequence[PresenceReading], *, repairing: bool = False) -> int:
+        """Hand readings to the hub; count those that differ from what it held.
+
+        With `repairing`, a difference is a notification that never came (a repair).
+        """
         now = self.clock.now().timestamp()
         changed = 0
         for reading in readings:
@@ -98,15 +124,23 @@ class PresencePoller:
                 continue
             if self.hub.teams_reading(reading.user_id, converted):
                 changed += 1
-                if self.reconciling and before is not None:
+                if repairing and before is not None:
                     self.repairs += 1
         return changed
 
     async def run(self) -> None:
         """Poll until cancelled; slow down while Graph throttles, recover afterwards."""
+        next_full = 0.0
         while True:
+            now = self.clock.now().timestamp()
+            full = self._soon.is_set() or now >= next_full
+            self._soon.clear()
             try:
-                await self.poll_once()
+                if full:
+                    next_full = now + self.interval()
+                    await self.poll_once()
+                else:
+                    await self.poll_uncovered()
                 self.last_error = None
                 self._slowdown = max(1.0, self._slowdown * 0.75)
             except Throttled as exc:
@@ -117,10 +151,17 @@ class PresencePoller:
             except M365Error as exc:
                 self.last_error = exc.describe()
                 log.warning("presence poll failed: %s", exc.describe())
-            await self._nap(self.interval())
+            await self._nap(self._until_next(next_full))
+
+    def _until_next(self, next_full: float) -> float:
+        """Seconds until the next round: the full one, or sooner for uncovered people."""
+        wait = max(0.0, next_full - self.clock.now().timestamp())
+        uncovered = len(self.uncovered()) if self.uncovered is not None else 0
+        if uncovered:
+            wait = min(wait, self.uncovered_interval(uncovered))
+        return wait
 
     async def _nap(self, seconds: float) -> None:
-        self._soon.clear()
         sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
         woken = asyncio.ensure_future(self._soon.wait())
         try:

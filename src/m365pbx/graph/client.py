@@ -20,7 +20,7 @@ import httpx
 
 from m365pbx.clock import Clock, SystemClock
 from m365pbx.graph.auth import TokenSource
-from m365pbx.graph.errors import GraphError, InvalidToken, Unavailable, graph_error
+from m365pbx.graph.errors import GraphError, InvalidToken, Throttled, Unavailable, graph_error
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,8 @@ class GraphClient:
         # Seconds Graph's Date header is ahead of our clock (negative: behind).
         self.clock_skew: float | None = None
         self.requests_sent = 0
+        # 429 answers seen (each retried one counts): what an admin reads as "throttled".
+        self.throttled = 0
 
     def url(self, path: str) -> str:
         """An absolute URL for a path like `/v1.0/users` (absolute URLs pass unchanged)."""
@@ -139,6 +141,8 @@ class GraphClient:
                 if response.is_success:
                     return response
                 error = _error_from(response)
+                if isinstance(error, Throttled):
+                    self.throttled += 1
                 if isinstance(error, InvalidToken) and not reauthenticated:
                     # MSAL's cache lives on the wall clock; drop the token and sign in once.
                     reauthenticated = True

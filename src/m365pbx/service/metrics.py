@@ -36,13 +36,22 @@ class ServiceCollector(Collector):
         rounds = CounterMetricFamily("m365pbx_poll_rounds", "Presence polling rounds",
                                      labels=["tenant"])
         people = GaugeMetricFamily("m365pbx_people", "Matched people", labels=["tenant"])
+        throttled = CounterMetricFamily("m365pbx_graph_throttled",
+                                        "Graph answers 429 (throttled), retried or not",
+                                        labels=["tenant"])
         for name, runtime in service.tenants.items():
-            repairs.add_metric([name], runtime.parts.poller.repairs)
-            rounds.add_metric([name], runtime.parts.poller.rounds)
-            people.add_metric([name], runtime.parts.directory.status.people)
+            parts = runtime.parts
+            repairs.add_metric([name], parts.poller.repairs)
+            rounds.add_metric([name], parts.poller.rounds)
+            people.add_metric([name], parts.directory.status.people)
+            clients = {id(c): c for c in (parts.app_client, parts.writer_client) if c is not None}
+            if parts.pool is not None:
+                clients.update((id(o.client), o.client) for o in parts.pool.owners.values())
+            throttled.add_metric([name], sum(c.throttled for c in clients.values()))
         yield repairs
         yield rounds
         yield people
+        yield throttled
         unknown = CounterMetricFamily("m365pbx_unknown_teams_values",
                                       "Teams values Microsoft sent that m365pbx does not know")
         unknown.add_metric([], service.converter.unknown.total)

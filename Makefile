@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: demo run match-sample test lint typecheck pytest bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,8 +14,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## The main job. Until the service exists: the matching report on the bundled sample.
-run: $(STAMP)
+## The main job: m365pbx against a simulated Microsoft 365 tenant, people acting (Ctrl-C stops).
+demo: $(STAMP)
+	$(BIN)/m365pbx demo
+
+run: demo
+
+## The matching report on the bundled sample directory.
+match-sample: $(STAMP)
 	$(BIN)/m365pbx match \
 		--teams src/m365pbx/samples/teams-users.json \
 		--pbx src/m365pbx/samples/pbx-users.csv \

@@ -141,6 +141,9 @@ def serve(
         help="Notification latency MIN,MAX in ms (default: Microsoft's).")] = None,
     virtual_clock: Annotated[bool, typer.Option(
         "--virtual-clock", help="Time moves only via `m365sim clock advance`.")] = False,
+    allow_http_webhooks: Annotated[bool, typer.Option(
+        "--allow-http-webhooks",
+        help="Deliver notifications to http:// URLs on loopback (Graph needs HTTPS).")] = False,
 ) -> None:
     """Run the simulator until Ctrl-C."""
     import asyncio
@@ -151,6 +154,8 @@ def serve(
     from m365sim.simulator import SimSettings, Simulator
 
     settings = SimSettings()
+    if allow_http_webhooks:
+        settings.extra["notification_allow_http_loopback"] = True
     latency = _latency(latency_ms)
     if latency is not None:
         settings.notification_latency_s = latency

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from m365pbx.cli import api_keys, config, db, mapping, match
+from m365pbx.cli import api_keys, config, db, demo, mapping, match, serve, signin, subscriptions
 
-COMMAND_MODULES = (api_keys, config, db, mapping, match)
+COMMAND_MODULES = (api_keys, config, db, demo, mapping, match, serve, signin, subscriptions)

@@ -97,8 +97,9 @@ class DirectorySync:
     async def run(self) -> None:
         """Sync at start, then every `interval` and on request, until cancelled."""
         while True:
-            await self.sync_once()
+            # Cleared before the sync: a request made while it runs asks for one more.
             self._now.clear()
+            await self.sync_once()
             sleeper = asyncio.ensure_future(self.clock.sleep(self.interval))
             asked = asyncio.ensure_future(self._now.wait())
             try:

@@ -1,0 +1,46 @@
+"""`m365pbx serve`: run the service with a configuration file until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from m365pbx.app import Service
+from m365pbx.cli.app import app, reports_input_errors
+from m365pbx.config import load_config
+from m365pbx.errors import UserInputError
+from m365pbx.store import StoreError, load_secret_box
+
+
+@app.command("serve")
+@reports_input_errors
+def serve(
+    config: Annotated[Path | None, typer.Option(
+        "--config", "-c", dir_okay=False,
+        help="YAML configuration file. Default: $M365PBX_CONFIG, else ./m365pbx.yaml.")] = None,
+) -> None:
+    """Run m365pbx: directory sync, presence both ways, the presence API, until SIGINT/SIGTERM."""
+    settings = load_config(config)
+    logging.basicConfig(level=settings.logging.level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        box = load_secret_box(key_file=settings.secrets.key_file)
+    except StoreError as exc:
+        raise UserInputError(str(exc)) from None
+    service = Service(settings, box)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, service.stop)
+        typer.echo(f"m365pbx listening on http://{settings.listen.host}:{settings.listen.port}",
+                   err=True)
+        await service.run()
+
+    asyncio.run(main())
+    typer.echo("m365pbx stopped", err=True)

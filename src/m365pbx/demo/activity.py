@@ -1,0 +1,110 @@
+"""People doing things: clicking in Teams, joining meetings, taking calls on the PBX."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from m365pbx.core.presence import LineState, PbxPresence
+from m365pbx.pbx.api.connection import ApiConnection
+from m365pbx.pbx.base import LineStateEvent, PbxPresenceEvent, PbxUser
+
+TEAMS_CHOICES: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("sets Busy in Teams", {"preferred": {"availability": "Busy", "activity": "Busy"}}),
+    ("sets Do not disturb in Teams",
+     {"preferred": {"availability": "DoNotDisturb", "activity": "DoNotDisturb"}}),
+    ("sets Be right back in Teams",
+     {"preferred": {"availability": "BeRightBack", "activity": "BeRightBack"}}),
+    ("resets their Teams status", {"preferred": None}),
+    ("joins a Teams meeting", {"availability": "Busy", "activity": "InAMeeting"}),
+    ("leaves the Teams meeting", {"availability": "Available", "activity": "Available"}),
+)
+
+
+@dataclass(frozen=True)
+class Person:
+    """A demo person: their PBX user and their Teams sign-in name."""
+
+    pbx_user: PbxUser
+    upn: str
+
+    @property
+    def name(self) -> str:
+        """The long name."""
+        return self.pbx_user.value("cn") or self.pbx_user.key
+
+
+class Activity:
+    """Makes one random person do one thing every `interval` seconds."""
+
+    def __init__(self, people: Sequence[Person], connection: ApiConnection, sim_url: str,
+                 http: httpx.AsyncClient, say: Callable[[str], None], *,
+                 interval: float = 2.0, seed: int | None = None) -> None:
+        self.people = list(people)
+        self.connection = connection
+        self.sim_url = sim_url
+        self.http = http
+        self.say = say
+        self.interval = interval
+        self.rng = random.Random(seed)  # noqa: S311 - a demo, not cryptography
+        self._calls: set[str] = set()
+        self._sequence = 0
+
+    async def run(self) -> None:
+        """Act until cancelled."""
+        while True:
+            await asyncio.sleep(self.interval * self.rng.uniform(0.5, 1.5))
+            person = self.rng.choice(self.people)
+            choice = self.rng.random()
+            if choice < 0.3:
+                await self._call(person)
+            elif choice < 0.4:
+                self._pbx_presence(person)
+            else:
+                await self._teams(person)
+
+    async def _teams(self, person: Person) -> None:
+        what, body = self.rng.choice(TEAMS_CHOICES)
+        tenant = person.upn.rpartition("@")[2]
+        answer = await self.http.post(
+            f"{self.sim_url}/_sim/tenants/{tenant}/users/{person.upn}/teams", json=body)
+        if answer.status_code == 200:
+            self.say(f"{person.name} {what}")
+        else:
+            self.say(f"(the simulator refused to let {person.name} act: {answer.status_code})")
+
+    async def _call(self, person: Person) -> None:
+        key = person.pbx_user.key
+        if key in self._calls:
+            return
+        self._calls.add(key)
+        self._line(key, LineState.RINGING)
+        self._line(key, LineState.ON_THE_PHONE)
+        self.say(f"{person.name} picks up a call on the PBX")
+        duration = self.rng.uniform(8, 40)
+
+        async def hang_up() -> None:
+            await asyncio.sleep(duration)
+            self._line(key, LineState.IDLE)
+            self._calls.discard(key)
+            self.say(f"{person.name} hangs up after {duration:.0f} s")
+
+        asyncio.get_running_loop().create_task(hang_up())
+
+    def _pbx_presence(self, person: Person) -> None:
+        presence = self.rng.choice([PbxPresence.DND, PbxPresence.AWAY, PbxPresence.ONLINE])
+        self._sequence += 1
+        self.connection.submit([PbxPresenceEvent(person.pbx_user.key, presence,
+                                                 datetime.now(UTC), sequence=self._sequence)])
+        self.say(f"{person.name} sets {presence.value} on their phone")
+
+    def _line(self, key: str, state: LineState) -> None:
+        self._sequence += 1
+        self.connection.submit([LineStateEvent(key, state, datetime.now(UTC),
+                                               sequence=self._sequence)])

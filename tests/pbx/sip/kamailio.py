@@ -119,8 +119,8 @@ class KamailioServer:
             ).hexdigest()
             fields = [str(number), user, self.domain, password, ha1, ha1b]
             rows.append(":".join(_dbtext_escape(field) for field in fields) + "\n")
-        with (self.db / "subscriber").open("a") as table:
-            table.writelines(rows)
+        with (self.db / "subscriber").open("a") as subscribers:
+            subscribers.writelines(rows)
 
     def start(self, timeout: float = 15.0) -> None:
         """Start (first time: on a fresh port and database) and wait until it answers."""

@@ -101,9 +101,9 @@ AADSTS: dict[int, AadstsAdvice] = {
     50126: AadstsAdvice(BadCredentials, "wrong user name or password",
                         "Check the service account's password in the configuration."),
     50076: AadstsAdvice(MfaRequired, "the account must use multi-factor authentication",
-                        "Sign the service account in once with 'm365pbx signin "
-                        "--device-code' (works with MFA), or use polling with application "
-                        "permissions."),
+                        "Declare the service account with 'sign_in: device_code' and sign "
+                        "it in once with 'm365pbx signin UPN' (works with MFA), or use "
+                        "polling with application permissions."),
     50079: AadstsAdvice(MfaRequired, "the account must first register for multi-factor "
                         "authentication", "Sign in once as that account in a browser to "
                         "register MFA, then use device-code sign-in."),

@@ -105,6 +105,7 @@ class PresenceHub:
         self._order = itertools.count()
         self._timers = TimerWheel(clock, lambda pid: self._enqueue(pid, NORMAL))
         self._listeners: list[Callable[[Person, PersonState], None]] = []
+        self._people_listeners: list[Callable[[list[Person]], None]] = []
         self._idle = asyncio.Event()
         self._idle.set()
         self._in_flight = 0
@@ -127,6 +128,13 @@ class PresenceHub:
         for pid, slot in self._slots.items():
             self._by_teams_id.setdefault(slot.person.teams_user_id.lower(), []).append(pid)
             self._by_pbx_key[(slot.person.connection, slot.person.key)] = pid
+        everyone = [slot.person for slot in self._slots.values()]
+        for listener in self._people_listeners:
+            listener(everyone)
+
+    def on_people(self, listener: Callable[[list[Person]], None]) -> None:
+        """Be told the whole set of people after every `set_people` (to restore saved state)."""
+        self._people_listeners.append(listener)
 
     def people(self) -> list[Person]:
         """Everyone the hub knows."""

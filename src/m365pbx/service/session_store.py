@@ -1,0 +1,267 @@
+"""Presence sessions and last presence in the store, so a restart leaves no orphan in Teams.
+
+A hub listener notes which people changed (no I/O on the hot path); a background task
+writes their snapshots in one transaction per burst: our session in `presence_sessions`,
+the last readings and our preferred presence in `last_presence` (side `pbx`: line state
+and PBX presence; side `teams`: the person's own Teams presence as seen, and as written:
+our preferred presence and whose choice the preferred presence holds). Only parts that
+changed are written. At start the saved snapshots are loaded and handed to the
+RestartGuard, which folds them into the hub as people become known (design.md rule 4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, union
+
+from m365pbx.clock import Clock
+from m365pbx.core.policy import PersonState, SessionWrite
+from m365pbx.core.presence import Activity, Availability, TeamsPresence
+from m365pbx.pbx.base import PbxUser
+from m365pbx.store import Repositories, Side, Store
+from m365pbx.store.tables import LastPresence, PbxConnection, PresenceSession, Tenant
+from m365pbx.store.tables import Person as PersonRow
+from m365pbx.sync.hub import PresenceHub, TeamsSink
+from m365pbx.sync.pbx_to_teams.restore import (
+    CONFIRM_WITHIN,
+    ORPHAN_GRACE,
+    RestartGuard,
+    SavedPerson,
+)
+from m365pbx.sync.pbx_to_teams.snapshot import (
+    Snapshot,
+    pbx_values,
+    snapshot_from_values,
+    snapshot_of,
+    teams_seen_values,
+    teams_written_values,
+)
+from m365pbx.sync.people import Person
+
+log = logging.getLogger(__name__)
+
+CHUNK = 200  # people per transaction: short write locks on SQLite
+
+
+def _at(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+class SessionPersistence:
+    """Saves each person's snapshot as it changes and restores it after a restart."""
+
+    def __init__(
+        self,
+        store: Store,
+        hub: PresenceHub,
+        clock: Clock,
+        *,
+        teams: TeamsSink | None = None,
+        session_id_for: Callable[[Person], str] | None = None,
+        confirm_within: float = CONFIRM_WITHIN,
+        orphan_grace: float = ORPHAN_GRACE,
+        batch_delay: float = 0.05,
+    ) -> None:
+        self.store = store
+        self.hub = hub
+        self.clock = clock
+        self.session_id_for = session_id_for or (lambda _person: "")
+        self.batch_delay = batch_delay
+        self.guard = RestartGuard(hub, teams or hub.teams, clock, forget=self._forget,
+                                  confirm_within=confirm_within, orphan_grace=orphan_grace)
+        self.writes = 0
+        self.loaded = asyncio.Event()
+        self._dirty: dict[int, Person] = {}
+        self._forgotten: set[int] = set()
+        self._persisted: dict[int, Snapshot] = {}
+        self._flushing = 0
+        self._stamp = 0.0
+        self._wake = asyncio.Event()
+        hub.listen(self._changed)
+        hub.on_people(self.guard.people_changed)
+
+    @property
+    def pending(self) -> int:
+        """People whose change is not in the store yet."""
+        return len(self._dirty) + len(self._forgotten) + self._flushing
+
+    def _changed(self, person: Person, state: PersonState) -> None:
+        self._dirty[person.id] = person
+        self.guard.observe(person, state)
+        self._wake.set()
+
+    def _forget(self, person_id: int) -> None:
+        self._forgotten.add(person_id)
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Load what was saved, restore it, then save changes until cancelled."""
+        saved = await self.load()
+        self.guard.load(saved)
+        self.loaded.set()
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._flusher())
+                group.create_task(self.guard.run())
+        finally:
+            # A clean stop saves the last changes; a crash loses at most `batch_delay`.
+            try:
+                await asyncio.shield(self.flush())
+            except Exception:
+                log.exception("could not save the last presence changes")
+
+    async def _flusher(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await asyncio.sleep(self.batch_delay)  # gather a burst into one transaction
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("could not save presence state; trying again")
+                await asyncio.sleep(1.0)
+                self._wake.set()
+
+    # --- saving -------------------------------------------------------------------------------
+    async def flush(self) -> None:
+        """Write every pending change now."""
+        if not self.loaded.is_set():
+            return  # nothing may overwrite saved rows before they were restored
+        dirty, self._dirty = self._dirty, {}
+        forgotten, self._forgotten = self._forgotten, set()
+        self._flushing += len(dirty) + len(forgotten)
+        try:
+            if forgotten:
+                known = {person.id: person for person in self.hub.people()}
+                for pid in forgotten:
+                    dirty.setdefault(pid, known.get(pid) or Person(pid, "", PbxUser(""), ""))
+            people = list(dirty.values())
+            for start in range(0, len(people), CHUNK):
+                chunk = people[start:start + CHUNK]
+                try:
+                    async with self.store.transaction() as tx:
+                        for person in chunk:
+                            await self._save(tx, person, person.id in forgotten)
+                except Exception:
+                    # One bad row (e.g. a person re-matched meanwhile) must not lose the rest.
+                    for person in chunk:
+                        await self._save_alone(person, person.id in forgotten)
+        finally:
+            self._flushing -= len(dirty) + len(forgotten)
+
+    async def _save_alone(self, person: Person, forgotten: bool) -> None:
+        try:
+            async with self.store.transaction() as tx:
+                await self._save(tx, person, forgotten)
+        except Exception as exc:
+            log.warning("could not save the presence state of person %s: %s", person.id, exc)
+            self._persisted.pop(person.id, None)
+
+    def _stamp_now(self, now: float) -> datetime:
+        # last_presence refuses a value older than the stored one: keep our stamps rising.
+        self._stamp = max(now, self._stamp + 1e-6)
+        return _at(self._stamp)
+
+    async def _save(self, tx: Repositories, person: Person, forgotten: bool) -> None:
+        pid = person.id
+        now = self.clock.now().timestamp()
+        before = self._persisted.get(pid, Snapshot())
+        if forgotten:
+            await tx.presence_sessions.delete(pid)
+            before = replace(before, session=None)
+        state = self.hub.state_of(pid)
+        if state is None:
+            self._persisted[pid] = before
+            return
+        after = snapshot_of(state, now)
+        if after.session != before.session:
+            if after.session is None:
+                await tx.presence_sessions.delete(pid)
+            else:
+                presence = after.session.presence
+                await tx.presence_sessions.upsert(
+                    pid, session_id=self.session_id_for(person),
+                    availability=presence.availability.value, activity=presence.activity.value,
+                    expires_at=_at(after.session.expires_at),
+                    now=_at(after.session.written_at))
+            self.writes += 1
+        stamp = _at(now)
+        for side, new, old in ((Side.PBX, pbx_values(after), pbx_values(before)),
+                               (Side.TEAMS, teams_seen_values(after), teams_seen_values(before))):
+            if new != old:
+                await tx.last_presence.record_seen(pid, side, new, at=self._stamp_now(now),
+                                                   now=stamp)
+                self.writes += 1
+        written = teams_written_values(after)
+        if written != teams_written_values(before):
+            await tx.last_presence.record_written(pid, Side.TEAMS, written, now=stamp)
+            self.writes += 1
+        self._persisted[pid] = after
+
+    # --- loading ------------------------------------------------------------------------------
+    async def load(self) -> dict[int, SavedPerson]:
+        """Every saved snapshot, with the person it belongs to."""
+        now = self.clock.now().timestamp()
+        async with self.store.transaction() as tx:
+            session = tx.session
+            sessions = {row.person_id: row for row in await session.scalars(
+                select(PresenceSession))}
+            presence: dict[int, dict[Side, LastPresence]] = {}
+            for row in await session.scalars(select(LastPresence)):
+                presence.setdefault(row.person_id, {})[row.side] = row
+                if row.seen_at is not None:
+                    self._stamp = max(self._stamp, row.seen_at.timestamp())
+            ids = union(select(PresenceSession.person_id), select(LastPresence.person_id))
+            people = (await session.execute(
+                select(PersonRow.id, PersonRow.pbx_key, PersonRow.teams_user_id,
+                       PersonRow.display_name, PbxConnection.name, Tenant.name)
+                .join(PbxConnection, PersonRow.pbx_connection_id == PbxConnection.id)
+                .outerjoin(Tenant, PersonRow.tenant_id == Tenant.id)
+                .where(PersonRow.id.in_(ids.scalar_subquery()))
+            )).all()
+        saved: dict[int, SavedPerson] = {}
+        for pid, key, teams_user, name, connection, tenant in people:
+            if not key or not teams_user:
+                continue
+            person = Person(pid, connection, PbxUser(key), teams_user, tenant or "", name)
+            snapshot = _snapshot(sessions.get(pid), presence.get(pid, {}), now)
+            saved[pid] = SavedPerson(person, snapshot)
+            self._persisted[pid] = snapshot
+        log.info("loaded the saved presence state of %d people (%d sessions in Teams)",
+                 len(saved), sum(1 for s in saved.values() if s.snapshot.session))
+        return saved
+
+    async def saved_sessions(self) -> list[tuple[int, str, str]]:
+        """(person id, availability, activity) of every session row: for tests and checks."""
+        async with self.store.transaction() as tx:
+            return [(row.person_id, row.availability, row.activity)
+                    for row in await tx.presence_sessions.list_all()]
+
+
+def _snapshot(session: PresenceSession | None, rows: dict[Side, LastPresence],
+              now: float) -> Snapshot:
+    write = None
+    if session is not None and session.expires_at.timestamp() > now:
+        try:
+            presence = TeamsPresence(Availability(session.availability),
+                                     Activity(session.activity))
+        except ValueError:
+            presence = None
+        if presence is not None:
+            write = SessionWrite(presence, session.last_written_at.timestamp(),
+                                 session.expires_at.timestamp())
+    pbx, teams = rows.get(Side.PBX), rows.get(Side.TEAMS)
+    return snapshot_from_values(write, _values(pbx and pbx.seen_values),
+                                _values(teams and teams.seen_values),
+                                _values(teams and teams.written_values))
+
+
+def _values(value: Any) -> dict[str, Any] | None:
+    return value if isinstance(value, dict) else None
+

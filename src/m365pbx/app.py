@@ -45,6 +45,7 @@ from m365pbx.service.certificates import CertificateKeeper
 from m365pbx.service.connections import build_connection, pump_events
 from m365pbx.service.metrics import ServiceCollector
 from m365pbx.service.presence_view import HubPresenceView
+from m365pbx.service.session_store import SessionPersistence
 from m365pbx.service.tenant import TenantRuntime
 from m365pbx.store import (
     SecretBox,
@@ -54,8 +55,9 @@ from m365pbx.store import (
     upgrade_database,
 )
 from m365pbx.sync.hub import PresenceHub
+from m365pbx.sync.pbx_to_teams import BatchingTeamsSink
 from m365pbx.sync.people import Person
-from m365pbx.sync.sinks import ConnectionsSink, GraphTeamsSink
+from m365pbx.sync.sinks import ConnectionsSink
 from m365pbx.sync.teams_to_pbx.readings import ReadingConverter
 from m365pbx.sync.teams_to_pbx.receiver import KnownSubscription, NotificationReceiver
 from m365pbx.web.app import create_web_app
@@ -104,9 +106,13 @@ class Service:
                 self.connections[config.name] = connection
         self._policies: dict[str, PolicyConfig] = {}
         self.tenants: dict[str, TenantRuntime] = {}
-        self.hub = PresenceHub(self.clock, ConnectionsSink(self.connections),
-                               GraphTeamsSink(self._writer_for, self._session_id_for),
-                               self._policy_for)
+        # PBX → Teams (issue 14): writes batched per tenant; sessions survive a restart.
+        self.teams_sink = BatchingTeamsSink(self._writer_for, self._session_id_for, self.clock)
+        self.hub = PresenceHub(self.clock, ConnectionsSink(self.connections), self.teams_sink,
+                               self._policy_for, workers=64)
+        self.teams_sink.attach(self.hub)
+        self.sessions = SessionPersistence(self.store, self.hub, self.clock,
+                                           session_id_for=self._session_id_for)
         self.view = HubPresenceView(self.hub)
         self.http = httpx.AsyncClient(verify=self._verify(), timeout=httpx.Timeout(15.0))
         key_file = Path(settings.secrets.key_file)
@@ -318,6 +324,7 @@ class Service:
                 for name, connection in self.connections.items():
                     group.create_task(pump_events(name, connection, self.hub))
                 group.create_task(self.hub.run())
+                group.create_task(self.sessions.run())
                 group.create_task(self.receiver.run())
                 for runtime in self.tenants.values():
                     group.create_task(runtime.run())
@@ -364,6 +371,7 @@ class Service:
         for connection in self.connections.values():
             with contextlib.suppress(Exception):
                 await connection.stop()
+        await self.teams_sink.aclose()
         await self.http.aclose()
         self.view.close()
         await self.store.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import string
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Literal
 
 import phonenumbers
@@ -176,6 +177,11 @@ class _ConnectionBase(BaseModel):
     matching: Matching = Field(default_factory=Matching, description="how users are matched")
     mapping: MappingDocument = Field(
         default=None, description="mapping overrides for this connection"
+    )
+    users_file: Path | None = Field(
+        default=None,
+        description="the PBX's users as a CSV or JSON export (as for 'm365pbx match --pbx'), "
+        "for PBXs that cannot list them (SIP); read again at every directory sync",
     )
 
 

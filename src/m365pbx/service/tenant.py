@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,6 +17,7 @@ from m365pbx.config.models import SyncMode
 from m365pbx.core.credentials import Permission, SignInMethod
 from m365pbx.core.matching import MatchOptions, parse_rule
 from m365pbx.declarations import certificate_sha1
+from m365pbx.directory_files import load_pbx_users
 from m365pbx.graph.auth import (
     AppTokenSource,
     Authority,
@@ -25,7 +27,7 @@ from m365pbx.graph.auth import (
 )
 from m365pbx.graph.client import GraphClient
 from m365pbx.graph.users import list_users
-from m365pbx.pbx.base import PbxConnection
+from m365pbx.pbx.base import PbxConnection, PbxUser
 from m365pbx.service.certificates import CertificateKeeper
 from m365pbx.service.persistence import StorePeople, StoreSubscriptionRecords
 from m365pbx.store import Store
@@ -69,6 +71,15 @@ def match_options(settings_matching: Any, tenant: Tenant) -> MatchOptions:
         allowed_groups=frozenset(str(g) for g in tenant.directory.group_ids) or None,
         require_teams_licence=tenant.directory.require_teams_licence,
     )
+
+
+def users_file_reader(path: Path) -> Callable[[], Awaitable[list[PbxUser]]]:
+    """Reads a PBX users export (CSV or JSON) anew at each call."""
+    async def read() -> list[PbxUser]:
+        loaded = await asyncio.to_thread(load_pbx_users, path)
+        return [PbxUser(user.h323, dict(user.fields)) for user in loaded.users]
+
+    return read
 
 
 @dataclass
@@ -131,7 +142,8 @@ class TenantRuntime:
             c for c in settings.pbx_connections if c.tenant == tenant.name
         ]
         directories = [
-            ConnectionDirectory(c.name, connections[c.name], match_options(c.matching, tenant))
+            ConnectionDirectory(c.name, connections[c.name], match_options(c.matching, tenant),
+                                source=users_file_reader(c.users_file) if c.users_file else None)
             for c in tenant_connections if c.name in connections
         ]
         directory = DirectorySync(

@@ -52,6 +52,13 @@ class ConnectionDirectory:
     options: MatchOptions
     result: MatchResult | None = None
     users: dict[str, PbxUser] = field(default_factory=dict)
+    # Where the PBX's users come from when the connection cannot list them (a file).
+    source: Callable[[], Awaitable[list[PbxUser]]] | None = None
+
+    async def list_users(self) -> list[PbxUser]:
+        """The PBX's users, from the source if there is one, else from the connection."""
+        return await (self.source() if self.source is not None
+                      else self.connection.list_users())
 
 
 @dataclass
@@ -122,7 +129,7 @@ class DirectorySync:
         changed = False
         for directory in self.connections:
             try:
-                pbx_users = await directory.connection.list_users()
+                pbx_users = await directory.list_users()
             except Exception as exc:  # a PBX answering garbage must not stop the others
                 problems.append(f"cannot read users of PBX connection {directory.name!r}: {exc}")
                 continue

@@ -135,7 +135,8 @@ class SessionPersistence:
             return  # nothing may overwrite saved rows before they were restored
         dirty, self._dirty = self._dirty, {}
         forgotten, self._forgotten = self._forgotten, set()
-        self._flushing += len(dirty) + len(forgotten)
+        counted = len(dirty) + len(forgotten)
+        self._flushing += counted
         try:
             if forgotten:
                 known = {person.id: person for person in self.hub.people()}
@@ -153,7 +154,7 @@ class SessionPersistence:
                     for person in chunk:
                         await self._save_alone(person, person.id in forgotten)
         finally:
-            self._flushing -= len(dirty) + len(forgotten)
+            self._flushing -= counted
 
     async def _save_alone(self, person: Person, forgotten: bool) -> None:
         try:

@@ -89,10 +89,12 @@ class KamailioServer:
         domain: str = "127.0.0.1",
         defines: tuple[str, ...] = (),
         port: int = 0,
+        memory_mb: int = 64,
     ) -> None:
         self.root = root
         self.accounts = accounts
         self.defines = defines
+        self.memory_mb = memory_mb
         self.domain = domain
         self.db = root / "db"
         self.run = root / "run"
@@ -148,7 +150,7 @@ class KamailioServer:
             "-DD",
             "-E",
             "-m",
-            "64",
+            str(self.memory_mb),
             "-M",
             "8",
             "-l",

@@ -97,7 +97,7 @@ async def test_after_a_crash_a_call_that_lasts_keeps_its_session_refreshed(
         # Twenty minutes on: past the 15-minute session written before the crash.
         for _minute in range(20):
             await clock.advance(60)
-            await asyncio.sleep(0.01)
+            await service.hub.settled()  # writes land before time moves on
             assert shows(sim, "anna@contoso.com") == IN_A_CALL
             assert shows(sim, "ben@contoso.com") == IN_A_CALL
         assert requests_to(sim, "POST", set_anna) == before + 1  # one refresh, no re-set

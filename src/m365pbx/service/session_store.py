@@ -195,7 +195,9 @@ class SessionPersistence:
         stamp = _at(now)
         for side, new, old in ((Side.PBX, pbx_values(after), pbx_values(before)),
                                (Side.TEAMS, teams_seen_values(after), teams_seen_values(before))):
-            if new != old:
+            # A reading that only repeats the same state (every poll round, a PBX's refresh)
+            # is not written again: the time of the first one is as good after a restart.
+            if _without_times(new) != _without_times(old):
                 await tx.last_presence.record_seen(pid, side, new, at=self._stamp_now(now),
                                                    now=stamp)
                 self.writes += 1
@@ -261,6 +263,11 @@ def _snapshot(session: PresenceSession | None, rows: dict[Side, LastPresence],
     return snapshot_from_values(write, _values(pbx and pbx.seen_values),
                                 _values(teams and teams.seen_values),
                                 _values(teams and teams.written_values))
+
+
+def _without_times(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: ({k: v for k, v in value.items() if k != "at"} if isinstance(value, dict)
+                  else value) for key, value in values.items()}
 
 
 def _values(value: Any) -> dict[str, Any] | None:

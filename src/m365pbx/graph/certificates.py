@@ -6,6 +6,7 @@ import base64
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -55,6 +56,12 @@ class NotificationCertificate:
 
     def private_key(self) -> rsa.RSAPrivateKey:
         """The private key, to decrypt `dataKey`."""
+        return self._parsed_key
+
+    @cached_property
+    def _parsed_key(self) -> rsa.RSAPrivateKey:
+        # Parsed once: loading a PEM key checks the RSA key (tens of milliseconds), which
+        # per notification capped the receiver at about 30 rich notifications a second.
         key = serialization.load_pem_private_key(self.private_key_pem, password=None)
         assert isinstance(key, rsa.RSAPrivateKey)
         return key

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from pydantic import BeforeValidator, PlainSerializer
 
+from m365pbx.core.durations import format_duration as format_duration
 from m365pbx.core.durations import parse_duration as _parse_core
 
 _BARE_NUMBER = re.compile(r"^\s*\d+(\.\d+)?\s*$")
@@ -36,21 +37,6 @@ def _has_calendar_units(text: str) -> bool:
     upper = text.strip().upper()
     date_part = upper[1:].partition("T")[0] if upper.startswith("P") else ""
     return "Y" in date_part or "M" in date_part
-
-
-def format_duration(value: timedelta) -> str:
-    """Format a duration the short human way: `1h`, `1h30m`, `7d`, `90s` → `1m30s`."""
-    total = value.total_seconds()
-    whole = int(total)
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        count, whole = divmod(whole, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    seconds = whole + (total - int(total))
-    if seconds or not parts:
-        parts.append(f"{seconds:g}s")
-    return "".join(parts)
 
 
 Duration = Annotated[

@@ -50,3 +50,18 @@ def iso_duration(value: timedelta) -> str:
     if not date_part and not time_part:
         return "PT0S"
     return "P" + date_part + ("T" + time_part if time_part else "")
+
+
+def format_duration(value: timedelta) -> str:
+    """Format a duration the short human way: `1h`, `1h30m`, `7d`, `90s` → `1m30s`."""
+    total = value.total_seconds()
+    whole = int(total)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        count, whole = divmod(whole, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    seconds = whole + (total - int(total))
+    if seconds or not parts:
+        parts.append(f"{seconds:g}s")
+    return "".join(parts)

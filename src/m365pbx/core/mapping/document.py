@@ -19,7 +19,7 @@ from datetime import timedelta
 from enum import Enum
 from typing import Any, TypeVar
 
-from m365pbx.core.durations import iso_duration, parse_duration
+from m365pbx.core.durations import format_duration, iso_duration, parse_duration
 from m365pbx.core.mapping.engine import CompiledMapping
 from m365pbx.core.mapping.rules import (
     Channel,
@@ -27,7 +27,6 @@ from m365pbx.core.mapping.rules import (
     MappingRuleSet,
     PbxToTeamsRule,
     TeamsToPbxRule,
-    format_duration,
 )
 from m365pbx.core.presence import (
     PREFERRED_PRESENCE_COMBINATIONS,

@@ -7,6 +7,7 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import TypeVar
 
+from m365pbx.core.durations import format_duration
 from m365pbx.core.presence import (
     Activity,
     Availability,
@@ -115,19 +116,6 @@ class MappingOverlay:
     teams_to_pbx: tuple[TeamsToPbxRule, ...] = ()
     pbx_to_teams: tuple[PbxToTeamsRule, ...] = ()
     replace: bool = False
-
-
-def format_duration(value: timedelta) -> str:
-    """Format a duration the way people write it: 7d, 1d, 5m, 90s, 2h30m."""
-    seconds = int(value.total_seconds())
-    if seconds == 0:
-        return "0s"
-    out = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        count, seconds = divmod(seconds, size)
-        if count:
-            out.append(f"{count}{unit}")
-    return "".join(out)
 
 
 def _t2p(pbx: PbxPresence, *, availability: str | None = None, activity: str | None = None) -> (

@@ -186,13 +186,16 @@ def verify_validation_tokens(
     keys: Mapping[str, Any],
     now: float,
     leeway: float = 300.0,
-) -> None:
+) -> float:
     """Check every validation token: signed by Entra's published keys, for our app and tenant.
 
     `keys` maps key id (`kid`) to a public key; raise MalformedNotification on any failure.
+    Return the POSIX time until which the tokens stay acceptable (the earliest expiry plus
+    the leeway), so that a caller may trust the same tokens again until then.
     """
     if not tokens:
         raise MalformedNotification("rich notification without validationTokens")
+    until = float("inf")
     for token in tokens:
         try:
             header = jwt.get_unverified_header(token)
@@ -216,6 +219,8 @@ def verify_validation_tokens(
             raise MalformedNotification("validation token from another issuer or tenant")
         if str(claims.get("azp") or claims.get("appid") or "") != GRAPH_CHANGE_TRACKING_APP:
             raise MalformedNotification("validation token not issued to Graph change tracking")
+        until = min(until, exp + leeway)
+    return until
 
 
 def keys_from_jwks(jwks: Mapping[str, Any]) -> dict[str, Any]:

@@ -77,6 +77,10 @@ class NotificationReceiver:
         self.on_basic = on_basic
         self.on_lifecycle = on_lifecycle
         self.counters: Counter[str] = Counter()
+        # Graph sends the same validation tokens (valid for an hour) with every rich batch;
+        # tokens verified once are trusted until they expire instead of checking the RS256
+        # signature on every POST (about 0.15 ms each, a sixth of a notification's cost).
+        self._verified: dict[tuple[tuple[str, ...], frozenset[str], frozenset[str]], float] = {}
         self._queue: asyncio.Queue[tuple[KnownSubscription, ChangeNotification]] = (
             asyncio.Queue(maxsize=queue_size)
         )
@@ -102,18 +106,22 @@ class NotificationReceiver:
             checked.append((known, item))
         rich = [(known, item) for known, item in checked if item.encrypted is not None]
         if rich:
-            try:
-                keys = await self.signing_keys(rich[0][0].tenant_id)
-                verify_validation_tokens(
-                    batch.validation_tokens,
-                    app_ids={known.app_id for known, _ in rich},
-                    tenant_ids={known.tenant_id for known, _ in rich},
-                    keys=keys,
-                    now=self.clock.now().timestamp(),
-                )
-            except MalformedNotification as exc:
-                self.counters["forged"] += 1
-                return Verdict(403, str(exc))
+            app_ids = frozenset(known.app_id for known, _ in rich)
+            tenant_ids = frozenset(known.tenant_id for known, _ in rich)
+            proof = (tuple(batch.validation_tokens), app_ids, tenant_ids)
+            now = self.clock.now().timestamp()
+            if now > self._verified.get(proof, -1.0):
+                try:
+                    keys = await self.signing_keys(rich[0][0].tenant_id)
+                    until = verify_validation_tokens(batch.validation_tokens, app_ids=set(app_ids),
+                                                     tenant_ids=set(tenant_ids), keys=keys,
+                                                     now=now)
+                except MalformedNotification as exc:
+                    self.counters["forged"] += 1
+                    return Verdict(403, str(exc))
+                if len(self._verified) >= 256:
+                    self._verified.clear()
+                self._verified[proof] = until
         if self._queue.maxsize and self._queue.qsize() + len(checked) > self._queue.maxsize:
             self.counters["overloaded"] += 1
             # Graph retries a 5xx later; better than accepting what we cannot keep.

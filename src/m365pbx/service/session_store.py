@@ -24,7 +24,7 @@ from m365pbx.clock import Clock
 from m365pbx.core.policy import PersonState, SessionWrite
 from m365pbx.core.presence import Activity, Availability, TeamsPresence
 from m365pbx.pbx.base import PbxUser
-from m365pbx.store import Repositories, Side, Store
+from m365pbx.store import NotFoundError, Repositories, Side, Store
 from m365pbx.store.tables import LastPresence, PbxConnection, PresenceSession, Tenant
 from m365pbx.store.tables import Person as PersonRow
 from m365pbx.sync.hub import PresenceHub, TeamsSink
@@ -143,33 +143,51 @@ class SessionPersistence:
                 for pid in forgotten:
                     dirty.setdefault(pid, known.get(pid) or Person(pid, "", PbxUser(""), ""))
             people = list(dirty.values())
+            retry: list[Person] = []
             for start in range(0, len(people), CHUNK):
-                chunk = people[start:start + CHUNK]
-                try:
-                    async with self.store.transaction() as tx:
-                        for person in chunk:
-                            await self._save(tx, person, person.id in forgotten)
-                except Exception:
-                    # One bad row (e.g. a person re-matched meanwhile) must not lose the rest.
-                    for person in chunk:
-                        await self._save_alone(person, person.id in forgotten)
+                retry += await self._save_chunk(people[start:start + CHUNK], forgotten)
         finally:
             self._flushing -= counted
+        if retry:
+            for person in retry:
+                self._dirty.setdefault(person.id, person)
+                if person.id in forgotten:
+                    self._forgotten.add(person.id)
+            raise RuntimeError(f"{len(retry)} people's presence state could not be saved")
 
-    async def _save_alone(self, person: Person, forgotten: bool) -> None:
+    async def _save_chunk(self, chunk: list[Person], forgotten: set[int]) -> list[Person]:
+        """Save a chunk in one transaction (else one by one); return whom to try again."""
+        saved: dict[int, Snapshot] = {}
+        retry: list[Person] = []
         try:
             async with self.store.transaction() as tx:
-                await self._save(tx, person, forgotten)
-        except Exception as exc:
-            log.warning("could not save the presence state of person %s: %s", person.id, exc)
-            self._persisted.pop(person.id, None)
+                for person in chunk:
+                    saved[person.id] = await self._save(tx, person, person.id in forgotten)
+        except Exception:
+            # One bad row (e.g. a person re-matched meanwhile) must not lose the rest.
+            saved = {}
+            for person in chunk:
+                try:
+                    async with self.store.transaction() as tx:
+                        saved[person.id] = await self._save(tx, person,
+                                                            person.id in forgotten)
+                except NotFoundError:
+                    self._persisted.pop(person.id, None)  # the person left the store
+                except Exception as exc:
+                    log.warning("could not save the presence state of person %s: %s",
+                                person.id, exc)
+                    retry.append(person)
+        # Only what was committed counts as saved.
+        self._persisted.update(saved)
+        return retry
 
     def _stamp_now(self, now: float) -> datetime:
         # last_presence refuses a value older than the stored one: keep our stamps rising.
         self._stamp = max(now, self._stamp + 1e-6)
         return _at(self._stamp)
 
-    async def _save(self, tx: Repositories, person: Person, forgotten: bool) -> None:
+    async def _save(self, tx: Repositories, person: Person, forgotten: bool) -> Snapshot:
+        """Write what changed since the last save; return the snapshot now in the store."""
         pid = person.id
         now = self.clock.now().timestamp()
         before = self._persisted.get(pid, Snapshot())
@@ -178,8 +196,7 @@ class SessionPersistence:
             before = replace(before, session=None)
         state = self.hub.state_of(pid)
         if state is None:
-            self._persisted[pid] = before
-            return
+            return before
         after = snapshot_of(state, now)
         if after.session != before.session:
             if after.session is None:
@@ -205,7 +222,7 @@ class SessionPersistence:
         if written != teams_written_values(before):
             await tx.last_presence.record_written(pid, Side.TEAMS, written, now=stamp)
             self.writes += 1
-        self._persisted[pid] = after
+        return after
 
     # --- loading ------------------------------------------------------------------------------
     async def load(self) -> dict[int, SavedPerson]:

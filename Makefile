@@ -42,8 +42,7 @@ pytest: $(STAMP)
 
 ## Benchmarks; each prints one JSON line per result.
 bench: $(STAMP)
-	$(BIN)/python bench/bench_policy.py
-	$(BIN)/python bench/bench_matching.py
+	for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -124,6 +124,14 @@ class AccountOwner:
                 await self._conflict(exc)
             except M365Error as exc:
                 self._fail(ConnectionState.DEGRADED, exc.describe())
+            except Exception as exc:
+                # The store failed (e.g. SQLite busy beyond its timeout): this task owns the
+                # account's subscription and must outlive it, showing the error meanwhile.
+                log.exception("presence subscription of %s: unexpected failure", self.account)
+                cause = getattr(exc, "orig", None) or exc  # SQLAlchemy wraps the driver's
+                first = (str(cause).splitlines() or [type(cause).__name__])[0][:200]
+                self._fail(ConnectionState.DEGRADED,
+                           f"cannot keep the subscription's record: {first}")
             await self._sleep_until_due()
 
     async def _resume(self) -> None:

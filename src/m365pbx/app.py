@@ -162,7 +162,10 @@ class Service:
             policy = PolicyConfig(
                 mapping=CompiledMapping(apply_overlays(DEFAULT_RULES, *overlays)),
                 push_line_state=connection.push_line_state_to_teams and can_write,
-                push_pbx_presence=can_write,
+                push_pbx_presence=connection.push_pbx_presence_to_teams and can_write,
+                only_replace_available_busy=connection.only_replace_available_busy,
+                respect_manual_teams=not connection.pbx_wins,
+                call_end_hold_down=connection.call_end_hold_down.total_seconds(),
             )
             self._policies[person.connection] = policy
         return policy

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
@@ -10,6 +11,7 @@ from typing import Annotated, Literal
 import phonenumbers
 from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
 
+from m365pbx.config.durations import Duration
 from m365pbx.config.fields import MODEL_CONFIG, Slug
 from m365pbx.config.mapping import MappingDocument
 from m365pbx.config.secrets import Secret
@@ -173,6 +175,21 @@ class _ConnectionBase(BaseModel):
     tenant: str = Field(description="name of the tenant whose users this PBX serves")
     push_line_state_to_teams: bool = Field(
         default=True, description="show calls on the PBX as 'In a call' in Teams"
+    )
+    push_pbx_presence_to_teams: bool = Field(
+        default=True, description="show away/busy/dnd set in the PBX as the Teams status"
+    )
+    only_replace_available_busy: bool = Field(
+        default=False,
+        description="a call shows in Teams only while the person is Available or Busy there",
+    )
+    pbx_wins: bool = Field(
+        default=False,
+        description="write PBX presence to Teams even over a status the person chose in Teams",
+    )
+    call_end_hold_down: Duration = Field(
+        default=timedelta(seconds=1),
+        description="how long the end of a call waits, so a transfer does not flap Teams",
     )
     matching: Matching = Field(default_factory=Matching, description="how users are matched")
     mapping: MappingDocument = Field(

@@ -1,0 +1,214 @@
+"""Start-up with 50,000 people: directory sync, matching, 77 presence subscriptions.
+
+The simulator runs in a child process (wall clock, zero notification latency, TLS on
+127.0.0.1) with 50,000 generated Teams users and 77 licensed service accounts (650 people
+each). m365pbx starts in this process in webhook mode with the built-in API connection as
+the PBX, which registers 50,000 matching PBX users at once (key = mailNickname, the rule
+`h323=mailNickname`). Measured from the start of `Service.run()`:
+
+- `directory_synced_s`: Microsoft users read, matched and stored, the hub serving everyone;
+- `subscriptions_s`: every service account holds a healthy subscription (77 of them);
+- `first_change_s`: then one person changes presence in Teams; the PBX side shows it
+  (`first_change_latency_ms` is that change alone).
+
+`peak_rss_mb` is the peak resident size of this process (m365pbx and the benchmark's list
+of PBX users; the simulator is in the child). Issue target: under 60 s and under 400 MB.
+
+Prints one JSON line. Run: .venv/bin/python bench/bench_startup.py [--people 50000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import resource
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from m365pbx.app import Service, ServiceOptions
+from m365pbx.config import load_config
+from m365pbx.core.presence import PbxPresence
+from m365pbx.pbx.api.connection import ApiConnection
+from m365pbx.pbx.base import PbxUser
+from m365pbx.store import load_secret_box
+
+TENANT = "9188040d-6c67-4c5b-b112-36a304b66dad"
+APP = "6731de76-14a6-49ae-97bc-6eba6914391e"
+SECRET = "bench~secret~value"
+PASSWORD = "bench password"
+
+
+# --- the simulator's side (child process) ----------------------------------------------------
+async def serve_simulator(directory: Path, people: int) -> None:
+    """Build the tenant, write what the PBX side needs, serve until stdin closes."""
+    from m365sim.directory.changes import create_user
+    from m365sim.directory.generate import generate_users
+    from m365sim.scenario import load_scenario
+    from m365sim.server import run_server
+    from m365sim.simulator import SimSettings, Simulator
+
+    sim = Simulator(settings=SimSettings(notification_latency_s=(0.0, 0.0)))
+    load_scenario(sim, {"tenants": [{
+        "id": TENANT, "name": "Contoso", "domains": ["contoso.com"],
+        "apps": [{"app_id": APP, "name": "m365pbx", "secrets": [{"value": SECRET}],
+                  "public_client": True,
+                  "delegated": ["Presence.Read.All", "User.Read.All", "offline_access"],
+                  "application": ["User.Read.All", "Presence.ReadWrite.All"]}],
+    }]})
+    tenant = sim.directory.find_tenant(TENANT)
+    assert tenant is not None
+    accounts = [f"svc{n}@contoso.com" for n in range(1, math.ceil(people / 650) + 1)]
+    for upn in accounts:
+        create_user(sim, tenant, {"userPrincipalName": upn}).password = PASSWORD
+    users = generate_users(sim, tenant, users=people, seed=5, teams_share=1.0,
+                           disabled_share=0.0)
+    sim.subscriptions.settings.allow_http_loopback = True
+    sim.settings.extra["notification_allow_http_loopback"] = True
+    (directory / "directory.json").write_text(json.dumps({
+        "accounts": accounts,
+        "people": [[u.mail_nickname, u.display_name, u.user_principal_name] for u in users],
+    }))
+    async with run_server(sim, cert_dir=directory / "tls") as server:
+        print(json.dumps({"url": server.url, "ca_file": str(server.ca_file)}), flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+
+
+# --- m365pbx's side (this process) -------------------------------------------------------------
+def write_settings(directory: Path, url: str, ca_file: str, accounts: list[str]) -> Path:
+    """m365pbx's configuration: webhook mode, the 77 accounts, one API connection."""
+    import socket
+
+    import yaml
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    data: dict[str, Any] = {
+        "database": {"url": f"sqlite+aiosqlite:///{directory / 'state.db'}"},
+        "secrets": {"key_file": str(directory / "secret.key")},
+        "microsoft": {"login_url": url, "graph_url": url, "ca_file": ca_file},
+        "listen": {"host": "127.0.0.1", "port": port},
+        "public_url": f"http://127.0.0.1:{port}",
+        "tenants": [{
+            "name": "contoso", "tenant_id": TENANT,
+            "credentials": [{"name": "graph", "client_id": APP, "client_secret": SECRET,
+                             "permissions": ["presence.read", "presence.write",
+                                             "users.read"]}],
+            "service_accounts": [{"upn": upn, "credential": "graph", "sign_in": "password",
+                                  "password": PASSWORD} for upn in accounts],
+        }],
+        "pbx_connections": [{"name": "pbx", "kind": "api", "tenant": "contoso",
+                             "matching": {"rules": ["h323=mailNickname"]}}],
+    }
+    path = directory / "m365pbx.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+async def until(check: Callable[[], bool], limit: float, what: str) -> float:
+    """Poll `check` every 20 ms; return the perf_counter time it first held."""
+    deadline = time.perf_counter() + limit
+    while not check():
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"{what} did not happen within {limit} s")
+        await asyncio.sleep(0.02)
+    return time.perf_counter()
+
+
+async def measure(directory: Path, sim_url: str, ca_file: str) -> dict[str, Any]:
+    """Start m365pbx against the running simulator and time its start-up."""
+    data = json.loads((directory / "directory.json").read_text())
+    people = [PbxUser(nickname, {"cn": name}) for nickname, name, _ in data["people"]]
+    nickname, _, upn = data["people"][-1]  # the person who changes presence at the end
+    accounts = data["accounts"]
+    del data
+    settings = load_config(write_settings(directory, sim_url, ca_file, accounts), environ={})
+    box = load_secret_box(key_file=settings.secrets.key_file, environ={})
+    started = time.perf_counter()
+    service = Service(settings, box, ServiceOptions())
+    running = asyncio.create_task(service.run())
+    try:
+        await until(service.started.is_set, 60, "the service start")
+        pbx = service.connections["pbx"]
+        assert isinstance(pbx, ApiConnection)
+        pbx.replace_users(people)  # the PBX registers its users as soon as it can
+        parts = service.tenants["contoso"].parts
+        pool = parts.pool
+        assert pool is not None
+        synced = await until(lambda: parts.directory.status.last_success is not None
+                             and len(service.hub.people()) == len(people), 300,
+                             "the directory sync")
+        subscribed = await until(lambda: all(o.healthy and o.people
+                                             for o in pool.owners.values()), 300,
+                                 "the subscriptions")
+        context = ssl.create_default_context(cafile=ca_file)
+        async with httpx.AsyncClient(verify=context) as http:
+            changed = time.perf_counter()
+            answer = await http.post(f"{sim_url}/_sim/tenants/contoso.com/users/{upn}/teams",
+                                     json={"preferred": {"availability": "DoNotDisturb",
+                                                         "activity": "DoNotDisturb"}})
+            answer.raise_for_status()
+        state = pbx.shown
+        shown = await until(lambda: (s := state(nickname)) is not None
+                            and s.presence is PbxPresence.DND, 60, "the first change")
+        return {
+            "bench": "startup", "people": len(people), "matched": len(service.hub.people()),
+            "service_accounts": len(pool.owners),
+            "subscriptions": sum(1 for o in pool.owners.values() if o.healthy),
+            "directory_synced_s": round(synced - started, 2),
+            "subscriptions_s": round(subscribed - started, 2),
+            "first_change_s": round(shown - started, 2),
+            "first_change_latency_ms": round((shown - changed) * 1000, 1),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        }
+    finally:
+        service.stop()
+        await running
+
+
+async def main(people: int) -> dict[str, Any]:
+    """Start the simulator in a child process, then measure m365pbx's start-up."""
+    with tempfile.TemporaryDirectory(prefix="bench-startup-") as name:
+        directory = Path(name)
+        child = subprocess.Popen(  # noqa: ASYNC220 - started once, before anything runs
+            [sys.executable, __file__, "--serve-simulator", str(directory), "--people",
+             str(people)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            assert child.stdout is not None
+            line = await asyncio.to_thread(child.stdout.readline)
+            if not line:
+                raise RuntimeError("the simulator did not start")
+            ready = json.loads(line)
+            return await measure(directory, ready["url"], ready["ca_file"])
+        finally:
+            with contextlib.suppress(OSError):
+                assert child.stdin is not None
+                child.stdin.close()
+            try:
+                await asyncio.to_thread(child.wait, 10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--people", type=int, default=50_000)
+    parser.add_argument("--serve-simulator", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+    if args.serve_simulator is not None:
+        asyncio.run(serve_simulator(args.serve_simulator, args.people))
+    else:
+        print(json.dumps(asyncio.run(main(args.people))))

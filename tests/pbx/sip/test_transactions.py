@@ -122,6 +122,28 @@ async def test_server_side_answers_once_and_repeats_the_answer_to_retransmission
         server.close()
 
 
+async def test_a_reused_branch_with_another_call_id_is_a_new_request() -> None:
+    server = await start_fake_server()
+    ua = await agent(server)
+    calls: list[SipRequest] = []
+
+    def handler(request: SipRequest) -> SipResponse:
+        calls.append(request)
+        return response_for(request, 200)
+
+    ua.notify_handler = handler
+    try:
+        client = ("127.0.0.1", ua.transport.local[1])
+        for call_id in ("c1", "c2"):
+            text = NOTIFY.format(branch="same", to_tag=";tag=t", call_id=call_id, method="NOTIFY")
+            server.send(text.encode(), client)
+        await server.wait_for(lambda: len(server.responses) >= 2)
+        assert [c.call_id for c in calls] == ["c1", "c2"]
+    finally:
+        await ua.close()
+        server.close()
+
+
 async def test_default_answers_481_options_405_and_to_tags() -> None:
     server = await start_fake_server()
     ua = await agent(server)

@@ -16,14 +16,13 @@ subscription per watched person (line state) and, if enabled, a `presence` subsc
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from m365pbx.core.presence import PbxPresence
-from m365pbx.pbx.base import ConnectionState, ConnectionStatus, PbxEvent, PbxUser
+from m365pbx.pbx.base import ConnectionStatus, PbxEvent, PbxUser
 from m365pbx.pbx.sip.addressing import UnaddressableUser, identity_for
 from m365pbx.pbx.sip.counters import BadInputCounter
 from m365pbx.pbx.sip.dialoginfo import DIALOG_INFO_TYPE
@@ -36,9 +35,10 @@ from m365pbx.pbx.sip.outcome import Outcome, OutcomeKind, refresh_delay
 from m365pbx.pbx.sip.pidf import PIDF_TYPE, pidf_document
 from m365pbx.pbx.sip.publication import Mode, Publication
 from m365pbx.pbx.sip.retry import Scheduler, TaskFactory
+from m365pbx.pbx.sip.status import StatusBoard
 from m365pbx.pbx.sip.subscription import DialogKey, Subscription, termination_action
 from m365pbx.pbx.sip.useragent import UaConfig, UserAgent
-from m365pbx.pbx.sip.watching import LineWatch, PresenceWatch
+from m365pbx.pbx.sip.watching import EventQueue, LineWatch, PresenceWatch
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,6 @@ class SipConnection:
         self.bad_input = BadInputCounter()
         self.unknown_dialog_notifies = 0
         self.unaddressable: dict[str, str] = {}
-        self.dropped_events = 0
         self._now = now or (lambda: datetime.now(UTC))
         self._ua = UserAgent(
             UaConfig(
@@ -91,11 +90,10 @@ class SipConnection:
         self._watched: set[str] = set()
         self._dialogs: dict[DialogKey, Subscription] = {}
         self._auth: dict[tuple[str, str], DigestSession] = {}
-        self._events: asyncio.Queue[PbxEvent | None] = asyncio.Queue(options.event_queue_size)
-        self._sequence = 0
+        self._events = EventQueue(options.event_queue_size)
         self._scheduler = Scheduler()
         self._attempts: dict[Hashable, int] = {}
-        self._problems: dict[Hashable, Outcome] = {}
+        self._board = StatusBoard(name, self._now)
         self._terminated_at: dict[Hashable, float] = {}
         self._health = ServerHealth(
             self._ua,
@@ -107,9 +105,6 @@ class SipConnection:
         )
         self._stopped = False
         self._started = False
-        self._state = ConnectionState.STOPPED
-        self._since = self._now()
-        self._last_error: str | None = None
 
     # lifecycle --------------------------------------------------------------------------
 
@@ -133,8 +128,7 @@ class SipConnection:
         self._started = False
         await self._ua.close()
         self._update_status()
-        with contextlib.suppress(asyncio.QueueFull):
-            self._events.put_nowait(None)
+        self._events.close()
 
     async def _withdraw_all(self) -> None:
         work = []
@@ -154,35 +148,14 @@ class SipConnection:
 
     def status(self) -> ConnectionStatus:
         """The current state and, unless connected, the last error in words."""
-        return ConnectionStatus(self._state, self._last_error, self._since)
-
-    def _compute(self) -> tuple[ConnectionState, str | None]:
-        if self._stopped or not self._started:
-            return ConnectionState.STOPPED, None
-        if self._health.up is False:
-            return ConnectionState.DEGRADED, self._health.error
-        kinds = {outcome.kind for outcome in self._problems.values()}
-        for kind, state in (
-            (OutcomeKind.BAD_CREDENTIALS, ConnectionState.BAD_CREDENTIALS),
-            (OutcomeKind.FAILED, ConnectionState.ERROR),
-            (OutcomeKind.RETRY, ConnectionState.DEGRADED),
-        ):
-            if kind in kinds:
-                detail = next(o.detail for o in self._problems.values() if o.kind is kind)
-                count = sum(1 for o in self._problems.values() if o.kind is kind)
-                more = f" (and {count - 1} more)" if count > 1 else ""
-                return state, detail + more
-        if self._health.up is None:
-            return ConnectionState.STARTING, None
-        return ConnectionState.CONNECTED, None
+        return self._board.status()
 
     def _update_status(self) -> None:
-        state, error = self._compute()
-        if state != self._state:
-            log.info("%s: %s -> %s %s", self.name, self._state, state, error or "")
-            self._state = state
-            self._since = self._now()
-        self._last_error = error
+        self._board.update(
+            running=self._started and not self._stopped,
+            server_up=self._health.up,
+            server_error=self._health.error,
+        )
 
     # Teams → PBX ------------------------------------------------------------------------
 
@@ -280,16 +253,15 @@ class SipConnection:
         refresh: TaskFactory | None,
     ) -> None:
         """Record an outcome; schedule the refresh or the retry it calls for."""
+        self._board.record(key, outcome)
         if outcome.ok:
             self._attempts.pop(key, None)
-            self._problems.pop(key, None)
             if outcome.refresh_in and refresh is not None:
                 delay = refresh_delay(int(outcome.refresh_in), self.options.refresh_margin)
                 self._scheduler.later(key, delay, refresh)
             else:
                 self._scheduler.cancel(key)
         else:
-            self._problems[key] = outcome
             self._scheduler.cancel(key)
             if outcome.kind is OutcomeKind.RETRY and self._health.up is not False:
                 attempt = self._attempts.get(key, 0)
@@ -316,7 +288,7 @@ class SipConnection:
             person = self._people[key]
             for event, sub in list(person.subscriptions.items()):
                 self._scheduler.cancel(("subscribe", key, event))
-                self._problems.pop(("subscribe", key, event), None)
+                self._board.forget(("subscribe", key, event))
                 self._scheduler.spawn(_quietly(sub.unsubscribe()))
             person.subscriptions.clear()
             person.watches.clear()
@@ -344,7 +316,8 @@ class SipConnection:
         def resync(_: Subscription) -> None:
             self._scheduler.spawn(self._subscribe(person, event))
 
-        watch = kind(person.user.key, self._emit, self.bad_input, self._now, terminated, resync)
+        key, emit = person.user.key, self._events.put
+        watch = kind(key, emit, self.bad_input, self._now, terminated, resync)
         subscription = Subscription(
             self._ua,
             person.address,
@@ -413,22 +386,9 @@ class SipConnection:
             return response_for(request, 481)
         return subscription.handle_notify(request)
 
-    def _emit(self, event: PbxEvent) -> None:
-        self._sequence += 1
-        event = replace(event, sequence=self._sequence)
-        if self._events.full():
-            # The consumer is behind: drop the oldest; the newest state matters most.
-            self._events.get_nowait()
-            self.dropped_events += 1
-        self._events.put_nowait(event)
-
-    async def events(self) -> AsyncIterator[PbxEvent]:
+    def events(self) -> AsyncIterator[PbxEvent]:
         """Line-state and phone-presence events of the watched people, in arrival order."""
-        while True:
-            event = await self._events.get()
-            if event is None:
-                return
-            yield event
+        return self._events.events()
 
     def _connection_lost(self) -> None:
         if self._started and not self._stopped:
@@ -446,7 +406,7 @@ class SipConnection:
         self._update_status()
 
     def _server_up(self, recovered: bool) -> None:
-        if recovered:
+        if recovered or self._board.problems:
             self._scheduler.spawn(self.reassert())
         self._update_status()
 

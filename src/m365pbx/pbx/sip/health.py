@@ -70,6 +70,7 @@ class ServerHealth:
             local_uri=f"sip:m365pbx@{host_for_uri(self._domain)}", remote_uri=target, target=target
         )
         try:
+            await self._ua.open()  # resolves the name again after a failure
             # Not limited by max_in_flight: a burst of PUBLISHes must not look like an outage.
             await self._ua.send(leg, "OPTIONS", limit=self.timeout, limited=False)
         except (TimeoutError, TransactionAborted, TransportError) as exc:

@@ -117,7 +117,7 @@ class TransactionLayer:
         self._on_stray = on_stray or (lambda _reason: None)
         self._on_bad_input = on_bad_input or (lambda _reason, _detail: None)
         self._clients: dict[tuple[str, str], _ClientTransaction] = {}
-        self._answered: dict[tuple[str, str], SipResponse | None] = {}
+        self._answered: dict[tuple[str, ...], SipResponse | None] = {}
         self._send_tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -180,9 +180,12 @@ class TransactionLayer:
             else:
                 transaction.provisional()
             return
-        self._request_received(message, key, origin)
+        # RFC 3261 §17.2.3 matches by branch, sent-by and method; Call-ID and CSeq are added
+        # so a peer that reuses branch values cannot get a new request taken for a resend.
+        cseq = message.headers.get("cseq") or ""
+        self._request_received(message, (*key, message.call_id, cseq), origin)
 
-    def _request_received(self, request: SipRequest, key: tuple[str, str], origin: Origin) -> None:
+    def _request_received(self, request: SipRequest, key: tuple[str, ...], origin: Origin) -> None:
         if key in self._answered:
             cached = self._answered[key]
             if cached is not None:

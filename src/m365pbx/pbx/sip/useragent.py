@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -26,6 +27,7 @@ from m365pbx.pbx.sip.transport import (
     Origin,
     SipTransport,
     TcpTransport,
+    TransportError,
     UdpTransport,
     outbound_host,
 )
@@ -102,7 +104,9 @@ class UserAgent:
         self.notify_handler: NotifyHandler = lambda request: response_for(request, 481)
         self.on_connection_lost: Callable[[], None] = lambda: None
         self.stray_responses = 0
-        local = (config.local_host or outbound_host(config.server), config.local_port)
+        self.opened = False
+        # The real local address is known once the server's name is resolved (open()).
+        local = (config.local_host or "0.0.0.0", config.local_port)  # noqa: S104
         transport: SipTransport
         if config.transport == "tcp":
             transport = TcpTransport(self, local, config.limits)
@@ -119,13 +123,38 @@ class UserAgent:
         )
 
     async def start(self) -> None:
-        """Open the transport."""
-        await self.transport.open()
+        """Open the transport, or leave it for `open()` to retry if the name does not resolve."""
+        try:
+            await self.open()
+        except TransportError as exc:
+            log.warning("%s", exc)
+
+    async def open(self) -> None:
+        """Resolve the server (A/AAAA, no SRV) and bind the transport on the outbound address.
+
+        Resolved once, without blocking the loop, so `sendto` never resolves names itself.
+        TransportError if the name does not resolve or the socket cannot be bound.
+        """
+        if self.opened:
+            return
+        host, port = self.config.server
+        loop = asyncio.get_running_loop()
+        try:
+            found = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+            address = (str(found[0][4][0]), port)
+            local_host = self.config.local_host or outbound_host(address)
+            self.transport.requested = (local_host, self.config.local_port)
+            await self.transport.open()
+        except OSError as exc:
+            raise TransportError(f"cannot reach {host}:{port}: {exc}") from None
+        self.layer.server = address
+        self.opened = True
 
     async def close(self) -> None:
         """Abort pending transactions and close the transport."""
         await self.layer.close()
         await self.transport.close()
+        self.opened = False
 
     @property
     def contact(self) -> str:

@@ -7,7 +7,9 @@ empty body means the server holds no state for the person: idle line, nothing se
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import datetime
 
 from m365pbx.core.presence import LineState, PbxPresence
@@ -112,3 +114,36 @@ class PresenceWatch(_Watch):
         if self.state is None or (self.state.presence, self.state.note) != current:
             self.state = phone
             self._emit(PbxPresenceEvent(self.key, phone.presence, self._now(), phone.note))
+
+
+class EventQueue:
+    """Numbers events and buffers them for one consumer; when full, the oldest is dropped."""
+
+    def __init__(self, size: int) -> None:
+        # Unbounded underneath so the end marker always fits; `size` bounds the events.
+        self._queue: asyncio.Queue[PbxEvent | None] = asyncio.Queue()
+        self._size = size
+        self._sequence = 0
+        self.dropped = 0
+
+    def put(self, event: PbxEvent) -> None:
+        """Add an event with the next sequence number."""
+        self._sequence += 1
+        event = replace(event, sequence=self._sequence)
+        if self._queue.qsize() >= self._size:
+            # The consumer is behind: drop the oldest; the newest state matters most.
+            self._queue.get_nowait()
+            self.dropped += 1
+        self._queue.put_nowait(event)
+
+    def close(self) -> None:
+        """End the iteration of `events()` once the buffered events are read."""
+        self._queue.put_nowait(None)
+
+    async def events(self) -> AsyncIterator[PbxEvent]:
+        """The events in order, until `close()`."""
+        while True:
+            event = await self._queue.get()
+            if event is None:
+                return
+            yield event

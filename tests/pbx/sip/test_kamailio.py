@@ -257,3 +257,28 @@ async def test_watch_replaces_the_set_and_stop_withdraws(
     assert run.returncode == 0, run.output  # stop() removed the publication
     assert connection.status().state is ConnectionState.STOPPED
     assert await connection.list_users() == []
+
+
+async def test_a_restarted_connection_takes_over_its_old_publication(
+    kamailio: KamailioServer, tmp_path: Path
+) -> None:
+    quinn = person("quinn")
+    before = await connect(kamailio)
+    await before.set_presence(quinn, PbxPresence.DND, "before the restart")
+    etags = before.publication_etags()
+    assert set(etags) == {"quinn"}
+    after = await connect(kamailio)  # the new process, with the ETag from the store
+    try:
+        after.restore_publication(quinn, etags["quinn"])
+        await after.set_presence(quinn, PbxPresence.AWAY, "after the restart")
+        watcher = Watcher(tmp_path, kamailio.port, "quinn", "rpid:away")
+        await watcher.start()
+        run = await watcher.result()
+        assert run.returncode == 0, run.output
+        body = [b for b in run.notify_bodies if "rpid:away" in b][-1]
+        # One publication: the old note is gone instead of showing next to the new one.
+        assert "before the restart" not in body and "dnd" not in body
+        assert len(ET.fromstring(body).findall(f"{PIDF}tuple")) == 1
+    finally:
+        await after.stop()
+        await before.stop()

@@ -200,11 +200,9 @@ class SipConnection:
                 self._add_subscription(fresh, event)
                 self._scheduler.spawn(self._subscribe(fresh, event))
 
-    def _desire(self, person: _Person) -> None:
-        """Put the person's presence into their publication (created when first needed)."""
+    def _publication(self, person: _Person) -> Publication:
+        """The person's publication, created when first needed."""
         if person.publication is None:
-            if person.presence is PbxPresence.ONLINE:
-                return
             person.publication = Publication(
                 self._ua,
                 person.address,
@@ -213,11 +211,38 @@ class SipConnection:
                 expires=self.options.publish_expires,
                 limit=self.options.request_timeout,
             )
-        person.publication.desired = (
+        return person.publication
+
+    def _desire(self, person: _Person) -> None:
+        """Put the person's presence into their publication (none needed for online)."""
+        if person.publication is None and person.presence is PbxPresence.ONLINE:
+            return
+        self._publication(person).desired = (
             None
             if person.presence is PbxPresence.ONLINE
             else pidf_document(person.address, person.presence, person.note)
         )
+
+    def publication_etags(self) -> dict[str, str]:
+        """The ETag of every live publication by PBX user key, for the store to keep."""
+        return {
+            key: person.publication.etag
+            for key, person in self._people.items()
+            if person.publication is not None and person.publication.etag is not None
+        }
+
+    def restore_publication(self, user: PbxUser, etag: str) -> None:
+        """Take over a publication made before a restart (its ETag from the store).
+
+        The next set_presence for `user` then modifies or removes that publication
+        instead of creating a second one next to it (RFC 3903 §4.4; the server would
+        show both until the old one expires). A stale ETag just gets 412 → fresh PUBLISH.
+        """
+        person = self._person(user)
+        publication = self._publication(person)
+        publication.etag = etag
+        publication.published = None
+        self._desire(person)
 
     async def set_presence(self, user: PbxUser, presence: PbxPresence, note: str) -> None:
         """Publish `presence` for `user` (online removes it); UnaddressableUser if no address.

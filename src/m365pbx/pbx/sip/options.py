@@ -19,8 +19,10 @@ class SipOptions:
     addressing: Addressing
     transport: Literal["udp", "tcp"] = "udp"
     accounts: AccountPolicy = None
-    publish_expires: int = 3600
-    subscribe_expires: int = 3600
+    # 10 minutes: a publication orphaned by a crash of m365pbx (its ETag lost) lingers at
+    # most this long, and a server that lost its state unnoticed is found within 80% of it.
+    publish_expires: int = 600
+    subscribe_expires: int = 600
     refresh_margin: float = 30.0
     watch_line_state: bool = True
     watch_presence: bool = False

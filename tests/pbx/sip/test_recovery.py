@@ -38,8 +38,10 @@ async def outage(connection: SipConnection, server: KamailioServer, *, clean: bo
     await wait_until(lambda: connection.status().state is ConnectionState.CONNECTED)
 
 
-async def check_recovery(own_kamailio: KamailioServer, tmp_path: Path, *, clean: bool) -> None:
-    connection = await connect(own_kamailio)
+async def check_recovery(
+    own_kamailio: KamailioServer, tmp_path: Path, *, clean: bool, transport: str = "udp"
+) -> None:
+    connection = await connect(own_kamailio, transport=transport)
     reader = EventReader(connection)
     phone = await Phone(own_kamailio, "ivan").start()
     try:
@@ -75,6 +77,10 @@ async def test_clean_restart_mid_test(own_kamailio: KamailioServer, tmp_path: Pa
 
 async def test_crash_mid_test(own_kamailio: KamailioServer, tmp_path: Path) -> None:
     await check_recovery(own_kamailio, tmp_path, clean=False)
+
+
+async def test_crash_over_tcp(own_kamailio: KamailioServer, tmp_path: Path) -> None:
+    await check_recovery(own_kamailio, tmp_path, clean=False, transport="tcp")
 
 
 async def test_changes_during_an_outage_are_shown_when_the_server_returns(

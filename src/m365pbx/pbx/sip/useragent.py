@@ -260,8 +260,10 @@ class UserAgent:
         self.counter.record(reason, detail)
 
     def connection_lost(self, address: Address) -> None:
-        """A TCP connection closed: the server may have restarted."""
-        self.on_connection_lost()
+        """Our TCP connection to the server closed: it may have restarted."""
+        # Connections the server opened to deliver NOTIFYs close when idle; ignore those.
+        if address == self.layer.server:
+            self.on_connection_lost()
 
     def _stray(self, reason: str) -> None:
         self.stray_responses += 1

@@ -124,6 +124,7 @@ class Service:
         self._served = asyncio.Event()
         self.converter = ReadingConverter(settings.presence.fallback())
         self._jwks: dict[str, Mapping[str, Any]] = {}
+        self._jwks_locks: dict[str, asyncio.Lock] = {}
         self.receiver = NotificationReceiver(
             self.clock, self._known_subscription, self.certificates.private_key,
             self._signing_keys, self._feed_readings, self._read_back, self._lifecycle,
@@ -187,14 +188,17 @@ class Service:
         return None
 
     async def _signing_keys(self, tenant_id: str) -> Mapping[str, Any]:
-        keys = self._jwks.get(tenant_id)
-        if keys is None:
-            host = str(self.settings.microsoft.login_url).rstrip("/")
-            response = await self.http.get(f"{host}/{tenant_id}/discovery/v2.0/keys")
-            response.raise_for_status()
-            keys = keys_from_jwks(response.json())
-            self._jwks[tenant_id] = keys
-        return keys
+        # One fetch per tenant however many notifications arrive at once.
+        lock = self._jwks_locks.setdefault(tenant_id, asyncio.Lock())
+        async with lock:
+            keys = self._jwks.get(tenant_id)
+            if keys is None:
+                host = str(self.settings.microsoft.login_url).rstrip("/")
+                response = await self.http.get(f"{host}/{tenant_id}/discovery/v2.0/keys")
+                response.raise_for_status()
+                keys = keys_from_jwks(response.json())
+                self._jwks[tenant_id] = keys
+            return keys
 
     def _feed_readings(self, readings: list[Any]) -> None:
         now = self.clock.now().timestamp()

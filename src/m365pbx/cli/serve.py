@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from pathlib import Path
@@ -40,7 +41,14 @@ def serve(
             loop.add_signal_handler(signum, service.stop)
         typer.echo(f"m365pbx listening on http://{settings.listen.host}:{settings.listen.port}",
                    err=True)
-        await service.run()
+        runner = asyncio.create_task(service.run())
+        started = asyncio.create_task(service.started.wait())
+        await asyncio.wait({runner, started}, return_when=asyncio.FIRST_COMPLETED)
+        started.cancel()
+        # Objects made at start live as long as the process: keep the garbage collector from
+        # scanning them again and again (full collections stalled the loop for 50–100 ms).
+        gc.freeze()
+        await runner
 
     asyncio.run(main())
     typer.echo("m365pbx stopped", err=True)

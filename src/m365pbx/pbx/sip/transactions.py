@@ -66,6 +66,7 @@ class _ClientTransaction:
         self.timer_e: asyncio.TimerHandle | None = None
         if not layer.transport.reliable:
             self.timer_e = loop.call_later(self.interval, self._retransmit)
+        self.wait = timeout
         self.timer_f = loop.call_later(timeout, self._timeout)
 
     def _retransmit(self) -> None:
@@ -78,7 +79,7 @@ class _ClientTransaction:
         self.timer_e = asyncio.get_running_loop().call_later(self.interval, self._retransmit)
 
     def _timeout(self) -> None:
-        self.finish(exception=TransactionTimeout("no final response before Timer F"))
+        self.finish(exception=TransactionTimeout(f"no final response within {self.wait:g} s"))
 
     def provisional(self) -> None:
         self.proceeding = True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -53,8 +54,7 @@ async def setup(script: Script, **overrides: object) -> tuple[FakeServer, SipCon
     server = await start_fake_server(script)
     script.server = server
     options = SipOptions(server=server.address, addressing=Addressing("example.com"))
-    for name, value in {**FAST, **overrides}.items():
-        object.__setattr__(options, name, value)
+    options = replace(options, **{**FAST, **overrides})
     connection = SipConnection("unit", options)
     return server, connection
 
@@ -145,9 +145,10 @@ async def test_transient_failures_retry_with_backoff_until_they_pass() -> None:
 
 
 async def test_an_unresolvable_server_is_degraded_not_a_crash() -> None:
-    options = SipOptions(
-        server=("no-such-host.invalid", 5060), addressing=Addressing("example.com"), **FAST
-    )  # type: ignore[arg-type]
+    options = replace(
+        SipOptions(server=("no-such-host.invalid", 5060), addressing=Addressing("example.com")),
+        **FAST,
+    )
     connection = SipConnection("nowhere", options)
     await connection.start()
     try:
@@ -236,3 +237,18 @@ async def test_the_event_queue_drops_the_oldest_when_full() -> None:
     seen = [event async for event in queue.events()]
     assert queue.dropped == 1
     assert [e.sequence for e in seen] == [2, 3]
+
+
+async def test_stop_then_start_again() -> None:
+    server, connection = await setup(Script())
+    try:
+        for round_ in range(2):
+            await connection.start()
+            await wait_until(lambda: connection.status().state is ConnectionState.CONNECTED)
+            await connection.set_presence(BOB, PbxPresence.DND, f"round {round_}")
+            await connection.stop()
+            assert connection.status().state is ConnectionState.STOPPED
+        bodies = [r.body for r in server.of("PUBLISH") if r.body]
+        assert len(bodies) == 2 and b"round 1" in bodies[-1]
+    finally:
+        server.close()

@@ -110,6 +110,13 @@ class SipConnection:
 
     async def start(self) -> None:
         """Open the transport and start the keep-alive; the server need not be up yet."""
+        if self._started:
+            return
+        if self._stopped:
+            # Started again after stop(): fresh timers and a fresh event stream.
+            self._scheduler = Scheduler()
+            self._events = EventQueue(self.options.event_queue_size)
+            self._health.up = None
         self._stopped = False
         await self._ua.start()
         self._started = True

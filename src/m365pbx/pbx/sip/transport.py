@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -83,7 +84,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         log.debug("UDP socket error: %s", exc)
 
 
-class SipTransport:
+class SipTransport(ABC):
     """Common interface of the UDP and TCP transports."""
 
     name = "UDP"
@@ -97,17 +98,17 @@ class SipTransport:
         self.limits = limits
         self.local: Address = local
 
+    @abstractmethod
     async def open(self) -> None:
         """Bind the socket(s); `local` then holds the actual address and port."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def send(self, data: bytes, address: Address, origin: Origin | None = None) -> None:
         """Send one message to `address` (over `origin`'s TCP connection when answering)."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def close(self) -> None:
         """Close every socket."""
-        raise NotImplementedError
 
 
 class UdpTransport(SipTransport):

@@ -8,6 +8,7 @@ empty body means the server holds no state for the person: idle line, nothing se
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import datetime
@@ -24,7 +25,7 @@ Emit = Callable[[PbxEvent], None]
 Terminated = Callable[[Subscription, str, float | None], None]
 
 
-class _Watch:
+class _Watch(ABC):
     content_type = ""
 
     def __init__(
@@ -44,8 +45,9 @@ class _Watch:
         self._resync = resync
         self._init_state()
 
+    @abstractmethod
     def _init_state(self) -> None:
-        raise NotImplementedError
+        """Reset what the subclass knows about the watched state."""
 
     def notified(self, subscription: Subscription, content_type: str, body: bytes) -> bool:
         """Check the body's type, then let the subclass read it; False if it is bad."""
@@ -59,9 +61,9 @@ class _Watch:
             return False
         return True
 
+    @abstractmethod
     def read(self, subscription: Subscription, body: bytes) -> None:
         """Use one valid-looking body (empty: no state at the server)."""
-        raise NotImplementedError
 
     def terminated(
         self, subscription: Subscription, reason: str, retry_after: float | None

@@ -8,7 +8,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from m365pbx.store.errors import ConflictError, NotFoundError
+from m365pbx.store.errors import ConflictError, NotFoundError, StoreError
 from m365pbx.store.tables import Base
 
 M = TypeVar("M", bound=Base)
@@ -46,4 +46,5 @@ def dialect_insert(session: AsyncSession, model: type[Base]) -> Any:
         return postgresql.insert(model)
     if name == "sqlite":
         return sqlite.insert(model)
-    raise NotImplementedError(f"no upsert for database {name!r}")  # pragma: no cover
+    # Only SQLite and PostgreSQL are supported databases (design.md, "Storage").
+    raise StoreError(f"database {name!r} is not supported: use SQLite or PostgreSQL")

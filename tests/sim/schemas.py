@@ -22,7 +22,8 @@ def _shared() -> pathlib.Path:
     for folder in pathlib.Path(__file__).resolve().parents:
         if (folder / "shared" / "graph-schema").is_dir():
             return folder / "shared"
-    raise RuntimeError("../shared (graph-schema, fixtures) not found beside the project")
+    # Not found: point where it would be; tests marked `needs_shared` skip, others fail.
+    return pathlib.Path(__file__).resolve().parents[3] / "shared"
 
 
 SHARED = _shared()

@@ -2,38 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import urllib.parse
-import urllib.request
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
-from jsonschema import Draft202012Validator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
 
-SHARED = Path(__file__).resolve().parents[4] / "shared"
-SCHEMAS = SHARED / "graph-schema"
-FIXTURES = SHARED / "fixtures" / "graph"
+from tests.sim.schemas import FIXTURES, SCHEMAS, fixture, validator
 
 needs_shared = pytest.mark.skipif(not SCHEMAS.is_dir(),
                                   reason=f"Graph schemas not found at {SCHEMAS}")
-
-
-def _retrieve(uri: str) -> Resource[Any]:
-    path = Path(urllib.request.url2pathname(urllib.parse.urlparse(uri).path))
-    return Resource.from_contents(json.loads(path.read_text()),
-                                  default_specification=DRAFT202012)
-
-
-@cache
-def validator(relative: str) -> Draft202012Validator:
-    """A validator for one schema file, e.g. 'types/event.json'."""
-    return Draft202012Validator({"$ref": (SCHEMAS / relative).as_uri()},
-                                registry=Registry(retrieve=_retrieve),
-                                format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
 def check_collection(body: dict[str, Any], item_schema: str) -> None:
@@ -43,11 +19,6 @@ def check_collection(body: dict[str, Any], item_schema: str) -> None:
         validator(item_schema).validate(item)
 
 
-def fixture(name: str) -> Any:
-    """A payload from the shared fixtures."""
-    return json.loads((FIXTURES / name).read_text())
-
-
 def shape(value: Any) -> Any:
     """A value's structure (keys and JSON types), for comparing with a fixture."""
     if isinstance(value, dict):
@@ -55,3 +26,6 @@ def shape(value: Any) -> Any:
     if isinstance(value, list):
         return [shape(value[0])] if value else []
     return type(value).__name__
+
+
+__all__ = ["FIXTURES", "check_collection", "fixture", "needs_shared", "shape", "validator"]

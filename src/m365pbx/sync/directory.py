@@ -145,7 +145,8 @@ class DirectorySync:
             self._people[directory.name] = [
                 Person(id=p.id, connection=directory.name, pbx_user=directory.users[p.pbx_key],
                        teams_user_id=p.teams_user_id, tenant=self.tenant,
-                       display_name=p.display_name)
+                       display_name=p.display_name,
+                       upn=str(by_id.get(p.teams_user_id, {}).get("userPrincipalName") or ""))
                 for p in stored if p.pbx_key in directory.users
             ]
             await directory.connection.watch([p.pbx_user for p in self._people[directory.name]])

@@ -17,6 +17,8 @@ class Person:
     teams_user_id: str
     tenant: str = ""
     display_name: str = ""
+    # The Teams user's userPrincipalName, when the directory read it (for per-person settings).
+    upn: str = ""
 
     @property
     def key(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -90,3 +91,28 @@ async def start_fake_server(responder: Responder | None = None) -> FakeServer:
     transport, _ = await loop.create_datagram_endpoint(lambda: server, local_addr=("127.0.0.1", 0))
     server.transport = transport
     return server
+
+
+class EtagServer:
+    """A presence server's PUBLISH handling in miniature: live ETags, 412 for unknown ones."""
+
+    def __init__(self) -> None:
+        self.live: dict[str, bytes] = {}
+        self.numbers = itertools.count(1)
+
+    def __call__(self, request: SipRequest) -> SipResponse:
+        """Answer one request (anything but PUBLISH gets 200)."""
+        if request.method != "PUBLISH":
+            return answer(request, 200)
+        match = request.headers.get("sip-if-match")
+        body = request.body
+        if match is not None:
+            if match not in self.live:
+                return answer(request, 412, "Conditional Request Failed")
+            old = self.live.pop(match)
+            body = body or old
+        if request.headers.get("expires") == "0":
+            return answer(request, 200, SIP_ETag="gone", Expires="0")
+        etag = f"e{next(self.numbers)}"
+        self.live[etag] = body
+        return answer(request, 200, SIP_ETag=etag, Expires="600")

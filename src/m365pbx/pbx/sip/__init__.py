@@ -12,7 +12,7 @@ from m365pbx.pbx.sip.addressing import (
     PersonalAccounts,
     UnaddressableUser,
 )
-from m365pbx.pbx.sip.connection import SipConnection
+from m365pbx.pbx.sip.connection import HeldPublication, SipConnection
 from m365pbx.pbx.sip.counters import BadInputCounter
 from m365pbx.pbx.sip.dialoginfo import (
     DialogEntry,
@@ -49,6 +49,7 @@ __all__ = [
     "DigestSession",
     "GatewayAccount",
     "Headers",
+    "HeldPublication",
     "Leg",
     "ParseLimits",
     "PersonalAccounts",

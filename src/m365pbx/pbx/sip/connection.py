@@ -19,7 +19,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from m365pbx.core.presence import PbxPresence
 from m365pbx.pbx.base import ConnectionStatus, PbxEvent, PbxUser
@@ -54,6 +54,16 @@ class _Person:
     publication: Publication | None = None
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
     watches: dict[str, LineWatch | PresenceWatch] = field(default_factory=dict)
+    held_until: datetime | None = None  # when the server drops our publication unless refreshed
+
+
+@dataclass(frozen=True, slots=True)
+class HeldPublication:
+    """A publication the server holds for us: whose, its ETag, and until when."""
+
+    user: PbxUser
+    etag: str
+    expires_at: datetime
 
 
 class SipConnection:
@@ -71,6 +81,8 @@ class SipConnection:
         self.bad_input = BadInputCounter()
         self.unknown_dialog_notifies = 0
         self.unaddressable: dict[str, str] = {}
+        # Called (no arguments, must not block) whenever publications() changes.
+        self.on_publications_changed: Callable[[], None] | None = None
         self._now = now or (lambda: datetime.now(UTC))
         self._ua = UserAgent(
             UaConfig(
@@ -87,6 +99,7 @@ class SipConnection:
         self._ua.notify_handler = self._on_notify
         self._ua.on_connection_lost = self._connection_lost
         self._people: dict[str, _Person] = {}
+        self._restored: set[str] = set()
         self._watched: set[str] = set()
         self._dialogs: dict[DialogKey, Subscription] = {}
         self._auth: dict[tuple[str, str], DigestSession] = {}
@@ -196,6 +209,7 @@ class SipConnection:
         if old.publication is not None and old.publication.active:
             old.publication.desired = None
             self._scheduler.spawn(_quietly(old.publication.sync()))
+            self._publications_changed()
         for subscription in old.subscriptions.values():
             self._scheduler.spawn(_quietly(subscription.unsubscribe()))
         fresh.presence, fresh.note = old.presence, old.note
@@ -238,18 +252,49 @@ class SipConnection:
             if person.publication is not None and person.publication.etag is not None
         }
 
-    def restore_publication(self, user: PbxUser, etag: str) -> None:
+    def publications(self) -> dict[str, HeldPublication]:
+        """Every unexpired publication by PBX user key: user, ETag and expiry, for the store."""
+        now = self._now()
+        return {
+            key: HeldPublication(person.user, person.publication.etag, person.held_until)
+            for key, person in self._people.items()
+            if person.publication is not None
+            and person.publication.etag is not None
+            and person.held_until is not None
+            and person.held_until > now
+        }
+
+    def restore_publication(
+        self, user: PbxUser, etag: str, expires_at: datetime | None = None
+    ) -> None:
         """Take over a publication made before a restart (its ETag from the store).
 
         The next set_presence for `user` then modifies or removes that publication
         instead of creating a second one next to it (RFC 3903 §4.4; the server would
-        show both until the old one expires). A stale ETag just gets 412 → fresh PUBLISH.
+        show both until the old one expires). A stale ETag just gets 412 → fresh PUBLISH,
+        and so does one the server refuses in any other way. `expires_at` is when the
+        server drops it (default: `publish_expires` from now).
         """
         person = self._person(user)
         publication = self._publication(person)
         publication.etag = etag
+        publication.adopted = True
         publication.published = None
+        person.held_until = expires_at or self._now() + timedelta(
+            seconds=self.options.publish_expires
+        )
+        self._restored.add(user.key)
         self._desire(person)
+
+    async def settle_restored(self) -> None:
+        """Withdraw the taken-over publications that no set_presence has claimed since.
+
+        For a person who is online after the restart nobody calls set_presence, so the
+        old publication (an old dnd, say) would show until it expires.
+        """
+        keys, self._restored = self._restored, set()
+        people = [self._people[key] for key in keys if key in self._people]
+        await asyncio.gather(*(self._publish(person, Mode.SYNC) for person in people))
 
     async def set_presence(self, user: PbxUser, presence: PbxPresence, note: str) -> None:
         """Publish `presence` for `user` (online removes it); UnaddressableUser if no address.
@@ -259,6 +304,7 @@ class SipConnection:
         """
         person = self._person(user)
         person.presence, person.note = presence, note
+        self._restored.discard(user.key)
         self._desire(person)
         await self._publish(person, Mode.SYNC)
 
@@ -267,7 +313,15 @@ class SipConnection:
         if publication is None or self._health.up is False:
             return
         key = ("publish", person.user.key)
+        before = (publication.etag, publication.grants)
         outcome = await publication.sync(mode)
+        if (publication.etag, publication.grants) != before:
+            person.held_until = (
+                None
+                if publication.etag is None
+                else self._now() + timedelta(seconds=publication.granted)
+            )
+            self._publications_changed()
 
         async def retry() -> None:
             await self._publish(person, Mode.SYNC)
@@ -276,6 +330,10 @@ class SipConnection:
             await self._publish(person, Mode.REFRESH)
 
         self._after(key, outcome, retry, refresh)
+
+    def _publications_changed(self) -> None:
+        if self.on_publications_changed is not None:
+            self.on_publications_changed()
 
     def _after(
         self,

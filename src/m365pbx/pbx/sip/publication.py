@@ -7,6 +7,8 @@ so a Publication always modifies, refreshes and removes through `SIP-If-Match`:
 - refresh before expiry: SIP-If-Match, no body; the ETag changes on every refresh;
 - modify: SIP-If-Match + new body; remove: SIP-If-Match + Expires: 0;
 - 412 (server lost or expired our ETag): drop the ETag, publish the full body afresh;
+- an adopted ETag (taken over from before a restart) that the server refuses in any way
+  is dropped the same way;
 - 423: retry with the server's Min-Expires.
 """
 
@@ -63,6 +65,8 @@ class Publication:
         self.published: bytes | None = None
         self.etag: str | None = None
         self.granted = 0
+        self.grants = 0  # 2xx answers so far: each one starts the granted interval anew
+        self.adopted = False  # the ETag comes from an earlier run, not from an answer yet
         self._lock = asyncio.Lock()
 
     @property
@@ -94,21 +98,29 @@ class Publication:
             limit=self.limit,
         )
         if response.is_success:
+            self.grants += 1
+            self.adopted = False
             self.etag = response.headers.get("sip-etag") or None
             granted = parse_expires(response.headers.get("expires"))
             requested = parse_expires(dict(extra).get("Expires"))
             self.granted = granted if granted is not None else (requested or 0)
         return response
 
+    def _forget(self) -> None:
+        """The server holds no publication of ours (any more): start afresh next time."""
+        self.etag = None
+        self.adopted = False
+        self.published = None
+
     async def _remove(self) -> Outcome:
         if self.etag is None:
             self.published = None
             return ok()
         response = await self._send([("Expires", "0")])
-        if response.is_success or response.status == 412:
-            # 412: the server no longer has it, which is what we want.
-            self.etag = None
-            self.published = None
+        if response.is_success or response.status == 412 or self.adopted:
+            # 412: the server no longer has it, which is what we want. An adopted ETag
+            # it refuses otherwise is one it never made or cannot read: nothing to remove.
+            self._forget()
             return ok()
         return from_response(response, f"PUBLISH {self.presentity} (remove)")
 
@@ -134,8 +146,13 @@ class Publication:
                 return ok(self.granted)
             if response.status == 412 and not fresh_tried:
                 fresh_tried = True
-                self.etag = None
-                self.published = None
+                self._forget()
+                continue
+            if self.adopted and response.status != 423 and not fresh_tried:
+                # Kamailio 5.6 answers 500, not 412, to an ETag not of its own making (a
+                # replaced server): a refused adopted ETag is as good as gone.
+                fresh_tried = True
+                self._forget()
                 continue
             if response.status == 423 and not interval_tried:
                 interval_tried = True

@@ -26,6 +26,7 @@ EXPECTED_TABLES = {
     "people",
     "presence_sessions",
     "service_accounts",
+    "sip_publications",
     "subscriptions",
     "tenants",
 }
@@ -57,10 +58,10 @@ async def test_comparison_notices_a_difference(engine: AsyncEngine) -> None:
 
 
 async def test_database_is_at_head_and_upgrade_again_is_a_no_op(database_url: str) -> None:
-    assert head_revision() == "0002"
-    assert await database_revision(database_url) == "0002"
+    assert head_revision() == "0003"
+    assert await database_revision(database_url) == "0003"
     await upgrade_database(database_url)
-    assert await database_revision(database_url) == "0002"
+    assert await database_revision(database_url) == "0003"
 
 
 async def test_upgrade_from_empty_database(empty_database_url: str) -> None:

@@ -36,6 +36,7 @@ from m365pbx.store.repositories import (
     PersonRecord,
     ReplaceReport,
     ServiceAccountSpec,
+    SipPublicationRecord,
     SyncReport,
     TenantSpec,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "ServiceAccountSpec",
     "Side",
     "SignInMethod",
+    "SipPublicationRecord",
     "Store",
     "StoreError",
     "SyncReport",

@@ -18,6 +18,7 @@ from m365pbx.store.repositories import (
     PeopleRepository,
     PresenceSessionRepository,
     ServiceAccountRepository,
+    SipPublicationRepository,
     SubscriptionRepository,
     SyncReport,
     TenantRepository,
@@ -41,6 +42,7 @@ class Repositories:
         self.subscriptions = SubscriptionRepository(session, box)
         self.presence_sessions = PresenceSessionRepository(session)
         self.last_presence = LastPresenceRepository(session)
+        self.sip_publications = SipPublicationRepository(session, box)
         self.audit = AuditRepository(session)
         self.api_clients = ApiClientRepository(session)
 

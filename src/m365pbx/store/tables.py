@@ -235,6 +235,26 @@ class LastPresence(Base):
     updated_at: Mapped[datetime] = mapped_column()
 
 
+class SipPublication(Base):
+    """A SIP publication (PUBLISH ETag) a PBX connection holds, so a restart takes it over."""
+
+    __tablename__ = "sip_publications"
+    __table_args__ = table_args(UniqueConstraint("pbx_connection_id", "pbx_key"))
+    repr_fields = ("pbx_connection_id", "pbx_key", "expires_at")
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pbx_connection_id: Mapped[int] = mapped_column(
+        ForeignKey("pbx_connections.id", ondelete="CASCADE")
+    )
+    pbx_key: Mapped[str] = mapped_column(String(255))
+    # An entity-tag has no length limit (RFC 3903 §11.3.1): a server picks it.
+    etag: Mapped[str] = mapped_column(Text)
+    # The PBX user's fields give the address, and with personal accounts a password.
+    user_fields_encrypted: Mapped[str] = mapped_column(secret_type(), info=SECRET)
+    expires_at: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
+
+
 class AuditEvent(Base):
     """One append-only audit record: who did what to which object."""
 

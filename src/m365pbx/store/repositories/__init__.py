@@ -14,6 +14,10 @@ from m365pbx.store.repositories.presence import (
     PresenceSessionRepository,
 )
 from m365pbx.store.repositories.rotation import rotate_secrets
+from m365pbx.store.repositories.sip_publications import (
+    SipPublicationRecord,
+    SipPublicationRepository,
+)
 from m365pbx.store.repositories.subscriptions import SubscriptionRepository
 from m365pbx.store.repositories.tenants import (
     CredentialRepository,
@@ -39,6 +43,8 @@ __all__ = [
     "ReplaceReport",
     "ServiceAccountRepository",
     "ServiceAccountSpec",
+    "SipPublicationRecord",
+    "SipPublicationRepository",
     "SubscriptionRepository",
     "SyncReport",
     "TenantRepository",

@@ -9,13 +9,19 @@ from m365pbx.clock import Clock
 from m365pbx.config import PbxConnection as ConnectionConfig
 from m365pbx.core.policy import LineReading, PbxReading
 from m365pbx.pbx.base import LineStateEvent, PbxConnection, PbxPresenceEvent
+from m365pbx.store import Store
 from m365pbx.sync.hub import PresenceHub
 
 log = logging.getLogger(__name__)
 
 
-def build_connection(config: ConnectionConfig, clock: Clock) -> PbxConnection | None:
-    """The PBX connection a configuration entry describes (None: kind not available yet)."""
+def build_connection(
+    config: ConnectionConfig, clock: Clock, store: Store | None = None
+) -> PbxConnection | None:
+    """The PBX connection a configuration entry describes (None: kind not available yet).
+
+    With a store, a SIP connection keeps its publications there across restarts.
+    """
     if config.kind == "api":
         from m365pbx.pbx.api.connection import ApiConnection
 
@@ -26,8 +32,12 @@ def build_connection(config: ConnectionConfig, clock: Clock) -> PbxConnection | 
         from m365pbx.pbx.sip.options import SipOptions
 
         assert isinstance(config, SipConfig)
-        return SipConnection(config.name, SipOptions.from_settings(config.settings),
-                             now=clock.now)
+        options = SipOptions.from_settings(config.settings)
+        if store is not None:
+            from m365pbx.service.publication_store import StoredSipConnection
+
+            return StoredSipConnection(config.name, options, store, clock)
+        return SipConnection(config.name, options, now=clock.now)
     log.error("PBX connection %s: kind %r is not supported yet", config.name, config.kind)
     return None
 

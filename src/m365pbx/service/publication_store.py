@@ -1,0 +1,222 @@
+"""SIP publication ETags in the store, so a restarted m365pbx takes its publications over.
+
+A presence server aggregates every live publication of a person: after a crash, a fresh
+PUBLISH would add a second publication next to the old one (whose note may win) until the
+old one expires (docs/sip.md). So each SIP connection's publications (PBX user, ETag,
+expiry) are kept in `sip_publications` (design.md rule 4):
+
+- saving: the connection says when its publications change; the saver waits `save_delay`
+  to gather a burst (refreshes come in waves) and writes only what differs from what it
+  last wrote. Every `save_every` it looks again anyway. Each refresh changes the ETag, so
+  a crash loses at most the last `save_delay`: an ETag refreshed in it gets 412 after the
+  restart and that person's old publication lives until it expires, as before;
+- restoring: at start, before the connection sends anything, the unexpired ones go to
+  `restore_publication`, so the first PUBLISH modifies the old publication (SIP-If-Match);
+  412 (the server lost it) makes the connection publish afresh. `orphan_grace` later the
+  ones nobody claimed (the person is online now) are withdrawn;
+- stopping: the connection withdraws its publications, then what the server still holds
+  (everything, when it did not answer) is saved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from m365pbx.clock import Clock
+from m365pbx.pbx.base import PbxUser
+from m365pbx.pbx.sip.addressing import UnaddressableUser
+from m365pbx.pbx.sip.connection import HeldPublication, SipConnection
+from m365pbx.pbx.sip.options import SipOptions
+from m365pbx.pbx.sip.retry import Backoff
+from m365pbx.store import SipPublicationRecord, Store
+
+log = logging.getLogger(__name__)
+
+SAVE_DELAY = 1.0
+SAVE_EVERY = 60.0
+# As long as a restored Teams session waits for its person (sync.pbx_to_teams.restore).
+ORPHAN_GRACE = 120.0
+CHUNK = 500  # publications per transaction: short write locks on SQLite
+
+
+class PublicationKeeper:
+    """Keeps one SIP connection's publications in the store and hands them back at start."""
+
+    def __init__(
+        self,
+        store: Store,
+        connection: SipConnection,
+        clock: Clock,
+        *,
+        save_delay: float = SAVE_DELAY,
+        save_every: float = SAVE_EVERY,
+        orphan_grace: float = ORPHAN_GRACE,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.store = store
+        self.connection = connection
+        self.clock = clock
+        self.save_delay = save_delay
+        self.save_every = save_every
+        self.orphan_grace = orphan_grace
+        self.backoff = backoff or Backoff()
+        self.restored = 0
+        self.writes = 0
+        self._connection_id: int | None = None
+        self._missing = False
+        # What the store holds for the connection; None: unknown (nothing loaded yet).
+        self._saved: dict[str, HeldPublication] | None = None
+        self._wake = asyncio.Event()
+
+    def changed(self) -> None:
+        """The connection's publications changed: save them soon."""
+        self._wake.set()
+
+    async def _find_connection(self) -> int | None:
+        if self._connection_id is None and not self._missing:
+            async with self.store.transaction() as tx:
+                row = await tx.pbx_connections.find(self.connection.name)
+            if row is None:
+                self._missing = True
+                log.warning(
+                    "PBX connection %s is not in the store: its SIP publications cannot be "
+                    "taken over after a restart",
+                    self.connection.name,
+                )
+                return None
+            self._connection_id = row.id
+        return self._connection_id
+
+    async def restore(self) -> int:
+        """Hand the connection its saved, unexpired publications; return how many it took."""
+        now = self.clock.now()
+        try:
+            connection_id = await self._find_connection()
+            if connection_id is None:
+                return 0
+            async with self.store.transaction() as tx:
+                await tx.sip_publications.delete_expired(connection_id, now=now)
+                records = await tx.sip_publications.load(connection_id, now=now)
+        except Exception as exc:
+            # The connection works without them: old publications just live until they expire.
+            log.warning("%s: could not load the saved SIP publications: %s",
+                        self.connection.name, exc)
+            return 0
+        saved: dict[str, HeldPublication] = {}
+        for record in records:
+            user = PbxUser(record.key, dict(record.user_fields))
+            saved[record.key] = HeldPublication(user, record.etag, record.expires_at)
+            try:
+                self.connection.restore_publication(user, record.etag, record.expires_at)
+            except UnaddressableUser as exc:
+                log.warning("%s: saved publication not taken over: %s", self.connection.name, exc)
+                continue
+            self.restored += 1
+        self._saved = saved
+        log.info("%s: took over %d saved SIP publications", self.connection.name, self.restored)
+        return self.restored
+
+    async def save(self) -> None:
+        """Write the publications that changed since the last save; forget those gone."""
+        connection_id = await self._find_connection()
+        if connection_id is None:
+            return
+        held = self.connection.publications()
+        now = self.clock.now()
+        if self._saved is None:
+            async with self.store.transaction() as tx:
+                await tx.sip_publications.delete(connection_id)
+            self._saved = {}
+        saved = self._saved
+        gone = [key for key in saved if key not in held]
+        changed = [item for key, item in held.items() if saved.get(key) != item]
+        for start in range(0, len(gone), CHUNK):
+            chunk = gone[start : start + CHUNK]
+            async with self.store.transaction() as tx:
+                await tx.sip_publications.delete(connection_id, chunk)
+            for key in chunk:
+                del saved[key]
+            self.writes += 1
+        for start in range(0, len(changed), CHUNK):
+            items = changed[start : start + CHUNK]
+            records = [
+                SipPublicationRecord(item.user.key, item.etag, item.expires_at, item.user.fields)
+                for item in items
+            ]
+            async with self.store.transaction() as tx:
+                await tx.sip_publications.save(connection_id, records, now=now)
+            saved.update((item.user.key, item) for item in items)
+            self.writes += 1
+
+    async def run(self) -> None:
+        """Save changes until cancelled; withdraw unclaimed restored ones after the grace."""
+        async with asyncio.TaskGroup() as group:
+            if self.restored:
+                group.create_task(self._settle_later())
+            group.create_task(self._save_changes())
+
+    async def _settle_later(self) -> None:
+        await self.clock.sleep(self.orphan_grace)
+        try:
+            await self.connection.settle_restored()
+        except Exception:
+            log.exception("%s: could not withdraw unclaimed publications", self.connection.name)
+
+    async def _save_changes(self) -> None:
+        failures = 0
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.save_every)
+            self._wake.clear()
+            await asyncio.sleep(self.save_delay)
+            try:
+                await self.save()
+            except Exception as exc:
+                log.warning("%s: could not save the SIP publications (trying again): %s",
+                            self.connection.name, exc)
+                await asyncio.sleep(self.backoff.delay(failures))
+                failures += 1
+                self._wake.set()
+            else:
+                failures = 0
+
+
+class StoredSipConnection(SipConnection):
+    """A SipConnection whose publications are kept in the store across restarts."""
+
+    def __init__(self, name: str, options: SipOptions, store: Store, clock: Clock) -> None:
+        super().__init__(name, options, now=clock.now)
+        self.keeper = PublicationKeeper(store, self, clock)
+        self.on_publications_changed = self.keeper.changed
+        self._keeping: asyncio.Task[None] | None = None
+        self._loaded = False
+
+    async def start(self) -> None:
+        """Take over the saved publications, then start the connection and the saver."""
+        if self._keeping is not None:
+            return
+        if not self._loaded:
+            # Before the first PUBLISH, or it would create a second publication.
+            self._loaded = True
+            await self.keeper.restore()
+        await super().start()
+        self._keeping = asyncio.get_running_loop().create_task(
+            self.keeper.run(), name=f"{self.name}: SIP publications"
+        )
+
+    async def stop(self) -> None:
+        """Stop the connection (withdrawing what it can), then save what the server holds."""
+        try:
+            await super().stop()
+        finally:
+            task, self._keeping = self._keeping, None
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                try:
+                    await self.keeper.save()
+                except Exception as exc:
+                    log.warning("%s: could not save the SIP publications at stop: %s",
+                                self.name, exc)

@@ -12,7 +12,8 @@ import logging
 import socket
 import ssl
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,8 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 
 from m365pbx.clock import Clock, SystemClock
-from m365pbx.config import Settings
+from m365pbx.config import PbxConnection as PbxConnectionSettings
+from m365pbx.config import PersonSwitches, Settings
 from m365pbx.core.credentials import SignInMethod
 from m365pbx.core.mapping import (
     DEFAULT_RULES,
@@ -29,7 +31,7 @@ from m365pbx.core.mapping import (
     apply_overlays,
     parse_mapping_overlay,
 )
-from m365pbx.core.policy import PolicyConfig
+from m365pbx.core.policy import PolicyConfig, TeamsReading
 from m365pbx.declarations import declarations_from_settings
 from m365pbx.graph.auth import (
     Authority,
@@ -38,6 +40,7 @@ from m365pbx.graph.auth import (
     TokenSource,
 )
 from m365pbx.graph.notifications import keys_from_jwks
+from m365pbx.graph.presence import get_presence
 from m365pbx.pbx.api.connection import ApiConnection
 from m365pbx.pbx.api.stored_keys import StoreApiKeyChecker
 from m365pbx.pbx.base import PbxConnection, PbxUser
@@ -101,15 +104,17 @@ class Service:
         self.store = Store.open(settings.database.url, box)
         self.connections: dict[str, PbxConnection] = {}
         for config in settings.pbx_connections:
-            connection = build_connection(config, self.clock)
+            connection = build_connection(config, self.clock, self.store)
             if connection is not None:
                 self.connections[config.name] = connection
-        self._policies: dict[str, PolicyConfig] = {}
+        self._policies: dict[tuple[str, int | None], PolicyConfig] = {}
+        self._connection_settings = {c.name: c for c in settings.pbx_connections}
         self.tenants: dict[str, TenantRuntime] = {}
         # PBX → Teams (issue 14): writes batched per tenant; sessions survive a restart.
         self.teams_sink = BatchingTeamsSink(self._writer_for, self._session_id_for, self.clock)
         self.hub = PresenceHub(self.clock, ConnectionsSink(self.connections), self.teams_sink,
-                               self._policy_for, workers=64)
+                               self._policy_for, workers=64,
+                               teams_reader=self._read_teams_presence)
         self.teams_sink.attach(self.hub)
         self.sessions = SessionPersistence(self.store, self.hub, self.clock,
                                            session_id_for=self._session_id_for)
@@ -147,29 +152,47 @@ class Service:
             raise RuntimeError(f"tenant {person.tenant!r} has no credential with presence.write")
         return writer
 
+    async def _read_teams_presence(self, person: Person) -> TeamsReading:
+        # Before writing the status message: who wrote the one Teams shows now?
+        parts = self._tenant_of(person).parts
+        reading = await get_presence(parts.app_client, person.teams_user_id)
+        teams = self.converter.convert(reading, self.clock.now().timestamp())
+        return replace(teams, direct=True)
+
     def _session_id_for(self, person: Person) -> str:
         return self._tenant_of(person).app_id
 
     def _policy_for(self, person: Person) -> PolicyConfig:
-        policy = self._policies.get(person.connection)
+        connection = self._connection_settings[person.connection]
+        switches = connection.switches_for((person.key, person.upn)) if (
+            connection.per_person) else None
+        key = (person.connection, None if switches is None else id(switches))
+        policy = self._policies.get(key)
         if policy is None:
-            connection = next(c for c in self.settings.pbx_connections
-                              if c.name == person.connection)
-            tenant = next(t for t in self.settings.tenants if t.name == connection.tenant)
-            overlays = [parse_mapping_overlay(tenant.mapping, source=f"tenant {tenant.name}"),
-                        parse_mapping_overlay(connection.mapping,
-                                              source=f"connection {connection.name}")]
-            can_write = self.tenants[tenant.name].parts.writer_client is not None
-            policy = PolicyConfig(
-                mapping=CompiledMapping(apply_overlays(DEFAULT_RULES, *overlays)),
-                push_line_state=connection.push_line_state_to_teams and can_write,
-                push_pbx_presence=connection.push_pbx_presence_to_teams and can_write,
-                only_replace_available_busy=connection.only_replace_available_busy,
-                respect_manual_teams=not connection.pbx_wins,
-                call_end_hold_down=connection.call_end_hold_down.total_seconds(),
-            )
-            self._policies[person.connection] = policy
+            policy = self._policies[key] = self._build_policy(connection, switches)
         return policy
+
+    def _build_policy(self, connection: PbxConnectionSettings,
+                      switches: PersonSwitches | None) -> PolicyConfig:
+        tenant = next(t for t in self.settings.tenants if t.name == connection.tenant)
+        overlays = [parse_mapping_overlay(tenant.mapping, source=f"tenant {tenant.name}"),
+                    parse_mapping_overlay(connection.mapping,
+                                          source=f"connection {connection.name}")]
+        can_write = self.tenants[tenant.name].parts.writer_client is not None
+
+        def switch(name: str) -> bool:
+            value = None if switches is None else getattr(switches, name)
+            return bool(getattr(connection, name) if value is None else value)
+
+        return PolicyConfig(
+            mapping=CompiledMapping(apply_overlays(DEFAULT_RULES, *overlays)),
+            push_line_state=switch("push_line_state_to_teams") and can_write,
+            push_pbx_presence=switch("push_pbx_presence_to_teams") and can_write,
+            push_pbx_note=switch("push_pbx_note_to_teams") and can_write,
+            only_replace_available_busy=switch("only_replace_available_busy"),
+            respect_manual_teams=not switch("pbx_wins"),
+            call_end_hold_down=connection.call_end_hold_down.total_seconds(),
+        )
 
     def _people_changed(self) -> None:
         everyone = [p for runtime in self.tenants.values() for p in runtime.people()]
@@ -245,7 +268,16 @@ class Service:
             }
         connections = {n: c.status().state.value for n, c in self.connections.items()}
         ok = all(t["directory"]["error"] is None for t in tenants.values())
-        return {"ok": ok, "tenants": tenants, "connections": connections}
+        return {"ok": ok, "tenants": tenants, "connections": connections,
+                "teams_writes": self._teams_writes_health()}
+
+    def _teams_writes_health(self) -> dict[str, Any]:
+        status = self.teams_sink.status()
+        since = (None if status.down_since is None
+                 else datetime.fromtimestamp(status.down_since, UTC).isoformat())
+        return {"state": "held: Graph is unavailable" if status.down else "writing",
+                "since": since, "waiting_people": status.waiting, "queued": status.queued,
+                "last_error": status.last_error}
 
     async def prepare(self) -> None:
         """Migrate the database, write the file's declared objects, build the tenants."""

@@ -26,6 +26,7 @@ from m365pbx.core.policy import (
     record_preferred_set,
     record_session_cleared,
     record_session_set,
+    record_status_written,
 )
 from m365pbx.core.presence import (
     Activity,
@@ -70,6 +71,15 @@ class World:
     # Whether Teams ever showed the person's current choice: one made while signed out
     # (Teams shows Offline) is invisible through Graph and cannot be respected.
     person_choice_seen: bool = False
+    # The Teams status message: one slot shared by the person and apps, like the preferred
+    # presence; `pbx_person_note` is the note the person set in the PBX.
+    message: str = ""
+    message_by: str | None = None
+    message_expires: float | None = None
+    pbx_person_note: str = ""
+    person_message_overwritten: bool = False
+    # Whether Teams readings carry the status message (notifications usually do not).
+    readings_carry_message: bool = True
 
     # --- what Teams shows -------------------------------------------------------------
     def sessions(self) -> list[TeamsPresence]:
@@ -77,6 +87,11 @@ class World:
         if self.our_session is not None and self.now < self.our_session_expires:
             found.append(self.our_session)
         return found
+
+    def teams_message(self) -> str:
+        if self.message_expires is not None and self.now >= self.message_expires:
+            self.message, self.message_by, self.message_expires = "", None, None
+        return self.message
 
     def teams_shows(self) -> TeamsPresence:
         if self.preferred_expires is not None and self.now >= self.preferred_expires:
@@ -93,17 +108,19 @@ class World:
         self.sequence += 1
         return self.sequence
 
-    def deliver_teams(self) -> None:
+    def deliver_teams(self, full: bool = False) -> None:
+        """A Teams reading; `full` is a direct read, which always carries the message."""
         shown = self.teams_shows()
         if self.preferred_by == "person" and shown == self.preferred:
             self.person_choice_seen = True
-        reading = TeamsReading(shown, self.now, f"{self._seq():012d}")
+        message = self.teams_message() if full or self.readings_carry_message else None
+        reading = TeamsReading(shown, self.now, f"{self._seq():012d}", message, direct=full)
         self.state, _ = observe_teams(self.state, reading, self.now, self.config)
 
     def deliver_pbx(self) -> None:
         # A PBX in which our writes and the person's settings share one field.
         shown = self.pbx_person if self.pbx_person is not PbxPresence.ONLINE else self.pbx_shown
-        reading = PbxReading(shown, self.now, sequence=self._seq())
+        reading = PbxReading(shown, self.now, self.pbx_person_note, self._seq())
         self.state, _ = observe_pbx(self.state, reading, self.now, self.config)
 
     def deliver_line(self) -> None:
@@ -143,6 +160,19 @@ class World:
                     self.state, action.presence, action.lifetime, now
                 )
                 self.writes.append(f"setUserPreferredPresence {action.presence}")
+        if plan.status is not None:
+            text = plan.status.text
+            if self.message_by == "person" and self.teams_message():
+                self.person_message_overwritten = True
+            if text:
+                self.message, self.message_by = text, "us"
+                self.message_expires = (None if plan.status.lifetime is None
+                                        else now + plan.status.lifetime)
+            else:
+                self.message, self.message_by, self.message_expires = "", None, None
+            self.state = record_status_written(self.state, text, plan.status.lifetime, now,
+                                               self.config)
+            self.writes.append(f"setStatusMessage {text!r}")
 
     def settle(self, max_rounds: int = 12) -> int:
         """Run the policy and deliver every echo until nothing is left to write."""
@@ -151,7 +181,8 @@ class World:
             if plan.empty:
                 return round_number
             self.execute(plan)
-            self.deliver_teams()
+            # The echoes of our writes; a plan that asked to read Teams gets a direct read.
+            self.deliver_teams(full=plan.read_teams)
             self.deliver_pbx()
         raise AssertionError(f"no fixpoint after {max_rounds} rounds: {self.writes[-12:]}")
 
@@ -188,12 +219,21 @@ class World:
         self.deliver_teams()
         self.settle()
 
+    def person_sets_message(self, text: str, notified: bool = True) -> None:
+        """The person types a status message; `notified`: a reading tells us (else silence)."""
+        self.message, self.message_by = text, ("person" if text else None)
+        self.message_expires = None
+        if notified:
+            self.deliver_teams()
+        self.settle()
+
     def phone(self, line: LineState) -> None:
         self.line = line
         self.deliver_line()
         self.settle()
 
-    def pbx_person_sets(self, presence: PbxPresence) -> None:
+    def pbx_person_sets(self, presence: PbxPresence, note: str = "") -> None:
         self.pbx_person = presence
+        self.pbx_person_note = note
         self.deliver_pbx()
         self.settle()

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 
 from m365pbx.core.mapping import DEFAULT_RULES, CompiledMapping
-from m365pbx.core.policy import LineReading, PolicyConfig, TeamsAction, TeamsReading
+from m365pbx.core.policy import (
+    LineReading,
+    PbxReading,
+    PolicyConfig,
+    StatusAction,
+    TeamsAction,
+    TeamsReading,
+)
 from m365pbx.core.presence import Activity, Availability, LineState, PbxPresence, TeamsPresence
 from m365pbx.pbx.base import PbxUser
 from m365pbx.sync.hub import PresenceHub, RetryLater
@@ -19,6 +27,7 @@ CONFIG = PolicyConfig(mapping=CompiledMapping(DEFAULT_RULES))
 BUSY = TeamsPresence(Availability.BUSY, Activity.BUSY)
 AWAY = TeamsPresence(Availability.AWAY, Activity.AWAY)
 DND = TeamsPresence(Availability.DO_NOT_DISTURB, Activity.DO_NOT_DISTURB)
+AVAILABLE = TeamsPresence(Availability.AVAILABLE, Activity.AVAILABLE)
 
 
 class RecordingPbx:
@@ -47,9 +56,9 @@ class RecordingPbx:
 
 class RecordingTeams:
     def __init__(self) -> None:
-        self.actions: list[tuple[str, TeamsAction]] = []
+        self.actions: list[tuple[str, TeamsAction | StatusAction]] = []
 
-    async def apply(self, person: Person, action: TeamsAction) -> None:
+    async def apply(self, person: Person, action: TeamsAction | StatusAction) -> None:
         self.actions.append((person.key, action))
 
 
@@ -138,3 +147,74 @@ async def test_unknown_users_are_counted_not_fatal(world) -> None:  # type: igno
     assert not hub.line_state("pbx", "nobody", LineReading(LineState.IDLE, 0.0, 1))
     assert hub.counters["teams_readings_for_unknown_users"] == 1
     assert hub.counters["pbx_events_for_unknown_users"] == 1
+
+
+NOTES = replace(CONFIG, push_pbx_note=True)
+
+
+async def test_the_hub_reads_teams_before_writing_a_status_message() -> None:
+    clock = VirtualClock()
+    pbx, teams = RecordingPbx(), RecordingTeams()
+    reads: list[str] = []
+    shown_message = "Parental leave"
+
+    async def reader(who: Person) -> TeamsReading:
+        reads.append(who.key)
+        return TeamsReading(AVAILABLE, clock.now().timestamp(), f"{100 + len(reads):08d}",
+                            shown_message, direct=True)
+
+    hub = PresenceHub(clock, pbx, teams, lambda _p: NOTES, workers=2, teams_reader=reader)
+    hub.set_people([person(1, "anna")])
+    task = asyncio.create_task(hub.run())
+    try:
+        now = clock.now().timestamp()
+        hub.pbx_presence("pbx", "anna", PbxReading(PbxPresence.AWAY, now, "At lunch", 1))
+        await hub.settled()
+        # Her own message stands: read, and no status write.
+        assert reads == ["anna"]
+        assert not any(isinstance(a, StatusAction) for _, a in teams.actions)
+
+        shown_message = ""
+        await clock.advance(60)
+        hub.pbx_presence("pbx", "anna", PbxReading(PbxPresence.AWAY, clock.now().timestamp(),
+                                                   "Back at 2", 2))
+        await hub.settled()
+        assert reads == ["anna", "anna"]
+        assert [a for _, a in teams.actions if isinstance(a, StatusAction)] == [
+            StatusAction("Back at 2", 7 * 86400.0)]
+        assert hub.counters["teams_reads"] == 2
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def test_a_read_back_older_than_what_the_hub_holds_does_not_loop() -> None:
+    clock = VirtualClock()
+    pbx, teams = RecordingPbx(), RecordingTeams()
+    reads = 0
+
+    async def reader(_who: Person) -> TeamsReading:
+        nonlocal reads
+        reads += 1
+        return TeamsReading(AVAILABLE, clock.now().timestamp(), "00000001", "", direct=True)
+
+    hub = PresenceHub(clock, pbx, teams, lambda _p: NOTES, workers=2, teams_reader=reader)
+    hub.set_people([person(1, "anna")])
+    task = asyncio.create_task(hub.run())
+    try:
+        hub.teams_reading("user-1", TeamsReading(AVAILABLE, clock.now().timestamp(), "00000009"))
+        hub.pbx_presence("pbx", "anna", PbxReading(PbxPresence.AWAY, clock.now().timestamp(),
+                                                   "At lunch", 1))
+        await hub.settled()
+        # Refused as stale: tried again later, not at once (the preferred write made one
+        # more look due).
+        assert reads <= 2
+        before = reads
+        await clock.advance(31)
+        await hub.settled()
+        assert before < reads <= before + 2
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+from collections.abc import Iterable
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -167,6 +168,42 @@ class ApiSettings(BaseModel):
     model_config = MODEL_CONFIG
 
 
+class PersonSwitches(BaseModel):
+    """Switches for some people of one connection; an unset switch keeps the connection's."""
+
+    model_config = MODEL_CONFIG
+
+    people: list[str] = Field(
+        min_length=1,
+        description="the people these switches are for: PBX user keys (h323 name or "
+        "extension) or Teams sign-in names (userPrincipalName)",
+    )
+    push_line_state_to_teams: bool | None = Field(
+        default=None, description="show their calls as 'In a call' in Teams"
+    )
+    push_pbx_presence_to_teams: bool | None = Field(
+        default=None, description="show away/busy/dnd they set in the PBX as their Teams status"
+    )
+    push_pbx_note_to_teams: bool | None = Field(
+        default=None, description="show their PBX note as their Teams status message"
+    )
+    only_replace_available_busy: bool | None = Field(
+        default=None, description="a call shows in Teams only while they are Available or Busy"
+    )
+    pbx_wins: bool | None = Field(
+        default=None, description="write PBX presence even over a status they chose in Teams"
+    )
+
+    @field_validator("people")
+    @classmethod
+    def _names_are_not_blank(cls, value: list[str]) -> list[str]:
+        names = [name.strip() for name in value]
+        if any(not name for name in names):
+            raise ValueError("a person is named by a PBX user key or a Teams sign-in name, "
+                             "not an empty string")
+        return names
+
+
 class _ConnectionBase(BaseModel):
     model_config = MODEL_CONFIG
 
@@ -187,9 +224,18 @@ class _ConnectionBase(BaseModel):
         default=False,
         description="write PBX presence to Teams even over a status the person chose in Teams",
     )
+    push_pbx_note_to_teams: bool = Field(
+        default=False,
+        description="show the note set in the PBX as the person's Teams status message "
+        "(never over a message they typed in Teams)",
+    )
     call_end_hold_down: Duration = Field(
         default=timedelta(seconds=1),
         description="how long the end of a call waits, so a transfer does not flap Teams",
+    )
+    per_person: list[PersonSwitches] = Field(
+        default_factory=list,
+        description="switches for some people that differ from the connection's",
     )
     matching: Matching = Field(default_factory=Matching, description="how users are matched")
     mapping: MappingDocument = Field(
@@ -200,6 +246,25 @@ class _ConnectionBase(BaseModel):
         description="the PBX's users as a CSV or JSON export (as for 'm365pbx match --pbx'), "
         "for PBXs that cannot list them (SIP); read again at every directory sync",
     )
+
+    @model_validator(mode="after")
+    def _each_person_once(self) -> _ConnectionBase:
+        seen: dict[str, int] = {}
+        for number, entry in enumerate(self.per_person, 1):
+            for name in entry.people:
+                first = seen.setdefault(name.casefold(), number)
+                if first != number:
+                    raise ValueError(f"{name!r} is named in per_person entries {first} and "
+                                     f"{number}; name each person once")
+        return self
+
+    def switches_for(self, names: Iterable[str]) -> PersonSwitches | None:
+        """The per_person entry naming any of `names` (compared without case), if any."""
+        wanted = {name.casefold() for name in names if name}
+        for entry in self.per_person:
+            if any(name.casefold() in wanted for name in entry.people):
+                return entry
+        return None
 
 
 class SipConnection(_ConnectionBase):

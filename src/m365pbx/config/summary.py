@@ -70,9 +70,12 @@ def describe(settings: Settings) -> list[str]:
         elif isinstance(connection, AsteriskConnection):
             detail = f", AMI {connection.settings.host}:{connection.settings.port}"
         push = "on" if connection.push_line_state_to_teams else "off"
+        note = "on" if connection.push_pbx_note_to_teams else "off"
+        others = (f"; other switches for {_plural(len(connection.per_person), 'group')} of "
+                  "people" if connection.per_person else "")
         lines.append(
             f"connection {connection.name}: {connection.kind} for tenant {connection.tenant}"
-            f"{detail}; line state to Teams {push}"
+            f"{detail}; line state to Teams {push}; PBX note to Teams {note}{others}"
         )
     return lines
 

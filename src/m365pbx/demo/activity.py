@@ -25,6 +25,11 @@ TEAMS_CHOICES: tuple[tuple[str, dict[str, Any]], ...] = (
     ("joins a Teams meeting", {"availability": "Busy", "activity": "InAMeeting"}),
     ("leaves the Teams meeting", {"availability": "Available", "activity": "Available"}),
 )
+# Notes people type on their phone; the demo sends them to Teams as the status message.
+_NOTES = {
+    PbxPresence.DND: ["", "Workshop until 4 pm", "Focus time"],
+    PbxPresence.AWAY: ["", "At lunch", "Back tomorrow"],
+}
 
 
 @dataclass(frozen=True)
@@ -99,10 +104,13 @@ class Activity:
 
     def _pbx_presence(self, person: Person) -> None:
         presence = self.rng.choice([PbxPresence.DND, PbxPresence.AWAY, PbxPresence.ONLINE])
+        note = "" if presence is PbxPresence.ONLINE else self.rng.choice(_NOTES[presence])
         self._sequence += 1
         self.connection.submit([PbxPresenceEvent(person.pbx_user.key, presence,
-                                                 datetime.now(UTC), sequence=self._sequence)])
-        self.say(f"{person.name} sets {presence.value} on their phone")
+                                                 datetime.now(UTC), note,
+                                                 sequence=self._sequence)])
+        told = f" with the note {note!r}" if note else ""
+        self.say(f"{person.name} sets {presence.value} on their phone{told}")
 
     def _line(self, key: str, state: LineState) -> None:
         self._sequence += 1

@@ -79,6 +79,7 @@ class DemoSetup:
             }],
             "pbx_connections": [{
                 "name": CONNECTION, "kind": "api", "tenant": "contoso",
+                "push_pbx_note_to_teams": True,
                 "matching": {"rules": ["email=mail", "cn=displayName"]},
             }],
         }

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
 from m365pbx.core.durations import iso_duration
@@ -21,14 +21,16 @@ class PresenceReading:
     user_id: str
     availability: str
     activity: str
-    status_message: str = ""
+    # None: the answer did not say (notifications and getPresencesByUserId usually omit it);
+    # "": Graph said there is none (statusMessage null or empty).
+    status_message: str | None = None
     sequence: str = ""
     out_of_office: bool = False
 
 
 def parse_presence(data: dict[str, Any]) -> PresenceReading:
     """A PresenceReading from a Graph presence object; missing fields are empty."""
-    message = ""
+    message: str | None = "" if "statusMessage" in data else None
     status = data.get("statusMessage")
     if isinstance(status, dict):
         body = status.get("message")
@@ -63,6 +65,15 @@ async def get_presences(client: GraphClient, user_ids: Sequence[str]) -> list[Pr
     return readings
 
 
+async def get_presence(client: GraphClient, user_id: str) -> PresenceReading:
+    """One person's presence read directly; no statusMessage in the answer means none is set."""
+    answer = await client.get_json(f"/v1.0/users/{user_id}/presence")
+    reading = parse_presence(answer if isinstance(answer, dict) else {})
+    if reading.status_message is None:
+        reading = replace(reading, status_message="")
+    return reading
+
+
 async def set_presence(client: GraphClient, user_id: str, *, session_id: str,
                        availability: str, activity: str, expiration: timedelta) -> None:
     """Write (or refresh) our presence session for a person."""
@@ -78,29 +89,3 @@ async def clear_presence(client: GraphClient, user_id: str, *, session_id: str) 
     """Remove our presence session for a person."""
     await client.post_json(f"/v1.0/users/{user_id}/presence/clearPresence",
                            {"sessionId": session_id})
-
-
-async def set_preferred_presence(client: GraphClient, user_id: str, *, availability: str,
-                                 activity: str, expiration: timedelta | None) -> None:
-    """Set the person's preferred presence on their behalf."""
-    body: dict[str, Any] = {"availability": availability, "activity": activity}
-    if expiration is not None:
-        body["expirationDuration"] = iso_duration(expiration)
-    await client.post_json(f"/v1.0/users/{user_id}/presence/setUserPreferredPresence", body)
-
-
-async def clear_preferred_presence(client: GraphClient, user_id: str) -> None:
-    """Remove the person's preferred presence."""
-    await client.post_json(f"/v1.0/users/{user_id}/presence/clearUserPreferredPresence", {})
-
-
-async def set_status_message(client: GraphClient, user_id: str, text: str,
-                             expires: datetime | None) -> None:
-    """Set the person's status message (empty text clears it)."""
-    message: dict[str, Any] = {"message": {"content": text, "contentType": "text"}}
-    if expires is not None:
-        message["expiryDateTime"] = {
-            "dateTime": expires.strftime("%Y-%m-%dT%H:%M:%S.0000000"), "timeZone": "UTC"
-        }
-    await client.post_json(f"/v1.0/users/{user_id}/presence/setStatusMessage",
-                           {"statusMessage": message})

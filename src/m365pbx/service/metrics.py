@@ -52,6 +52,24 @@ class ServiceCollector(Collector):
         yield rounds
         yield people
         yield throttled
+        writes = CounterMetricFamily(
+            "m365pbx_teams_writes",
+            "Teams writes (sessions, preferred presence, status message) by outcome: "
+            "written, throttled, unavailable, held_during_outage, probes, recoveries; "
+            "requests and batches are the HTTP requests that carried them",
+            labels=["kind"])
+        for kind, count in sorted(service.teams_sink.counters.items()):
+            writes.add_metric([kind], count)
+        yield writes
+        status = service.teams_sink.status()
+        down = GaugeMetricFamily("m365pbx_teams_writes_held",
+                                 "1 while Graph is unavailable and Teams writes wait")
+        down.add_metric([], 1 if status.down else 0)
+        yield down
+        waiting = GaugeMetricFamily("m365pbx_teams_writes_waiting",
+                                    "People whose Teams write waits for Graph to come back")
+        waiting.add_metric([], status.waiting)
+        yield waiting
         unknown = CounterMetricFamily("m365pbx_unknown_teams_values",
                                       "Teams values Microsoft sent that m365pbx does not know")
         unknown.add_metric([], service.converter.unknown.total)

@@ -14,8 +14,8 @@ import asyncio
 import itertools
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from m365pbx.clock import Clock
@@ -25,6 +25,7 @@ from m365pbx.core.policy import (
     PersonState,
     Plan,
     PolicyConfig,
+    StatusAction,
     TeamsAction,
     TeamsReading,
     decide,
@@ -36,8 +37,9 @@ from m365pbx.core.policy import (
     record_preferred_set,
     record_session_cleared,
     record_session_set,
+    record_status_written,
 )
-from m365pbx.core.presence import PbxPresence, TeamsPresence
+from m365pbx.core.presence import PbxPresence
 from m365pbx.sync.people import Person
 from m365pbx.sync.timers import TimerWheel
 
@@ -55,10 +57,10 @@ class PbxSink(Protocol):
 
 
 class TeamsSink(Protocol):
-    """Writes our presence session or the preferred presence in Teams."""
+    """Writes our presence session, the preferred presence or the status message in Teams."""
 
-    async def apply(self, person: Person, action: TeamsAction) -> None:
-        """Carry out one session or preferred-presence action for `person`."""
+    async def apply(self, person: Person, action: TeamsAction | StatusAction) -> None:
+        """Carry out one session, preferred-presence or status-message action for `person`."""
         ...
 
 
@@ -91,11 +93,14 @@ class PresenceHub:
         config_for: Callable[[Person], PolicyConfig],
         *,
         workers: int = 16,
+        teams_reader: Callable[[Person], Awaitable[TeamsReading]] | None = None,
     ) -> None:
         self.clock = clock
         self.pbx = pbx
         self.teams = teams
         self.config_for = config_for
+        # Reads a person's full Teams presence when the policy must know the status message.
+        self.teams_reader = teams_reader
         self.workers = workers
         self.counters: Counter[str] = Counter()
         self._slots: dict[int, _Slot] = {}
@@ -152,12 +157,12 @@ class PresenceHub:
             slot.state = state
             self._enqueue(person_id, NORMAL)
 
-    def current_teams(self, teams_user_id: str) -> TeamsPresence | None:
-        """The newest Teams presence held for a Teams user, if any."""
+    def current_teams(self, teams_user_id: str) -> TeamsReading | None:
+        """The newest Teams reading held for a Teams user, if any."""
         for pid in self._by_teams_id.get(teams_user_id.lower(), []):
             teams = self._slots[pid].state.teams
             if teams is not None:
-                return teams.presence
+                return teams
         return None
 
     def teams_user_ids(self) -> list[str]:
@@ -294,10 +299,16 @@ class PresenceHub:
         plan = decide(slot.state, now, config)
         if plan.wake_at is not None:
             self._timers.at(slot.person.id, plan.wake_at)
+        if plan.read_teams and self.teams_reader is None:
+            plan = replace(plan, read_teams=False)
         if plan.empty:
             return
         try:
-            await self._execute(slot, plan)
+            writes = replace(plan, read_teams=False)
+            if not writes.empty:
+                await self._execute(slot, writes, config)
+            if plan.read_teams:
+                await self._read_teams(slot)
             slot.failures = 0
         except RetryLater as exc:
             slot.failures += 1
@@ -311,7 +322,15 @@ class PresenceHub:
             self._timers.at(slot.person.id, self.clock.now().timestamp() + delay)
             log.exception("write failed", extra={"person": slot.person.key})
 
-    async def _execute(self, slot: _Slot, plan: Plan) -> None:
+    async def _read_teams(self, slot: _Slot) -> None:
+        assert self.teams_reader is not None
+        reading = await self.teams_reader(slot.person)
+        self.counters["teams_reads"] += 1
+        if not self.teams_reading(slot.person.teams_user_id, reading):
+            # Refused as older than what we hold: asking again at once would loop.
+            raise RetryLater(30.0, "the presence read back was older than the last reading")
+
+    async def _execute(self, slot: _Slot, plan: Plan, config: PolicyConfig) -> None:
         person = slot.person
         # Calls first: the session write is what a caller notices (issue 14).
         if plan.session is not None:
@@ -338,6 +357,12 @@ class PresenceHub:
                 slot.state = record_preferred_set(slot.state, plan.preferred.presence,
                                                   plan.preferred.lifetime, now)
             self.counters["teams_preferred_writes"] += 1
+        if plan.status is not None:
+            await self.teams.apply(person, plan.status)
+            slot.state = record_status_written(slot.state, plan.status.text,
+                                               plan.status.lifetime,
+                                               self.clock.now().timestamp(), config)
+            self.counters["teams_status_writes"] += 1
         for listener in self._listeners:
             listener(person, slot.state)
         # Recorded writes may make a new plan due (e.g. the next refresh time).

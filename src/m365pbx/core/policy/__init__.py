@@ -29,11 +29,19 @@ from m365pbx.core.policy.state import (
     PolicyConfig,
     PreferredWrite,
     SessionWrite,
+    StatusWrite,
     TeamsReading,
+)
+from m365pbx.core.policy.status import (
+    STATUS_MESSAGE_MAX,
+    StatusAction,
+    record_status_written,
+    status_text,
 )
 
 __all__ = [
     "PBX_RANK",
+    "STATUS_MESSAGE_MAX",
     "CalendarBlock",
     "LineReading",
     "PbxAction",
@@ -44,6 +52,8 @@ __all__ = [
     "PolicyConfig",
     "PreferredWrite",
     "SessionWrite",
+    "StatusAction",
+    "StatusWrite",
     "TeamsAction",
     "TeamsReading",
     "decide",
@@ -56,6 +66,8 @@ __all__ = [
     "record_preferred_set",
     "record_session_cleared",
     "record_session_set",
+    "record_status_written",
     "set_calendar",
+    "status_text",
     "teams_for_pbx",
 ]

@@ -1,8 +1,9 @@
 """Decide what to write to each side for one person, from their state and `now`.
 
-`decide` returns a Plan: at most one PBX write, one session action and one preferred
-presence action, plus `wake_at`, the earliest time the answer can change without new input
-(a hold-down ending, a session needing its refresh, a calendar event starting). A plan
+`decide` returns a Plan: at most one PBX write, one session action, one preferred
+presence action and one status-message action, plus `wake_at`, the earliest time the
+answer can change without new input (a hold-down ending, a session needing its refresh, a
+calendar event starting). A plan
 with no actions after its writes were recorded is the fixpoint: nothing bounces.
 """
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from m365pbx.core.mapping import Channel
 from m365pbx.core.policy.observe import is_echo
 from m365pbx.core.policy.state import PersonState, PolicyConfig, TeamsReading
+from m365pbx.core.policy.status import StatusAction, status_action
 from m365pbx.core.presence import (
     Availability,
     LineState,
@@ -59,11 +61,15 @@ class Plan:
     session: TeamsAction | None = None
     preferred: TeamsAction | None = None
     wake_at: float | None = None
+    status: StatusAction | None = None
+    # Read the person's Teams presence (with its status message) before deciding again.
+    read_teams: bool = False
 
     @property
     def empty(self) -> bool:
-        """Whether there is nothing to write now."""
-        return self.pbx is None and self.session is None and self.preferred is None
+        """Whether there is nothing to write (or read) now."""
+        return (self.pbx is None and self.session is None and self.preferred is None
+                and self.status is None and not self.read_teams)
 
 
 NOTHING = Plan()
@@ -97,7 +103,8 @@ def _pbx_action(
         known = True
         presence = config.mapping.to_pbx(reading.presence)
         if config.status_message_as_note and presence is not PbxPresence.ONLINE:
-            note = reading.status_message
+            message = reading.status_message
+            note = (message if message is not None else state.teams_message) or ""
         session = state.session
         if state.teams is not reading and session is not None and session.ended_at is not None:
             # The echo guard of a cleared session lapses at the end of the window.
@@ -198,7 +205,10 @@ def decide(state: PersonState, now: float, config: PolicyConfig) -> Plan:
     pbx, wake_pbx = _pbx_action(state, now, config)
     session, wake_session = _session_action(state, now, config, line, own_pbx)
     preferred, wake_preferred = _preferred_action(state, now, config, line, own_pbx)
-    wake = _earliest(_earliest(wake_pbx, wake_session), wake_preferred)
-    if pbx is None and session is None and preferred is None and wake is None:
+    status = status_action(state, now, config, line, own_pbx)
+    wake = _earliest(_earliest(wake_pbx, wake_session),
+                     _earliest(wake_preferred, status.wake_at))
+    if (pbx is None and session is None and preferred is None and status.action is None
+            and not status.needs_reading and wake is None):
         return NOTHING
-    return Plan(pbx, session, preferred, wake)
+    return Plan(pbx, session, preferred, wake, status.action, status.needs_reading)

@@ -20,6 +20,7 @@ from m365pbx.core.policy.state import (
     SessionWrite,
     TeamsReading,
 )
+from m365pbx.core.policy.status import observe_status
 from m365pbx.core.presence import Activity, Availability, PbxPresence, TeamsPresence
 
 # States a Teams client only shows when the person picked them: a preferred presence.
@@ -72,6 +73,25 @@ def observe_teams(
     """Take a Teams reading; an echo of our write is kept apart from the person's own state."""
     if not _newer_teams(state.teams, reading):
         return state, False
+    if reading.direct:
+        state = replace(state, teams_read_at=reading.at)
+    current = state.teams
+    if current is not None and reading.sequence and reading.sequence == current.sequence:
+        # The same version of the presence again (a poll answer sent before our last write
+        # can arrive after it): nothing changed, so it must not count as the person's doing.
+        if reading.status_message is None or current.status_message is not None:
+            return state, True
+        # A direct read of the same version can add the status message a notification left out.
+        state = observe_status(state, reading, now, config)
+        teams = replace(current, status_message=reading.status_message)
+        own = state.teams_own
+        if own is not None and own.sequence == reading.sequence:
+            own = replace(own, status_message=reading.status_message)
+        return replace(state, teams=teams, teams_own=own,
+                       teams_message=reading.status_message), True
+    if reading.status_message is not None:
+        state = replace(observe_status(state, reading, now, config),
+                        teams_message=reading.status_message)
     if is_echo(state, reading.presence, now, config):
         return replace(state, teams=reading), True
     overridden = state.preferred_overridden
@@ -79,6 +99,8 @@ def observe_teams(
     if (
         preferred is not None
         and preferred.active(now)
+        # A reading asked for before our write completed shows what Teams held before it.
+        and reading.at >= preferred.written_at
         and reading.presence.availability not in _NOT_A_CHOICE_AVAILABILITY
         and reading.presence.activity not in _NOT_A_CHOICE_ACTIVITY
     ):
@@ -121,12 +143,14 @@ def observe_pbx(
         return replace(state, pbx=reading), True
     own = state.pbx_own
     changed = own is None or own.presence is not reading.presence
+    new_note = own is None or own.note != reading.note
     return replace(
         state,
         pbx=reading,
         pbx_own=reading,
         # A new PBX presence is a new request: the person's old Teams choice no longer blocks it.
         preferred_overridden=state.preferred_overridden and not changed,
+        status_overridden=state.status_overridden and not new_note,
     ), True
 
 

@@ -20,7 +20,10 @@ class TeamsReading:
     at: float
     # Graph's presence.sequenceNumber is lexicographically sortable (graph.md 3.1).
     sequence: str = ""
-    status_message: str = ""
+    # None: this reading did not say (Graph often omits it); "": no status message.
+    status_message: str | None = None
+    # Read directly just now (GET presence), not a notification or a poll round.
+    direct: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +83,29 @@ class PreferredWrite:
 
 
 @dataclass(frozen=True, slots=True)
+class StatusWrite:
+    """The Teams status message we last wrote from the PBX note ("" once we cleared ours)."""
+
+    text: str
+    written_at: float
+    expires_at: float | None
+    # Teams has shown this text back to us: from now on, a different message is the person's.
+    confirmed: bool = False
+    # Texts we wrote before, with when: their notifications may still be on their way.
+    earlier: tuple[tuple[str, float], ...] = ()
+
+    def active(self, now: float) -> bool:
+        """Whether our message is still in force at `now`."""
+        return bool(self.text) and (self.expires_at is None or now < self.expires_at)
+
+    def wrote(self, text: str, now: float, window: float) -> bool:
+        """Whether `text` is one of ours: the current text or an earlier one still echoing."""
+        if text == self.text:
+            return True
+        return any(old == text and now < at + window for old, at in self.earlier)
+
+
+@dataclass(frozen=True, slots=True)
 class PbxWrite:
     """What we last wrote to the PBX for this person."""
 
@@ -95,6 +121,10 @@ class PersonState:
     teams: TeamsReading | None = None
     # The newest Teams reading that was not an echo of our own writes when it arrived.
     teams_own: TeamsReading | None = None
+    # The status message as last known (readings that leave it out do not change it).
+    teams_message: str | None = None
+    # When we last read the person's presence directly (before writing their status message).
+    teams_read_at: float | None = None
     pbx: PbxReading | None = None
     # The newest PBX reading that was not an echo of what we wrote to the PBX.
     pbx_own: PbxReading | None = None
@@ -109,6 +139,9 @@ class PersonState:
     # kept while Teams shows nothing that would reveal it was cleared (e.g. Offline).
     person_choice: TeamsPresence | None = None
     wrote_pbx: PbxWrite | None = None
+    # Our status message in Teams (from the PBX note), and whether the person replaced it.
+    status: StatusWrite | None = None
+    status_overridden: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,3 +163,10 @@ class PolicyConfig:
     status_message_as_note: bool = True
     calendar_subject_as_note: bool = True
     default_session_lifetime: float = 900.0
+    # The PBX note as the Teams status message (mapping.md: "where enabled"; off by default).
+    push_pbx_note: bool = False
+    # How long a note lasts when its PBX presence has no preferred-presence lifetime.
+    status_message_lifetime: float = 86400.0
+    # A status message is written only right after reading what Teams shows: the person
+    # may have typed their own since the last notification or poll.
+    status_read_fresh: float = 5.0

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from m365pbx.core.durations import iso_duration
 from m365pbx.core.mapping import Channel
-from m365pbx.core.policy import TeamsAction
+from m365pbx.core.policy import StatusAction, TeamsAction
 from m365pbx.graph.errors import GraphError, NotFound, graph_error
 
 MAX_BATCH = 20
@@ -38,8 +38,22 @@ class TeamsRequest:
                 "body": self.body}
 
 
-def request_for(user_id: str, session_id: str, action: TeamsAction) -> TeamsRequest:
-    """The Graph request that carries out `action` for the Teams user `user_id`."""
+def status_request(user_id: str, action: StatusAction, now: datetime) -> TeamsRequest:
+    """setStatusMessage with the PBX note, expiring after the action's lifetime ("" clears)."""
+    status: dict[str, Any] = {"message": {"content": action.text, "contentType": "text"}}
+    if action.text and action.lifetime:
+        expires = (now + timedelta(seconds=action.lifetime)).astimezone(UTC)
+        # graph.md 3.1: dateTimeTimeZone carries no offset inside dateTime.
+        status["expiryDateTime"] = {"dateTime": expires.strftime("%Y-%m-%dT%H:%M:%S.0000000"),
+                                    "timeZone": "UTC"}
+    return TeamsRequest(f"/users/{user_id}/presence/setStatusMessage", {"statusMessage": status})
+
+
+def request_for(user_id: str, session_id: str, action: TeamsAction | StatusAction,
+                now: datetime) -> TeamsRequest:
+    """The Graph request that carries out `action` for the Teams user `user_id` at `now`."""
+    if isinstance(action, StatusAction):
+        return status_request(user_id, action, now)
     base = f"/users/{user_id}/presence"
     presence = action.presence
     if action.channel is Channel.SESSION:

@@ -23,7 +23,7 @@ from typing import Protocol
 
 from m365pbx.clock import Clock
 from m365pbx.core.mapping import Channel
-from m365pbx.core.policy import TeamsAction
+from m365pbx.core.policy import StatusAction, TeamsAction
 from m365pbx.graph.client import GraphClient
 from m365pbx.graph.errors import NotFound, Throttled, Unavailable
 from m365pbx.sync.hub import RetryLater
@@ -39,6 +39,18 @@ class Pokeable(Protocol):
     def poke(self, person_id: int) -> None:
         """Look at a person again."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class SinkStatus:
+    """How Teams writes are going, for /healthz and /metrics."""
+
+    down: bool
+    # People whose writes wait for Graph to come back.
+    waiting: int
+    queued: int
+    down_since: float | None
+    last_error: str | None
 
 
 @dataclass(eq=False)
@@ -63,6 +75,7 @@ class _Lane:
     probe_delay: float = 0.0
     deferred: set[int] = field(default_factory=set)
     prober: asyncio.Task[None] | None = None
+    down_since: float | None = None
 
     def pending(self) -> int:
         return len(self.urgent) + len(self.normal)
@@ -104,6 +117,7 @@ class BatchingTeamsSink:
         self._hub: Pokeable | None = None
         self._lanes: dict[int, _Lane] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._last_error: str | None = None
 
     def attach(self, hub: Pokeable) -> None:
         """Let the sink ask the hub to look again at people after an outage."""
@@ -113,7 +127,19 @@ class BatchingTeamsSink:
         """Whether any Graph client is in an outage right now."""
         return any(lane.down for lane in self._lanes.values())
 
-    async def apply(self, person: Person, action: TeamsAction) -> None:
+    def status(self) -> SinkStatus:
+        """Outage state, people waiting and writes queued, across all Graph clients."""
+        lanes = list(self._lanes.values())
+        since = [lane.down_since for lane in lanes if lane.down and lane.down_since is not None]
+        return SinkStatus(
+            down=any(lane.down for lane in lanes),
+            waiting=sum(len(lane.deferred) for lane in lanes),
+            queued=sum(lane.pending() for lane in lanes),
+            down_since=min(since) if since else None,
+            last_error=self._last_error,
+        )
+
+    async def apply(self, person: Person, action: TeamsAction | StatusAction) -> None:
         """Carry out one action; throttling and outages become RetryLater."""
         client = self.client_for(person)
         lane = self._lanes.get(id(client))
@@ -126,9 +152,11 @@ class BatchingTeamsSink:
                 raise RetryLater(self._hold(), "Graph is unavailable; written once it is back")
             lane.allow_probe = False
             self.counters["probes"] += 1
-        request = request_for(person.teams_user_id, self.session_id_for(person), action)
+        request = request_for(person.teams_user_id, self.session_id_for(person), action,
+                              self.clock.now())
         item = _Item(person, request, asyncio.get_running_loop().create_future())
-        (lane.urgent if action.channel is Channel.SESSION else lane.normal).append(item)
+        urgent = isinstance(action, TeamsAction) and action.channel is Channel.SESSION
+        (lane.urgent if urgent else lane.normal).append(item)
         self._kick(lane)
         await item.future
 
@@ -222,6 +250,7 @@ class BatchingTeamsSink:
             result = RetryLater(error.retry_after, error.describe())
         elif isinstance(error, Unavailable):
             self.counters["unavailable"] += 1
+            self._last_error = error.describe()
             self._went_down(lane)
             lane.deferred.add(item.person.id)
             result = RetryLater(self._hold(), error.describe())
@@ -237,6 +266,7 @@ class BatchingTeamsSink:
             log.warning("Graph is unavailable: holding Teams writes, probing every %.0f s "
                         "at most", self.probe_max)
             lane.down = True
+            lane.down_since = now
             lane.probe_delay = self.probe_min
         lane.allow_probe = False
         lane.probe_at = now + lane.probe_delay
@@ -251,6 +281,7 @@ class BatchingTeamsSink:
                         len(lane.deferred))
             self.counters["recoveries"] += 1
         lane.down = False
+        lane.down_since = None
         lane.allow_probe = False
         lane.probe_delay = self.probe_min
         waited, lane.deferred = sorted(lane.deferred), set()

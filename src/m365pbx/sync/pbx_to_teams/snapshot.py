@@ -17,6 +17,7 @@ from m365pbx.core.policy import (
     PersonState,
     PreferredWrite,
     SessionWrite,
+    StatusWrite,
     TeamsReading,
 )
 from m365pbx.core.presence import (
@@ -40,6 +41,8 @@ class Snapshot:
     line: LineReading | None = None
     line_since: float = 0.0
     pbx_own: PbxReading | None = None
+    status: StatusWrite | None = None
+    status_overridden: bool = False
 
     @property
     def in_call(self) -> bool:
@@ -52,8 +55,12 @@ def snapshot_of(state: PersonState, now: float) -> Snapshot:
     session = state.session if state.session is not None and state.session.active(now) else None
     preferred = (state.preferred if state.preferred is not None and state.preferred.active(now)
                  else None)
+    status = state.status if state.status is not None and state.status.active(now) else None
+    if status is not None:
+        status = replace(status, earlier=())
     return Snapshot(session, preferred, state.preferred_overridden, state.person_choice,
-                    state.teams_own, state.line, state.line_since, state.pbx_own)
+                    state.teams_own, state.line, state.line_since, state.pbx_own, status,
+                    state.status_overridden)
 
 
 def merge(current: PersonState, saved: Snapshot) -> PersonState:
@@ -77,6 +84,8 @@ def merge(current: PersonState, saved: Snapshot) -> PersonState:
                         person_choice=saved.person_choice)
     if state.preferred is None and saved.preferred is not None and not state.preferred_overridden:
         state = replace(state, preferred=saved.preferred)
+    if state.status is None and not state.status_overridden:
+        state = replace(state, status=saved.status, status_overridden=saved.status_overridden)
     return state
 
 
@@ -117,12 +126,29 @@ def teams_seen_values(saved: Snapshot) -> dict[str, Any]:
 
 
 def teams_written_values(saved: Snapshot) -> dict[str, Any]:
-    """Our preferred presence and whose choice the preferred presence holds."""
+    """Our preferred presence and status message, and whose choice Teams holds in each."""
     preferred = None if saved.preferred is None else {
         **(_presence(saved.preferred.presence) or {}), "written_at": saved.preferred.written_at,
         "expires_at": saved.preferred.expires_at}
+    status = None if saved.status is None else {
+        "text": saved.status.text, "written_at": saved.status.written_at,
+        "expires_at": saved.status.expires_at, "confirmed": saved.status.confirmed}
     return {"preferred": preferred, "overridden": saved.preferred_overridden,
-            "person_choice": _presence(saved.person_choice)}
+            "person_choice": _presence(saved.person_choice), "status": status,
+            "status_overridden": saved.status_overridden}
+
+
+def _status(value: Any) -> StatusWrite | None:
+    if not isinstance(value, dict) or not isinstance(value.get("text"), str):
+        return None
+    expires = value.get("expires_at")
+    return StatusWrite(value["text"], _number(value.get("written_at")),
+                       float(expires) if isinstance(expires, int | float) else None,
+                       bool(value.get("confirmed", False)))
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _number(value: Any, default: float = 0.0) -> float:
@@ -158,7 +184,7 @@ def snapshot_from_values(
     seen = _read_presence(raw_teams)
     if seen is not None and isinstance(raw_teams, dict):
         teams_own = TeamsReading(seen, _number(raw_teams.get("at")),
-                                 status_message=str(raw_teams.get("status_message") or ""))
+                                 status_message=_text(raw_teams.get("status_message")))
     written = teams_written or {}
     preferred = None
     raw_preferred = written.get("preferred")
@@ -172,4 +198,6 @@ def snapshot_from_values(
         preferred_overridden=bool(written.get("overridden", False)),
         person_choice=_read_presence(written.get("person_choice")),
         teams_own=teams_own, line=line, line_since=since or 0.0, pbx_own=pbx_own,
+        status=_status(written.get("status")),
+        status_overridden=bool(written.get("status_overridden", False)),
     )

@@ -97,30 +97,38 @@ class PresencePoller:
         ids = list(self.user_ids())
         if not ids:
             return 0
+        asked = self.clock.now().timestamp()
         readings = await get_presences(self.client, ids)
         self.rounds += 1
-        return self.feed(readings, repairing=self.reconciling)
+        return self.feed(readings, repairing=self.reconciling, asked_at=asked)
 
     async def poll_uncovered(self) -> int:
         """One round over the people without flowing notifications (not a reconciliation)."""
         ids = list(self.uncovered()) if self.uncovered is not None else []
         if not ids:
             return 0
+        asked = self.clock.now().timestamp()
         readings = await get_presences(self.client, ids)
         self.uncovered_rounds += 1
-        return self.feed(readings)
+        return self.feed(readings, asked_at=asked)
 
-    def feed(self, readings: Sequence[PresenceReading], *, repairing: bool = False) -> int:
+    def feed(self, readings: Sequence[PresenceReading], *, repairing: bool = False,
+             asked_at: float | None = None) -> int:
         """Hand readings to the hub; count those that differ from what it held.
 
         With `repairing`, a difference is a notification that never came (a repair).
+        Readings are stamped with `asked_at`, when the request went out: what they show
+        may predate a write of ours that completed while the answer was on its way.
         """
-        now = self.clock.now().timestamp()
+        now = self.clock.now().timestamp() if asked_at is None else asked_at
         changed = 0
         for reading in readings:
             converted = self.converter.convert(reading, now)
             before = self.hub.current_teams(reading.user_id)
-            if before is not None and before == converted.presence:
+            if before is not None and before.presence == converted.presence and (
+                converted.status_message is None
+                or before.status_message == converted.status_message
+            ):
                 continue
             if self.hub.teams_reading(reading.user_id, converted):
                 changed += 1

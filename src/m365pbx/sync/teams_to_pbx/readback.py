@@ -43,8 +43,9 @@ class ReadBack:
                 self._wake.set()
             try:
                 self.requests += 1
+                asked = self.clock.now().timestamp()
                 readings = await self._read(ids)
-                self.poller.feed(readings)
+                self.poller.feed(readings, asked_at=asked)
             except Throttled as exc:
                 self.want(ids)
                 await self.clock.sleep(exc.retry_after)

@@ -152,6 +152,7 @@ def test_switching_notes_off_clears_only_our_message() -> None:
 
 def test_notes_are_made_fit_for_teams() -> None:
     assert status_text("  In the\nlab   today ") == "In the lab today"
+    assert status_text("Do not disturb") == status_text(" away ") == ""  # phones' defaults
     long = status_text("x" * 400)
     assert len(long) == STATUS_MESSAGE_MAX and long.endswith("…")
 

@@ -20,6 +20,12 @@ from m365pbx.core.presence import LineState, PbxPresence
 
 # Teams refuses longer status messages (the Teams client's limit; m365sim enforces it).
 STATUS_MESSAGE_MAX = 280
+# Phones fill the PIDF note with the presence's own name (mapping.md's SIP table: "Away",
+# "Do not disturb", ...); as a Teams status message that says nothing the status does not.
+_PRESENCE_NAMES = frozenset({
+    "online", "available", "offline", "away", "busy", "dnd", "do not disturb",
+    "on the phone", "on-the-phone", "in a call", "meeting", "in a meeting",
+})
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,8 +37,10 @@ class StatusAction:
 
 
 def status_text(note: str) -> str:
-    """The PBX note as Teams accepts it: trimmed, one line of spaces, at most 280 characters."""
+    """The note fit for Teams: one line, at most 280 characters, "" if it names the presence."""
     text = " ".join(note.split())
+    if text.casefold() in _PRESENCE_NAMES:
+        return ""
     if len(text) > STATUS_MESSAGE_MAX:
         text = text[: STATUS_MESSAGE_MAX - 1].rstrip() + "…"
     return text

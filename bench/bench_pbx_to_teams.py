@@ -10,7 +10,12 @@ one request carrying several writes).
    of the line-state event to the moment m365pbx's HTTP client sends the setPresence for
    that person (or the `$batch` carrying it). The calls end again (cleared 1 s later,
    the hold-down), and `requests_per_call` counts the Graph requests each call cost.
-2. `per_hour`: on a virtual clock, `--calls` people are on the phone for two hours (their
+2. `note_latency`: with `push_pbx_note_to_teams`, people set "away" with a note on their
+   phones one after another; each sample is the time from the event to the setStatusMessage
+   leaving m365pbx (after the direct presence read that precedes every status write);
+   `requests_per_note` counts every Graph request the change cost (read, preferred
+   presence, status message).
+3. `per_hour`: on a virtual clock, `--calls` people are on the phone for two hours (their
    calls started spread over the first 14 minutes, as calls do); the second hour's
    presence writes and HTTP requests are counted (15-minute sessions refreshed a minute
    before they lapse).
@@ -18,6 +23,8 @@ one request carrying several writes).
 Prints one JSON line per result:
 {"bench": "pbx_to_teams_latency", "calls", "interval_ms", "p50_ms", "p90_ms", "p99_ms",
  "max_ms", "writes_per_call", "requests_per_call"}
+{"bench": "pbx_note_to_teams_latency", "notes", "interval_ms", "p50_ms", "p99_ms", "max_ms",
+ "requests_per_note"}
 {"bench": "pbx_to_teams_per_hour", "concurrent_calls", "still_in_a_call",
  "writes_per_hour", "requests_per_hour", "writes_per_call_hour"}
 Run: .venv/bin/python bench/bench_pbx_to_teams.py [--people 200] [--rounds 3]
@@ -49,9 +56,9 @@ import yaml
 from m365pbx.app import Service, ServiceOptions
 from m365pbx.clock import Clock, SystemClock
 from m365pbx.config import load_config
-from m365pbx.core.presence import LineState
+from m365pbx.core.presence import LineState, PbxPresence
 from m365pbx.pbx.api.connection import ApiConnection
-from m365pbx.pbx.base import LineStateEvent, PbxUser
+from m365pbx.pbx.base import LineStateEvent, PbxPresenceEvent, PbxUser
 from m365pbx.store import load_secret_box
 from m365sim.clock import VirtualClock
 from m365sim.directory.generate import generate_users
@@ -63,7 +70,8 @@ from m365sim.simulator import SimSettings, Simulator
 TENANT = "9188040d-6c67-4c5b-b112-36a304b66dad"
 APP = "6731de76-14a6-49ae-97bc-6eba6914391e"
 SECRET = "bench~secret~value"
-WRITES = ("/presence/setPresence", "/presence/clearPresence")
+WRITES = ("/presence/setPresence", "/presence/clearPresence", "/presence/setStatusMessage",
+          "/presence/setUserPreferredPresence", "/presence/clearUserPreferredPresence")
 
 
 def make_sim(people: int, clock: VirtualClock | None) -> tuple[Simulator, list[User]]:
@@ -115,8 +123,8 @@ class Sent:
 
 
 @contextlib.asynccontextmanager
-async def service_for(server: RunningServer, tmp: Path, users: list[User],
-                      clock: Clock) -> AsyncIterator[tuple[Service, ApiConnection, Sent]]:
+async def service_for(server: RunningServer, tmp: Path, users: list[User], clock: Clock,
+                      **switches: Any) -> AsyncIterator[tuple[Service, ApiConnection, Sent]]:
     """m365pbx running against the simulator, people matched, requests recorded."""
     data: dict[str, Any] = {
         "database": {"url": f"sqlite+aiosqlite:///{tmp / 'state.db'}"},
@@ -129,7 +137,7 @@ async def service_for(server: RunningServer, tmp: Path, users: list[User],
             "name": "graph", "client_id": APP, "client_secret": SECRET,
             "permissions": ["presence.read", "presence.write", "users.read"]}]}],
         "pbx_connections": [{"name": "pbx", "kind": "api", "tenant": "contoso",
-                             "matching": {"rules": ["h323=mailNickname"]}}],
+                             "matching": {"rules": ["h323=mailNickname"]}, **switches}],
     }
     (tmp / "m365pbx.yaml").write_text(yaml.safe_dump(data))
     settings = load_config(tmp / "m365pbx.yaml", environ={})
@@ -212,6 +220,39 @@ async def latency(people: int, rounds: int, interval: float) -> dict[str, Any]:
             "requests_per_call": round(requests / (people * rounds), 3)}
 
 
+async def note_latency(people: int, interval: float) -> dict[str, Any]:
+    """PBX presence with a note → setStatusMessage sent (after the read that must precede it)."""
+    sim, users = make_sim(people, None)
+    clock = SystemClock()
+    samples: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="bench-p2t-note-") as directory:
+        tmp = Path(directory)
+        async with run_server(sim, cert_dir=tmp / "tls") as server, \
+                service_for(server, tmp, users, clock, push_pbx_note_to_teams=True) as (
+                    _service, pbx, sent):
+            seen = len(sent.requests)
+            submitted: dict[str, float] = {}
+            for number, user in enumerate(users):
+                submitted[user.id] = time.perf_counter()
+                pbx.submit([PbxPresenceEvent(user.mail_nickname or "", PbxPresence.AWAY,
+                                             clock.now(), f"At lunch until {number % 12 + 1}",
+                                             1)])
+                await asyncio.sleep(interval)
+            await until(functools.partial(sent.reached, seen, "setStatusMessage", people),
+                        clock, "every setStatusMessage")
+            for stamp, _, carried in sent.requests[seen:]:
+                for path in carried:
+                    user_id = path.split("/users/")[1].split("/")[0]
+                    if path.endswith("setStatusMessage") and user_id in submitted:
+                        samples.append(stamp - submitted.pop(user_id))
+            requests = len(sent.requests) - seen
+    ms = [value * 1000 for value in samples]
+    return {"bench": "pbx_note_to_teams_latency", "notes": len(ms),
+            "interval_ms": interval * 1000, "p50_ms": round(statistics.median(ms), 3),
+            "p99_ms": round(percentile(ms, 0.99), 3), "max_ms": round(max(ms), 3),
+            "requests_per_note": round(requests / people, 3)}
+
+
 async def per_hour(calls: int) -> dict[str, Any]:
     """Writes and requests in the second hour of `calls` concurrent calls (virtual clock)."""
     clock = VirtualClock()
@@ -246,8 +287,9 @@ async def per_hour(calls: int) -> dict[str, Any]:
 
 
 async def main(args: argparse.Namespace) -> None:
-    """Run both measurements; one JSON line each."""
+    """Run the three measurements; one JSON line each."""
     print(json.dumps(await latency(args.people, args.rounds, args.interval)), flush=True)
+    print(json.dumps(await note_latency(args.people, args.interval)), flush=True)
     print(json.dumps(await per_hour(args.calls)), flush=True)
 
 

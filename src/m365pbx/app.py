@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import socket
 import ssl
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -65,6 +64,7 @@ from m365pbx.sync.teams_to_pbx.readings import ReadingConverter
 from m365pbx.sync.teams_to_pbx.receiver import KnownSubscription, NotificationReceiver
 from m365pbx.web.app import create_web_app
 from m365pbx.web.graph_webhook import webhook_router
+from m365pbx.web.listen import listening_socket
 
 log = logging.getLogger(__name__)
 
@@ -386,15 +386,7 @@ class Service:
 
     async def _serve(self) -> None:
         listen = self.settings.listen
-        family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((listen.host, listen.port))
-        except OSError as exc:
-            sock.close()
-            raise OSError(exc.errno, f"cannot listen on {listen.host} port {listen.port}: "
-                                     f"{exc.strerror}") from exc
+        sock = listening_socket(listen.host, listen.port)
         config = uvicorn.Config(self.web_app(), host=listen.host, port=listen.port,
                                 log_level="warning", access_log=False, lifespan="off",
                                 timeout_graceful_shutdown=2)

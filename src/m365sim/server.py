@@ -54,9 +54,13 @@ def _client_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A bound TCP socket for host:port, with Nagle off on the connections it accepts."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # asyncio sets TCP_NODELAY on accepted sockets only when their proto is IPPROTO_TCP
+    # (base_events._set_nodelay); with proto 0 Nagle held each JSON body back until
+    # the client's delayed ACK, about 40 ms per answer.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -103,7 +107,7 @@ async def run_server(
         files = ensure_certificates(cert_dir, [host])
         ssl_files = {"ssl_certfile": str(files.cert_file), "ssl_keyfile": str(files.key_file)}
         ca_file = files.ca_file
-    sock = _bind(host, port)
+    sock = listening_socket(host, port)
     bound_port = int(sock.getsockname()[1])
     url = f"{'https' if tls else 'http'}://{_client_host(host)}:{bound_port}"
     sim.set_base_url(url)

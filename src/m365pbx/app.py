@@ -41,8 +41,8 @@ from m365pbx.graph.auth import (
 from m365pbx.graph.notifications import keys_from_jwks
 from m365pbx.graph.presence import get_presence
 from m365pbx.pbx.api.connection import ApiConnection
-from m365pbx.pbx.api.stored_keys import StoreApiKeyChecker
 from m365pbx.pbx.base import PbxConnection, PbxUser
+from m365pbx.service.api_keys import StoreApiKeyChecker
 from m365pbx.service.certificates import CertificateKeeper
 from m365pbx.service.connections import build_connection, pump_events
 from m365pbx.service.metrics import ServiceCollector

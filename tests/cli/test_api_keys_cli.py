@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from m365pbx.cli.app import app
 from m365pbx.pbx.api.keys import KEY_PREFIX, InsufficientScope, InvalidApiKey, Scope, key_id_of
-from m365pbx.pbx.api.stored_keys import StoreApiKeyChecker
+from m365pbx.service.api_keys import StoreApiKeyChecker
 from m365pbx.store import Store, load_secret_box
 
 CONFIG = """

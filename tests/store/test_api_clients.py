@@ -21,7 +21,7 @@ from m365pbx.pbx.api.keys import (
     hash_key,
     key_id_of,
 )
-from m365pbx.pbx.api.stored_keys import (
+from m365pbx.service.api_keys import (
     StoreApiKeyChecker,
     create_api_client,
     revoke_api_client,

@@ -16,7 +16,7 @@ from m365pbx.config import load_config
 from m365pbx.config.fields import check_slug
 from m365pbx.errors import UserInputError
 from m365pbx.pbx.api.keys import Scope, parse_scopes
-from m365pbx.pbx.api.stored_keys import create_api_client, revoke_api_client
+from m365pbx.service.api_keys import create_api_client, revoke_api_client
 from m365pbx.store import Repositories
 from m365pbx.store.tables import ApiClient
 

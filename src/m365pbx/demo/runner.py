@@ -23,8 +23,8 @@ from m365pbx.demo.simulator_process import simulator
 from m365pbx.graph.users import list_users
 from m365pbx.pbx.api.connection import ApiConnection, ShownPresence
 from m365pbx.pbx.api.keys import Scope
-from m365pbx.pbx.api.stored_keys import create_api_client
 from m365pbx.pbx.base import PbxUser
+from m365pbx.service.api_keys import create_api_client
 from m365pbx.store import load_secret_box
 
 

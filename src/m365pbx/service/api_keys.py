@@ -1,6 +1,7 @@
 """API keys kept in the store: the checker the service uses, and create/revoke for the CLI.
 
-The only module of `pbx/api` that knows the store; the routes see just `ApiKeyChecker`.
+It lives in the service layer (design rule 2: `pbx/` knows nothing of the store); the
+routes in `pbx/api` see just `ApiKeyChecker`.
 """
 
 from __future__ import annotations

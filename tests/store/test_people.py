@@ -239,3 +239,80 @@ async def test_deleting_a_connection_removes_its_people_and_their_state(store: S
     async with store.transaction() as tx:
         assert await tx.people.list_for_connection(pbx) == []
         assert await tx.presence_sessions.list_all() == []
+
+
+def many(tenant: int, count: int, name: str = "Person") -> list[PersonRecord]:
+    return [
+        PersonRecord(
+            MatchStatus.MATCHED,
+            f"{name} {n}",
+            pbx_key=f"p{n}",
+            tenant_id=tenant,
+            teams_user_id=f"u-{n}",
+            rule="cn=displayName",
+        )
+        for n in range(count)
+    ]
+
+
+async def test_a_large_directory_is_written_in_chunks_and_keeps_ids(store: Store) -> None:
+    tenant, pbx = await setup(store)
+    first = many(tenant, 1234)  # more than two statements' worth of rows
+    async with store.transaction() as tx:
+        report = await tx.people.replace_for_connection(pbx, first)
+    assert report == ReplaceReport(added=1234, updated=0, unchanged=0, removed=0)
+    async with store.transaction() as tx:
+        before = {p.pbx_key: p.id for p in await tx.people.summaries_for_connection(pbx)}
+    renamed = {f"p{n}" for n in range(0, 1234, 3)}
+    kept = [
+        PersonRecord(
+            r.status,
+            "Renamed" if r.pbx_key in renamed else r.display_name,
+            pbx_key=r.pbx_key,
+            tenant_id=r.tenant_id,
+            teams_user_id=r.teams_user_id,
+            rule=r.rule,
+        )
+        for n, r in enumerate(first)
+        if n % 5
+    ]
+    arrivals = [
+        PersonRecord(MatchStatus.UNMATCHED, f"new {n}", pbx_key=f"new{n}", reason="no Teams user")
+        for n in range(600)
+    ]
+    async with store.transaction() as tx:
+        report = await tx.people.replace_for_connection(pbx, kept + arrivals)
+    renamed_kept = sum(1 for r in kept if r.pbx_key in renamed)
+    assert report == ReplaceReport(
+        added=600, updated=renamed_kept, unchanged=len(kept) - renamed_kept, removed=247
+    )
+    async with store.transaction() as tx:
+        matched = await tx.people.summaries_for_connection(pbx, status=MatchStatus.MATCHED)
+        assert [p.id for p in matched] == sorted(p.id for p in matched)
+        assert {p.pbx_key: p.id for p in matched} == {r.pbx_key: before[r.pbx_key] for r in kept}
+        assert {p.display_name for p in matched if p.pbx_key in renamed} == {"Renamed"}
+        assert len(await tx.people.summaries_for_connection(pbx)) == len(kept) + 600
+
+
+async def test_rows_already_loaded_in_the_transaction_show_the_replace(store: Store) -> None:
+    tenant, pbx = await setup(store)
+    async with store.transaction() as tx:
+        await tx.people.replace_for_connection(pbx, directory(tenant))
+    async with store.transaction() as tx:
+        alice, bob, _ = await tx.people.list_for_connection(pbx)
+        renamed = directory(tenant)
+        renamed[0] = PersonRecord(
+            MatchStatus.MATCHED,
+            "Alice Smith",
+            pbx_key="alice",
+            tenant_id=tenant,
+            teams_user_id="u-alice",
+            rule="email",
+        )
+        del renamed[1]
+        await tx.people.replace_for_connection(pbx, renamed)
+        assert alice.display_name == "Alice Smith"
+        assert (await tx.people.get(alice.id)).display_name == "Alice Smith"
+        assert await tx.people.find_by_pbx_key(pbx, "bob") is None
+        with pytest.raises(NotFoundError):
+            await tx.people.get(bob.id)

@@ -56,10 +56,12 @@ class StorePeople:
             row = await tx.pbx_connections.find(connection)
             if row is None:
                 raise LookupError(f"PBX connection {connection!r} is not in the store")
-            records = _records(result, tenant.id, teams_users)
-            if records:
-                await tx.people.replace_for_connection(row.id, records)
-            matched = await tx.people.list_for_connection(row.id, status=MatchStatus.MATCHED)
+            # The records are an argument only, so they are freed before the read below.
+            if result.matched or result.unmatched or result.ambiguous:
+                await tx.people.replace_for_connection(
+                    row.id, _records(result, tenant.id, teams_users))
+            matched = await tx.people.summaries_for_connection(row.id,
+                                                                status=MatchStatus.MATCHED)
             return [StoredPerson(p.id, p.pbx_key or "", p.teams_user_id or "", p.display_name)
                     for p in matched if p.pbx_key and p.teams_user_id]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy.dialects import postgresql, sqlite
@@ -32,8 +34,15 @@ def assign(row: Base, name: str, value: Any) -> bool:
 
 async def flush_or_conflict(session: AsyncSession, message: str) -> None:
     """Flush; turn a uniqueness or reference violation into a ConflictError with `message`."""
-    try:
+    with conflict_as(message):
         await session.flush()
+
+
+@contextmanager
+def conflict_as(message: str) -> Iterator[None]:
+    """Turn a uniqueness or reference violation inside the block into a ConflictError."""
+    try:
+        yield
     except IntegrityError as exc:
         # The driver's text may quote column values; secrets are only ever ciphertext here.
         raise ConflictError(f"{message} ({type(exc.orig).__name__})") from None

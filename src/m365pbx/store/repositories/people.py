@@ -3,23 +3,34 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, delete, func, insert, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from m365pbx.store.enums import MatchStatus
 from m365pbx.store.errors import ConflictError, EmptyDirectoryError
-from m365pbx.store.repositories._common import assign, flush_or_conflict, get_or_raise
+from m365pbx.store.repositories._common import conflict_as, get_or_raise
 from m365pbx.store.tables import PbxConnection, Person
+
+T = TypeVar("T")
 
 Identity = tuple[str | None, int | None, str | None]
 """(pbx key, tenant id, Teams user id): a person row keeps its id only while all three hold."""
 
+# Rows per statement; also keeps `IN (...)` under SQLite's old limit of 999 parameters.
+CHUNK = 500
 
-@dataclass(frozen=True)
+_STORED = (
+    Person.id, Person.pbx_key, Person.tenant_id, Person.teams_user_id, Person.display_name,
+    Person.status, Person.rule, Person.reason, Person.candidates,
+)
+_SUMMARY = (Person.id, Person.pbx_key, Person.teams_user_id, Person.display_name)
+
+
+@dataclass(frozen=True, slots=True)
 class PersonRecord:
     """One match result as the matching step produces it."""
 
@@ -42,6 +53,15 @@ class PersonRecord:
     def identity(self) -> Identity:
         """Return what makes this the same person as a stored row."""
         return (self.pbx_key, self.tenant_id, self.teams_user_id)
+
+
+class PersonSummary(NamedTuple):
+    """A stored person's id, keys and name, without the rest of the row."""
+
+    id: int
+    pbx_key: str | None
+    teams_user_id: str | None
+    display_name: str
 
 
 @dataclass(frozen=True)
@@ -76,31 +96,53 @@ class PeopleRepository:
                 "empty list (pass allow_empty=True if the directory really is empty)"
             )
         _refuse_duplicates(people)
+        # The statements below bypass the unit of work: what it holds goes to the database first.
+        await self.session.flush()
+        # Plain rows and chunked statements instead of ORM objects: a directory of 50,000
+        # people as ORM rows took about 130 MB at once (docs/benchmarks.md, start-up).
         existing = {
-            row_identity(row): row for row in await self.list_for_connection(pbx_connection_id)
+            (row.pbx_key, row.tenant_id, row.teams_user_id): row
+            for row in await self.session.execute(
+                select(*_STORED).where(Person.pbx_connection_id == pbx_connection_id)
+            )
         }
         wanted = {record.identity: record for record in people}
-        gone = [row for key, row in existing.items() if key not in wanted]
-        for stale in gone:
-            await self.session.delete(stale)
+        gone = [row.id for key, row in existing.items() if key not in wanted]
         # Deletes first: a PBX key moving to another Teams user would collide otherwise.
-        await self.session.flush()
-        added = updated = unchanged = 0
+        for ids in _chunks(gone):
+            # ORM-enabled, so that rows this session has loaded are marked deleted too.
+            await self.session.execute(delete(Person).where(Person.id.in_(ids)))
+        changed: list[tuple[int, PersonRecord]] = []
+        new: list[PersonRecord] = []
+        unchanged = 0
         for key, record in wanted.items():
             row = existing.get(key)
             if row is None:
-                row = Person(pbx_connection_id=pbx_connection_id)
-                _copy(row, record)
-                self.session.add(row)
-                added += 1
-            elif _copy(row, record):
-                updated += 1
+                new.append(record)
+            elif any(getattr(row, name) != value for name, value in _values(record).items()):
+                changed.append((row.id, record))
             else:
                 unchanged += 1
-        await flush_or_conflict(
-            self.session, f"cannot store the people of PBX connection {pbx_connection_id}"
+        del existing
+        message = f"cannot store the people of PBX connection {pbx_connection_id}"
+        table = Person.metadata.tables[Person.__tablename__]
+        with conflict_as(message):
+            # Updates before inserts, in the order the ORM's unit of work used; the
+            # parameters are built one chunk at a time.
+            update_row = update(table).where(table.c.id == bindparam("person_id"))
+            for pairs in _chunks(changed):
+                await self.session.execute(
+                    update_row, [{"person_id": i, **_values(r)} for i, r in pairs]
+                )
+            for records in _chunks(new):
+                await self.session.execute(
+                    insert(table),
+                    [{"pbx_connection_id": pbx_connection_id, **_values(r)} for r in records],
+                )
+        await self._refresh_loaded(person_id for person_id, _ in changed)
+        return ReplaceReport(
+            added=len(new), updated=len(changed), unchanged=unchanged, removed=len(gone)
         )
-        return ReplaceReport(added=added, updated=updated, unchanged=unchanged, removed=len(gone))
 
     async def get(self, person_id: int) -> Person:
         """Return the person with this id or raise NotFoundError."""
@@ -114,6 +156,25 @@ class PeopleRepository:
         if status is not None:
             query = query.where(Person.status == status)
         return list(await self.session.scalars(query.order_by(Person.id)))
+
+    async def summaries_for_connection(
+        self, pbx_connection_id: int, *, status: MatchStatus | None = None
+    ) -> list[PersonSummary]:
+        """Return id, keys and name of the connection's people as plain rows, by id."""
+        query = select(*_SUMMARY).where(Person.pbx_connection_id == pbx_connection_id)
+        if status is not None:
+            query = query.where(Person.status == status)
+        rows = await self.session.execute(query.order_by(Person.id))
+        return [PersonSummary(*row) for row in rows]
+
+    async def _refresh_loaded(self, person_ids: Iterable[int]) -> None:
+        # Rows changed with UPDATE statements: ORM objects this session already holds would
+        # otherwise keep showing the old values.
+        for person_id in person_ids:
+            key = inspect(Person).identity_key_from_primary_key((person_id,))
+            loaded = self.session.identity_map.get(key)
+            if loaded is not None:
+                await self.session.refresh(loaded)
 
     async def find_by_pbx_key(self, pbx_connection_id: int, pbx_key: str) -> Person | None:
         """Return the person with this PBX key on this connection, or None."""
@@ -142,23 +203,22 @@ class PeopleRepository:
         return counts
 
 
-def row_identity(row: Person) -> Identity:
-    """Return what makes a stored row the same person as a record."""
-    return (row.pbx_key, row.tenant_id, row.teams_user_id)
+def _values(record: PersonRecord) -> dict[str, Any]:
+    return {
+        "pbx_key": record.pbx_key,
+        "tenant_id": record.tenant_id,
+        "teams_user_id": record.teams_user_id,
+        "display_name": record.display_name,
+        "status": record.status,
+        "rule": record.rule,
+        "reason": record.reason,
+        "candidates": [dict(candidate) for candidate in record.candidates],
+    }
 
 
-def _copy(row: Person, record: PersonRecord) -> bool:
-    changes = [
-        assign(row, "pbx_key", record.pbx_key),
-        assign(row, "tenant_id", record.tenant_id),
-        assign(row, "teams_user_id", record.teams_user_id),
-        assign(row, "display_name", record.display_name),
-        assign(row, "status", record.status),
-        assign(row, "rule", record.rule),
-        assign(row, "reason", record.reason),
-        assign(row, "candidates", [dict(candidate) for candidate in record.candidates]),
-    ]
-    return any(changes)
+def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
 
 
 def _refuse_duplicates(people: Sequence[PersonRecord]) -> None:

@@ -8,8 +8,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from m365pbx.core.matching import MatchOptions, PbxUser, Rule, match_users
+from m365pbx.core.matching import MatchOptions, PbxUser, Rule, match_users, microsoft_properties
 from m365pbx.core.matching.normalize import text_normalizer
+from m365pbx.graph.users import only
 
 # Few distinct values, so that names and addresses collide often.
 NAMES = ["Anna Schmidt", "anna  schmidt", "Zoë Meier", "Zoe Meier", "Thomas Müller", "Bob"]
@@ -151,3 +152,25 @@ def test_a_valid_pin_always_wins(
     assert (candidates[0].h323, eligible[0]["id"], "pin") in {
         (item.pbx, item.teams, item.rule) for item in result.matched
     }
+
+
+PLANS = [
+    {"service": "TeamspaceAPI", "capabilityStatus": "Enabled", "servicePlanId": "57ff2da0"},
+    {"service": "TeamspaceAPI", "capabilityStatus": "Suspended", "assignedDateTime": "2024"},
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(directories(), st.lists(st.sampled_from([*PLANS, None]), min_size=12, max_size=12))
+def test_only_the_properties_matching_reads_decide_the_result(
+    world: tuple[list[PbxUser], list[dict[str, Any]], MatchOptions],
+    plans: list[dict[str, str] | None],
+) -> None:
+    people, teams, options = world
+    for user, plan in zip(teams, plans, strict=False):
+        user.update(givenName="Anna", mobilePhone="+49 170 1234567", jobTitle="Sales")
+        if plan is not None:
+            user["assignedPlans"] = [dict(plan)]
+    # What the directory sync keeps of each Graph user (graph/users.py, `only`).
+    kept = [only(user, microsoft_properties(options)) for user in teams]
+    assert match_users(people, kept, options) == match_users(people, teams, options)

@@ -9,6 +9,7 @@ from datetime import timedelta
 import httpx
 import pytest
 
+from m365pbx.core.matching import has_teams_plan
 from m365pbx.graph.auth import (
     AppTokenSource,
     Authority,
@@ -38,6 +39,15 @@ async def test_application_token_reads_the_directory(app_client: GraphClient) ->
     assert {"anna@contoso.com", "ben@contoso.com"} <= upns
     anna = next(u for u in users if u["userPrincipalName"] == "anna@contoso.com")
     assert anna["assignedPlans"][0]["service"] == "TeamspaceAPI"  # asked for with $select
+
+
+async def test_only_the_properties_asked_for_are_kept(app_client: GraphClient) -> None:
+    users = await list_users(app_client, keep={"id", "userPrincipalName", "assignedPlans"})
+    anna = next(u for u in users if u["userPrincipalName"] == "anna@contoso.com")
+    assert set(anna) == {"id", "userPrincipalName", "assignedPlans"}
+    # Of each Teams plan, what the licence check reads.
+    assert anna["assignedPlans"] == [{"service": "TeamspaceAPI", "capabilityStatus": "Enabled"}]
+    assert has_teams_plan(anna["assignedPlans"])
 
 
 async def test_an_expired_token_is_replaced_once_without_failing(

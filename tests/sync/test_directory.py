@@ -6,12 +6,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from m365pbx.core.matching import MatchOptions, MatchResult
+from m365pbx.core.matching import MatchOptions, MatchResult, Rule
 from m365pbx.graph.errors import Unavailable
 from m365pbx.pbx.api.connection import ApiConnection
 from m365pbx.pbx.base import PbxUser
 from m365pbx.service.tenant import users_file_reader
-from m365pbx.sync.directory import ConnectionDirectory, DirectorySync, StoredPerson
+from m365pbx.sync.directory import (
+    ConnectionDirectory,
+    DirectorySync,
+    StoredPerson,
+    teams_user_properties,
+)
 from m365pbx.sync.people import Person
 from m365sim.clock import VirtualClock
 
@@ -101,3 +106,13 @@ async def test_a_pbx_without_a_user_list_reads_its_users_file(tmp_path: Path) ->
     assert not await sync.sync_once()  # a broken export keeps the previous people
     assert "sip-like" in (sync.status.last_error or "")
     assert len(people) == 2
+
+
+def test_the_sync_keeps_what_matching_and_the_people_need_of_teams_users() -> None:
+    by_name = ConnectionDirectory("a", ApiConnection("a"), MatchOptions())
+    by_sip = ConnectionDirectory("b", ApiConnection("b"), MatchOptions(
+        rules=(Rule("h323", "mailNickname"), Rule("sip", "sipProxyAddresses"))))
+    assert teams_user_properties([by_name, by_sip]) == {
+        "id", "displayName", "userPrincipalName", "accountEnabled", "assignedPlans", "memberOf",
+        "mailNickname", "proxyAddresses",
+    }

@@ -31,7 +31,7 @@ from m365pbx.pbx.base import PbxConnection, PbxUser
 from m365pbx.service.certificates import CertificateKeeper
 from m365pbx.service.persistence import StorePeople, StoreSubscriptionRecords
 from m365pbx.store import Store
-from m365pbx.sync.directory import ConnectionDirectory, DirectorySync
+from m365pbx.sync.directory import ConnectionDirectory, DirectorySync, teams_user_properties
 from m365pbx.sync.hub import PresenceHub
 from m365pbx.sync.people import Person
 from m365pbx.sync.teams_to_pbx.owner import AccountOwner, Endpoints
@@ -146,8 +146,9 @@ class TenantRuntime:
                                 source=users_file_reader(c.users_file) if c.users_file else None)
             for c in tenant_connections if c.name in connections
         ]
+        keep = teams_user_properties(directories)
         directory = DirectorySync(
-            tenant.name, lambda: list_users(app_client), directories,
+            tenant.name, lambda: list_users(app_client, keep), directories,
             StorePeople(store, tenant.name), lambda _people: on_people(), clock,
             interval=tenant.directory.full_sync_interval.total_seconds(),
         )

@@ -1,7 +1,7 @@
 """Matching PBX users with Microsoft users: rules, normalisation, pins, exclusions, reasons."""
 
 from m365pbx.core.matching.eligibility import has_teams_plan, left_out_reason
-from m365pbx.core.matching.engine import ProgressCallback, match_users
+from m365pbx.core.matching.engine import ProgressCallback, match_users, microsoft_properties
 from m365pbx.core.matching.fields import (
     MICROSOFT_FIELDS,
     PHONE_FIELDS,
@@ -38,6 +38,7 @@ __all__ = [
     "has_teams_plan",
     "left_out_reason",
     "match_users",
+    "microsoft_properties",
     "normalize_phone",
     "parse_rule",
     "phone_key",

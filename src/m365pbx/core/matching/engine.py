@@ -32,6 +32,18 @@ GRAPH_DEFAULT_PROPERTIES = frozenset(
 )
 GRAPH_PROPERTY_OF_FIELD = {"sipProxyAddresses": "proxyAddresses"}
 
+# What matching reads of every Microsoft user whatever the rules: the id, the UPN (pins and
+# exclusions may name it) and what decides whether the user takes part (eligibility.py).
+ALWAYS_READ = frozenset({"id", "userPrincipalName", "accountEnabled", "assignedPlans", "memberOf"})
+
+
+def microsoft_properties(options: MatchOptions) -> frozenset[str]:
+    """Return the Graph user properties a match with these options reads; it ignores the rest."""
+    return ALWAYS_READ | {
+        GRAPH_PROPERTY_OF_FIELD.get(rule.microsoft_field, rule.microsoft_field)
+        for rule in options.rules
+    }
+
 
 def match_users(
     pbx_users: Iterable[PbxUser],

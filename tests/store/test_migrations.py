@@ -19,6 +19,7 @@ from m365pbx.store.tables import Base
 EXPECTED_TABLES = {
     "alembic_version",
     "api_clients",
+    "api_users",
     "audit_events",
     "credentials",
     "last_presence",
@@ -58,10 +59,10 @@ async def test_comparison_notices_a_difference(engine: AsyncEngine) -> None:
 
 
 async def test_database_is_at_head_and_upgrade_again_is_a_no_op(database_url: str) -> None:
-    assert head_revision() == "0003"
-    assert await database_revision(database_url) == "0003"
+    assert head_revision() == "0004"
+    assert await database_revision(database_url) == "0004"
     await upgrade_database(database_url)
-    assert await database_revision(database_url) == "0003"
+    assert await database_revision(database_url) == "0004"
 
 
 async def test_upgrade_from_empty_database(empty_database_url: str) -> None:

@@ -29,6 +29,7 @@ from m365pbx.store.errors import (
 )
 from m365pbx.store.migrate import database_revision, head_revision, upgrade_database
 from m365pbx.store.repositories import (
+    ApiUserRecord,
     Change,
     CredentialSpec,
     Declarations,
@@ -45,6 +46,7 @@ from m365pbx.store.store import Repositories, Store
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
+    "ApiUserRecord",
     "Change",
     "ConflictError",
     "CredentialKind",

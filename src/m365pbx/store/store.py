@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from m365pbx.store.db import create_engine, mask_url, session_factory
 from m365pbx.store.repositories import (
     ApiClientRepository,
+    ApiUserRepository,
     AuditRepository,
     CredentialRepository,
     Declarations,
@@ -45,6 +46,7 @@ class Repositories:
         self.sip_publications = SipPublicationRepository(session, box)
         self.audit = AuditRepository(session)
         self.api_clients = ApiClientRepository(session)
+        self.api_users = ApiUserRepository(session, box)
 
     async def sync_declared(self, declarations: Declarations) -> SyncReport:
         """Write the file's declarations (see `repositories.declarations.sync_declared`)."""

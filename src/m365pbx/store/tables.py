@@ -255,6 +255,23 @@ class SipPublication(Base):
     updated_at: Mapped[datetime] = mapped_column()
 
 
+class ApiUser(Base):
+    """A PBX user an API client uploaded to a connection of kind api, kept across restarts."""
+
+    __tablename__ = "api_users"
+    __table_args__ = table_args(UniqueConstraint("pbx_connection_id", "pbx_key"))
+    repr_fields = ("pbx_connection_id", "pbx_key")
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pbx_connection_id: Mapped[int] = mapped_column(
+        ForeignKey("pbx_connections.id", ondelete="CASCADE")
+    )
+    pbx_key: Mapped[str] = mapped_column(String(255))
+    # Any text fields the client sends: personal data, and for some PBXs a password.
+    user_fields_encrypted: Mapped[str] = mapped_column(secret_type(), info=SECRET)
+    updated_at: Mapped[datetime] = mapped_column()
+
+
 class AuditEvent(Base):
     """One append-only audit record: who did what to which object."""
 

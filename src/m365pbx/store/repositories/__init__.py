@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from m365pbx.store.repositories.accounts import ServiceAccountRepository, ServiceAccountSpec
 from m365pbx.store.repositories.api_clients import ApiClientRepository
+from m365pbx.store.repositories.api_users import ApiUserRecord, ApiUserRepository
 from m365pbx.store.repositories.audit import AuditRepository
 from m365pbx.store.repositories.declarable import Change, DeclarableRepository
 from m365pbx.store.repositories.declarations import Declarations, SyncReport, sync_declared
@@ -28,6 +29,8 @@ from m365pbx.store.repositories.tenants import (
 
 __all__ = [
     "ApiClientRepository",
+    "ApiUserRecord",
+    "ApiUserRepository",
     "AuditRepository",
     "Change",
     "CredentialRepository",

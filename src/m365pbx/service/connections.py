@@ -20,9 +20,14 @@ def build_connection(
 ) -> PbxConnection | None:
     """The PBX connection a configuration entry describes (None: kind not available yet).
 
-    With a store, a SIP connection keeps its publications there across restarts.
+    With a store, a SIP connection keeps its publications there across restarts, and an API
+    connection the users its clients uploaded.
     """
     if config.kind == "api":
+        if store is not None:
+            from m365pbx.service.api_directory import StoredApiConnection
+
+            return StoredApiConnection(config.name, store, clock)
         from m365pbx.pbx.api.connection import ApiConnection
 
         return ApiConnection(config.name, clock=clock)

@@ -114,3 +114,19 @@ async def test_list_users_returns_the_registered_directory(office: ApiConnection
     assert office.replace_users(users) == 2
     assert [u.key for u in await office.list_users()] == ["adam", "zoe"]
     assert seen == [await office.list_users()]
+
+
+async def test_restored_users_are_listed_without_telling_the_listeners(
+    office: ApiConnection,
+) -> None:
+    seen: list[list[PbxUser]] = []
+    office.on_users(seen.append)
+    saved = [PbxUser("zoe", {"cn": "Zoe"}), PbxUser("adam", {"extension": "201"})]
+    assert office.restore_users(saved) == 2
+    assert [u.key for u in await office.list_users()] == ["adam", "zoe"]
+    assert seen == []
+    # An upload is newer than anything saved: a late restore changes nothing.
+    office.replace_users([PbxUser("bea")])
+    assert office.restore_users(saved) == 0
+    assert [u.key for u in await office.list_users()] == ["bea"]
+    assert len(seen) == 1

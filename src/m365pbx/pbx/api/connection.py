@@ -2,8 +2,9 @@
 
 Nothing is connected outwards: "showing" presence in this PBX means recording it for the
 API's readers, line state and PBX presence arrive through the inbound REST route, and the
-user directory is whatever the PBX or app last PUT (kept in memory: a client PUTs it again
-after m365pbx restarts, as it would after its own restart).
+user directory is whatever the PBX or app last PUT. The connection keeps it in memory only;
+the service layer saves it on each upload (`on_users`) and hands it back after a restart
+(`restore_users`), since this package knows nothing of the store.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class ApiConnection:
         self._shown: dict[str, PbxState] = {}
         self._watched: dict[str, PbxUser] = {}
         self._users: dict[str, PbxUser] = {}
+        self._uploaded = False
         self._shown_listeners: list[Callable[[ShownPresence], None]] = []
         self._users_listeners: list[Callable[[list[PbxUser]], None]] = []
 
@@ -137,16 +139,28 @@ class ApiConnection:
         return len(batch)
 
     async def list_users(self) -> list[PbxUser]:
-        """The users an API client registered last (empty until one does)."""
+        """The users an API client registered last, or restored ones (else empty)."""
         return [self._users[key] for key in sorted(self._users)]
 
     def replace_users(self, users: Iterable[PbxUser]) -> int:
         """Replace the registered directory and tell the listeners; return its size."""
         self._users = {user.key: user for user in users}
+        self._uploaded = True
         current = [self._users[key] for key in sorted(self._users)]
         for listener in list(self._users_listeners):
             listener(current)
         return len(current)
+
+    def restore_users(self, users: Iterable[PbxUser]) -> int:
+        """Take a directory saved before a restart, silently; return its size (0 if ignored).
+
+        The listeners are not told: they react to uploads, and this is not one. Once a
+        client has uploaded, its directory is newer and a restore changes nothing.
+        """
+        if self._uploaded:
+            return 0
+        self._users = {user.key: user for user in users}
+        return len(self._users)
 
     def on_shown(self, listener: Callable[[ShownPresence], None]) -> Callable[[], None]:
         """Call `listener` whenever the shown presence changes; return the unsubscribe call."""

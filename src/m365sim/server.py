@@ -114,6 +114,10 @@ async def run_server(
     config = uvicorn.Config(
         app or create_app(sim), host=host, port=bound_port, date_header=False,
         server_header=False, log_level="warning", access_log=False, lifespan="off",
+        # uvicorn closes idle connections after 5 s, exactly MSAL's device-code polling
+        # interval: a poll could meet the close (RemoteDisconnected). Microsoft's front
+        # ends keep idle connections for minutes.
+        timeout_keep_alive=120,
         timeout_graceful_shutdown=2, **ssl_files)  # type: ignore[arg-type]
     server = _EmbeddedServer(config)
     serve_task = asyncio.create_task(server.serve(sockets=[sock]), name="m365sim-server")

@@ -116,3 +116,24 @@ def test_the_sync_keeps_what_matching_and_the_people_need_of_teams_users() -> No
         "id", "displayName", "userPrincipalName", "accountEnabled", "assignedPlans", "memberOf",
         "mailNickname", "proxyAddresses",
     }
+
+
+async def test_the_same_people_again_are_not_announced_again() -> None:
+    pbx = ApiConnection("pbx")
+    pbx.replace_users([PbxUser("anna", {"cn": "Anna Schmidt"})])
+    announced: list[list[str]] = []
+
+    async def fetch() -> list[dict[str, Any]]:
+        return TEAMS
+
+    sync = DirectorySync("contoso", fetch, [ConnectionDirectory("pbx", pbx, MatchOptions())],
+                         MemoryPeople(), lambda people: announced.append([p.key for p in people]),
+                         VirtualClock())
+    assert await sync.sync_once()
+    pbx.replace_users([PbxUser("anna", {"cn": "Anna Schmidt"})])  # the PBX re-sends them
+    assert await sync.sync_once()
+    assert announced == [["anna"]]
+    pbx.replace_users([PbxUser("anna", {"cn": "Anna Schmidt"}),
+                       PbxUser("ben", {"cn": "Ben Weber"})])
+    assert await sync.sync_once()
+    assert announced == [["anna"], ["anna", "ben"]]

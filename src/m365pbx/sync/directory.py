@@ -106,6 +106,7 @@ class DirectorySync:
         self.interval = interval
         self.status = DirectoryStatus()
         self._people: dict[str, list[Person]] = {}
+        self._announced: list[Person] | None = None
         self._now = asyncio.Event()
 
     def sync_now(self) -> None:
@@ -156,7 +157,11 @@ class DirectorySync:
         del teams_users, by_id
         if changed:
             everyone = [p for people in self._people.values() for p in people]
-            self.on_people(everyone)
+            # The same people again (a PBX re-sending its users) must not start a poll round,
+            # re-plan subscriptions or restore saved state once more.
+            if everyone != self._announced:
+                self.on_people(everyone)
+                self._announced = everyone
             self.status.people = len(everyone)
         self.status.teams_users = count
         if problems:

@@ -118,7 +118,7 @@ def test_csv_delimiters_are_detected(tmp_path: Path, delimiter: str) -> None:
         text = text.replace('"Schmidt; Anna"', '"Schmidt, Anna"')
     loaded = load_pbx_users(write(tmp_path, "pbx.csv", text + "\n"))
     assert loaded.columns == ("h323", "cn", "email", "department")
-    assert loaded.users[0].h323 == "anna"
+    assert loaded.users[0].key == "anna"
     assert loaded.users[0].value("email") == "anna@x.de"
 
 

@@ -48,10 +48,10 @@ def directories(draw: st.DrawFn) -> tuple[list[PbxUser], list[dict[str, Any]], M
         PbxUser(f"p{number}", fields)
         for number, fields in enumerate(draw(st.lists(pbx_fields, max_size=12)))
     ]
-    keys = [user.h323 for user in people] + [user["id"] for user in teams]
+    keys = [user.key for user in people] + [user["id"] for user in teams]
     pins = {}
     if people and teams and draw(st.booleans()):
-        pins[draw(st.sampled_from(people)).h323] = draw(st.sampled_from(teams))["id"]
+        pins[draw(st.sampled_from(people)).key] = draw(st.sampled_from(teams))["id"]
     options = MatchOptions(
         rules=tuple(draw(st.permutations(RULES))[: draw(st.integers(1, 3))]),
         pins=pins,
@@ -84,7 +84,7 @@ def test_every_pbx_user_lands_in_exactly_one_part(
         + [item.key for item in result.unmatched if item.side == "pbx"]
         + [item.pbx for item in result.ambiguous]
     )
-    assert placed == Counter(user.h323 for user in people)
+    assert placed == Counter(user.key for user in people)
 
 
 @settings(max_examples=300, deadline=None)
@@ -112,7 +112,7 @@ def test_every_rule_match_is_justified_by_equal_values(
     people, teams, options = world
     result = match_users(people, teams, options)
     normalize = text_normalizer(casefold=True, unicode_normalize=True, domain=False)
-    by_h323 = {user.h323: user for user in people}
+    by_h323 = {user.key: user for user in people}
     by_id = {user["id"]: user for user in teams}
     for item in result.matched:
         if item.rule == "pin":
@@ -142,14 +142,14 @@ def test_a_valid_pin_always_wins(
         for user in teams
         if user.get("accountEnabled") is not False and user["id"] not in options.exclude
     ]
-    candidates = [user for user in people if user.h323 not in options.exclude]
+    candidates = [user for user in people if user.key not in options.exclude]
     if not eligible or not candidates:
         return
-    pin = {candidates[0].h323: eligible[0]["id"]}
+    pin = {candidates[0].key: eligible[0]["id"]}
     result = match_users(
         people, teams, MatchOptions(rules=options.rules, pins=pin, exclude=options.exclude)
     )
-    assert (candidates[0].h323, eligible[0]["id"], "pin") in {
+    assert (candidates[0].key, eligible[0]["id"], "pin") in {
         (item.pbx, item.teams, item.rule) for item in result.matched
     }
 

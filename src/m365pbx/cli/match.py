@@ -159,7 +159,7 @@ class _Names:
     """Human names for keys: a PBX user's long name, a Microsoft user's display name."""
 
     def __init__(self, pbx_users: Sequence[PbxUser], teams_users: Sequence[dict[str, object]]):
-        self.pbx = {user.h323: user.value("cn") or "" for user in pbx_users}
+        self.pbx = {user.key: user.value("cn") or "" for user in pbx_users}
         self.teams = {
             str(user["id"]): str(user.get("displayName") or user.get("userPrincipalName") or "")
             for user in teams_users

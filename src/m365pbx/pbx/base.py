@@ -7,13 +7,17 @@ Connections know nothing of the store, Graph or the web layer (design.md rule 2)
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
+from m365pbx.core.matching.users import PbxUser
 from m365pbx.core.presence import LineState, PbxPresence
+
+__all__ = ["ConnectionState", "ConnectionStatus", "LineStateEvent", "PbxConnection",
+           "PbxEvent", "PbxPresenceEvent", "PbxUser"]
 
 
 class ConnectionState(StrEnum):
@@ -25,18 +29,6 @@ class ConnectionState(StrEnum):
     BAD_CREDENTIALS = "bad_credentials"
     ERROR = "error"
     STOPPED = "stopped"
-
-
-@dataclass(frozen=True, slots=True)
-class PbxUser:
-    """A user as the PBX knows them; `key` is the unique short name (h323)."""
-
-    key: str
-    fields: Mapping[str, str] = field(default_factory=dict)
-
-    def value(self, name: str) -> str | None:
-        """A field such as cn, email, extension or sip, if the PBX has it."""
-        return self.fields.get(name) or None
 
 
 @dataclass(frozen=True, slots=True)

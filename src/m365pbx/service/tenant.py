@@ -77,7 +77,7 @@ def users_file_reader(path: Path) -> Callable[[], Awaitable[list[PbxUser]]]:
     """Reads a PBX users export (CSV or JSON) anew at each call."""
     async def read() -> list[PbxUser]:
         loaded = await asyncio.to_thread(load_pbx_users, path)
-        return [PbxUser(user.h323, dict(user.fields)) for user in loaded.users]
+        return list(loaded.users)
 
     return read
 

@@ -16,7 +16,6 @@ from typing import Any, Protocol
 
 from m365pbx.clock import Clock
 from m365pbx.core.matching import MatchOptions, MatchResult, match_users, microsoft_properties
-from m365pbx.core.matching import PbxUser as MatchingUser
 from m365pbx.graph.errors import M365Error
 from m365pbx.pbx.base import PbxConnection, PbxUser
 from m365pbx.sync.people import Person
@@ -174,9 +173,8 @@ class DirectorySync:
                                teams_users: list[dict[str, Any]],
                                by_id: Mapping[str, Mapping[str, Any]]) -> None:
         directory.users = {user.key: user for user in pbx_users}
-        # Matching only reads the fields: no copy of them (50,000 dicts at start-up).
-        result = match_users([MatchingUser(u.key, u.fields) for u in pbx_users],
-                             teams_users, directory.options)
+        # Matching reads the PBX users as they are: no copy of them (50,000 at start-up).
+        result = match_users(pbx_users, teams_users, directory.options)
         directory.result = result
         stored = await self.store.replace(directory.name, result, by_id)
         self._people[directory.name] = [

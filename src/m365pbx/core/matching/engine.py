@@ -80,7 +80,7 @@ def _match(
     pbx = _sorted_pbx_users(pbx_users)
     directory = MicrosoftDirectory(teams_users)
     left_out = [left_out_reason(user, options) for user in directory.users]
-    selection = resolve_selection(options, {user.h323 for user in pbx}, directory, left_out)
+    selection = resolve_selection(options, {user.key for user in pbx}, directory, left_out)
     blocked = _blocked_reasons(left_out, selection, directory)
     warnings = [*selection.warnings, *_absent_field_warnings(options.rules, pbx, directory)]
 
@@ -113,7 +113,7 @@ def _match(
     unmatched: list[Unmatched] = []
     ambiguous: list[Ambiguous] = []
     for number, user in enumerate(pbx, start=1):
-        h323 = user.h323
+        h323 = user.key
         if h323 in selection.excluded_pbx:
             unmatched.append(Unmatched("pbx", h323, EXCLUDED))
         elif h323 in selection.failed_pins:
@@ -152,11 +152,11 @@ def _match(
 def _sorted_pbx_users(users: Iterable[PbxUser]) -> list[PbxUser]:
     by_key: dict[str, PbxUser] = {}
     for user in users:
-        if not user.h323:
+        if not user.key:
             raise UserInputError("a PBX user has an empty h323 (short name)")
-        if user.h323 in by_key:
-            raise UserInputError("two PBX users have this h323", location=f"h323 '{user.h323}'")
-        by_key[user.h323] = user
+        if user.key in by_key:
+            raise UserInputError("two PBX users have this h323", location=f"h323 '{user.key}'")
+        by_key[user.key] = user
     return [by_key[key] for key in sorted(by_key)]
 
 

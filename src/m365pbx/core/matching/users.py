@@ -13,15 +13,15 @@ PBX_KEY_FIELD = "h323"
 
 @dataclass(frozen=True, slots=True)
 class PbxUser:
-    """One PBX user: the short name (h323, the unique key) and its other fields by column name."""
+    """One PBX user: the unique key (the short name, h323) and its other fields by column name."""
 
-    h323: str
+    key: str
     fields: Mapping[str, str] = field(default_factory=dict)
 
     def value(self, name: str) -> str | None:
         """Return the field's value, or None when the user has no (or an empty) value for it."""
         if name == PBX_KEY_FIELD:
-            return self.h323
+            return self.key
         found = self.fields.get(name)
         return found if found else None
 

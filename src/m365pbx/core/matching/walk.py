@@ -73,7 +73,7 @@ class RuleWalker:
             else:
                 found = [position for position in hits if blocked[position] is None]
             if len(found) < len(hits):
-                self._remember(hits, user.h323, rule_text)
+                self._remember(hits, user.key, rule_text)
                 unavailable.update((position, None) for position in hits if blocked[position])
             if narrowed is not None:
                 found = [position for position in found if position in narrowed]

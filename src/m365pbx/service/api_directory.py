@@ -25,6 +25,7 @@ from m365pbx.clock import Clock
 from m365pbx.pbx.api.connection import ApiConnection
 from m365pbx.pbx.base import PbxUser
 from m365pbx.pbx.sip.retry import Backoff
+from m365pbx.service.saving import save_when_woken
 from m365pbx.store import ApiUserRecord, Store
 
 log = logging.getLogger(__name__)
@@ -135,20 +136,9 @@ class DirectoryKeeper:
 
     async def run(self) -> None:
         """Save each upload until cancelled; a failed write is tried again with backoff."""
-        failures = 0
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            try:
-                await self.save()
-            except Exception as exc:
-                log.warning("%s: could not save the uploaded users (trying again): %s",
-                            self.connection.name, exc)
-                await asyncio.sleep(self.backoff.delay(failures))
-                failures += 1
-                self._wake.set()
-            else:
-                failures = 0
+        await save_when_woken(self._wake, self.save, backoff=self.backoff,
+                              owner=self.connection.name,
+                              what="the uploaded users")
 
 
 class StoredApiConnection(ApiConnection):

@@ -21,7 +21,6 @@ expiry) are kept in `sip_publications` (design.md rule 4):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from m365pbx.clock import Clock
@@ -30,6 +29,7 @@ from m365pbx.pbx.sip.addressing import UnaddressableUser
 from m365pbx.pbx.sip.connection import HeldPublication, SipConnection
 from m365pbx.pbx.sip.options import SipOptions
 from m365pbx.pbx.sip.retry import Backoff
+from m365pbx.service.saving import save_when_woken
 from m365pbx.store import SipPublicationRecord, Store
 
 log = logging.getLogger(__name__)
@@ -165,22 +165,10 @@ class PublicationKeeper:
             log.exception("%s: could not withdraw unclaimed publications", self.connection.name)
 
     async def _save_changes(self) -> None:
-        failures = 0
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.save_every)
-            self._wake.clear()
-            await asyncio.sleep(self.save_delay)
-            try:
-                await self.save()
-            except Exception as exc:
-                log.warning("%s: could not save the SIP publications (trying again): %s",
-                            self.connection.name, exc)
-                await asyncio.sleep(self.backoff.delay(failures))
-                failures += 1
-                self._wake.set()
-            else:
-                failures = 0
+        await save_when_woken(self._wake, self.save, backoff=self.backoff,
+                              owner=self.connection.name,
+                              what="the SIP publications",
+                              delay=self.save_delay, every=self.save_every)
 
 
 class StoredSipConnection(SipConnection):

@@ -19,7 +19,6 @@ from m365pbx.config.secrets import Secret
 
 SIP_DEFAULT_PORT = 5060
 ASTERISK_DEFAULT_PORT = 5038  # the AMI's usual port
-URI_PLACEHOLDERS = frozenset({"extension", "domain"})
 
 
 def check_match_rule(rule: str) -> str:
@@ -95,6 +94,45 @@ def _split_host_port(text: str, default_port: int) -> tuple[str, int]:
     return host, port
 
 
+def _placeholders(template: str) -> set[str]:
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError:
+        raise ValueError("unbalanced { or } in the template") from None
+    bad = sorted(name for name in names if not name.isidentifier())
+    if bad:
+        raise ValueError(f"{{{bad[0]}}} is not a field name")
+    return names
+
+
+class PersonalSipAccounts(BaseModel):
+    """Digest credentials of each person, filled from their PBX user fields."""
+
+    model_config = MODEL_CONFIG
+
+    username_template: str = Field(
+        default="{extension}", description="the person's digest user name, e.g. {extension}"
+    )
+    password_field: str = Field(
+        default="sip_password",
+        description="the PBX user field holding the person's SIP password",
+    )
+
+    @field_validator("username_template")
+    @classmethod
+    def _check_username(cls, value: str) -> str:
+        if not _placeholders(value):
+            raise ValueError("the template needs a PBX user field such as {extension}")
+        return value
+
+    @field_validator("password_field")
+    @classmethod
+    def _check_field(cls, value: str) -> str:
+        if not value.isidentifier():
+            raise ValueError("a PBX user field name such as sip_password")
+        return value
+
+
 class SipSettings(BaseModel):
     """Settings of a SIP presence server connection (PUBLISH/SUBSCRIBE)."""
 
@@ -105,10 +143,36 @@ class SipSettings(BaseModel):
     domain: str = Field(description="SIP domain of the users' addresses, e.g. pbx.example.com")
     uri_template: str = Field(
         default="sip:{extension}@{domain}",
-        description="how a user's SIP address is built from {extension} and {domain}",
+        description="how a user's SIP address is built: {domain}, {key} (the PBX short "
+        "name) and any PBX user field such as {extension}",
+    )
+    uri_field: str | None = Field(
+        default=None,
+        description="a PBX user field that holds the SIP address already (e.g. sip); "
+        "replaces uri_template",
     )
     username: str | None = Field(default=None, description="digest user name, if required")
     password: Secret | None = Field(default=None, description="digest password, if required")
+    personal_accounts: PersonalSipAccounts | None = Field(
+        default=None,
+        description="each person signs in as themselves, with credentials from their PBX "
+        "user fields (instead of username/password)",
+    )
+    watch_line_state: bool = Field(
+        default=True, description="subscribe to each person's dialog state (calls → Teams)"
+    )
+    watch_presence: bool = Field(
+        default=False,
+        description="subscribe to the presence people set on their phones (away/dnd → Teams)",
+    )
+    publish_expires: Duration = Field(
+        default=timedelta(minutes=10),
+        description="lifetime of a PUBLISH (refreshed before it ends); bounds how long a "
+        "publication orphaned by a crash stays",
+    )
+    subscribe_expires: Duration = Field(
+        default=timedelta(minutes=10), description="lifetime of a SUBSCRIBE (refreshed)"
+    )
 
     @field_validator("server")
     @classmethod
@@ -119,25 +183,30 @@ class SipSettings(BaseModel):
     @field_validator("uri_template")
     @classmethod
     def _check_template(cls, value: str) -> str:
-        try:
-            names = {field for _, field, _, _ in string.Formatter().parse(value) if field}
-        except ValueError:
-            raise ValueError("unbalanced { or } in the template") from None
-        unknown = sorted(names - URI_PLACEHOLDERS)
-        if unknown:
-            raise ValueError(
-                f"unknown placeholder {{{unknown[0]}}}; use {{extension}} and {{domain}}"
-            )
-        if "extension" not in names:
-            raise ValueError("the template needs {extension}, e.g. sip:{extension}@{domain}")
+        names = _placeholders(value)
+        if not names - {"domain"}:
+            raise ValueError("the template needs a PBX user field such as {extension} or "
+                             "{key}, e.g. sip:{extension}@{domain}")
         if not value.startswith(("sip:", "sips:")):
             raise ValueError("a SIP address starts with 'sip:' or 'sips:'")
+        return value
+
+    @field_validator("publish_expires", "subscribe_expires")
+    @classmethod
+    def _check_expires(cls, value: timedelta) -> timedelta:
+        # RFC 3903/6665 leave the range to the server; below a minute the refreshes would be
+        # most of the traffic, above a day a crash leaves stale state for too long.
+        if not timedelta(minutes=1) <= value <= timedelta(days=1):
+            raise ValueError("must lie between 1 minute and 1 day")
         return value
 
     @model_validator(mode="after")
     def _password_needs_username(self) -> SipSettings:
         if self.password is not None and self.username is None:
             raise ValueError("a password is given without a username")
+        if self.personal_accounts is not None and self.username is not None:
+            raise ValueError("give either username/password (one account for everyone) or "
+                             "personal_accounts, not both")
         return self
 
     @property

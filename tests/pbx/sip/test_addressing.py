@@ -94,3 +94,48 @@ def test_options_from_settings() -> None:
     assert options.keepalive_interval == 5.0
     plain = SipOptions.from_settings(SipSettings.model_validate({"server": "h", "domain": "d"}))
     assert plain.server == ("h", 5060) and plain.accounts is None and plain.transport == "udp"
+
+
+def test_personal_accounts_address_field_watches_and_expiries_from_settings() -> None:
+    settings = SipSettings.model_validate(
+        {
+            "server": "h",
+            "domain": "pbx.example.com",
+            "uri_field": "sip",
+            "personal_accounts": {"username_template": "{extension}",
+                                  "password_field": "sip_password"},
+            "watch_presence": True,
+            "watch_line_state": False,
+            "publish_expires": "5m",
+            "subscribe_expires": "1h",
+        }
+    )
+    options = SipOptions.from_settings(settings)
+    address = options.addressing.address(BOB)
+    assert address == "sip:bob@pbx.example.com"
+    identity = identity_for(options.accounts, options.addressing, BOB, address)
+    assert identity.credentials is not None
+    assert (identity.credentials.username, identity.credentials.password) == ("201", 'b0b:p"w')
+    assert options.watch_presence and not options.watch_line_state
+    assert (options.publish_expires, options.subscribe_expires) == (300, 3600)
+
+
+def test_a_template_may_use_the_key_and_any_pbx_field() -> None:
+    settings = SipSettings.model_validate(
+        {"server": "h", "domain": "pbx.example.com", "uri_template": "sip:{key}@{domain}"})
+    assert SipOptions.from_settings(settings).addressing.address(BOB) == (
+        "sip:bob@pbx.example.com")
+
+
+@pytest.mark.parametrize(("settings", "expected"), [
+    ({"uri_template": "sip:{domain}"}, "needs a PBX user field"),
+    ({"uri_template": "sip:{extension@{domain}"}, "unbalanced"),
+    ({"uri_template": "sip:{0}@{domain}"}, "not a field name"),
+    ({"username": "gw", "personal_accounts": {}}, "not both"),
+    ({"personal_accounts": {"password_field": "sip password"}}, "field name"),
+    ({"publish_expires": "10s"}, "between 1 minute and 1 day"),
+])
+def test_broken_sip_settings_are_refused_in_words(settings: dict[str, object],
+                                                  expected: str) -> None:
+    with pytest.raises(ValueError, match=expected):
+        SipSettings.model_validate({"server": "h", "domain": "d", **settings})

@@ -6,7 +6,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from m365pbx.config.connections import SipSettings
-from m365pbx.pbx.sip.addressing import AccountPolicy, Addressing, GatewayAccount
+from m365pbx.pbx.sip.addressing import (
+    AccountPolicy,
+    Addressing,
+    GatewayAccount,
+    PersonalAccounts,
+)
 from m365pbx.pbx.sip.retry import Backoff
 from m365pbx.pbx.sip.transactions import Timers
 
@@ -47,10 +52,18 @@ class SipOptions:
                 settings.password.get_secret_value() if settings.password is not None else None
             )
             accounts = GatewayAccount(settings.username, password)
+        elif settings.personal_accounts is not None:
+            personal = settings.personal_accounts
+            accounts = PersonalAccounts(personal.username_template,
+                                        "{" + personal.password_field + "}")
         options = cls(
             server=(settings.host, settings.port),
-            addressing=Addressing(settings.domain, settings.uri_template),
+            addressing=Addressing(settings.domain, settings.uri_template, settings.uri_field),
             transport=settings.transport.value,
             accounts=accounts,
+            publish_expires=int(settings.publish_expires.total_seconds()),
+            subscribe_expires=int(settings.subscribe_expires.total_seconds()),
+            watch_line_state=settings.watch_line_state,
+            watch_presence=settings.watch_presence,
         )
         return replace(options, **overrides)

@@ -25,7 +25,7 @@ from m365pbx.clock import Clock
 from m365pbx.pbx.api.connection import ApiConnection
 from m365pbx.pbx.base import PbxUser
 from m365pbx.pbx.sip.retry import Backoff
-from m365pbx.service.saving import save_when_woken
+from m365pbx.service.saving import KeptState, save_when_woken
 from m365pbx.store import ApiUserRecord, Store
 
 log = logging.getLogger(__name__)
@@ -148,34 +148,20 @@ class StoredApiConnection(ApiConnection):
         super().__init__(name, clock=clock)
         self.keeper = DirectoryKeeper(store, self, clock)
         self.on_users(lambda _users: self.keeper.changed())
-        self._keeping: asyncio.Task[None] | None = None
-        self._restored = False
+        self.kept = KeptState(self.keeper, owner=name, what="the uploaded users")
 
     async def start(self) -> None:
         """Take back the saved users, then start the connection and the saver."""
-        if self._keeping is not None:
+        if self.kept.running:
             return
-        if not self._restored:
-            # Before the service's first directory sync asks for the users.
-            self._restored = True
-            await self.keeper.restore()
+        # Before the service's first directory sync asks for the users.
+        await self.kept.restore_once()
         await super().start()
-        self._keeping = asyncio.get_running_loop().create_task(
-            self.keeper.run(), name=f"{self.name}: uploaded users"
-        )
+        self.kept.run()
 
     async def stop(self) -> None:
         """Stop the connection and the saver, then save an upload still waiting."""
         try:
             await super().stop()
         finally:
-            task, self._keeping = self._keeping, None
-            if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-            if self.keeper.pending:
-                try:
-                    await self.keeper.save()
-                except Exception as exc:
-                    log.warning("%s: could not save the uploaded users at stop: %s",
-                                self.name, exc)
+            await self.kept.stop(save=self.keeper.pending)

@@ -29,7 +29,7 @@ from m365pbx.pbx.sip.addressing import UnaddressableUser
 from m365pbx.pbx.sip.connection import HeldPublication, SipConnection
 from m365pbx.pbx.sip.options import SipOptions
 from m365pbx.pbx.sip.retry import Backoff
-from m365pbx.service.saving import save_when_woken
+from m365pbx.service.saving import KeptState, save_when_woken
 from m365pbx.store import SipPublicationRecord, Store
 
 log = logging.getLogger(__name__)
@@ -178,33 +178,21 @@ class StoredSipConnection(SipConnection):
         super().__init__(name, options, now=clock.now)
         self.keeper = PublicationKeeper(store, self, clock)
         self.on_publications_changed = self.keeper.changed
-        self._keeping: asyncio.Task[None] | None = None
-        self._loaded = False
+        self.kept = KeptState(self.keeper, owner=name, what="the SIP publications")
 
     async def start(self) -> None:
         """Take over the saved publications, then start the connection and the saver."""
-        if self._keeping is not None:
+        if self.kept.running:
             return
-        if not self._loaded:
-            # Before the first PUBLISH, or it would create a second publication.
-            self._loaded = True
-            await self.keeper.restore()
+        # Before the first PUBLISH, or it would create a second publication.
+        await self.kept.restore_once()
         await super().start()
-        self._keeping = asyncio.get_running_loop().create_task(
-            self.keeper.run(), name=f"{self.name}: SIP publications"
-        )
+        self.kept.run()
 
     async def stop(self) -> None:
         """Stop the connection (withdrawing what it can), then save what the server holds."""
+        was_running = self.kept.running
         try:
             await super().stop()
         finally:
-            task, self._keeping = self._keeping, None
-            if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-                try:
-                    await self.keeper.save()
-                except Exception as exc:
-                    log.warning("%s: could not save the SIP publications at stop: %s",
-                                self.name, exc)
+            await self.kept.stop(save=was_running)

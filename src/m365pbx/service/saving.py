@@ -1,4 +1,4 @@
-"""Saving a connection's state whenever it changes, retrying with backoff when the store fails."""
+"""Keeping a connection's state in the store: restored at start, saved when it changes."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from m365pbx.pbx.sip.retry import Backoff
 
@@ -43,3 +44,58 @@ async def save_when_woken(
             wake.set()
         else:
             failures = 0
+
+
+class Keeper(Protocol):
+    """What keeps one connection's state in the store."""
+
+    async def restore(self) -> int:
+        """Put the saved state back into the connection; return how much there was."""
+        ...
+
+    async def run(self) -> None:
+        """Save changes until cancelled."""
+        ...
+
+    async def save(self) -> None:
+        """Write what changed now."""
+        ...
+
+
+class KeptState:
+    """A keeper tied to its connection's life: restored once, saving while it runs."""
+
+    def __init__(self, keeper: Keeper, *, owner: str, what: str) -> None:
+        self.keeper = keeper
+        self.owner = owner
+        self.what = what
+        self._task: asyncio.Task[None] | None = None
+        self._restored = False
+
+    @property
+    def running(self) -> bool:
+        """Whether the saver runs (the connection was started and not stopped)."""
+        return self._task is not None
+
+    async def restore_once(self) -> None:
+        """Put the saved state back, the first time only (a restarted connection keeps it)."""
+        if not self._restored:
+            self._restored = True
+            await self.keeper.restore()
+
+    def run(self) -> None:
+        """Start saving changes in the background."""
+        self._task = asyncio.get_running_loop().create_task(
+            self.keeper.run(), name=f"{self.owner}: {self.what}")
+
+    async def stop(self, *, save: bool) -> None:
+        """Stop saving; with `save`, write what is left (a failure is logged, not raised)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        if save:
+            try:
+                await self.keeper.save()
+            except Exception as exc:
+                log.warning("%s: could not save %s at stop: %s", self.owner, self.what, exc)

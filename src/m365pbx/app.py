@@ -296,7 +296,7 @@ class Service:
                              if c.tenant == tenant.name and c.name in self.connections},
                 store=self.store, clock=self.clock, http=self.http,
                 certificates=self.certificates, on_people=self._people_changed,
-                service_account_tokens=tokens,
+                service_account_tokens=tokens, converter=self.converter,
             )
             self.tenants[tenant.name] = runtime
             for config in self.settings.pbx_connections:

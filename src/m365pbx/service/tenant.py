@@ -111,6 +111,7 @@ class TenantRuntime:
         certificates: CertificateKeeper,
         on_people: Callable[[], None],
         service_account_tokens: Mapping[str, TokenSource] | None = None,
+        converter: ReadingConverter | None = None,
     ) -> None:
         self.settings = settings
         self.tenant = tenant
@@ -159,7 +160,8 @@ class TenantRuntime:
             min_interval=(settings.teams_to_pbx.reconcile_interval if use_webhooks
                           else settings.teams_to_pbx.min_poll_interval).total_seconds()
         )
-        converter = ReadingConverter(settings.presence.fallback())
+        # One converter for the whole service: its count of unknown values is the metric.
+        converter = converter or ReadingConverter(settings.presence.fallback())
         pool = None
         if use_webhooks and webhook is not None:
             pool = self._pool(webhook, graph_url, store, service_account_tokens or {})

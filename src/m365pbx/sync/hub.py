@@ -339,7 +339,7 @@ class PresenceHub:
             if plan.session.presence is None:
                 slot.state = record_session_cleared(slot.state, now)
             else:
-                lifetime = plan.session.lifetime or 300.0
+                lifetime = plan.session.lifetime or config.default_session_lifetime
                 slot.state = record_session_set(slot.state, plan.session.presence, lifetime,
                                                 now)
             self.counters["teams_session_writes"] += 1

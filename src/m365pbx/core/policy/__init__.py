@@ -21,6 +21,7 @@ from m365pbx.core.policy.observe import (
     set_calendar,
 )
 from m365pbx.core.policy.state import (
+    DEFAULT_SESSION_LIFETIME,
     CalendarBlock,
     LineReading,
     PbxReading,
@@ -40,6 +41,7 @@ from m365pbx.core.policy.status import (
 )
 
 __all__ = [
+    "DEFAULT_SESSION_LIFETIME",
     "PBX_RANK",
     "STATUS_MESSAGE_MAX",
     "CalendarBlock",

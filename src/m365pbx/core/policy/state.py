@@ -144,6 +144,10 @@ class PersonState:
     status_overridden: bool = False
 
 
+DEFAULT_SESSION_LIFETIME = 900.0
+"""Seconds a presence session lasts when no mapping rule gives a lifetime (the one default)."""
+
+
 @dataclass(frozen=True, slots=True)
 class PolicyConfig:
     """Switches of the policy; every default is the product default (mapping.md)."""
@@ -162,7 +166,7 @@ class PolicyConfig:
     echo_window: float = 180.0
     status_message_as_note: bool = True
     calendar_subject_as_note: bool = True
-    default_session_lifetime: float = 900.0
+    default_session_lifetime: float = DEFAULT_SESSION_LIFETIME
     # The PBX note as the Teams status message (mapping.md: "where enabled"; off by default).
     push_pbx_note: bool = False
     # How long a note lasts when its PBX presence has no preferred-presence lifetime.

@@ -14,11 +14,12 @@ from typing import Any
 
 from m365pbx.core.durations import iso_duration
 from m365pbx.core.mapping import Channel
-from m365pbx.core.policy import StatusAction, TeamsAction
+from m365pbx.core.policy import DEFAULT_SESSION_LIFETIME, StatusAction, TeamsAction
 from m365pbx.graph.errors import GraphError, NotFound, graph_error
 
 MAX_BATCH = 20
-DEFAULT_SESSION = timedelta(minutes=5)  # Graph's own default expirationDuration (graph.md 3.3)
+# Graph's own default is 5 minutes (graph.md 3.3); ours is the policy's, stated explicitly.
+DEFAULT_SESSION = timedelta(seconds=DEFAULT_SESSION_LIFETIME)
 _JSON = {"Content-Type": "application/json"}
 
 

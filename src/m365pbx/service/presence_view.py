@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from fastapi import APIRouter
 
 from m365pbx.clock import Clock
-from m365pbx.core.presence import PbxState
+from m365pbx.core.policy import PersonState
+from m365pbx.core.presence import PbxPresence, PbxState
 from m365pbx.pbx.api.connection import ApiConnection
 from m365pbx.pbx.api.keys import ApiKeyChecker
 from m365pbx.pbx.api.routes import api_router
@@ -27,6 +28,16 @@ def _when(seconds: float | None) -> datetime | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
 
 
+def _pbx_side(state: PersonState) -> PbxState | None:
+    if state.wrote_pbx is not None:
+        return PbxState(state.wrote_pbx.presence, state.wrote_pbx.note)
+    # Nothing written yet although Teams is known: the policy found nothing to show, which
+    # is the PBX's own "online" (docs/presence-api.md: null is only for what is unknown).
+    if state.teams is not None or state.calendar:
+        return PbxState(PbxPresence.ONLINE, "")
+    return None
+
+
 def person_presence(person: Person, hub: PresenceHub) -> PersonPresence:
     """What the API shows for one person, from the hub's state."""
     state = hub.state_of(person.id)
@@ -41,8 +52,7 @@ def person_presence(person: Person, hub: PresenceHub) -> PersonPresence:
         teams=None if teams is None else TeamsSide(
             teams.presence.availability, teams.presence.activity,
             teams.status_message or None, _when(teams.at)),
-        pbx=None if state.wrote_pbx is None else PbxState(state.wrote_pbx.presence,
-                                                          state.wrote_pbx.note),
+        pbx=_pbx_side(state),
         line_state=None if state.line is None else state.line.state,
         pbx_set_by_person=None if state.pbx_own is None else PbxState(state.pbx_own.presence,
                                                                       state.pbx_own.note),

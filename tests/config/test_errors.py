@@ -240,10 +240,10 @@ def test_connection_kind(problems: Problems, kind: str | None, expected: str) ->
 
 def test_kind_specific_settings_are_required(problems: Problems) -> None:
     config = valid()
-    config["pbx_connections"].append({"name": "ami", "kind": "asterisk", "tenant": "contoso",
-                                      "settings": {"host": "pbx"}})
+    config["pbx_connections"].append({"name": "lab", "kind": "sip", "tenant": "contoso",
+                                      "settings": {"transport": "tcp"}})
     paths = sorted(problem.path for problem in problems(config).problems)
-    assert paths == ["pbx_connections[1].settings.secret", "pbx_connections[1].settings.username"]
+    assert paths == ["pbx_connections[1].settings.domain", "pbx_connections[1].settings.server"]
 
 
 def test_every_problem_is_reported_at_once_in_file_order(problems: Problems) -> None:

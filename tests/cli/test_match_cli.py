@@ -18,7 +18,7 @@ ROOT = Path(__file__).parents[2]
 SAMPLES = ROOT / "src" / "m365pbx" / "samples"
 TEAMS = str(SAMPLES / "teams-users.json")
 PBX = str(SAMPLES / "pbx-users.csv")
-GRAPH_USERS_PAGE = ROOT / ".." / "shared" / "fixtures" / "graph" / "users-list-page.response.json"
+GRAPH_USERS_PAGE = ROOT / "tests" / "fixtures" / "graph" / "users-list-page.response.json"
 
 
 @pytest.fixture(autouse=True)
@@ -157,7 +157,6 @@ def test_table_to_a_file_has_no_terminal_colours(tmp_path: Path) -> None:
     assert "\x1b[" not in text
 
 
-@pytest.mark.skipif(not GRAPH_USERS_PAGE.is_file(), reason="shared Graph fixtures not present")
 def test_warnings_go_to_stderr_and_into_the_json(tmp_path: Path) -> None:
     pbx = tmp_path / "pbx.csv"
     pbx.write_text("h323,cn\nadele,Adele Vance\n", encoding="utf-8")

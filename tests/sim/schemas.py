@@ -1,9 +1,8 @@
-"""JSON Schema validators and recorded payloads from ../shared (graph-schema, fixtures/graph)."""
+"""JSON Schema validators and recorded payloads from tests/fixtures (graph-schema, graph)."""
 
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import urllib.parse
 import urllib.request
@@ -14,21 +13,9 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-
-def _shared() -> pathlib.Path:
-    """../shared beside the project (or $M365_SHARED_DIR)."""
-    if os.environ.get("M365_SHARED_DIR"):
-        return pathlib.Path(os.environ["M365_SHARED_DIR"])
-    for folder in pathlib.Path(__file__).resolve().parents:
-        if (folder / "shared" / "graph-schema").is_dir():
-            return folder / "shared"
-    # Not found: point where it would be; tests marked `needs_shared` skip, others fail.
-    return pathlib.Path(__file__).resolve().parents[3] / "shared"
-
-
-SHARED = _shared()
-SCHEMAS = SHARED / "graph-schema"
-FIXTURES = SHARED / "fixtures" / "graph"
+FIXTURE_ROOT = pathlib.Path(__file__).resolve().parents[1] / "fixtures"
+SCHEMAS = FIXTURE_ROOT / "graph-schema"
+FIXTURES = FIXTURE_ROOT / "graph"
 
 
 def _retrieve(uri: str) -> Resource[Any]:
@@ -46,5 +33,5 @@ def validator(relative: str) -> Draft202012Validator:
 
 
 def fixture(name: str) -> Any:
-    """A recorded payload from ../shared/fixtures/graph."""
+    """A recorded payload from tests/fixtures/graph."""
     return json.loads((FIXTURES / name).read_text())

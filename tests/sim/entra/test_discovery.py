@@ -15,7 +15,7 @@ from m365sim.simulator import Simulator
 from tests.sim.conftest import APP_ID, APP_SECRET, TENANT_ID
 from tests.sim.entra.conftest import GRAPH_DEFAULT, assert_aad_error, token
 
-FIXTURES = Path("/work/shared/fixtures/graph")
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "graph"
 
 
 def fixture(name: str) -> dict[str, Any]:

@@ -1,15 +1,10 @@
-"""Validation of the simulator's answers against the shared Graph schemas and fixtures."""
+"""Validation of the simulator's answers against tests/fixtures' Graph schemas."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
-from tests.sim.schemas import FIXTURES, SCHEMAS, fixture, validator
-
-needs_shared = pytest.mark.skipif(not SCHEMAS.is_dir(),
-                                  reason=f"Graph schemas not found at {SCHEMAS}")
+from tests.sim.schemas import FIXTURES, fixture, validator
 
 
 def check_collection(body: dict[str, Any], item_schema: str) -> None:
@@ -28,4 +23,4 @@ def shape(value: Any) -> Any:
     return type(value).__name__
 
 
-__all__ = ["FIXTURES", "check_collection", "fixture", "needs_shared", "shape", "validator"]
+__all__ = ["FIXTURES", "check_collection", "fixture", "shape", "validator"]

@@ -9,7 +9,7 @@ import httpx
 from m365sim.model import Tenant, User
 from m365sim.simulator import Simulator
 from tests.sim.outlook.conftest import view_params
-from tests.sim.outlook.schemas import check_collection, fixture, needs_shared, shape
+from tests.sim.outlook.schemas import check_collection, fixture, shape
 
 VIEW = "/v1.0/users/anna@contoso.com/calendarView"
 
@@ -175,7 +175,6 @@ async def test_select_returns_only_the_chosen_properties(
     assert "colour" in bad.json()["error"]["message"]
 
 
-@needs_shared
 async def test_answers_match_the_event_schema_and_the_fixture_shape(
     sim: Simulator, tenant: Tenant, anna: User, client: httpx.AsyncClient,
     app_headers: dict[str, str],

@@ -10,7 +10,7 @@ import pytest
 from m365sim.model import Tenant, User
 from m365sim.simulator import Simulator
 from tests.sim.conftest import app_token, bearer, user_token
-from tests.sim.outlook.schemas import check_collection, fixture, needs_shared, shape
+from tests.sim.outlook.schemas import check_collection, fixture, shape
 
 CONTACTS = "/v1.0/users/anna@contoso.com/contacts"
 
@@ -134,7 +134,6 @@ async def test_single_contact_and_missing_ones(
     assert folder.status_code == 404
 
 
-@needs_shared
 @pytest.mark.usefixtures("address_book")
 async def test_answers_match_the_contact_schema_and_the_fixture_shape(
     client: httpx.AsyncClient, app_headers: dict[str, str],

@@ -11,7 +11,7 @@ from m365sim.events import ResourceChange
 from m365sim.model import Tenant, User
 from m365sim.simulator import Simulator
 from tests.sim.conftest import TENANT_ID
-from tests.sim.outlook.schemas import needs_shared, validator
+from tests.sim.outlook.schemas import validator
 
 DELTA = "/v1.0/users/anna@contoso.com/contactFolders/contacts/contacts/delta"
 
@@ -91,7 +91,6 @@ def published(sim: Simulator) -> list[ResourceChange]:
     return changes
 
 
-@needs_shared
 async def test_event_changes_are_published_for_subscriptions(
     anna: User, client: httpx.AsyncClient, published: list[ResourceChange],
 ) -> None:
@@ -128,7 +127,6 @@ async def test_attendee_cancel_is_an_update_with_is_cancelled(
     assert published[-1].change_type == "deleted"
 
 
-@needs_shared
 async def test_contact_changes_are_published(
     anna: User, client: httpx.AsyncClient, published: list[ResourceChange],
 ) -> None:

@@ -10,7 +10,7 @@ import pytest
 from m365sim.model import Tenant, User
 from m365sim.simulator import Simulator
 from tests.sim.conftest import app_token, bearer
-from tests.sim.outlook.schemas import check_collection, fixture, needs_shared, shape, validator
+from tests.sim.outlook.schemas import check_collection, fixture, shape, validator
 
 ACTION = "/v1.0/users/anna@contoso.com/calendar/getSchedule"
 PACIFIC = "Pacific Standard Time"
@@ -61,7 +61,6 @@ async def test_availability_view_of_a_known_day(
     assert info["workingHours"]["timeZone"] == {"name": PACIFIC}
 
 
-@needs_shared
 @pytest.mark.usefixtures("ben_day")
 async def test_request_and_answer_match_the_schemas_and_the_documented_example(
     client: httpx.AsyncClient, app_headers: dict[str, str],

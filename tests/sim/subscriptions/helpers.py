@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import pathlib
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
@@ -16,35 +15,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
-from jsonschema import Draft202012Validator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
-
-# shared/ lies beside the repository (on developer machines and in CI).
-SHARED = pathlib.Path(__file__).resolve().parents[4] / "shared"
-SCHEMAS = SHARED / "graph-schema"
-FIXTURES = SHARED / "fixtures" / "graph"
-
-
-def fixture(name: str) -> Any:
-    """A recorded Graph payload from shared/fixtures/graph."""
-    return json.loads((FIXTURES / name).read_text())
-
-
-def _retrieve(uri: str) -> Resource[Any]:
-    path = pathlib.Path(urllib.request.url2pathname(urllib.parse.urlparse(uri).path))
-    return Resource.from_contents(json.loads(path.read_text()),
-                                  default_specification=DRAFT202012)
-
-
-def validator(relative: str) -> Draft202012Validator:
-    """A validator for one schema of shared/graph-schema (e.g. 'types/subscription.json')."""
-    return Draft202012Validator({"$ref": (SCHEMAS / relative).as_uri()},
-                                registry=Registry(retrieve=_retrieve),  # type: ignore[call-arg]
-                                format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
 @dataclass

@@ -10,8 +10,9 @@ import pytest
 
 from m365sim.simulator import Simulator
 from tests.sim.conftest import TENANT_ID, app_token, bearer, user_token
+from tests.sim.schemas import fixture, validator
 from tests.sim.subscriptions.conftest import HOOK, subscription_body, svc_headers, user_id
-from tests.sim.subscriptions.helpers import EncryptionKey, Receiver, fixture, validator
+from tests.sim.subscriptions.helpers import EncryptionKey, Receiver
 
 pytestmark = pytest.mark.usefixtures("running")
 

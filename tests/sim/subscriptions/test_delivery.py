@@ -11,13 +11,14 @@ from m365sim.clock import VirtualClock
 from m365sim.events import ResourceChange
 from m365sim.simulator import Simulator
 from tests.sim.conftest import TENANT_ID, app_token, bearer, user_token
+from tests.sim.schemas import fixture, validator
 from tests.sim.subscriptions.conftest import (
     presence_change,
     subscription_body,
     svc_headers,
     user_id,
 )
-from tests.sim.subscriptions.helpers import Receiver, eventually, fixture, settle, validator
+from tests.sim.subscriptions.helpers import Receiver, eventually, settle
 
 pytestmark = pytest.mark.usefixtures("running")
 

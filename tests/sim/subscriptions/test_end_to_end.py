@@ -7,8 +7,9 @@ import pytest
 
 from m365sim.simulator import Simulator
 from tests.sim.conftest import APP_ID, TENANT_ID, app_token, bearer
+from tests.sim.schemas import validator
 from tests.sim.subscriptions.conftest import subscription_body, svc_headers, user_id
-from tests.sim.subscriptions.helpers import EncryptionKey, Receiver, eventually, validator
+from tests.sim.subscriptions.helpers import EncryptionKey, Receiver, eventually
 from tests.sim.subscriptions.test_rich import decrypt, verify_token
 
 pytestmark = pytest.mark.usefixtures("running")

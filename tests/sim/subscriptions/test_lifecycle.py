@@ -12,6 +12,7 @@ from m365sim.clock import VirtualClock
 from m365sim.events import ResourceChange
 from m365sim.simulator import Simulator
 from tests.sim.conftest import TENANT_ID, app_token, bearer
+from tests.sim.schemas import fixture, validator
 from tests.sim.subscriptions.conftest import (
     HOOK,
     presence_change,
@@ -19,7 +20,7 @@ from tests.sim.subscriptions.conftest import (
     svc_headers,
     user_id,
 )
-from tests.sim.subscriptions.helpers import Receiver, eventually, fixture, settle, validator
+from tests.sim.subscriptions.helpers import Receiver, eventually, settle
 
 pytestmark = pytest.mark.usefixtures("running")
 LIFECYCLE = "https://hooks.contoso.test/api/lifecycle"

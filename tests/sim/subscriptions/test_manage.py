@@ -8,13 +8,14 @@ import pytest
 from m365sim.clock import VirtualClock
 from m365sim.simulator import Simulator
 from tests.sim.conftest import app_token, bearer, user_token
+from tests.sim.schemas import validator
 from tests.sim.subscriptions.conftest import (
     presence_change,
     subscription_body,
     svc_headers,
     user_id,
 )
-from tests.sim.subscriptions.helpers import Receiver, settle, validator
+from tests.sim.subscriptions.helpers import Receiver, settle
 
 pytestmark = pytest.mark.usefixtures("running")
 

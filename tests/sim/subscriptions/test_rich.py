@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from m365sim.model import AppRegistration
 from m365sim.simulator import Simulator
 from tests.sim.conftest import APP_ID, TENANT_ID, bearer
+from tests.sim.schemas import fixture, validator
 from tests.sim.subscriptions.conftest import (
     HOOK,
     presence_change,
@@ -27,14 +28,7 @@ from tests.sim.subscriptions.conftest import (
     svc_headers,
     user_id,
 )
-from tests.sim.subscriptions.helpers import (
-    EncryptionKey,
-    Receiver,
-    eventually,
-    fixture,
-    make_encryption_key,
-    validator,
-)
+from tests.sim.subscriptions.helpers import EncryptionKey, Receiver, eventually, make_encryption_key
 
 pytestmark = pytest.mark.usefixtures("running")
 GRAPH_PUBLISHER = "0bf30f3b-4a52-48df-9a82-234910c4a086"

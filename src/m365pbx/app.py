@@ -192,6 +192,8 @@ class Service:
             only_replace_available_busy=switch("only_replace_available_busy"),
             respect_manual_teams=not switch("pbx_wins"),
             call_end_hold_down=connection.call_end_hold_down.total_seconds(),
+            pbx_hold_down=(0.0 if connection.pbx_hold_down is None
+                           else connection.pbx_hold_down.total_seconds()),
         )
 
     def _people_changed(self) -> None:

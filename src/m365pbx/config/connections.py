@@ -302,6 +302,11 @@ class _ConnectionBase(BaseModel):
         default=timedelta(seconds=1),
         description="how long the end of a call waits, so a transfer does not flap Teams",
     )
+    pbx_hold_down: Duration | None = Field(
+        default=None,
+        description="at least this long between two PBX writes for one person (the newest "
+        "state follows when it ends); none: every change at once",
+    )
     per_person: list[PersonSwitches] = Field(
         default_factory=list,
         description="switches for some people that differ from the connection's",

@@ -97,6 +97,15 @@ class Directory(BaseModel):
         default=timedelta(hours=1),
         description="how often the whole directory is read again",
     )
+    follow_changes: bool = Field(
+        default=True,
+        description="ask Graph what changed (/users/delta) between full syncs, so people "
+        "added, removed, disabled or (un)licensed show within a minute",
+    )
+    changes_interval: Duration = Field(
+        default=timedelta(seconds=30),
+        description="how often Graph is asked what changed in the directory",
+    )
 
 
 class Tenant(BaseModel):

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from m365pbx.graph.client import GraphClient
+from m365pbx.graph.errors import GraphError
 
 # Everything matching and licence filtering read; most of it comes only with $select
 # (graph.md 2.1).
@@ -82,8 +83,37 @@ class DeltaResult:
     delta_link: str = ""
 
 
-async def users_delta(client: GraphClient, delta_link: str | None) -> DeltaResult:
-    """Changes since `delta_link` (None: a full first round that ends with a delta link)."""
+# Graph's answers to a delta link it no longer serves: a reset (410 Gone) or an expired
+# token (older than 7 days; "a 40X-series error with a code such as syncStateNotFound",
+# concepts/delta-query-overview.md). Either way only a full read starts over.
+_DELTA_RESTART_CODES = frozenset({"syncstatenotfound", "resyncrequired"})
+
+
+def delta_link_expired(error: GraphError) -> bool:
+    """Tell whether Graph refused a delta link for good (a full read must start over)."""
+    return error.status == 410 or error.code.casefold() in _DELTA_RESTART_CODES
+
+
+async def users_delta_link(client: GraphClient) -> str:
+    """A delta link from now on, without listing anyone (`$deltatoken=latest`).
+
+    Taken just before a full read, its next round returns whatever changed during and
+    after that read.
+    """
+    page = await client.get_json("/v1.0/users/delta", params={
+        "$select": ",".join(USER_FIELDS), "$deltatoken": "latest"})
+    link = page.get("@odata.deltaLink")
+    if not isinstance(link, str) or not link:
+        raise GraphError("Graph answered /users/delta?$deltatoken=latest without a deltaLink")
+    return link
+
+
+async def users_delta(client: GraphClient, delta_link: str | None,
+                      keep: Collection[str] | None = None) -> DeltaResult:
+    """Changes since `delta_link` (None: a full first round that ends with a delta link).
+
+    `keep` names the properties the caller reads, as for `list_users`.
+    """
     result = DeltaResult()
     if delta_link:
         pages = client.pages(delta_link)
@@ -96,7 +126,8 @@ async def users_delta(client: GraphClient, delta_link: str | None) -> DeltaResul
             if "@removed" in user:
                 result.removed.append(str(user.get("id", "")))
             else:
-                result.changed.append(user)
+                user = slim(user)
+                result.changed.append(user if keep is None else only(user, keep))
         if isinstance(page.get("@odata.deltaLink"), str):
             result.delta_link = str(page["@odata.deltaLink"])
     return result

@@ -26,12 +26,13 @@ from m365pbx.graph.auth import (
     TokenSource,
 )
 from m365pbx.graph.client import GraphClient
-from m365pbx.graph.users import list_users
+from m365pbx.graph.users import list_users, users_delta, users_delta_link
 from m365pbx.pbx.base import PbxConnection, PbxUser
 from m365pbx.service.certificates import CertificateKeeper
 from m365pbx.service.persistence import StorePeople, StoreSubscriptionRecords
 from m365pbx.store import Store
 from m365pbx.sync.directory import ConnectionDirectory, DirectorySync, teams_user_properties
+from m365pbx.sync.directory_delta import DirectoryChanges
 from m365pbx.sync.hub import PresenceHub
 from m365pbx.sync.people import Person
 from m365pbx.sync.teams_to_pbx.owner import AccountOwner, Endpoints
@@ -90,6 +91,8 @@ class TenantParts:
     writer_client: GraphClient | None
     app_id: str
     directory: DirectorySync
+    # Directory changes between full syncs (None when `directory.follow_changes` is off).
+    changes: DirectoryChanges | None
     poller: PresencePoller
     readback: ReadBack
     pool: SubscriptionPool | None
@@ -148,11 +151,20 @@ class TenantRuntime:
             for c in tenant_connections if c.name in connections
         ]
         keep = teams_user_properties(directories)
+        follow = tenant.directory.follow_changes
         directory = DirectorySync(
             tenant.name, lambda: list_users(app_client, keep), directories,
             StorePeople(store, tenant.name), lambda _people: on_people(), clock,
             interval=tenant.directory.full_sync_interval.total_seconds(),
+            keep_teams_users=follow,
         )
+        changes = None
+        if follow:
+            changes = DirectoryChanges(
+                directory, lambda: users_delta_link(app_client),
+                lambda link: users_delta(app_client, link, keep), clock,
+                interval=tenant.directory.changes_interval.total_seconds())
+            directory.fetch_teams_users = changes.full_read(directory.fetch_teams_users)
         webhook = settings.webhook_url
         mode = settings.teams_to_pbx.mode
         use_webhooks = webhook is not None and mode is not SyncMode.POLLING
@@ -172,12 +184,16 @@ class TenantRuntime:
                                 converter=converter, reconciling=use_webhooks,
                                 uncovered=pool.uncovered if pool is not None else None,
                                 uncovered_plan=uncovered_plan)
-        self.parts = TenantParts(app_client, writer_client, self.app_id, directory, poller,
-                                 ReadBack(poller, clock), pool)
+        self.parts = TenantParts(app_client, writer_client, self.app_id, directory, changes,
+                                 poller, ReadBack(poller, clock), pool)
 
     def teams_user_ids(self) -> Sequence[str]:
         """Teams user ids of this tenant's people."""
         return [p.teams_user_id for p in self.hub.people() if p.tenant == self.tenant.name]
+
+    def sync_now(self) -> None:
+        """Start a full directory sync at once ("Sync now": CLI, API)."""
+        self.parts.directory.sync_now()
 
     def people(self) -> list[Person]:
         """This tenant's matched people."""
@@ -213,6 +229,8 @@ class TenantRuntime:
         parts = self.parts
         async with asyncio.TaskGroup() as group:
             group.create_task(parts.directory.run())
+            if parts.changes is not None:
+                group.create_task(parts.changes.run())
             group.create_task(parts.poller.run())
             group.create_task(parts.readback.run())
             if parts.pool is not None:

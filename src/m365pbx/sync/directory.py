@@ -95,6 +95,7 @@ class DirectorySync:
         clock: Clock,
         *,
         interval: float = 3600.0,
+        keep_teams_users: bool = False,
     ) -> None:
         self.tenant = tenant
         self.fetch_teams_users = fetch_teams_users
@@ -107,6 +108,12 @@ class DirectorySync:
         self._people: dict[str, list[Person]] = {}
         self._announced: list[Person] | None = None
         self._now = asyncio.Event()
+        # The Teams users of the last full read, by id, for directory changes to be folded
+        # into (sync/directory_delta.py); kept only when something follows the changes.
+        self.keep_teams_users = keep_teams_users
+        self._teams: dict[str, dict[str, Any]] | None = None
+        # One change of the people at a time: a full sync or the folding in of changes.
+        self.lock = asyncio.Lock()
 
     def sync_now(self) -> None:
         """Ask for a sync at once ("Sync now")."""
@@ -128,6 +135,10 @@ class DirectorySync:
 
     async def sync_once(self) -> bool:
         """One full sync; False (and the previous people kept) when anything is missing."""
+        async with self.lock:
+            return await self._sync_once()
+
+    async def _sync_once(self) -> bool:
         try:
             teams_users = await self.fetch_teams_users()
         except M365Error as exc:
@@ -151,17 +162,12 @@ class DirectorySync:
             await self._match_and_store(directory, pbx_users, teams_users, by_id)
             changed = True
         count = len(teams_users)
+        self._teams = by_id if self.keep_teams_users else None
         # Let go of every Teams user before the hub takes the new people: the hub's update is
         # the peak of a start-up (docs/benchmarks.md, 50,000 people).
         del teams_users, by_id
         if changed:
-            everyone = [p for people in self._people.values() for p in people]
-            # The same people again (a PBX re-sending its users) must not start a poll round,
-            # re-plan subscriptions or restore saved state once more.
-            if everyone != self._announced:
-                self.on_people(everyone)
-                self._announced = everyone
-            self.status.people = len(everyone)
+            self._announce()
         self.status.teams_users = count
         if problems:
             return self._failed("; ".join(problems))
@@ -186,6 +192,49 @@ class DirectorySync:
         ]
         await directory.connection.watch([p.pbx_user for p in self._people[directory.name]])
         self.status.summaries[directory.name] = result.summary()
+
+    def _announce(self) -> None:
+        everyone = [p for people in self._people.values() for p in people]
+        # The same people again (a PBX re-sending its users) must not start a poll round,
+        # re-plan subscriptions or restore saved state once more.
+        if everyone != self._announced:
+            self.on_people(everyone)
+            self._announced = everyone
+        self.status.people = len(everyone)
+
+    @property
+    def has_teams_users(self) -> bool:
+        """Whether a full read's Teams users are kept for changes to be folded into."""
+        return self._teams is not None
+
+    async def apply_teams_changes(self, changed: Sequence[dict[str, Any]],
+                                  removed: Iterable[str]) -> bool:
+        """Fold changed and removed Teams users into the kept directory and match again with
+        the PBX users already read (no full read); False when nothing matching reads changed.
+
+        Call with `lock` held.
+        """
+        teams = self._teams
+        if teams is None:
+            return False
+        different = False
+        for user_id in removed:
+            different |= teams.pop(user_id, None) is not None
+        for user in changed:
+            user_id = str(user.get("id") or "")
+            if user_id and teams.get(user_id) != user:
+                teams[user_id] = user
+                different = True
+        if not different:
+            return False
+        users = list(teams.values())
+        for directory in self.connections:
+            if directory.result is not None:  # a connection never read waits for a full sync
+                await self._match_and_store(directory, list(directory.users.values()),
+                                            users, teams)
+        self.status.teams_users = len(teams)
+        self._announce()
+        return True
 
     def people(self) -> list[Person]:
         """Everyone matched across this tenant's connections."""

@@ -1,0 +1,130 @@
+"""Directory changes in Entra ID reach the people, the subscriptions and the PBX within a
+minute, without a full sync (issue 18, item 10): the simulator's control API plays the
+admin, the built-in presence API is the PBX."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from m365pbx.app import Service
+from m365pbx.pbx.api.keys import MemoryApiKeyChecker, Scope
+from m365sim.clock import VirtualClock
+from m365sim.server import RunningServer
+from m365sim.simulator import Simulator
+from tests.e2e.harness import free_port, pbx_users, running, settings_for, switchboard
+from tests.e2e.test_teams_to_pbx import allow_loopback_webhooks, requests_to
+
+PBX = (("anna", "Anna Schmidt"), ("ben", "Ben Weber"), ("carl", "Carl Neumann"))
+# Virtual seconds a change may take to show (the issue's "about a minute").
+WITHIN = 60.0
+
+
+async def in_entra(server: RunningServer, method: str, path: str,
+                   body: dict[str, Any] | None = None) -> None:
+    """Act as the tenant's admin in Entra ID (the simulator's control API)."""
+    context = ssl.create_default_context(cafile=str(server.ca_file))
+    async with httpx.AsyncClient(verify=context) as http:
+        answer = await http.request(method, f"{server.url}/_sim/tenants/contoso.com{path}",
+                                    json=body)
+        assert answer.is_success, answer.text
+
+
+def matched(service: Service) -> set[str]:
+    """PBX keys of the hub's people."""
+    return {person.key for person in service.hub.people()}
+
+
+def in_view(service: Service) -> set[str]:
+    """PBX keys the presence API shows."""
+    return {person.key for person in service.view.people()}
+
+
+async def api_people(service: Service, key: str) -> set[str]:
+    """PBX keys `GET /api/v1/people` answers with, as a PBX app sees them."""
+    listen = service.settings.listen
+    async with httpx.AsyncClient() as http:
+        answer = await http.get(f"http://{listen.host}:{listen.port}/api/v1/people",
+                                headers={"Authorization": f"Bearer {key}"})
+        assert answer.status_code == 200, answer.text
+    return {person["key"] for person in answer.json()["people"]}
+
+
+async def within(seconds: float, check: Any, clock: VirtualClock) -> float:
+    """Advance the virtual clock a second at a time until `check()`; the seconds it took."""
+    waited = 0.0
+    while not check():
+        if waited >= seconds:
+            raise AssertionError(f"not reached within {seconds} virtual seconds")
+        await clock.advance(1.0)
+        waited += 1.0
+        # Let the rounds, the store and the hub run on the loop between steps.
+        for _ in range(5):
+            await asyncio.sleep(0.01)
+    return waited
+
+
+def user_id(sim: Simulator, upn: str) -> str:
+    """The object id of a simulated user."""
+    tenant = sim.directory.find_tenant("contoso.com")
+    assert tenant is not None
+    user = tenant.find_user(upn)
+    assert user is not None
+    return user.id
+
+
+CHANGES: dict[str, tuple[str, str, dict[str, Any] | None, str, bool]] = {
+    # kind: (method, path, body, PBX key, present afterwards)
+    "added": ("POST", "/users", {"userPrincipalName": "carl@contoso.com",
+                                 "displayName": "Carl Neumann", "teams": True}, "carl", True),
+    "deleted": ("DELETE", "/users/ben@contoso.com", None, "ben", False),
+    "disabled": ("PATCH", "/users/ben@contoso.com", {"accountEnabled": False}, "ben", False),
+    "licence removed": ("PATCH", "/users/ben@contoso.com", {"teams": False}, "ben", False),
+    "licence added": ("PATCH", "/users/ben@contoso.com", {"teams": True}, "ben", True),
+}
+
+
+@pytest.mark.parametrize("kind", list(CHANGES))
+async def test_a_directory_change_reaches_people_subscriptions_and_pbx_within_a_minute(
+    kind: str, sim_server: RunningServer, sim: Simulator, clock: VirtualClock,
+    tmp_path: Path,
+) -> None:
+    method, path, body, key, present = CHANGES[kind]
+    if kind == "licence added":  # ben starts without Teams
+        await in_entra(sim_server, "PATCH", "/users/ben@contoso.com", {"teams": False})
+    allow_loopback_webhooks(sim)
+    settings = settings_for(sim_server, tmp_path, webhook_port=free_port())
+    keys = MemoryApiKeyChecker()
+    api_key = keys.add("switchboard", [Scope.READ])
+    async with running(settings, clock, api_keys=keys) as service:
+        switchboard(service).replace_users(pbx_users(*PBX))
+        before = {"anna", "ben"} - ({"ben"} if kind == "licence added" else set())
+        await within(WITHIN, lambda: matched(service) == before, clock)
+        owner = service.tenants["contoso"].parts.pool.owners[  # type: ignore[union-attr]
+            "svc-presence@contoso.com"]
+        await within(WITHIN, lambda: owner.healthy and len(owner.people) == len(before), clock)
+        assert await api_people(service, api_key) == before
+        full_reads = requests_to(sim, "GET", "/v1.0/users")
+
+        await in_entra(sim_server, method, path, body)
+        after = before | {key} if present else before - {key}
+        took = await within(WITHIN, lambda: matched(service) == after
+                            and in_view(service) == after, clock)
+        assert await api_people(service, api_key) == after
+        # The presence subscription follows: the person is watched, or no longer.
+        teams_id = user_id(sim, f"{key}@contoso.com") if present else None
+        await within(WITHIN - took, lambda: owner.healthy and len(owner.people) == len(after),
+                     clock)
+        if teams_id is not None:
+            assert teams_id in owner.people
+        # No full read of the directory was needed (full_sync_interval is an hour).
+        assert requests_to(sim, "GET", "/v1.0/users") == full_reads
+        assert requests_to(sim, "GET", "/v1.0/users/delta") >= 1
+        changes = service.tenants["contoso"].parts.changes
+        assert changes is not None and changes.status.applied == 1
+        assert changes.status.last_error is None

@@ -1,12 +1,13 @@
 """The one source of time for services: `now()` and `sleep()`.
 
 Tests pass a virtual clock (the simulator's VirtualClock fits this protocol) so that a
-3-hour call or a 60-minute subscription takes milliseconds (design.md, "Time").
+3-hour call or a 60-minute subscription takes milliseconds (docs/architecture.md, "Time").
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -18,8 +19,8 @@ class Clock(Protocol):
         """The current time, timezone-aware UTC."""
         ...
 
-    async def sleep(self, seconds: float) -> None:
-        """Wait `seconds` of this clock's time."""
+    def sleep(self, seconds: float) -> Awaitable[None]:
+        """Wait `seconds` of this clock's time, counted from the call (not from the first await)."""
         ...
 
 

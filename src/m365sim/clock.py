@@ -1,6 +1,6 @@
 """Time for the simulator: the wall clock, or a virtual clock tests advance by hand.
 
-The virtual clock can be shared with m365pbx in one process (shared/design.md, "Time"):
+The virtual clock can be shared with m365pbx in one process (docs/architecture.md, "Time"):
 both only need `now()` and `sleep()`, so one VirtualClock instance serves both sides.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -20,8 +21,8 @@ class Clock(Protocol):
         """The current time, timezone-aware UTC."""
         ...
 
-    async def sleep(self, seconds: float) -> None:
-        """Wait `seconds` of this clock's time."""
+    def sleep(self, seconds: float) -> Awaitable[None]:
+        """Wait `seconds` of this clock's time, counted from the call."""
         ...
 
 
@@ -51,15 +52,19 @@ class VirtualClock:
         """The current virtual time."""
         return self._now
 
-    async def sleep(self, seconds: float) -> None:
-        """Wait until the virtual time has moved `seconds` on (0: just yield)."""
+    def sleep(self, seconds: float) -> Awaitable[None]:
+        """Wait until the virtual time has moved `seconds` on from now (0: just yield).
+
+        Not a coroutine on purpose: the deadline is taken at the call. A coroutine would take
+        it only when its task first runs, so `ensure_future(clock.sleep(10))` followed by an
+        `advance` in the same step would wake 10 s after the advance instead.
+        """
         if seconds <= 0:
-            await asyncio.sleep(0)
-            return
+            return asyncio.sleep(0)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         wake = self._now + timedelta(seconds=seconds)
         heapq.heappush(self._sleepers, (wake, next(self._order), future))
-        await future
+        return future
 
     def next_wake(self) -> datetime | None:
         """When the earliest sleeper wakes, if any."""

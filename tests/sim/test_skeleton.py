@@ -58,3 +58,18 @@ async def test_virtual_clock_wakes_sleepers_in_time_order(clock: VirtualClock) -
     await clock.advance(7200)
     await asyncio.gather(*tasks)
     assert woke == [("soon", 5.0), ("late", 3600.0)]
+
+
+async def test_a_virtual_sleep_counts_from_its_call_not_from_its_first_step(
+        clock: VirtualClock) -> None:
+    # The simulator's delivery loop (and m365pbx's owners and pollers) start a sleep as a task
+    # and a test may advance the clock before that task first runs: the wake must not move.
+    import asyncio
+
+    start = clock.now()
+    sleeper = asyncio.ensure_future(clock.sleep(10))
+    await clock.advance(4)          # the sleeper's task has not run yet
+    assert not sleeper.done()
+    await clock.advance(6)
+    assert sleeper.done()
+    assert (clock.now() - start).total_seconds() == 10

@@ -1,7 +1,7 @@
 """Turn what the configuration file declares into the store's declared objects.
 
 The file's tenants, credentials, service accounts and PBX connections are written into the
-store at start and marked as managed by the file (shared/design.md, "Configuration and
+store at start and marked as managed by the file (docs/architecture.md, "Configuration and
 state"); this module is the translation between the two models.
 """
 

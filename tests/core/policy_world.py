@@ -1,6 +1,6 @@
 """A small model of Teams and a PBX around the policy, for scenario and property tests.
 
-Teams aggregation follows shared/reference/graph.md 3.8/3.9: a preferred presence (one
+Teams aggregation follows Graph's documented aggregation (presence-setuserpreferredpresence.md): a preferred presence (one
 slot, shared by the person and apps) beats every session while one session exists;
 sessions rank DoNotDisturb > Busy > Available > Away; no session means Offline.
 """

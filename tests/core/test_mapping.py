@@ -24,7 +24,7 @@ from m365pbx.core.presence import (
 
 DEFAULTS = CompiledMapping(DEFAULT_RULES)
 
-# The innovaphone table from shared/reference/mapping.md, value by value. Values that are
+# The innovaphone table from docs/mapping.md, value by value. Values that are
 # an availability are paired with their own activity, activity-only values with Busy.
 INNOVAPHONE_TABLE = {
     ("Away", "Away"): "away",

@@ -2,7 +2,7 @@
 
 Graph documents its values in PascalCase on the wire, newer pages list them in camelCase,
 and Microsoft adds values over time (`Focusing`, `AvailableInactive`); see
-shared/reference/graph.md section 3.1. Parsing is therefore case-insensitive, and a value
+Graph's presence resource page (api-reference/v1.0/resources/presence.md). Parsing is therefore case-insensitive, and a value
 we do not know takes a configurable fallback and is counted instead of raising.
 """
 
@@ -168,7 +168,7 @@ def parse_teams_presence(
     return TeamsPresence(parsed_availability, parsed_activity)
 
 
-# The combinations Graph accepts, per shared/reference/graph.md 3.3 and 3.5.
+# The combinations Graph accepts, per api-reference/v1.0/api/presence-setpresence.md and presence-setuserpreferredpresence.md.
 SET_PRESENCE_COMBINATIONS = frozenset(
     {
         TeamsPresence(Availability.AVAILABLE, Activity.AVAILABLE),

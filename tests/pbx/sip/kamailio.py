@@ -1,6 +1,6 @@
 """A real Kamailio presence server for tests and benchmarks, on a free loopback port.
 
-Follows shared/reference/kamailio/README.md: db_text tables copied into a temp folder
+Kamailio's presence module with db_text tables copied into a temp folder
 (with the `presentity.sender` nullable fix, without which Kamailio refuses its own saved
 file after a clean restart), started with setsid so a crash can kill the whole process
 group, ready once it answers OPTIONS.

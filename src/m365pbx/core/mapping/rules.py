@@ -129,7 +129,7 @@ def _t2p(pbx: PbxPresence, *, availability: str | None = None, activity: str | N
 
 
 _P = PbxPresence
-# The innovaphone default table (shared/reference/mapping.md). Values that are both an
+# The innovaphone default table (docs/mapping.md). Values that are both an
 # availability and an activity there (Away, Busy, ...) are matched on availability; the
 # activity-only values (InACall, Presenting, ...) are matched on activity, which is more
 # specific. AvailableIdle/BusyIdle are treated like Available/Busy (Imagicle).

@@ -1,7 +1,7 @@
 """SIP SIMPLE presence: PUBLISH PIDF for Teams → PBX, SUBSCRIBE dialog/presence for PBX → Teams.
 
 A small asyncio user agent written for this purpose (no maintained Python library does
-PUBLISH with ETags on asyncio; shared/reference/sip-presence.md). `SipConnection` is the
+PUBLISH with ETags on asyncio; RFC 3903). `SipConnection` is the
 PbxConnection; the other names are the library underneath, usable on their own.
 """
 

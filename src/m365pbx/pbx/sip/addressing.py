@@ -2,7 +2,7 @@
 
 Address: a template such as `sip:{extension}@{domain}` filled from the PBX user's fields
 (plus `{key}` and `{domain}`), or a field of the PBX user that holds the address already.
-Account, two ways (shared/reference/sip-presence.md):
+Account, two ways (RFC 3903 / RFC 3856):
 - a gateway account: From = the gateway's address, one digest login for everyone; the
   presentity is the Request-URI (Kamailio accepts that; some servers allow only the own
   presentity);

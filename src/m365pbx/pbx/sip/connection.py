@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from types import MappingProxyType
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from m365pbx.core.presence import PbxPresence
@@ -79,6 +80,8 @@ class SipConnection:
         self.name = name
         self.options = options
         self.bad_input = BadInputCounter()
+        # Peers refused (foreign address, too many connections, too slow): in status().
+        self.refused = BadInputCounter(what=f"{name}: refused SIP peer", level=logging.WARNING)
         self.unknown_dialog_notifies = 0
         self.unaddressable: dict[str, str] = {}
         # Called (no arguments, must not block) whenever publications() changes.
@@ -92,9 +95,11 @@ class SipConnection:
                 local_port=options.local_port,
                 timers=options.timers,
                 user_agent=options.user_agent,
+                tcp_limits=options.tcp_limits,
             ),
             self.bad_input,
             max_in_flight=options.max_in_flight,
+            refusals=self.refused,
         )
         self._ua.notify_handler = self._on_notify
         self._ua.on_connection_lost = self._connection_lost
@@ -167,8 +172,9 @@ class SipConnection:
     # status -----------------------------------------------------------------------------
 
     def status(self) -> ConnectionStatus:
-        """The current state and, unless connected, the last error in words."""
-        return self._board.status()
+        """The current state, unless connected the last error in words, and peers refused."""
+        status = self._board.status()
+        return replace(status, refused=MappingProxyType(dict(self.refused.counts)))
 
     def _update_status(self) -> None:
         self._board.update(

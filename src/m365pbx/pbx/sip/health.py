@@ -1,7 +1,7 @@
 """Whether the presence server answers: an OPTIONS keep-alive (RFC 3261 §11) on a timer.
 
 A server that restarts after a crash has forgotten every publication and subscription
-(db_text keeps nothing; shared/reference/sip-presence.md), and a client only learns it
+(db_text keeps nothing; Kamailio's presence module docs), and a client only learns it
 at its next refresh. The keep-alive shortens that: when the server stops answering it
 is reported down, and when it answers again (or after a lost TCP connection, which
 usually means a restart) the owner is told to re-assert everything at once.

@@ -12,6 +12,7 @@ from m365pbx.pbx.sip.addressing import (
     GatewayAccount,
     PersonalAccounts,
 )
+from m365pbx.pbx.sip.limits import TcpLimits
 from m365pbx.pbx.sip.retry import Backoff
 from m365pbx.pbx.sip.transactions import Timers
 
@@ -42,6 +43,7 @@ class SipOptions:
     local_host: str | None = None
     local_port: int = 0
     user_agent: str = "m365pbx"
+    tcp_limits: TcpLimits = field(default_factory=TcpLimits)
 
     @classmethod
     def from_settings(cls, settings: SipSettings, **overrides: Any) -> SipOptions:
@@ -65,5 +67,6 @@ class SipOptions:
             subscribe_expires=int(settings.subscribe_expires.total_seconds()),
             watch_line_state=settings.watch_line_state,
             watch_presence=settings.watch_presence,
+            local_port=settings.listen_port,
         )
         return replace(options, **overrides)

@@ -165,6 +165,11 @@ class StreamParser:
         self._limits = limits
         self._buffer = bytearray()
 
+    @property
+    def pending(self) -> bool:
+        """Whether part of a message has arrived (CRLF keep-alives aside)."""
+        return bool(self._buffer) and self._buffer != b"\r"
+
     def feed(self, data: bytes) -> list[SipMessage]:
         """Add received bytes; return the complete messages, SipParseError on garbage.
 

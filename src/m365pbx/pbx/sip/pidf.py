@@ -1,6 +1,6 @@
 """PIDF presence documents (RFC 3863) with RPID activities (RFC 4480), both directions.
 
-Writing follows the table "PBX presence → SIP PIDF" of shared/reference/mapping.md: one
+Writing follows the table "PBX presence → SIP PIDF" of docs/mapping.md: one
 `<tuple>` with `<basic>open</basic>` and one `<dm:person>` with the activities and a note.
 RPID has no "do not disturb", so dnd is `<rpid:busy/>` plus `<rpid:other>dnd</rpid:other>`.
 

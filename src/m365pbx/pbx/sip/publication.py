@@ -1,7 +1,7 @@
 """One event publication of one presentity (RFC 3903), kept at exactly one ETag.
 
 The server aggregates every live publication of a presentity, and a second initial
-PUBLISH creates a second publication whose note may win (shared/reference/sip-presence.md),
+PUBLISH creates a second publication whose note may win (RFC 3903 section 4),
 so a Publication always modifies, refreshes and removes through `SIP-If-Match`:
 - initial: body, no SIP-If-Match → 2xx with SIP-ETag (kept);
 - refresh before expiry: SIP-If-Match, no body; the ETag changes on every refresh;

@@ -4,7 +4,9 @@ Both parse what arrives and hand whole messages to a `TransportUser`; anything t
 not parse is reported to `bad_input` and dropped. A TCP stream that turns to garbage is
 closed, since it cannot be resynchronised (RFC 3261 §18.3). The TCP listener exists
 because a server sends NOTIFY to our Contact address and Kamailio opens a new connection
-for it unless told to reuse ours (`tcp_accept_aliases`, off by default).
+for it unless told to reuse ours (`tcp_accept_aliases`, off by default). Only the
+server's addresses may send to us, and the listener keeps others' connections within
+`TcpLimits` (limits.py); what is refused is reported to `refused`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from m365pbx.pbx.sip.limits import DEFAULT_TCP_LIMITS, Admission, PeerFilter, TcpLimits
 from m365pbx.pbx.sip.message import SipMessage
 from m365pbx.pbx.sip.parser import (
     DEFAULT_LIMITS,
@@ -44,6 +47,9 @@ class TransportUser(Protocol):
     def bad_input(self, reason: str, detail: str) -> None:
         """Something arrived that is not valid SIP (already dropped)."""
 
+    def refused(self, reason: str, detail: str) -> None:
+        """A peer was refused: foreign address, too many connections, too slow."""
+
     def connection_lost(self, address: Address) -> None:
         """A TCP connection to or from `address` closed."""
 
@@ -65,12 +71,20 @@ def outbound_host(server: Address) -> str:
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, user: TransportUser, limits: ParseLimits) -> None:
+    def __init__(self, user: TransportUser, limits: ParseLimits, peers: PeerFilter) -> None:
         self._user = user
         self._limits = limits
+        self._peers = peers
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
         address = (str(addr[0]), int(str(addr[1])))
+        if not self._peers.permits(address[0]):
+            # Dropped, not answered: a 403 would let spoofed sources aim us at others.
+            self._user.refused(
+                "foreign-address",
+                f"UDP from {address[0]}:{address[1]} (only {self._peers.describe()} may send)",
+            )
+            return
         if not data.strip(b"\r\n"):
             return  # CRLF keep-alive (RFC 5626 §4.4.1)
         try:
@@ -97,6 +111,7 @@ class SipTransport(ABC):
         self.requested = local
         self.limits = limits
         self.local: Address = local
+        self.peers = PeerFilter()
 
     @abstractmethod
     async def open(self) -> None:
@@ -124,7 +139,7 @@ class UdpTransport(SipTransport):
         """Bind the UDP socket."""
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: _UdpProtocol(self.user, self.limits), local_addr=self.requested
+            lambda: _UdpProtocol(self.user, self.limits, self.peers), local_addr=self.requested
         )
         self._transport = transport
         sockname = transport.get_extra_info("sockname")
@@ -144,20 +159,40 @@ class UdpTransport(SipTransport):
 
 
 class _TcpConnection(asyncio.Protocol):
-    def __init__(self, owner: TcpTransport) -> None:
+    """One TCP connection; `incoming` ones (others opened them) are held to the limits."""
+
+    def __init__(self, owner: TcpTransport, *, incoming: bool = False) -> None:
         self._owner = owner
         self._parser = StreamParser(owner.limits)
         self.transport: asyncio.Transport | None = None
         self.address: Address = ("", 0)
+        self.incoming = incoming
+        self._admitted = False
+        self._opened_at = 0.0
+        self._completed = False  # a whole message has arrived
+        self._message_started: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         peer = transport.get_extra_info("peername")
         self.address = (str(peer[0]), int(peer[1]))
+        if self.incoming:
+            refusal = self._owner.admission.admit(self.address[0])
+            if refusal is not None:
+                transport.abort()
+                self._owner.user.refused(*refusal)
+                return
+            self._admitted = True
+            self._opened_at = asyncio.get_running_loop().time()
+            self._rearm()
         self._owner.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
+        if self.incoming and not self._admitted:
+            return
         try:
             messages = self._parser.feed(data)
         except SipParseError as exc:
@@ -165,10 +200,63 @@ class _TcpConnection(asyncio.Protocol):
             self._owner.user.bad_input(exc.reason, f"TCP from {where}: {exc.detail}")
             self.close()
             return
+        if self.incoming:
+            if messages:
+                self._completed = True
+                self._message_started = None
+            if not self._parser.pending:
+                self._message_started = None
+            elif self._message_started is None:
+                self._message_started = asyncio.get_running_loop().time()
+            self._rearm()
         for message in messages:
             self._owner.user.message_received(message, Origin(self.address, self))
 
+    def _rearm(self) -> None:
+        """Keep one timer at the earliest deadline: the first message's, the current one's."""
+        limits = self._owner.tcp_limits
+        deadlines = []
+        if not self._completed:
+            deadlines.append((self._opened_at + limits.idle_timeout, "idle-timeout"))
+        if self._message_started is not None:
+            deadlines.append((self._message_started + limits.message_timeout, "slow-message"))
+        if not deadlines:
+            self._cancel_timer()
+            return
+        at, reason = min(deadlines)
+        if self._timer is not None and self._timer_at == at:
+            return
+        self._cancel_timer()
+        self._timer_at = at
+        self._timer = asyncio.get_running_loop().call_at(at, self._expire, reason)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expire(self, reason: str) -> None:
+        self._timer = None
+        limits = self._owner.tcp_limits
+        where = f"{self.address[0]}:{self.address[1]}"
+        if reason == "idle-timeout":
+            detail = f"TCP from {where}: no whole message within {limits.idle_timeout:g} s"
+        else:
+            detail = (
+                f"TCP from {where}: a message not complete {limits.message_timeout:g} s "
+                "after it began"
+            )
+        self._owner.user.refused(reason, detail)
+        if self.transport is not None:
+            self.transport.abort()
+
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.incoming and not self._admitted:
+            return
+        self._cancel_timer()
+        if self._admitted:
+            self._admitted = False
+            self._owner.admission.release(self.address[0])
         self._owner.forget(self)
         self._owner.user.connection_lost(self.address)
 
@@ -194,22 +282,25 @@ class TcpTransport(SipTransport):
         local: Address,
         limits: ParseLimits = DEFAULT_LIMITS,
         connect_timeout: float = 5.0,
+        tcp_limits: TcpLimits = DEFAULT_TCP_LIMITS,
     ) -> None:
         super().__init__(user, local, limits)
         self.connect_timeout = connect_timeout
+        self.tcp_limits = tcp_limits
+        self.admission = Admission(tcp_limits, self.peers)
         self.connections: set[_TcpConnection] = set()
         self._outgoing: dict[Address, _TcpConnection] = {}
         self._connecting: dict[Address, asyncio.Future[_TcpConnection]] = {}
         self._server: asyncio.Server | None = None
 
-    def _factory(self) -> Callable[[], _TcpConnection]:
-        return lambda: _TcpConnection(self)
+    def _factory(self, *, incoming: bool = False) -> Callable[[], _TcpConnection]:
+        return lambda: _TcpConnection(self, incoming=incoming)
 
     async def open(self) -> None:
         """Start the listener that receives the server's requests."""
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            self._factory(), host=self.requested[0], port=self.requested[1]
+            self._factory(incoming=True), host=self.requested[0], port=self.requested[1]
         )
         sockname = self._server.sockets[0].getsockname()
         self.local = (str(sockname[0]), int(sockname[1]))

@@ -19,6 +19,7 @@ from typing import Literal
 from m365pbx.pbx.sip.counters import BadInputCounter
 from m365pbx.pbx.sip.digest import DigestError, DigestSession, best_challenge
 from m365pbx.pbx.sip.fields import FieldError, parse_name_addr
+from m365pbx.pbx.sip.limits import DEFAULT_TCP_LIMITS, TcpLimits
 from m365pbx.pbx.sip.message import Headers, SipMessage, SipRequest, SipResponse, response_for
 from m365pbx.pbx.sip.parser import DEFAULT_LIMITS, ParseLimits
 from m365pbx.pbx.sip.transactions import Timers, TransactionLayer
@@ -58,6 +59,7 @@ class UaConfig:
     timers: Timers = field(default_factory=Timers)
     user_agent: str = "m365pbx"
     limits: ParseLimits = DEFAULT_LIMITS
+    tcp_limits: TcpLimits = DEFAULT_TCP_LIMITS
 
 
 @dataclass(slots=True)
@@ -95,12 +97,14 @@ class UserAgent:
         counter: BadInputCounter | None = None,
         *,
         max_in_flight: int = 64,
+        refusals: BadInputCounter | None = None,
     ) -> None:
         self.config = config
         # Bounds the requests in flight so a burst (2,000 people at once) does not
         # overflow the server's socket buffer and turn into retransmission storms.
         self._slots = asyncio.Semaphore(max_in_flight)
         self.counter = counter or BadInputCounter()
+        self.refusals = refusals or BadInputCounter(what="refused SIP peer", level=logging.WARNING)
         self.notify_handler: NotifyHandler = lambda request: response_for(request, 481)
         self.on_connection_lost: Callable[[], None] = lambda: None
         self.stray_responses = 0
@@ -109,7 +113,7 @@ class UserAgent:
         local = (config.local_host or "0.0.0.0", config.local_port)  # noqa: S104
         transport: SipTransport
         if config.transport == "tcp":
-            transport = TcpTransport(self, local, config.limits)
+            transport = TcpTransport(self, local, config.limits, tcp_limits=config.tcp_limits)
         else:
             transport = UdpTransport(self, local, config.limits)
         self.transport = transport
@@ -132,8 +136,9 @@ class UserAgent:
     async def open(self) -> None:
         """Resolve the server (A/AAAA, no SRV) and bind the transport on the outbound address.
 
-        Resolved once, without blocking the loop, so `sendto` never resolves names itself.
-        TransportError if the name does not resolve or the socket cannot be bound.
+        Resolved once, without blocking the loop, so `sendto` never resolves names itself;
+        from then on only the resolved addresses may send to us. TransportError if the
+        name does not resolve or the socket cannot be bound.
         """
         if self.opened:
             return
@@ -142,6 +147,7 @@ class UserAgent:
         try:
             found = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
             address = (str(found[0][4][0]), port)
+            self.transport.peers.allow({str(entry[4][0]) for entry in found})
             local_host = self.config.local_host or outbound_host(address)
             self.transport.requested = (local_host, self.config.local_port)
             await self.transport.open()
@@ -258,6 +264,10 @@ class UserAgent:
     def bad_input(self, reason: str, detail: str) -> None:
         """Count input the transport could not parse."""
         self.counter.record(reason, detail)
+
+    def refused(self, reason: str, detail: str) -> None:
+        """Count (and log, sparingly) a peer the transport refused."""
+        self.refusals.record(reason, detail)
 
     def connection_lost(self, address: Address) -> None:
         """Our TCP connection to the server closed: it may have restarted."""

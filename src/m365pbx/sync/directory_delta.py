@@ -113,6 +113,7 @@ class DirectoryChanges:
                 log.warning("directory changes of %s: following from now on; changes made "
                             "since the last full sync show at the next one",
                             directory.tenant)
+                self.status.last_error = self.status.since = None
                 return False
             try:
                 result = await self.changes(self.link)

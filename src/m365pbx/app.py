@@ -38,8 +38,8 @@ from m365pbx.graph.auth import (
     ServiceAccountTokenSource,
     TokenSource,
 )
-from m365pbx.graph.notifications import keys_from_jwks
 from m365pbx.graph.presence import get_presence
+from m365pbx.graph.signing_keys import SigningKeys
 from m365pbx.pbx.api.connection import ApiConnection
 from m365pbx.pbx.base import PbxConnection, PbxUser
 from m365pbx.service.api_keys import StoreApiKeyChecker
@@ -49,6 +49,7 @@ from m365pbx.service.metrics import ServiceCollector
 from m365pbx.service.presence_view import HubPresenceView
 from m365pbx.service.session_store import SessionPersistence
 from m365pbx.service.tenant import TenantRuntime
+from m365pbx.service.tenant_identity import TenantClaims
 from m365pbx.store import (
     SecretBox,
     Store,
@@ -128,11 +129,12 @@ class Service:
         self._stop = asyncio.Event()
         self._served = asyncio.Event()
         self.converter = ReadingConverter(settings.presence.fallback())
-        self._jwks: dict[str, Mapping[str, Any]] = {}
-        self._jwks_locks: dict[str, asyncio.Lock] = {}
+        self.signing_keys = SigningKeys(self.http, self.clock,
+                                        login_host=str(settings.microsoft.login_url))
+        self._claims = TenantClaims()
         self.receiver = NotificationReceiver(
             self.clock, self._known_subscription, self.certificates.private_key,
-            self._signing_keys, self._feed_readings, self._read_back, self._lifecycle,
+            self.signing_keys.keys, self._feed_readings, self._read_back, self._lifecycle,
         )
         self.registry = CollectorRegistry()
         self.registry.register(ServiceCollector(self))
@@ -212,19 +214,6 @@ class Service:
                 return known
         return None
 
-    async def _signing_keys(self, tenant_id: str) -> Mapping[str, Any]:
-        # One fetch per tenant however many notifications arrive at once.
-        lock = self._jwks_locks.setdefault(tenant_id, asyncio.Lock())
-        async with lock:
-            keys = self._jwks.get(tenant_id)
-            if keys is None:
-                host = str(self.settings.microsoft.login_url).rstrip("/")
-                response = await self.http.get(f"{host}/{tenant_id}/discovery/v2.0/keys")
-                response.raise_for_status()
-                keys = keys_from_jwks(response.json())
-                self._jwks[tenant_id] = keys
-            return keys
-
     def _feed_readings(self, readings: list[Any]) -> None:
         now = self.clock.now().timestamp()
         for reading in readings:
@@ -232,7 +221,8 @@ class Service:
 
     def _read_back(self, known: KnownSubscription, user_ids: list[str]) -> None:
         for runtime in self.tenants.values():
-            if str(runtime.tenant.tenant_id) == known.tenant_id:
+            pool = runtime.parts.pool
+            if pool is not None and pool.owner_of(known.id) is not None:
                 runtime.parts.readback.want(user_ids)
 
     async def _lifecycle(self, known: KnownSubscription, event: str) -> None:
@@ -267,11 +257,14 @@ class Service:
                               "error": parts.directory.status.last_error},
                 "polling": {"rounds": parts.poller.rounds, "error": parts.poller.last_error},
                 "subscriptions": owners,
+                "tenant_id": runtime.identity.health(),
             }
         connections = {n: c.status().state.value for n, c in self.connections.items()}
-        ok = all(t["directory"]["error"] is None for t in tenants.values())
+        ok = all(t["directory"]["error"] is None and t["tenant_id"]["error"] is None
+                 for t in tenants.values())
         return {"ok": ok, "tenants": tenants, "connections": connections,
-                "teams_writes": self._teams_writes_health()}
+                "teams_writes": self._teams_writes_health(),
+                "notifications": self.receiver.health()}
 
     def _teams_writes_health(self) -> dict[str, Any]:
         status = self.teams_sink.status()
@@ -298,7 +291,7 @@ class Service:
                              if c.tenant == tenant.name and c.name in self.connections},
                 store=self.store, clock=self.clock, http=self.http,
                 certificates=self.certificates, on_people=self._people_changed,
-                service_account_tokens=tokens, converter=self.converter,
+                service_account_tokens=tokens, converter=self.converter, claims=self._claims,
             )
             self.tenants[tenant.name] = runtime
             for config in self.settings.pbx_connections:

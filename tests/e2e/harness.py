@@ -28,8 +28,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# The two ways docs/configuration.md allows to name a tenant: its id, or a verified domain.
+TENANT_FORMS = {"guid": TENANT_ID, "domain": "contoso.com"}
+
+
 def settings_for(server: RunningServer, tmp: Path, *, webhook_port: int | None = None,
-                 accounts: list[str] | None = None, **extra: Any) -> Settings:
+                 accounts: list[str] | None = None, tenant_id: str = TENANT_ID,
+                 **extra: Any) -> Settings:
     """m365pbx settings for the Contoso tenant on the simulator, with one API connection."""
     data: dict[str, Any] = {
         "database": {"url": f"sqlite+aiosqlite:///{tmp / 'state.db'}"},
@@ -40,7 +45,7 @@ def settings_for(server: RunningServer, tmp: Path, *, webhook_port: int | None =
         "teams_to_pbx": {"min_poll_interval": "10s", "reconcile_interval": "5m"},
         "tenants": [{
             "name": "contoso",
-            "tenant_id": TENANT_ID,
+            "tenant_id": tenant_id,
             "credentials": [{"name": "graph", "client_id": APP_ID, "client_secret": APP_SECRET,
                              "permissions": ["presence.read", "presence.write", "users.read"]}],
             "service_accounts": [

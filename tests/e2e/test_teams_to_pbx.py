@@ -19,6 +19,7 @@ from tests.e2e.harness import (
     settings_for,
     switchboard,
 )
+from tests.sim.conftest import TENANT_ID
 
 PEOPLE = (("anna", "Anna Schmidt"), ("ben", "Ben Weber"))
 
@@ -62,9 +63,11 @@ def requests_to(sim: Simulator, method: str, path: str) -> int:
 
 async def test_webhook_mode_rich_notification_reaches_the_pbx(
     sim_server: RunningServer, sim: Simulator, clock: VirtualClock, tmp_path: Path,
+    tenant_ref: str,
 ) -> None:
     allow_loopback_webhooks(sim)
-    settings = settings_for(sim_server, tmp_path, webhook_port=free_port())
+    settings = settings_for(sim_server, tmp_path, webhook_port=free_port(),
+                            tenant_id=tenant_ref)
     async with running(settings, clock) as service:
         pbx = switchboard(service)
         pbx.replace_users(pbx_users(*PEOPLE))
@@ -78,6 +81,10 @@ async def test_webhook_mode_rich_notification_reaches_the_pbx(
         await eventually(lambda: shown(pbx, "anna") is PbxPresence.DND, clock, step=0.2)
         assert service.receiver.counters["accepted"] >= 1
         assert service.receiver.counters.get("forged", 0) == 0
+        health = service.health()
+        assert health["notifications"]["refused_last_5_min"] == 0, health["notifications"]
+        assert health["tenants"]["contoso"]["tenant_id"] == {
+            "configured": tenant_ref, "id": TENANT_ID, "error": None, "since": None}
         # It came by notification: no polling round ran meanwhile (reconciliation is 5 min).
         assert service.tenants["contoso"].parts.poller.rounds == polls_before
         assert requests_to(sim, "POST", "/v1.0/subscriptions") == 1
@@ -85,9 +92,11 @@ async def test_webhook_mode_rich_notification_reaches_the_pbx(
 
 async def test_a_restart_resumes_the_subscription_with_patch_and_loses_nothing(
     sim_server: RunningServer, sim: Simulator, clock: VirtualClock, tmp_path: Path,
+    tenant_ref: str,
 ) -> None:
     allow_loopback_webhooks(sim)
-    settings = settings_for(sim_server, tmp_path, webhook_port=free_port())
+    settings = settings_for(sim_server, tmp_path, webhook_port=free_port(),
+                            tenant_id=tenant_ref)
     async with running(settings, clock) as service:
         switchboard(service).replace_users(pbx_users(*PEOPLE))
         owner = service.tenants["contoso"].parts.pool.owners["svc-presence@contoso.com"]  # type: ignore[union-attr]
@@ -115,9 +124,11 @@ async def test_a_restart_resumes_the_subscription_with_patch_and_loses_nothing(
 
 async def test_lost_notifications_are_repaired_by_reconciliation(
     sim_server: RunningServer, sim: Simulator, clock: VirtualClock, tmp_path: Path,
+    tenant_ref: str,
 ) -> None:
     allow_loopback_webhooks(sim)
-    settings = settings_for(sim_server, tmp_path, webhook_port=free_port())
+    settings = settings_for(sim_server, tmp_path, webhook_port=free_port(),
+                            tenant_id=tenant_ref)
     async with running(settings, clock) as service:
         pbx = switchboard(service)
         pbx.replace_users(pbx_users(*PEOPLE))

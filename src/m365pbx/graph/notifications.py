@@ -213,14 +213,29 @@ def verify_validation_tokens(
             raise MalformedNotification("validation token is expired or not yet valid")
         issuer = str(claims.get("iss", ""))
         tid = str(claims.get("tid", ""))
-        if not issuer.startswith("https://sts.windows.net/") or (
-            tenant_ids and tid not in tenant_ids
-        ):
-            raise MalformedNotification("validation token from another issuer or tenant")
+        if not issuer.startswith("https://sts.windows.net/"):
+            raise MalformedNotification("validation token from another issuer")
+        if tenant_ids and tid not in tenant_ids:
+            # Tenant ids are no secret, and naming both shows a misconfigured tenant_id.
+            raise MalformedNotification(f"validation token for tenant {tid or '(none)'}, "
+                                        f"expected {', '.join(sorted(tenant_ids))}")
         if str(claims.get("azp") or claims.get("appid") or "") != GRAPH_CHANGE_TRACKING_APP:
             raise MalformedNotification("validation token not issued to Graph change tracking")
         until = min(until, exp + leeway)
     return until
+
+
+def validation_token_key_ids(tokens: Sequence[str]) -> set[str]:
+    """The key ids (`kid`) that signed these tokens, read from their unverified headers."""
+    kids = set()
+    for token in tokens:
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+        except jwt.PyJWTError as exc:
+            raise MalformedNotification(f"validation token rejected: {exc}") from None
+        if kid:
+            kids.add(str(kid))
+    return kids
 
 
 def keys_from_jwks(jwks: Mapping[str, Any]) -> dict[str, Any]:

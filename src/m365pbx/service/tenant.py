@@ -30,6 +30,7 @@ from m365pbx.graph.users import list_users, users_delta, users_delta_link
 from m365pbx.pbx.base import PbxConnection, PbxUser
 from m365pbx.service.certificates import CertificateKeeper
 from m365pbx.service.persistence import StorePeople, StoreSubscriptionRecords
+from m365pbx.service.tenant_identity import TenantClaims, TenantIdentity
 from m365pbx.store import Store
 from m365pbx.sync.directory import ConnectionDirectory, DirectorySync, teams_user_properties
 from m365pbx.sync.directory_delta import DirectoryChanges
@@ -115,6 +116,7 @@ class TenantRuntime:
         on_people: Callable[[], None],
         service_account_tokens: Mapping[str, TokenSource] | None = None,
         converter: ReadingConverter | None = None,
+        claims: TenantClaims | None = None,
     ) -> None:
         self.settings = settings
         self.tenant = tenant
@@ -126,6 +128,9 @@ class TenantRuntime:
         self.authority = Authority(str(tenant.tenant_id),
                                    host=str(settings.microsoft.login_url).rstrip("/"),
                                    verify=verify)
+        self.identity = TenantIdentity(tenant.name, str(tenant.tenant_id), http=http,
+                                       login_host=self.authority.host, clock=clock,
+                                       claims=claims)
         graph_url = str(settings.microsoft.graph_url).rstrip("/")
         reader = (credential_for(tenant, Permission.PRESENCE_READ)
                   or credential_for(tenant, Permission.USERS_READ))
@@ -225,8 +230,13 @@ class TenantRuntime:
         return SubscriptionPool(owners)
 
     async def run(self) -> None:
-        """Run the tenant's parts until cancelled."""
+        """Run the tenant's parts until cancelled (none if it is declared twice)."""
         parts = self.parts
+        if not await self.identity.settle():
+            return
+        for owner in parts.pool.owners.values() if parts.pool is not None else ():
+            # Graph's notifications and validation tokens name the tenant by its id.
+            owner.tenant_id = str(self.identity.tenant_id)
         async with asyncio.TaskGroup() as group:
             group.create_task(parts.directory.run())
             if parts.changes is not None:

@@ -19,13 +19,27 @@ def webhook_router(receiver: NotificationReceiver, *, path: str, lifecycle_path:
             # graph.md 4.1: echo the decoded token as text/plain within 10 s, nothing else.
             echo = validation_echo(token)
             if echo is None:
-                return PlainTextResponse("invalid validation token", status_code=400)
+                verdict = receiver.refuse(
+                    "malformed", 400, "validation request with an empty or over-long token",
+                    source=request.client.host if request.client is not None else None)
+                return PlainTextResponse(verdict.reason, status_code=verdict.status)
             return PlainTextResponse(echo, status_code=200)
+        source = request.client.host if request.client is not None else None
         length = request.headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            receiver.counters["malformed"] += 1
-            return PlainTextResponse("body too large", status_code=413)
-        verdict = await receiver.receive(await request.body())
+            return too_large(source)
+        body = bytearray()
+        # A chunked body has no length up front: stop reading once it is too large.
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                return too_large(source)
+        verdict = await receiver.receive(bytes(body), source=source)
+        return PlainTextResponse(verdict.reason, status_code=verdict.status)
+
+    def too_large(source: str | None) -> Response:
+        verdict = receiver.refuse("too_large", 413, "body larger than the "
+                                  f"{MAX_BODY_BYTES} bytes accepted", source=source)
         return PlainTextResponse(verdict.reason, status_code=verdict.status)
 
     async def not_here() -> Response:

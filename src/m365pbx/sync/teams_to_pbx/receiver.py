@@ -24,9 +24,12 @@ from m365pbx.graph.notifications import (
     client_state_matches,
     decrypt_content,
     parse_notifications,
+    validation_token_key_ids,
     verify_validation_tokens,
 )
 from m365pbx.graph.presence import PresenceReading, parse_presence
+from m365pbx.graph.signing_keys import SigningKeysUnavailable
+from m365pbx.sync.teams_to_pbx.refusals import Refusals
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +65,7 @@ class NotificationReceiver:
         clock: Clock,
         subscriptions: Callable[[str], KnownSubscription | None],
         certificates: Callable[[str], rsa.RSAPrivateKey | None],
-        signing_keys: Callable[[str], Awaitable[Mapping[str, Any]]],
+        signing_keys: Callable[[str, set[str]], Awaitable[Mapping[str, Any]]],
         on_presence: Callable[[list[PresenceReading]], None],
         on_basic: Callable[[KnownSubscription, list[str]], None],
         on_lifecycle: LifecycleHandler,
@@ -77,6 +80,7 @@ class NotificationReceiver:
         self.on_basic = on_basic
         self.on_lifecycle = on_lifecycle
         self.counters: Counter[str] = Counter()
+        self.refusals = Refusals(clock)
         # Graph sends the same validation tokens (valid for an hour) with every rich batch;
         # tokens verified once are trusted until they expire instead of checking the RS256
         # signature on every POST (about 0.15 ms each, a sixth of a notification's cost).
@@ -85,51 +89,80 @@ class NotificationReceiver:
             asyncio.Queue(maxsize=queue_size)
         )
 
-    async def receive(self, body: bytes) -> Verdict:
+    async def receive(self, body: bytes, *, source: str | None = None) -> Verdict:
         """Check one POSTed body; queue what is valid; say what to answer."""
         try:
             batch = parse_notifications(body)
         except MalformedNotification as exc:
-            self.counters["malformed"] += 1
-            return Verdict(400, str(exc))
+            return self.refuse("malformed", 400, str(exc), source=source)
         checked: list[tuple[KnownSubscription, ChangeNotification]] = []
+        unknown = 0
         for item in batch.notifications:
             known = self.subscriptions(item.subscription_id)
             if known is None:
                 # An old subscription of ours (e.g. before a restart): nothing to do with it,
                 # and an error answer would only make Graph retry for hours.
                 self.counters["unknown_subscription"] += 1
+                unknown += 1
                 continue
             if not client_state_matches(known.client_state, item.client_state):
-                self.counters["forged"] += 1
-                return Verdict(403, "client state does not match")
+                return self.refuse("forged", 403, "client state does not match that of "
+                                   f"subscription {item.subscription_id}", source=source)
             checked.append((known, item))
+        if unknown:
+            self.refusals.refuse("unknown_subscription", 202,
+                                 f"{unknown} notification(s) for subscriptions we do not hold "
+                                 "(ignored)", level=logging.INFO, source=source)
         rich = [(known, item) for known, item in checked if item.encrypted is not None]
         if rich:
-            app_ids = frozenset(known.app_id for known, _ in rich)
-            tenant_ids = frozenset(known.tenant_id for known, _ in rich)
-            proof = (tuple(batch.validation_tokens), app_ids, tenant_ids)
-            now = self.clock.now().timestamp()
-            if now > self._verified.get(proof, -1.0):
-                try:
-                    keys = await self.signing_keys(rich[0][0].tenant_id)
-                    until = verify_validation_tokens(batch.validation_tokens, app_ids=set(app_ids),
-                                                     tenant_ids=set(tenant_ids), keys=keys,
-                                                     now=now)
-                except MalformedNotification as exc:
-                    self.counters["forged"] += 1
-                    return Verdict(403, str(exc))
-                if len(self._verified) >= 256:
-                    self._verified.clear()
-                self._verified[proof] = until
+            refused = await self._check_validation_tokens(batch.validation_tokens, rich, source)
+            if refused is not None:
+                return refused
         if self._queue.maxsize and self._queue.qsize() + len(checked) > self._queue.maxsize:
-            self.counters["overloaded"] += 1
             # Graph retries a 5xx later; better than accepting what we cannot keep.
-            return Verdict(503, "too many notifications queued")
+            return self.refuse("overloaded", 503, "too many notifications queued",
+                               source=source)
         for entry in checked:
             self._queue.put_nowait(entry)
         self.counters["accepted"] += len(checked)
         return Verdict(202, accepted=len(checked))
+
+    async def _check_validation_tokens(
+        self, tokens: list[str], rich: list[tuple[KnownSubscription, ChangeNotification]],
+        source: str | None,
+    ) -> Verdict | None:
+        """None when the tokens prove Graph sent the rich notifications, else the refusal."""
+        app_ids = frozenset(known.app_id for known, _ in rich)
+        tenant_ids = frozenset(known.tenant_id for known, _ in rich)
+        proof = (tuple(tokens), app_ids, tenant_ids)
+        now = self.clock.now().timestamp()
+        if now <= self._verified.get(proof, -1.0):
+            return None
+        try:
+            kids = validation_token_key_ids(tokens)
+            keys = await self.signing_keys(rich[0][0].tenant_id, kids)
+            until = verify_validation_tokens(tokens, app_ids=set(app_ids),
+                                             tenant_ids=set(tenant_ids), keys=keys, now=now)
+        except MalformedNotification as exc:
+            return self.refuse("forged", 403, str(exc), source=source)
+        except SigningKeysUnavailable as exc:
+            return self.refuse("signing_keys", 503, "cannot check the validation tokens: "
+                               + exc.describe(), source=source)
+        if len(self._verified) >= 256:
+            self._verified.clear()
+        self._verified[proof] = until
+        return None
+
+    def refuse(self, kind: str, status: int, reason: str, *,
+               source: str | None = None) -> Verdict:
+        """Count, log (rate-limited) and answer one refused POST."""
+        self.counters[kind] += 1
+        self.refusals.refuse(kind, status, reason, source=source)
+        return Verdict(status, reason)
+
+    def health(self) -> dict[str, Any]:
+        """What /healthz shows about webhook notifications: accepted, refused lately and why."""
+        return {"accepted": self.counters["accepted"], **self.refusals.status()}
 
     async def run(self) -> None:
         """Process queued notifications in arrival order until cancelled."""

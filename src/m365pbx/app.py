@@ -63,6 +63,7 @@ from m365pbx.sync.people import Person
 from m365pbx.sync.sinks import ConnectionsSink
 from m365pbx.sync.teams_to_pbx.readings import ReadingConverter
 from m365pbx.sync.teams_to_pbx.receiver import KnownSubscription, NotificationReceiver
+from m365pbx.web.admin import admin_router
 from m365pbx.web.app import create_web_app
 from m365pbx.web.graph_webhook import webhook_router
 from m365pbx.web.listen import listening_socket
@@ -241,6 +242,7 @@ class Service:
         routers = [webhook_router(self.receiver, path=path, lifecycle_path=path + "/lifecycle")]
         keys = self.options.api_keys or StoreApiKeyChecker(self.store, clock=self.clock)
         routers += self.view.routers(self.connections, keys, self.clock)
+        routers.append(admin_router(self.sync_now, keys))
         return create_web_app(routers, health=self.health, registry=self.registry)
 
     def health(self) -> dict[str, Any]:
@@ -257,6 +259,7 @@ class Service:
                               "error": parts.directory.status.last_error},
                 "polling": {"rounds": parts.poller.rounds, "error": parts.poller.last_error},
                 "subscriptions": owners,
+                "directory_changes": None if parts.changes is None else parts.changes.health(),
                 "tenant_id": runtime.identity.health(),
             }
         connections = {n: c.status().state.value for n, c in self.connections.items()}
@@ -343,6 +346,16 @@ class Service:
         task = asyncio.get_running_loop().create_task(store())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    def sync_now(self, tenant: str | None = None) -> list[str]:
+        """Start a full directory sync of one tenant or all at once; the names started."""
+        if tenant is not None and tenant not in self.tenants:
+            raise LookupError(tenant)
+        chosen = [tenant] if tenant is not None else list(self.tenants)
+        for name in chosen:
+            self.tenants[name].sync_now()
+        log.info("directory sync asked for: %s", ", ".join(chosen) or "no tenant")
+        return chosen
 
     def stop(self) -> None:
         """Ask the running service to stop cleanly (Ctrl-C, tests, a restart)."""

@@ -2,6 +2,18 @@
 
 from __future__ import annotations
 
-from m365pbx.cli import api_keys, config, db, demo, mapping, match, serve, signin, subscriptions
+from m365pbx.cli import (
+    api_keys,
+    config,
+    db,
+    demo,
+    mapping,
+    match,
+    serve,
+    signin,
+    subscriptions,
+    sync,
+)
 
-COMMAND_MODULES = (api_keys, config, db, demo, mapping, match, serve, signin, subscriptions)
+COMMAND_MODULES = (api_keys, config, db, demo, mapping, match, serve, signin, subscriptions,
+                   sync)

@@ -140,6 +140,17 @@ class DirectoryChanges:
                      directory.status.people)
         return applied
 
+    def health(self) -> dict[str, Any]:
+        """What /healthz shows of the change rounds."""
+        status = self.status
+
+        def when(value: datetime | None) -> str | None:
+            return None if value is None else value.isoformat()
+
+        return {"every_seconds": self.interval, "rounds": status.rounds,
+                "applied": status.applied, "last_round": when(status.last_round),
+                "error": status.last_error, "since": when(status.since)}
+
     def _failed(self, message: str) -> bool:
         if self.status.last_error is None:
             self.status.since = self.clock.now()

@@ -4,23 +4,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from m365pbx.cli.app import app, reports_input_errors
-from m365pbx.cli.store_access import in_store
-from m365pbx.config import load_config
-from m365pbx.config.fields import check_slug
+from m365pbx.cli.words import Typer
 from m365pbx.errors import UserInputError
-from m365pbx.pbx.api.keys import Scope, parse_scopes
-from m365pbx.service.api_keys import create_api_client, revoke_api_client
-from m365pbx.store import Repositories
-from m365pbx.store.tables import ApiClient
 
-api_key_app = typer.Typer(
+if TYPE_CHECKING:
+    from m365pbx.store import Repositories
+    from m365pbx.store.tables import ApiClient
+
+api_key_app = Typer(
     help="Create, list and revoke the API keys of presence API clients (switchboards, PBX apps).",
     no_args_is_help=True,
 )
@@ -34,6 +30,8 @@ NameArgument = Annotated[str, typer.Argument(help="Name of the client, e.g. 'swi
 
 
 def _check_name(name: str) -> str:
+    from m365pbx.config.fields import check_slug
+
     try:
         return check_slug(name)
     except ValueError as exc:
@@ -56,6 +54,11 @@ def create(
     config: ConfigOption = None,
 ) -> None:
     """Create a client and print its key once (only a hash of it is stored)."""
+    from m365pbx.cli.store_access import in_store
+    from m365pbx.config import load_config
+    from m365pbx.pbx.api.keys import Scope, parse_scopes
+    from m365pbx.service.api_keys import create_api_client
+
     name = _check_name(name)
     try:
         scopes = parse_scopes(scope or [Scope.READ.value])
@@ -85,12 +88,18 @@ def _when(value: datetime | None) -> str:
 @reports_input_errors
 def list_(config: ConfigOption = None) -> None:
     """List the clients with their scopes and when each key was last used (never the keys)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from m365pbx.cli.store_access import in_store
+    from m365pbx.config import load_config
+
     settings = load_config(config)
 
     async def work(tx: Repositories) -> list[ApiClient]:
         return await tx.api_clients.list_all()
 
-    rows = in_store(settings, work)
+    rows = in_store(settings, work, create=False)
     if not rows:
         typer.echo("no API clients; create one with: m365pbx api-key create NAME")
         return
@@ -113,6 +122,10 @@ def list_(config: ConfigOption = None) -> None:
 @reports_input_errors
 def revoke(name: NameArgument, config: ConfigOption = None) -> None:
     """Revoke a client's key: requests with it are refused from now on."""
+    from m365pbx.cli.store_access import in_store
+    from m365pbx.config import load_config
+    from m365pbx.service.api_keys import revoke_api_client
+
     settings = load_config(config)
 
     async def work(tx: Repositories) -> bool:

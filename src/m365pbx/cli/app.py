@@ -1,17 +1,24 @@
-"""The typer application and the one place that turns errors into exit codes."""
+"""The typer application and the one place that turns errors into exit codes.
+
+Each command imports what it needs inside its function: `m365pbx --help` and light commands
+such as `mapping explain` then start without loading FastAPI, SQLAlchemy or Alembic
+(tests/cli/test_startup.py guards this).
+"""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
 from functools import wraps
-from typing import ParamSpec, TypeVar
+from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 
+from m365pbx import __version__
+from m365pbx.cli.words import Typer
 from m365pbx.errors import UserInputError
 
-app = typer.Typer(
+app = Typer(
     name="m365pbx",
     help="Connect Microsoft 365 presence, calendars, contacts and directory with your PBX.",
     no_args_is_help=True,
@@ -23,6 +30,24 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"m365pbx {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True,
+                     help="Print the version of m365pbx and exit."),
+    ] = False,
+) -> None:
+    """Connect Microsoft 365 presence, calendars, contacts and directory with your PBX."""
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:

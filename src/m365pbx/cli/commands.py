@@ -9,11 +9,12 @@ from m365pbx.cli import (
     demo,
     mapping,
     match,
+    secrets,
     serve,
     signin,
     subscriptions,
     sync,
 )
 
-COMMAND_MODULES = (api_keys, config, db, demo, mapping, match, serve, signin, subscriptions,
-                   sync)
+COMMAND_MODULES = (api_keys, config, db, demo, mapping, match, secrets, serve, signin,
+                   subscriptions, sync)

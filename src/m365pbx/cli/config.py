@@ -6,15 +6,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
 
 from m365pbx.cli.app import EXIT_BAD_INPUT, app, reports_input_errors
-from m365pbx.cli.store_access import in_store
-from m365pbx.config import ConfigError, count, describe, example_config_text, load_config
-from m365pbx.declarations import declarations_from_settings
-from m365pbx.store import mask_url, parse_database_url
+from m365pbx.cli.words import Typer
 
-config_app = typer.Typer(
+config_app = Typer(
     name="config",
     help="Check the configuration file, show the effective settings, print an example.",
     no_args_is_help=True,
@@ -35,6 +31,8 @@ ConfigOption = Annotated[
 @config_app.command("check")
 def check(config: ConfigOption = None) -> None:
     """Load the configuration, report every problem (exit 2) or summarise it (exit 0)."""
+    from m365pbx.config import ConfigError, count, describe, load_config
+
     try:
         settings = load_config(config)
     except ConfigError as exc:
@@ -57,6 +55,10 @@ def check(config: ConfigOption = None) -> None:
 @reports_input_errors
 def show(config: ConfigOption = None) -> None:
     """Print the effective settings (file, environment, defaults) as YAML, secrets masked."""
+    import yaml
+
+    from m365pbx.config import load_config
+
     settings = load_config(config)
     typer.echo(yaml.safe_dump(settings.redacted(), sort_keys=False, allow_unicode=True), nl=False)
 
@@ -64,6 +66,8 @@ def show(config: ConfigOption = None) -> None:
 @config_app.command("example")
 def example() -> None:
     """Print the commented example configuration."""
+    from m365pbx.config import example_config_text
+
     typer.echo(example_config_text(), nl=False)
 
 
@@ -71,6 +75,11 @@ def example() -> None:
 @reports_input_errors
 def apply(config: ConfigOption = None) -> None:
     """Migrate the database and write the file's declared objects into it (file-managed)."""
+    from m365pbx.cli.store_access import in_store
+    from m365pbx.config import load_config
+    from m365pbx.declarations import declarations_from_settings
+    from m365pbx.store import mask_url, parse_database_url
+
     settings = load_config(config)
     declarations = declarations_from_settings(settings)
     report = in_store(settings, lambda tx: tx.sync_declared(declarations))

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from m365pbx.cli.app import app, reports_input_errors
-from m365pbx.demo.runner import DemoOptions, run_demo
 
 
 @app.command("demo")
@@ -25,6 +22,11 @@ def demo(
     quiet: Annotated[bool, typer.Option(help="Do not print every presence change.")] = False,
 ) -> None:
     """Start a simulated Microsoft 365 tenant, m365pbx, a PBX directory and people acting."""
+    import asyncio
+    import contextlib
+
+    from m365pbx.demo.runner import DemoOptions, run_demo
+
     options = DemoOptions(people=people, port=port, directory=data_dir, duration=duration,
                           quiet=quiet)
     with contextlib.suppress(KeyboardInterrupt):

@@ -6,41 +6,19 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from m365pbx.cli.app import app, reports_input_errors
-from m365pbx.cli.store_access import in_store
-from m365pbx.config import load_config
-from m365pbx.core.mapping import (
-    DEFAULT_RULES,
-    Channel,
-    CompiledMapping,
-    MappingRuleSet,
-    apply_overlays,
-    rule_set_to_document,
-)
-from m365pbx.core.mapping.document import find_unreachable_rules
-from m365pbx.core.presence import (
-    Activity,
-    Availability,
-    LineState,
-    PbxPresence,
-    TeamsPresence,
-    lookup_activity,
-    lookup_availability,
-    lookup_line_state,
-    lookup_pbx_presence,
-)
+from m365pbx.cli.words import Typer
 from m365pbx.errors import UserInputError
-from m365pbx.mapping_files import dump_document, load_overlay, read_document
-from m365pbx.mapping_sources import stored_overlays
-from m365pbx.store import Repositories
 
-mapping_app = typer.Typer(help="Show, explain, export and import presence mappings.")
+if TYPE_CHECKING:
+    from m365pbx.core.mapping import MappingRuleSet
+    from m365pbx.store import Repositories
+
+mapping_app = Typer(help="Show, explain, export and import presence mappings.")
 app.add_typer(mapping_app, name="mapping")
 
 ConnectionOption = Annotated[
@@ -68,11 +46,22 @@ def effective_rules(
     overlays: list[Path] | None, connection: str | None = None, config: Path | None = None
 ) -> MappingRuleSet:
     """Defaults ← the connection's stored tenant and connection overlays ← overlay files."""
+    from m365pbx.core.mapping import DEFAULT_RULES, apply_overlays
+
     layers = []
     if connection is not None:
+        from m365pbx.cli.store_access import in_store
+        from m365pbx.config import load_config
+        from m365pbx.mapping_sources import stored_overlays
+
         settings = load_config(config)
-        layers = in_store(settings, lambda tx: stored_overlays(tx, connection))
-    layers += [load_overlay(path) for path in overlays or []]
+        layers = in_store(
+            settings, lambda tx: stored_overlays(tx, connection), create=False
+        )
+    if overlays:
+        from m365pbx.mapping_files import load_overlay
+
+        layers += [load_overlay(path) for path in overlays]
     return apply_overlays(DEFAULT_RULES, *layers)
 
 
@@ -82,6 +71,12 @@ def show(
     overlay: OverlayOption = None, connection: ConnectionOption = None, config: ConfigOption = None
 ) -> None:
     """Print the effective rules of both directions."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from m365pbx.core.mapping import MappingRuleSet, rule_set_to_document
+    from m365pbx.core.mapping.document import find_unreachable_rules
+
     rules = effective_rules(overlay, connection, config)
     console = Console()
     teams = Table(title="Teams → PBX", title_justify="left")
@@ -141,6 +136,19 @@ def explain(
     config: ConfigOption = None,
 ) -> None:
     """Say what a presence turns into on the other side, and which rule decided."""
+    from m365pbx.core.mapping import Channel, CompiledMapping
+    from m365pbx.core.presence import (
+        Activity,
+        Availability,
+        LineState,
+        PbxPresence,
+        TeamsPresence,
+        lookup_activity,
+        lookup_availability,
+        lookup_line_state,
+        lookup_pbx_presence,
+    )
+
     compiled = CompiledMapping(effective_rules(overlay, connection, config))
     teams_given = availability is not None or activity is not None
     pbx_given = line_state is not None or pbx_presence is not None
@@ -180,6 +188,9 @@ def export(
     output: Annotated[Path | None, typer.Option(help="Write here instead of stdout")] = None,
 ) -> None:
     """Write the effective rules as a mapping document (YAML, or JSON for *.json)."""
+    from m365pbx.core.mapping import rule_set_to_document
+    from m365pbx.mapping_files import dump_document
+
     rules = effective_rules(overlay, connection, config)
     text = dump_document(rule_set_to_document(rules), output)
     if output is None:
@@ -200,6 +211,12 @@ def import_(
     config: ConfigOption = None,
 ) -> None:
     """Check a mapping document; with --connection or --tenant, store it as the overrides."""
+    from m365pbx.cli.store_access import in_store
+    from m365pbx.config import load_config
+    from m365pbx.core.mapping import DEFAULT_RULES, apply_overlays
+    from m365pbx.core.mapping.document import find_unreachable_rules
+    from m365pbx.mapping_files import load_overlay, read_document
+
     overlay = load_overlay(file)
     merged = apply_overlays(DEFAULT_RULES, overlay)
     for warning in find_unreachable_rules(merged):

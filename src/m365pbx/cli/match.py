@@ -2,33 +2,22 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from m365pbx.cli.app import app, reports_input_errors
-from m365pbx.core.matching import (
-    DEFAULT_RULES,
-    MatchOptions,
-    MatchResult,
-    PbxUser,
-    match_users,
-    parse_rule,
-)
-from m365pbx.directory_files import load_pbx_users, load_teams_users
 from m365pbx.errors import UserInputError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from m365pbx.core.matching import MatchResult, PbxUser
 
 CSV_COLUMNS = ("part", "pbx", "teams", "side", "key", "candidates", "rule", "reason")
 
@@ -92,6 +81,9 @@ def match_command(
     ] = None,
 ) -> None:
     """Match PBX users with Microsoft users and report matched, unmatched and ambiguous users."""
+    from m365pbx.core.matching import DEFAULT_RULES, MatchOptions, match_users, parse_rule
+    from m365pbx.directory_files import load_pbx_users, load_teams_users
+
     teams_file = load_teams_users(teams)
     pbx_file = load_pbx_users(pbx, encoding)
     options = MatchOptions(
@@ -112,6 +104,8 @@ def match_command(
         typer.echo(f"warning: {warning}", err=True)
     names = _Names(pbx_file.users, teams_file.users)
     if output_format is OutputFormat.table and output is None:
+        from rich.console import Console
+
         _print_table(Console(), result, names)
         return
     text = _render(output_format, result, warnings, names)
@@ -145,6 +139,9 @@ def _progress_on_terminal() -> Iterator[Callable[[int, int], None] | None]:
     if not sys.stderr.isatty():
         yield None
         return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     columns = (TextColumn("matching"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("matching", total=None)
@@ -174,17 +171,26 @@ def _render(
     output_format: OutputFormat, result: MatchResult, warnings: list[str], names: _Names
 ) -> str:
     if output_format is OutputFormat.json:
+        import json
+
         document = result.as_dict()
         document["warnings"] = warnings
         return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     if output_format is OutputFormat.csv:
         return _csv_text(result)
+    import io
+
+    from rich.console import Console
+
     buffer = io.StringIO()
     _print_table(Console(file=buffer, width=160, color_system=None), result, names)
     return buffer.getvalue()
 
 
 def _csv_text(result: MatchResult) -> str:
+    import csv
+    import io
+
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -209,6 +215,9 @@ def _csv_text(result: MatchResult) -> str:
 
 
 def _print_table(console: Console, result: MatchResult, names: _Names) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
     def teams_cell(key: str) -> str:
         name = names.of("teams", key)
         return f"{name}\n[dim]{key}[/dim]" if name else key

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import gc
-import logging
-import signal
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from m365pbx.app import Service
 from m365pbx.cli.app import app, reports_input_errors
-from m365pbx.config import load_config
 from m365pbx.errors import UserInputError
-from m365pbx.store import StoreError, load_secret_box
 
 
 @app.command("serve")
@@ -26,7 +20,23 @@ def serve(
         help="YAML configuration file. Default: $M365PBX_CONFIG, else ./m365pbx.yaml.")] = None,
 ) -> None:
     """Run m365pbx: directory sync, presence both ways, the presence API, until SIGINT/SIGTERM."""
-    settings = load_config(config)
+    import asyncio
+    import gc
+    import logging
+    import signal
+
+    from m365pbx.app import Service
+    from m365pbx.config import DEFAULT_CONFIG_FILE, find_config_file, load_config
+    from m365pbx.store import StoreError, load_secret_box
+
+    file = find_config_file(config, os.environ)
+    if file is None or not file.is_file():
+        tried = file or DEFAULT_CONFIG_FILE
+        raise UserInputError(
+            f"no configuration file at {tried.resolve()}: give one with --config FILE (or "
+            f"$M365PBX_CONFIG); `m365pbx config example > m365pbx.yaml` writes a commented "
+            "example to start from")
+    settings = load_config(file)
     logging.basicConfig(level=settings.logging.level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -9,25 +9,20 @@ on (`Service._stored_sign_ins`).
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from m365pbx.cli.app import app, fail, reports_input_errors
-from m365pbx.cli.store_access import in_store
-from m365pbx.config import Settings, Tenant, load_config
-from m365pbx.config.tenants import ServiceAccount
-from m365pbx.core.credentials import SignInMethod
-from m365pbx.declarations import declarations_from_settings
+from m365pbx.cli.app import EXIT_FAILED, app, fail, reports_input_errors
 from m365pbx.errors import UserInputError
-from m365pbx.graph.auth import Authority, ClientCredential, DeviceCodeSignIn
-from m365pbx.graph.errors import M365Error
-from m365pbx.store import Repositories
 
-EXIT_FAILED = 1
+if TYPE_CHECKING:
+    from m365pbx.config import Settings, Tenant
+    from m365pbx.config.tenants import ServiceAccount
+    from m365pbx.graph.auth import Authority, ClientCredential, DeviceCodeSignIn
+    from m365pbx.store import Repositories
 
 ConfigOption = Annotated[
     Path | None,
@@ -52,6 +47,8 @@ def declared_account(settings: Settings, upn: str) -> tuple[Tenant, ServiceAccou
 
 def authority_for(settings: Settings, tenant: Tenant) -> Authority:
     """Where the tenant's accounts sign in, trusting the configured CA file if any."""
+    from m365pbx.graph.auth import Authority
+
     ca_file = settings.microsoft.ca_file
     return Authority(str(tenant.tenant_id), host=str(settings.microsoft.login_url).rstrip("/"),
                      verify=str(ca_file) if ca_file else True)
@@ -59,6 +56,8 @@ def authority_for(settings: Settings, tenant: Tenant) -> Authority:
 
 def account_client(tenant: Tenant, account: ServiceAccount) -> ClientCredential:
     """The app a service account signs in through, as a public client (as the service does)."""
+    from m365pbx.graph.auth import ClientCredential
+
     credential = next(c for c in tenant.credentials if c.name == account.credential)
     return ClientCredential(str(credential.client_id))
 
@@ -88,6 +87,15 @@ def signin(
     The account must be declared with 'sign_in: device_code'. The refresh token is stored
     encrypted in the database and never shown.
     """
+    import asyncio
+
+    from m365pbx.cli.store_access import in_store
+    from m365pbx.config import load_config
+    from m365pbx.core.credentials import SignInMethod
+    from m365pbx.declarations import declarations_from_settings
+    from m365pbx.graph.auth import DeviceCodeSignIn
+    from m365pbx.graph.errors import M365Error
+
     settings = load_config(config)
     tenant, account = declared_account(settings, upn)
     if account.sign_in is not SignInMethod.DEVICE_CODE:

@@ -9,30 +9,24 @@ Telia's answer is "the last one activated wins", innovaphone shows the 409. m365
 
 from __future__ import annotations
 
-import asyncio
-import ssl
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import httpx
 import typer
 
-from m365pbx.cli.app import app, fail, reports_input_errors
+from m365pbx.cli.app import EXIT_FAILED, app, fail, reports_input_errors
 from m365pbx.cli.signin import account_client, authority_for, declared_account
-from m365pbx.cli.store_access import in_store
-from m365pbx.config import Settings, Tenant, load_config
-from m365pbx.config.tenants import ServiceAccount
-from m365pbx.core.credentials import SignInMethod
+from m365pbx.cli.words import Typer
 from m365pbx.errors import UserInputError
-from m365pbx.graph.auth import ServiceAccountTokenSource, TokenSource
-from m365pbx.graph.client import GraphClient
-from m365pbx.graph.errors import M365Error, NotFound
-from m365pbx.graph.subscriptions import Subscription, delete_subscription, list_subscriptions
-from m365pbx.store import Repositories
 
-EXIT_FAILED = 1
+if TYPE_CHECKING:
+    from m365pbx.config import Settings, Tenant
+    from m365pbx.config.tenants import ServiceAccount
+    from m365pbx.graph.auth import TokenSource
+    from m365pbx.graph.subscriptions import Subscription
+    from m365pbx.store import Repositories
 
-subscriptions_app = typer.Typer(
+subscriptions_app = Typer(
     name="subscriptions",
     help="Presence subscriptions of the service accounts.",
     no_args_is_help=True,
@@ -48,6 +42,8 @@ ConfigOption = Annotated[
 
 
 def _stored_refresh_token(settings: Settings, upn: str) -> str | None:
+    from m365pbx.cli.store_access import in_store
+
     async def read(tx: Repositories) -> str | None:
         row = await tx.service_accounts.find(upn)
         return None if row is None else tx.service_accounts.refresh_token(row)
@@ -57,6 +53,9 @@ def _stored_refresh_token(settings: Settings, upn: str) -> str | None:
 
 def token_source(settings: Settings, tenant: Tenant, account: ServiceAccount) -> TokenSource:
     """The account's delegated tokens: its password, or the sign-in `m365pbx signin` kept."""
+    from m365pbx.core.credentials import SignInMethod
+    from m365pbx.graph.auth import ServiceAccountTokenSource
+
     authority = authority_for(settings, tenant)
     client = account_client(tenant, account)
     if account.sign_in is SignInMethod.PASSWORD and account.password is not None:
@@ -71,6 +70,14 @@ def token_source(settings: Settings, tenant: Tenant, account: ServiceAccount) ->
 
 async def take_over(settings: Settings, tokens: TokenSource) -> list[Subscription]:
     """Delete every presence subscription of the app and account; return what was deleted."""
+    import ssl
+
+    import httpx
+
+    from m365pbx.graph.client import GraphClient
+    from m365pbx.graph.errors import NotFound
+    from m365pbx.graph.subscriptions import delete_subscription, list_subscriptions
+
     ca_file = settings.microsoft.ca_file
     verify: ssl.SSLContext | bool = (ssl.create_default_context(cafile=str(ca_file))
                                      if ca_file else True)
@@ -100,6 +107,11 @@ def takeover(
     The other installation stops receiving presence for these people. A running m365pbx
     creates its own subscription at its next attempt.
     """
+    import asyncio
+
+    from m365pbx.config import load_config
+    from m365pbx.graph.errors import M365Error
+
     settings = load_config(config)
     tenant, declared = declared_account(settings, account)
     tokens = token_source(settings, tenant, declared)

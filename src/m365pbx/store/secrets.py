@@ -143,3 +143,20 @@ def create_key_file(path: Path) -> None:
             os.link(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def write_key_file(path: Path, keys: Sequence[str]) -> None:
+    """Replace the key file with these keys (newest first), mode 0600, in one rename."""
+    text = "".join(f"{key}\n" for key in parse_keys(",".join(keys), source="the new keys"))
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        try:
+            os.fchmod(descriptor, 0o600)
+            os.write(descriptor, text.encode("ascii"))
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)

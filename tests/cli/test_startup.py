@@ -1,0 +1,69 @@
+"""The CLI starts light: `--help` and `mapping explain` load no web, database or MSAL modules.
+
+A behaviour guard, not a timing test: each heavy package costs hundreds of milliseconds at
+start (`m365pbx --help` took 2.6 s when every command imported FastAPI, SQLAlchemy and
+Alembic up front). The commands run in a fresh interpreter, which then lists what it loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("fastapi", "starlette", "sqlalchemy", "alembic", "uvicorn", "msal", "asyncpg",
+         "aiosqlite", "httpx", "cryptography", "pydantic", "pydantic_settings")
+
+PROBE = """
+import contextlib, io, json, sys
+from m365pbx.cli.app import app, _register
+_register()
+with contextlib.redirect_stdout(io.StringIO()) as out:
+    try:
+        app(sys.argv[1:], prog_name="m365pbx")
+    except SystemExit as exit:
+        code = exit.code
+loaded = sorted({name.split(".")[0] for name in sys.modules})
+print(json.dumps({"code": code, "output": out.getvalue(), "loaded": loaded}))
+"""
+
+
+def _run(*args: str) -> dict[str, object]:
+    done = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True,
+                          text=True, timeout=120, check=True)
+    result: dict[str, object] = json.loads(done.stdout.splitlines()[-1])
+    return result
+
+
+def _heavy(loaded: object) -> list[str]:
+    assert isinstance(loaded, list)
+    return [name for name in HEAVY if name in loaded]
+
+
+def test_importing_the_cli_loads_no_heavy_package() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", "import json, sys, m365pbx.cli, m365pbx.cli.commands; "
+         "print(json.dumps(sorted({n.split('.')[0] for n in sys.modules})))"],
+        capture_output=True, text=True, timeout=120, check=True)
+    assert _heavy(json.loads(done.stdout)) == []
+
+
+@pytest.mark.parametrize("args", [
+    ["--help"],
+    ["--version"],
+    ["db", "--help"],
+    ["match", "--help"],
+    ["mapping", "explain", "--availability", "Busy"],
+    ["mapping", "explain", "--line-state", "busy"],
+])
+def test_light_commands_load_no_heavy_package(args: list[str]) -> None:
+    result = _run(*args)
+    assert result["code"] in (0, None), result["output"]
+    assert _heavy(result["loaded"]) == []
+
+
+def test_mapping_explain_still_answers() -> None:
+    result = _run("mapping", "explain", "--availability", "Busy", "--activity", "InACall")
+    assert str(result["output"]).splitlines()[0] == "on-the-phone"

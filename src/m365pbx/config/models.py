@@ -162,6 +162,20 @@ class MicrosoftEndpoints(BaseModel):
     ca_file: Path | None = Field(
         default=None, description="extra CA bundle to trust for both (e.g. a TLS proxy)"
     )
+    proxy: str | None = Field(
+        default=None, description="HTTP proxy for sign-in and Graph alike (else HTTPS_PROXY)"
+    )
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip() if "://" in value else f"http://{value.strip()}")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise PydanticCustomError(
+                "proxy_url", "a proxy is written http://host:port (or https://host:port)")
+        return parts.geturl()
 
 
 class TeamsToPbxConfig(BaseModel):
@@ -256,7 +270,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_references(self) -> Settings:
-        problems = reference_problems(self.model_dump(include={"tenants", "pbx_connections"}))
+        problems = reference_problems(self.model_dump(
+            include={"tenants", "pbx_connections", "public_url", "teams_to_pbx"}))
         if problems:
             raise PydanticCustomError(
                 REFERENCE_ERROR_TYPE,

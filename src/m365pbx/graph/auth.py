@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import msal
+import requests
 
-from m365pbx.graph.auth_http import AuthoritySession
-from m365pbx.graph.errors import SignInError, sign_in_error
+from m365pbx.graph.auth_http import DEFAULT_TIMEOUT, AuthoritySession, sign_in_failure
+from m365pbx.graph.errors import SignInError, SignInUnavailable, sign_in_error
+from m365pbx.graph.proxy import ProxyChoice
 
 MICROSOFT_LOGIN = "https://login.microsoftonline.com"
 GRAPH_DEFAULT_SCOPE = "https://graph.microsoft.com/.default"
@@ -44,6 +46,9 @@ class Authority:
     host: str = MICROSOFT_LOGIN
     # A CA bundle path, or True for the system's trust store.
     verify: bool | str = True
+    # The proxy decision shared with Graph's client (None: HTTPS_PROXY and NO_PROXY).
+    proxy: ProxyChoice | None = None
+    timeout: float | tuple[float, float] = DEFAULT_TIMEOUT
 
     @property
     def url(self) -> str:
@@ -92,14 +97,17 @@ class _MsalApp:
         self.public = public
         self._app: msal.ClientApplication | None = None
         self._lock = threading.Lock()
+        proxy = authority.proxy if authority.proxy is not None else (
+            ProxyChoice.from_environment())
+        self.session = AuthoritySession(authority.host, verify=authority.verify, proxy=proxy,
+                                        timeout=authority.timeout)
 
     def get(self) -> msal.ClientApplication:
         with self._lock:
             if self._app is None:
                 common: dict[str, Any] = {
                     "authority": self.authority.url,
-                    "http_client": AuthoritySession(self.authority.host,
-                                                    verify=self.authority.verify),
+                    "http_client": self.session,
                     # Discovery would ask Microsoft's global endpoint about the authority.
                     "instance_discovery": False,
                 }
@@ -114,14 +122,35 @@ class _MsalApp:
             return self._app
 
     def drop_access_tokens(self) -> None:
-        app = self.get()
+        with self._lock:
+            app = self._app
+        if app is None:
+            return  # never signed in: nothing cached
         cache = app.token_cache
         for item in list(cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN)):
             cache.remove_at(item)
 
 
-async def _in_thread(call: Callable[[], Any]) -> Any:
-    return await asyncio.to_thread(call)
+async def _in_thread(call: Callable[[], Any], msal_app: _MsalApp | None = None) -> Any:
+    """Run an MSAL call in a worker thread; its network failures become SignInErrors."""
+    try:
+        return await asyncio.to_thread(call)
+    except (requests.RequestException, ValueError, RuntimeError) as exc:
+        if msal_app is None:
+            raise
+        failure = sign_in_failure(exc, msal_app.authority.host)
+        if failure is None:
+            raise
+        raise failure from None
+
+
+def _with_retry_after(msal_app: _MsalApp, result: Any) -> str:
+    """`raise_for_result`, adding the Retry-After Entra ID sent to a SignInUnavailable."""
+    try:
+        return raise_for_result(result)
+    except SignInUnavailable as exc:
+        exc.retry_after = msal_app.session.retry_after
+        raise
 
 
 class AppTokenSource:
@@ -139,11 +168,11 @@ class AppTokenSource:
             assert isinstance(app, msal.ConfidentialClientApplication)
             return app.acquire_token_for_client(scopes=self._scopes)
 
-        return raise_for_result(await _in_thread(acquire))
+        return _with_retry_after(self._msal, await _in_thread(acquire, self._msal))
 
     async def invalidate(self) -> None:
         """Drop cached tokens so the next call signs in again."""
-        await _in_thread(self._msal.drop_access_tokens)
+        await _in_thread(self._msal.drop_access_tokens, self._msal)
 
 
 class ServiceAccountTokenSource:
@@ -194,8 +223,8 @@ class ServiceAccountTokenSource:
 
     async def token(self) -> str:
         """A delegated token for the account; renews through MSAL's cache or signs in."""
-        result = await _in_thread(self._acquire)
-        token = raise_for_result(result)
+        result = await _in_thread(self._acquire, self._msal)
+        token = _with_retry_after(self._msal, result)
         app = self._msal.get()
         newest = self._cached_refresh_token(app)
         if newest and newest != self._refresh_token:
@@ -206,7 +235,7 @@ class ServiceAccountTokenSource:
 
     async def invalidate(self) -> None:
         """Drop cached access tokens; the refresh token stays and renews them."""
-        await _in_thread(self._msal.drop_access_tokens)
+        await _in_thread(self._msal.drop_access_tokens, self._msal)
 
 
 @dataclass(frozen=True)
@@ -238,7 +267,8 @@ class DeviceCodeSignIn:
 
     async def start(self) -> DeviceCodePrompt:
         """Ask Entra ID for a device code."""
-        flow = await _in_thread(lambda: self._msal.get().initiate_device_flow(self._scopes))
+        flow = await _in_thread(lambda: self._msal.get().initiate_device_flow(self._scopes),
+                                self._msal)
         if "user_code" not in flow:
             raise_for_result(flow)
         return DeviceCodePrompt(str(flow["user_code"]), str(flow["verification_uri"]),
@@ -248,7 +278,8 @@ class DeviceCodeSignIn:
     async def finish(self, prompt: DeviceCodePrompt) -> DeviceCodeResult:
         """Wait until the person entered the code (or it expired) and return the result."""
         app = self._msal.get()
-        result = await _in_thread(lambda: app.acquire_token_by_device_flow(prompt.flow))
+        result = await _in_thread(lambda: app.acquire_token_by_device_flow(prompt.flow),
+                                  self._msal)
         raise_for_result(result)
         refresh_token = result.get("refresh_token")
         claims = result.get("id_token_claims") or {}

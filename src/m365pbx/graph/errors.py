@@ -82,9 +82,11 @@ class DeviceCodeDeclined(SignInError):
 
 
 class SignInUnavailable(SignInError):
-    """Entra ID is temporarily unavailable or throttling sign-ins."""
+    """Entra ID is temporarily unavailable, unreachable or throttling sign-ins."""
 
     retryable = True
+    # Seconds Entra ID asked us to wait (its Retry-After), when it said.
+    retry_after: float | None = None
 
 
 @dataclass(frozen=True)

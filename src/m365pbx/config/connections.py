@@ -140,6 +140,13 @@ class SipSettings(BaseModel):
 
     server: str = Field(description="presence server as host:port (port 5060 if left out)")
     transport: Transport = Field(default=Transport.UDP, description="'udp' or 'tcp'")
+    listen_port: int = Field(
+        default=0,
+        ge=0,
+        le=65_535,
+        description="local port m365pbx sends from and receives the server's NOTIFYs on "
+        "(UDP, or the TCP listener); 0: any free port. Fix it where a firewall needs it",
+    )
     domain: str = Field(description="SIP domain of the users' addresses, e.g. pbx.example.com")
     uri_template: str = Field(
         default="sip:{extension}@{domain}",

@@ -7,8 +7,8 @@ Connections know nothing of the store, Graph or the web layer (design.md rule 2)
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
@@ -62,6 +62,8 @@ class ConnectionStatus:
     state: ConnectionState
     last_error: str | None = None
     since: datetime | None = None
+    # Peers or input refused so far, by reason (e.g. foreign-address): not errors of ours.
+    refused: Mapping[str, int] = field(default_factory=dict)
 
 
 @runtime_checkable

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from types import MappingProxyType
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 
 from m365pbx.core.presence import PbxPresence
 from m365pbx.pbx.base import ConnectionStatus, PbxEvent, PbxUser

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,12 +19,18 @@ from m365pbx.clock import Clock
 from m365pbx.core.matching import MatchOptions, MatchResult, match_users, microsoft_properties
 from m365pbx.graph.errors import M365Error
 from m365pbx.pbx.base import PbxConnection, PbxUser
+from m365pbx.pbx.sip.retry import Backoff
 from m365pbx.sync.people import Person
+from m365pbx.sync.supervise import describe_failure
 
 log = logging.getLogger(__name__)
 
 # What the sync itself reads of a Teams user besides matching (the name and the UPN).
 OWN_PROPERTIES = frozenset({"id", "displayName", "userPrincipalName"})
+
+# A failed sync is tried again after 5 s, 10 s, ... up to 5 minutes (with jitter), not at
+# the next full interval: a tenant that could not sign in at start-up comes up by itself.
+RETRY_BACKOFF = Backoff(initial=5.0, maximum=300.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +87,8 @@ class DirectoryStatus:
     teams_users: int = 0
     people: int = 0
     summaries: dict[str, dict[str, object]] = field(default_factory=dict)
+    # When the present state (not synced yet, synced, or failing) began.
+    since: datetime | None = None
 
 
 class DirectorySync:
@@ -108,6 +117,10 @@ class DirectorySync:
         self._people: dict[str, list[Person]] = {}
         self._announced: list[Person] | None = None
         self._now = asyncio.Event()
+        self.status.since = clock.now()
+        self._failures = 0
+        self._retry_after: float | None = None
+        self._rng = random.Random()  # noqa: S311 - jitter, not cryptography
         # The Teams users of the last full read, by id, for directory changes to be folded
         # into (sync/directory_delta.py); kept only when something follows the changes.
         self.keep_teams_users = keep_teams_users
@@ -124,8 +137,14 @@ class DirectorySync:
         while True:
             # Cleared before the sync: a request made while it runs asks for one more.
             self._now.clear()
-            await self.sync_once()
-            sleeper = asyncio.ensure_future(self.clock.sleep(self.interval))
+            if await self.sync_once():
+                self._failures = 0
+                wait = self.interval
+            else:
+                wait = min(self.interval, RETRY_BACKOFF.delay(self._failures, self._retry_after,
+                                                              rng=self._rng))
+                self._failures += 1
+            sleeper = asyncio.ensure_future(self.clock.sleep(wait))
             asked = asyncio.ensure_future(self._now.wait())
             try:
                 await asyncio.wait({sleeper, asked}, return_when=asyncio.FIRST_COMPLETED)
@@ -139,9 +158,18 @@ class DirectorySync:
             return await self._sync_once()
 
     async def _sync_once(self) -> bool:
+        self._retry_after = None
+        try:
+            return await self._read_and_match()
+        except Exception as exc:  # a bug or the store: shown and retried, the tenant goes on
+            log.exception("directory sync of %s failed", self.tenant)
+            return self._failed(f"directory sync failed: {describe_failure(exc)}")
+
+    async def _read_and_match(self) -> bool:
         try:
             teams_users = await self.fetch_teams_users()
         except M365Error as exc:
+            self._retry_after = getattr(exc, "retry_after", None)
             return self._failed(f"cannot read users from Microsoft 365: {exc.describe()}")
         if not teams_users and self.status.teams_users:
             return self._failed("Microsoft 365 returned no users; keeping the previous "
@@ -171,7 +199,12 @@ class DirectorySync:
         self.status.teams_users = count
         if problems:
             return self._failed("; ".join(problems))
+        first = self.status.last_success is None
         self.status.last_success = self.clock.now()
+        if self.status.last_error is not None:
+            log.info("directory sync of %s works again", self.tenant)
+        if first or self.status.last_error is not None:
+            self.status.since = self.status.last_success
         self.status.last_error = None
         return True
 
@@ -241,6 +274,8 @@ class DirectorySync:
         return [p for people in self._people.values() for p in people]
 
     def _failed(self, message: str) -> bool:
+        if self.status.last_error is None:
+            self.status.since = self.clock.now()
         self.status.last_error = message
         log.warning("directory sync of %s: %s", self.tenant, message)
         return False

@@ -51,6 +51,10 @@ class SinkStatus:
     queued: int
     down_since: float | None
     last_error: str | None
+    # The oldest write on its way longer than `stall_after` without an answer: since when.
+    stalled_since: float | None = None
+    # When the present state (writing, stalled or held) began.
+    since: float | None = None
 
 
 @dataclass(eq=False)
@@ -76,6 +80,12 @@ class _Lane:
     deferred: set[int] = field(default_factory=set)
     prober: asyncio.Task[None] | None = None
     down_since: float | None = None
+    # Requests on their way: when each was sent (a hung Graph shows as an old one).
+    sent_at: dict[object, float] = field(default_factory=dict)
+
+    def stalled_since(self, now: float, after: float) -> float | None:
+        oldest = min(self.sent_at.values(), default=None)
+        return oldest if oldest is not None and now - oldest >= after else None
 
     def pending(self) -> int:
         return len(self.urgent) + len(self.normal)
@@ -102,6 +112,7 @@ class BatchingTeamsSink:
         probe_min: float = 1.0,
         probe_max: float = 60.0,
         outage_hold: float = 300.0,
+        stall_after: float = 30.0,
     ) -> None:
         if not 1 <= max_batch <= MAX_BATCH:
             raise ValueError(f"max_batch must be between 1 and {MAX_BATCH}")
@@ -113,11 +124,14 @@ class BatchingTeamsSink:
         self.probe_min = probe_min
         self.probe_max = probe_max
         self.outage_hold = outage_hold
+        # A write without an answer for this long counts as a failure (Graph hangs).
+        self.stall_after = stall_after
         self.counters: Counter[str] = Counter()
         self._hub: Pokeable | None = None
         self._lanes: dict[int, _Lane] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_error: str | None = None
+        self._writing_since = clock.now().timestamp()
 
     def attach(self, hub: Pokeable) -> None:
         """Let the sink ask the hub to look again at people after an outage."""
@@ -130,13 +144,20 @@ class BatchingTeamsSink:
     def status(self) -> SinkStatus:
         """Outage state, people waiting and writes queued, across all Graph clients."""
         lanes = list(self._lanes.values())
+        now = self.clock.now().timestamp()
         since = [lane.down_since for lane in lanes if lane.down and lane.down_since is not None]
+        stalls = [t for lane in lanes
+                  if (t := lane.stalled_since(now, self.stall_after)) is not None]
+        down_since = min(since) if since else None
+        stalled_since = min(stalls) if stalls else None
         return SinkStatus(
             down=any(lane.down for lane in lanes),
             waiting=sum(len(lane.deferred) for lane in lanes),
             queued=sum(lane.pending() for lane in lanes),
-            down_since=min(since) if since else None,
+            down_since=down_since,
             last_error=self._last_error,
+            stalled_since=stalled_since,
+            since=down_since or stalled_since or self._writing_since,
         )
 
     async def apply(self, person: Person, action: TeamsAction | StatusAction) -> None:
@@ -145,6 +166,13 @@ class BatchingTeamsSink:
         lane = self._lanes.get(id(client))
         if lane is None:
             lane = self._lanes[id(client)] = _Lane(client, probe_delay=self.probe_min)
+        now = self.clock.now().timestamp()
+        stalled = lane.stalled_since(now, self.stall_after)
+        if stalled is not None and not lane.down:
+            # No answer is a failure too: hold further writes as in an outage.
+            self._last_error = (f"Graph has not answered a Teams write for {now - stalled:.0f} s "
+                                "(it hangs)")
+            self._went_down(lane)
         if lane.down:
             if not lane.allow_probe:
                 lane.deferred.add(person.id)
@@ -208,6 +236,8 @@ class BatchingTeamsSink:
 
     async def _send_one(self, lane: _Lane, item: _Item) -> None:
         self.counters["requests"] += 1
+        key = object()
+        lane.sent_at[key] = self.clock.now().timestamp()
         try:
             await lane.client.post_json("/v1.0" + item.request.path, item.request.body)
         except NotFound as exc:
@@ -216,6 +246,8 @@ class BatchingTeamsSink:
             self._settle(lane, item, exc)
         else:
             self._settle(lane, item, None)
+        finally:
+            lane.sent_at.pop(key, None)
 
     async def _send_batch(self, lane: _Lane, items: list[_Item]) -> None:
         self.counters["requests"] += 1
@@ -223,12 +255,16 @@ class BatchingTeamsSink:
         self.counters["batched_writes"] += len(items)
         body = {"requests": [item.request.batch_item(str(number))
                              for number, item in enumerate(items, 1)]}
+        key = object()
+        lane.sent_at[key] = self.clock.now().timestamp()
         try:
             answer = await lane.client.post_json("/v1.0/$batch", body)
         except Exception as exc:  # every write of the batch gets the error
             for item in items:
                 self._settle(lane, item, exc)
             return
+        finally:
+            lane.sent_at.pop(key, None)
         responses = (answer or {}).get("responses")
         by_id = {str(r.get("id")): r for r in responses or [] if isinstance(r, dict)}
         for number, item in enumerate(items, 1):
@@ -276,12 +312,17 @@ class BatchingTeamsSink:
     def _recovered(self, lane: _Lane) -> None:
         if not lane.down and not lane.deferred:
             return
-        if lane.down:
+        was_down = lane.down
+        if was_down:
             log.warning("Graph answers again: writing the %d people who waited",
                         len(lane.deferred))
             self.counters["recoveries"] += 1
         lane.down = False
         lane.down_since = None
+        if was_down and not any(other.down for other in self._lanes.values()):
+            # Recovered: the outage's error is history, not the present state.
+            self._last_error = None
+            self._writing_since = self.clock.now().timestamp()
         lane.allow_probe = False
         lane.probe_delay = self.probe_min
         waited, lane.deferred = sorted(lane.deferred), set()

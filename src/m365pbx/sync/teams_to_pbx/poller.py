@@ -16,6 +16,7 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from m365pbx.clock import Clock
 from m365pbx.graph.client import GraphClient
@@ -59,6 +60,7 @@ class PresencePoller:
         reconciling: bool = False,
         uncovered: Callable[[], Sequence[str]] | None = None,
         uncovered_plan: PollPlan | None = None,
+        label: str = "presence poll",
     ) -> None:
         self.client = client
         self.hub = hub
@@ -74,9 +76,31 @@ class PresencePoller:
         self.uncovered_rounds = 0
         self.repairs = 0
         self.throttled = 0
-        self.last_error: str | None = None
+        self.label = label
+        self._last_error: str | None = None
+        # When the current state (polling, or failing with last_error) began.
+        self.since: datetime = clock.now()
+        # When the round on its way was asked for; None between rounds (stall detection).
+        self.round_started: datetime | None = None
         self._slowdown = 1.0
         self._soon = asyncio.Event()
+
+    @property
+    def last_error(self) -> str | None:
+        """The last round's failure in words; None once a round succeeds again."""
+        return self._last_error
+
+    @last_error.setter
+    def last_error(self, value: str | None) -> None:
+        if (value is None) != (self._last_error is None):
+            self.since = self.clock.now()
+        self._last_error = value
+
+    def stalled_for(self) -> float:
+        """Seconds the round on its way has waited for Graph (0 between rounds)."""
+        if self.round_started is None:
+            return 0.0
+        return max(0.0, (self.clock.now() - self.round_started).total_seconds())
 
     def poll_soon(self) -> None:
         """Run a round now (new people: learn their presence without waiting a round)."""
@@ -98,9 +122,23 @@ class PresencePoller:
         if not ids:
             return 0
         asked = self.clock.now().timestamp()
-        readings = await get_presences(self.client, ids)
+        readings = await self._read(ids)
         self.rounds += 1
-        return self.feed(readings, repairing=self.reconciling, asked_at=asked)
+        repaired: list[str] = []
+        changed = self.feed(readings, repairing=self.reconciling, asked_at=asked,
+                            repaired=repaired)
+        if repaired:
+            log.info("%s: reconciliation repaired %d people whose change notification never "
+                     "came", self.label, len(repaired))
+            log.debug("%s: repaired %s", self.label, ", ".join(repaired))
+        return changed
+
+    async def _read(self, ids: list[str]) -> list[PresenceReading]:
+        self.round_started = self.clock.now()
+        try:
+            return await get_presences(self.client, ids)
+        finally:
+            self.round_started = None
 
     async def poll_uncovered(self) -> int:
         """One round over the people without flowing notifications (not a reconciliation)."""
@@ -108,12 +146,12 @@ class PresencePoller:
         if not ids:
             return 0
         asked = self.clock.now().timestamp()
-        readings = await get_presences(self.client, ids)
+        readings = await self._read(ids)
         self.uncovered_rounds += 1
         return self.feed(readings, asked_at=asked)
 
     def feed(self, readings: Sequence[PresenceReading], *, repairing: bool = False,
-             asked_at: float | None = None) -> int:
+             asked_at: float | None = None, repaired: list[str] | None = None) -> int:
         """Hand readings to the hub; count those that differ from what it held.
 
         With `repairing`, a difference is a notification that never came (a repair).
@@ -134,6 +172,9 @@ class PresencePoller:
                 changed += 1
                 if repairing and before is not None:
                     self.repairs += 1
+                    if repaired is not None:
+                        repaired.append(f"{reading.user_id} ({before.presence} → "
+                                        f"{converted.presence})")
         return changed
 
     async def run(self) -> None:

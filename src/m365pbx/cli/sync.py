@@ -7,20 +7,22 @@ API key of the `write` scope, at the address the configuration's `listen` names.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import httpx
 import typer
 
-from m365pbx.cli.app import app, fail, reports_input_errors
-from m365pbx.config import Settings, load_config
-from m365pbx.web.admin import PREFIX, SYNC_PATH
+from m365pbx.cli.app import EXIT_FAILED, app, fail, reports_input_errors
+from m365pbx.cli.words import Typer
 
-EXIT_FAILED = 1
+if TYPE_CHECKING:
+    import httpx
+
+    from m365pbx.config import Settings
+
 API_KEY_VARIABLE = "M365PBX_API_KEY"
 
-sync_app = typer.Typer(name="sync", help="Directory sync of the running service.",
-                       no_args_is_help=True)
+sync_app = Typer(name="sync", help="Directory sync of the running service.",
+                 no_args_is_help=True)
 app.add_typer(sync_app, name="sync")
 
 ConfigOption = Annotated[
@@ -67,6 +69,12 @@ def now(
     config: ConfigOption = None,
 ) -> None:
     """Start a full directory sync in the running service at once (answers before it ends)."""
+    # Imported here: `m365pbx --help` stays free of httpx and the web layer.
+    import httpx
+
+    from m365pbx.config import load_config
+    from m365pbx.web.admin import PREFIX, SYNC_PATH
+
     if not api_key:
         raise fail(f"sync now needs an API key with the write scope: create one with "
                    f"'m365pbx api-key create admin --scope write' and give it with --api-key "

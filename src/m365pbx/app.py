@@ -259,6 +259,7 @@ class Service:
                               "error": parts.directory.status.last_error},
                 "polling": {"rounds": parts.poller.rounds, "error": parts.poller.last_error},
                 "subscriptions": owners,
+                "teams_to_pbx": runtime.coverage.health(),
                 "directory_changes": None if parts.changes is None else parts.changes.health(),
                 "tenant_id": runtime.identity.health(),
             }

@@ -50,7 +50,28 @@ def reference_problems(data: Mapping[str, Any]) -> list[ReferenceProblem]:
         wanted = connection.get("tenant")
         if isinstance(wanted, str) and wanted not in tenant_names:
             problems.append(((*path, "tenant"), _dangling("tenant", wanted, tenant_names, "")))
+    problems += webhook_mode_problems(data, tenants)
     return problems
+
+
+def webhook_mode_problems(
+    data: Mapping[str, Any], tenants: list[tuple[KeyPath, Mapping[str, Any]]]
+) -> list[ReferenceProblem]:
+    """`teams_to_pbx.mode: webhook` promises notifications only: it needs what they need."""
+    section = data.get("teams_to_pbx")
+    mode = section.get("mode") if isinstance(section, Mapping) else None
+    if str(getattr(mode, "value", mode)).strip().lower() != "webhook":
+        return []
+    if data.get("public_url") in (None, ""):
+        return [(("teams_to_pbx", "mode"),
+                 "'webhook' needs public_url, the address at which Graph delivers "
+                 "notifications; without one use 'auto' or 'polling' (both poll Graph)")]
+    return [((*path, "service_accounts"),
+             f"tenant {tenant.get('name')!r} has no service accounts, and with "
+             "teams_to_pbx.mode 'webhook' its people would get no presence: Graph sends "
+             "presence notifications only to delegated tokens. Add a service account, or use "
+             "mode 'auto' (polls this tenant)")
+            for path, tenant in tenants if not tenant.get("service_accounts")]
 
 
 def _items(

@@ -36,6 +36,7 @@ from m365pbx.sync.directory import ConnectionDirectory, DirectorySync, teams_use
 from m365pbx.sync.directory_delta import DirectoryChanges
 from m365pbx.sync.hub import PresenceHub
 from m365pbx.sync.people import Person
+from m365pbx.sync.teams_to_pbx.coverage import NotificationCoverage
 from m365pbx.sync.teams_to_pbx.owner import AccountOwner, Endpoints
 from m365pbx.sync.teams_to_pbx.poller import PollPlan, PresencePoller
 from m365pbx.sync.teams_to_pbx.pool import SubscriptionPool
@@ -182,13 +183,19 @@ class TenantRuntime:
         pool = None
         if use_webhooks and webhook is not None:
             pool = self._pool(webhook, graph_url, store, service_account_tokens or {})
-        # People without flowing notifications are polled at the polling-mode pace.
+        # In auto mode people without flowing notifications are polled at the polling-mode
+        # pace; mode webhook promises notifications only and reports them instead.
         uncovered_plan = PollPlan(
             min_interval=settings.teams_to_pbx.min_poll_interval.total_seconds())
+        poll_uncovered = pool is not None and mode is not SyncMode.WEBHOOK
         poller = PresencePoller(app_client, hub, clock, self.teams_user_ids, plan=plan,
                                 converter=converter, reconciling=use_webhooks,
-                                uncovered=pool.uncovered if pool is not None else None,
+                                uncovered=pool.uncovered if poll_uncovered and pool else None,
                                 uncovered_plan=uncovered_plan)
+        self.coverage = NotificationCoverage(
+            tenant.name, "polling" if pool is None else mode.value,
+            pool.uncovered if pool is not None else None, clock,
+            reconcile_interval=settings.teams_to_pbx.reconcile_interval.total_seconds())
         self.parts = TenantParts(app_client, writer_client, self.app_id, directory, changes,
                                  poller, ReadBack(poller, clock), pool)
 
@@ -245,3 +252,4 @@ class TenantRuntime:
             group.create_task(parts.readback.run())
             if parts.pool is not None:
                 group.create_task(parts.pool.run())
+                group.create_task(self.coverage.run())

@@ -41,7 +41,7 @@ TABLES: dict[str, type[BaseModel]] = {
     "`settings` for `kind: asterisk`": AsteriskSettings,
 }
 # Keys with their own table (or section) instead of a row in their parent's.
-OWN_TABLE = {Settings: {"tenants", "pbx_connections"}}
+OWN_TABLE: dict[type[BaseModel], set[str]] = {Settings: {"tenants", "pbx_connections"}}
 NOT_EXPANDED = {"settings"}  # documented in the per-kind tables
 
 

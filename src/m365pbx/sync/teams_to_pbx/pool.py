@@ -8,12 +8,18 @@ possible. People no account can take are left to polling and reported.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from m365pbx.graph.subscriptions import MAX_PRESENCE_IDS
+from m365pbx.pbx.base import ConnectionState
+from m365pbx.sync.supervise import supervised
 from m365pbx.sync.teams_to_pbx.owner import AccountOwner
 from m365pbx.sync.teams_to_pbx.receiver import KnownSubscription
+
+log = logging.getLogger(__name__)
 
 
 def balance(
@@ -44,19 +50,67 @@ def balance(
     return {a: tuple(sorted(p)) for a, p in result.items()}, sorted(remaining)
 
 
+def _shown_on(owner: AccountOwner) -> Callable[[str], None]:
+    """Show an owner's unexpected failure (a bug) on its state until it runs again."""
+    def note(message: str) -> None:
+        owner.state = ConnectionState.ERROR
+        owner.last_error = message
+
+    return note
+
+
+@dataclass(frozen=True, slots=True)
+class Capacity:
+    """How far the service accounts reach: people beyond them are only polled."""
+
+    people: int
+    accounts: int
+    per_account: int
+    unassigned: int
+
+    @property
+    def accounts_missing(self) -> int:
+        """Service accounts to add so that everyone's notifications flow."""
+        if not self.unassigned:
+            return 0
+        return max(1, math.ceil(self.people / self.per_account) - self.accounts)
+
+    def describe(self) -> str:
+        """The shortfall in words, with the fix."""
+        return (f"{self.unassigned} of {self.people} people exceed what {self.accounts} "
+                f"service account(s) can carry ({self.per_account} each): their presence is "
+                f"polled, not notified. Add {self.accounts_missing} service account(s).")
+
+
 class SubscriptionPool:
     """Owners of one tenant's service accounts, and who carries whom."""
 
-    def __init__(self, owners: Sequence[AccountOwner]) -> None:
+    def __init__(self, owners: Sequence[AccountOwner], *, label: str = "presence",
+                 capacity: int = MAX_PRESENCE_IDS) -> None:
         self.owners = {owner.account: owner for owner in owners}
+        self.label = label
+        self.capacity = capacity
         self.unassigned: list[str] = []
+        self._people = 0
 
     def assign(self, people: Sequence[str]) -> None:
         """Spread these Teams user ids over the accounts."""
         current = {account: owner.people for account, owner in self.owners.items()}
-        assignment, self.unassigned = balance(people, list(self.owners), current)
+        before = len(self.unassigned)
+        assignment, self.unassigned = balance(people, list(self.owners), current,
+                                              capacity=self.capacity)
+        self._people = len(set(people))
         for account, owned in assignment.items():
             self.owners[account].assign(owned)
+        if len(self.unassigned) != before:
+            if self.unassigned:
+                log.warning("%s: %s", self.label, self.shortfall().describe())
+            else:
+                log.info("%s: every person is carried by a service account again", self.label)
+
+    def shortfall(self) -> Capacity:
+        """The people beyond the accounts' capacity, and how many accounts are missing."""
+        return Capacity(self._people, len(self.owners), self.capacity, len(self.unassigned))
 
     def known(self, subscription_id: str) -> KnownSubscription | None:
         """The subscription with this id, if one of ours."""
@@ -86,4 +140,6 @@ class SubscriptionPool:
         """Run every owner until cancelled."""
         async with asyncio.TaskGroup() as group:
             for owner in self.owners.values():
-                group.create_task(owner.run())
+                group.create_task(supervised(
+                    f"presence subscription of {owner.account}", owner.run, owner.clock,
+                    on_failure=_shown_on(owner)))

@@ -2,6 +2,8 @@
 
 Microsoft signs with RS256 keys published at `/{tenant}/discovery/v2.0/keys`; the
 simulator makes one key pair at start (or loads one) and publishes it the same way.
+Microsoft rotates its keys: `rotate()` signs with a new key from then on; the earlier
+ones stay published and accepted until retired, as Entra keeps them for a while.
 """
 
 from __future__ import annotations
@@ -62,7 +64,19 @@ class TokenIssuer:
     def __init__(self, key: SigningKey | None = None, *, issuer_base: str) -> None:
         self.key = key or SigningKey.generate()
         self.issuer_base = issuer_base.rstrip("/")
-        self._public_key = self.key.private_key.public_key()
+        # Earlier keys, newest first: still published and accepted.
+        self.previous: list[SigningKey] = []
+
+    @property
+    def published(self) -> list[SigningKey]:
+        """The keys the keys document lists: the current one first."""
+        return [self.key, *self.previous]
+
+    def rotate(self, *, retire_previous: bool = False) -> SigningKey:
+        """Sign with a new key from now on; keep (or retire) the earlier ones."""
+        self.previous = [] if retire_previous else [self.key, *self.previous][:4]
+        self.key = SigningKey.generate()
+        return self.key
 
     def issuer(self, tenant_id: str) -> str:
         """The `iss` of v2.0 tokens for a tenant."""
@@ -120,7 +134,10 @@ class TokenIssuer:
             "verify_iat": False,
             "verify_aud": audience is not None,
         }
+        kid = jwt.get_unverified_header(token).get("kid")
+        key = next((k for k in self.published if k.kid == kid), self.key)
         claims: dict[str, Any] = jwt.decode(
-            token, self._public_key, algorithms=["RS256"], audience=audience, options=options
+            token, key.private_key.public_key(), algorithms=["RS256"], audience=audience,
+            options=options,
         )
         return claims

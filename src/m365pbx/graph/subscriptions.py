@@ -9,11 +9,16 @@ from typing import Any
 
 from m365pbx.graph.certificates import NotificationCertificate
 from m365pbx.graph.client import GraphClient
+from m365pbx.graph.errors import BadRequest, GraphError
 
 # Presence subscriptions live at most 60 minutes; users' at most 41,760 (graph.md 4.3).
 PRESENCE_MAX_LIFETIME = timedelta(minutes=60)
 USERS_MAX_LIFETIME = timedelta(minutes=41_760)
 MAX_PRESENCE_IDS = 650
+# Graph checks an expiry against its own clock and refuses one past the maximum
+# ("Subscription expiration can only be 60 minutes in the future"), so we ask for a little
+# less, in Graph's time: ours plus the skew measured from its Date header.
+EXPIRY_MARGIN = timedelta(minutes=2)
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,16 @@ def presence_resource(user_ids: Sequence[str]) -> str:
         return f"/communications/presences/{user_ids[0]}"
     quoted = ",".join(f"'{user_id}'" for user_id in user_ids)
     return f"/communications/presences?$filter=id in ({quoted})"
+
+
+def expiry_for(now: datetime, lifetime: timedelta, clock_skew: float | None) -> datetime:
+    """The expiry to ask for: `lifetime` from now on Graph's clock, less EXPIRY_MARGIN."""
+    return now + timedelta(seconds=clock_skew or 0.0) + lifetime - EXPIRY_MARGIN
+
+
+def expiry_refused(error: GraphError) -> bool:
+    """Whether Graph refused a subscription's expiry as too far ahead (or in the past)."""
+    return isinstance(error, BadRequest) and "expiration" in error.message.lower()
 
 
 def graph_time(value: datetime) -> str:

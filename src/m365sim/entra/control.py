@@ -1,5 +1,6 @@
 """Control routes of the Entra part: act as the person at the device-login page, revoke
-sessions, add a client secret (all under `/_sim`, errors as Graph error bodies)."""
+sessions, add a client secret, rotate the signing keys (all under `/_sim`, errors as Graph
+error bodies)."""
 
 from __future__ import annotations
 
@@ -128,6 +129,15 @@ def router(sim: Simulator) -> APIRouter:
         found_tenant, found_user = _tenant_user(sim, tenant, user)
         count = entra_of(sim).refresh_tokens.revoke_user(found_tenant.id, found_user.id)
         return JSONResponse({"value": True, "revoked_refresh_tokens": count})
+
+    @routes.post("/signing-keys/rotate")
+    async def _rotate_keys(request: Request) -> JSONResponse:
+        body = await json_object(request)
+        retire = body.get("retire_previous", False)
+        if not isinstance(retire, bool):
+            raise GraphError(400, "BadRequest", "'retire_previous' must be true or false.")
+        key = sim.issuer.rotate(retire_previous=retire)
+        return JSONResponse({"kid": key.kid, "published": [k.kid for k in sim.issuer.published]})
 
     @routes.post("/tenants/{tenant}/apps/{app_id}/secrets")
     async def _add_secret(tenant: str, app_id: str, request: Request) -> JSONResponse:

@@ -47,9 +47,11 @@ def key_certificate(key: SigningKey) -> str:
 
 
 def jwks(sim: Simulator, issuer_tenant: str) -> dict[str, Any]:
-    """The keys document: the simulator's public signing key as Entra publishes its keys."""
-    key = sim.issuer.key
-    entry = dict(key.jwk())
-    entry["x5c"] = [key_certificate(key)]
-    entry["issuer"] = f"{sim.base_url}/{issuer_tenant}/v2.0"
-    return {"keys": [entry]}
+    """The keys document: the simulator's public signing keys as Entra publishes its keys."""
+    entries = []
+    for key in sim.issuer.published:
+        entry = dict(key.jwk())
+        entry["x5c"] = [key_certificate(key)]
+        entry["issuer"] = f"{sim.base_url}/{issuer_tenant}/v2.0"
+        entries.append(entry)
+    return {"keys": entries}

@@ -96,14 +96,15 @@ class ValidationTokens:
 
     def __init__(self, issuer: TokenIssuer) -> None:
         self.issuer = issuer
-        self._cache: dict[tuple[str, str], tuple[int, str]] = {}
+        # (app, tenant) -> (expiry, token, kid of the key that signed it)
+        self._cache: dict[tuple[str, str], tuple[int, str, str]] = {}
 
     def token(self, app_id: str, tenant_id: str, now: datetime) -> str:
         """A JWT like Entra issues for Graph's publisher app, audience the subscribing app."""
         issued = int(now.timestamp())
         cached = self._cache.get((app_id, tenant_id))
         if cached is not None and cached[0] - _RESIGN_MARGIN_S > issued >= cached[0] - (
-                VALIDATION_TOKEN_LIFETIME_S):
+                VALIDATION_TOKEN_LIFETIME_S) and cached[2] == self.issuer.key.kid:
             return cached[1]
         authority = f"https://sts.windows.net/{tenant_id}/"
         expires = issued + VALIDATION_TOKEN_LIFETIME_S
@@ -122,5 +123,5 @@ class ValidationTokens:
             "uti": b64url(uuid.uuid4().bytes),
             "ver": "1.0",
         })
-        self._cache[(app_id, tenant_id)] = (expires, token)
+        self._cache[(app_id, tenant_id)] = (expires, token, self.issuer.key.kid)
         return token

@@ -13,19 +13,22 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from m365pbx.clock import Clock
 from m365pbx.graph.certificates import NotificationCertificate
 from m365pbx.graph.client import GraphClient
-from m365pbx.graph.errors import Conflict, M365Error, NotFound, SignInError
+from m365pbx.graph.errors import Conflict, GraphError, M365Error, NotFound, SignInError
 from m365pbx.graph.subscriptions import (
     PRESENCE_MAX_LIFETIME,
+    Subscription,
     SubscriptionRequest,
     create_subscription,
     delete_subscription,
+    expiry_for,
+    expiry_refused,
     list_subscriptions,
     presence_resource,
     reauthorize_subscription,
@@ -180,15 +183,19 @@ class AccountOwner:
 
     async def _create(self, now: datetime, resource: str) -> None:
         client_state = secrets.token_urlsafe(32)
-        request = SubscriptionRequest(
-            resource=resource,
-            notification_url=self.endpoints.notification_url,
-            expires=now + self.lifetime,
-            client_state=client_state,
-            lifecycle_url=self.endpoints.lifecycle_url,
-            certificate=self.endpoints.certificate(),
-        )
-        created = await create_subscription(self.client, request)
+        certificate = self.endpoints.certificate()
+
+        async def create(expires: datetime) -> Subscription:
+            return await create_subscription(self.client, SubscriptionRequest(
+                resource=resource,
+                notification_url=self.endpoints.notification_url,
+                expires=expires,
+                client_state=client_state,
+                lifecycle_url=self.endpoints.lifecycle_url,
+                certificate=certificate,
+            ))
+
+        created = await self._with_expiry(now, create)
         self.creates += 1
         self.current = SubscriptionRecord(created.id, self.account, resource, created.expires,
                                           client_state)
@@ -196,9 +203,13 @@ class AccountOwner:
 
     async def _renew(self, now: datetime) -> None:
         assert self.current is not None
+        graph_id = self.current.graph_id
+
+        async def renew(expires: datetime) -> Subscription:
+            return await renew_subscription(self.client, graph_id, expires)
+
         try:
-            renewed = await renew_subscription(self.client, self.current.graph_id,
-                                               now + self.lifetime)
+            renewed = await self._with_expiry(now, renew)
         except NotFound:
             # Expired or removed on Graph's side: start again (once we know our people).
             await self._forget()
@@ -210,6 +221,26 @@ class AccountOwner:
                                           self.current.resource, renewed.expires,
                                           self.current.client_state)
         await self.records.save(self.current)
+
+    async def _with_expiry(self, now: datetime,
+                           call: Callable[[datetime], Awaitable[Subscription]]) -> Subscription:
+        """Create or renew with an expiry Graph accepts by its own clock.
+
+        The first answer of a client tells Graph's time (its Date header): when Graph
+        refused the expiry and its clock turned out to differ from what we assumed, ask
+        again at once with the measured skew.
+        """
+        assumed = getattr(self.client, "clock_skew", None)
+        try:
+            return await call(expiry_for(now, self.lifetime, assumed))
+        except GraphError as exc:
+            measured = getattr(self.client, "clock_skew", None)
+            if not expiry_refused(exc) or measured is None or (
+                    assumed is not None and abs(measured - assumed) < 1.0):
+                raise
+            log.info("presence subscription of %s: Graph's clock is %+.0f s from ours; "
+                     "asking again for an expiry by its clock", self.account, measured)
+            return await call(expiry_for(now, self.lifetime, measured))
 
     async def _delete_current(self) -> None:
         if self.current is None:

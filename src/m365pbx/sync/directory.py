@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -155,7 +156,28 @@ class DirectorySync:
     async def sync_once(self) -> bool:
         """One full sync; False (and the previous people kept) when anything is missing."""
         async with self.lock:
-            return await self._sync_once()
+            started = time.perf_counter()
+            ok = await self._sync_once()
+            self._log_summary(ok, time.perf_counter() - started)
+            return ok
+
+    def _log_summary(self, ok: bool, seconds: float) -> None:
+        """One line per sync with its counts (as fields too, for JSON logs)."""
+        counts = {"people": self.status.people, "matched": 0, "unmatched_pbx": 0,
+                  "unmatched_teams": 0, "ambiguous": 0, "pbx_users": 0}
+        for summary in self.status.summaries.values():
+            for name in ("matched", "unmatched_pbx", "unmatched_teams", "ambiguous",
+                         "pbx_users"):
+                value = summary.get(name, 0)
+                counts[name] += value if isinstance(value, int) else 0
+        outcome = "" if ok else f"; incomplete, kept what it had: {self.status.last_error}"
+        log.info("directory sync of %s: %d people (%d matched, %d PBX and %d Teams users "
+                 "unmatched, %d ambiguous) in %.2f s%s", self.tenant, counts["people"],
+                 counts["matched"], counts["unmatched_pbx"], counts["unmatched_teams"],
+                 counts["ambiguous"], seconds, outcome,
+                 extra={"directory_sync": "summary", "tenant": self.tenant, "ok": ok,
+                        "teams_users": self.status.teams_users, "seconds": round(seconds, 3),
+                        **counts})
 
     async def _sync_once(self) -> bool:
         self._retry_after = None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -22,11 +24,11 @@ def serve(
     """Run m365pbx: directory sync, presence both ways, the presence API, until SIGINT/SIGTERM."""
     import asyncio
     import gc
-    import logging
     import signal
 
     from m365pbx.app import Service
     from m365pbx.config import DEFAULT_CONFIG_FILE, find_config_file, load_config
+    from m365pbx.logs import configure_logging, settings_secrets
     from m365pbx.store import StoreError, load_secret_box
 
     file = find_config_file(config, os.environ)
@@ -37,8 +39,9 @@ def serve(
             f"$M365PBX_CONFIG); `m365pbx config example > m365pbx.yaml` writes a commented "
             "example to start from")
     settings = load_config(file)
-    logging.basicConfig(level=settings.logging.level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.logging.level, settings.logging.format.value,
+                      secrets=settings_secrets(settings))
+    say = _teller(settings.logging.format.value)
     try:
         box = load_secret_box(key_file=settings.secrets.key_file)
     except StoreError as exc:
@@ -49,8 +52,7 @@ def serve(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, service.stop)
-        typer.echo(f"m365pbx listening on http://{settings.listen.host}:{settings.listen.port}",
-                   err=True)
+        say(f"m365pbx listening on http://{settings.listen.host}:{settings.listen.port}")
         runner = asyncio.create_task(service.run())
         started = asyncio.create_task(service.started.wait())
         await asyncio.wait({runner, started}, return_when=asyncio.FIRST_COMPLETED)
@@ -61,4 +63,11 @@ def serve(
         await runner
 
     asyncio.run(main())
-    typer.echo("m365pbx stopped", err=True)
+    say("m365pbx stopped")
+
+
+def _teller(log_format: str) -> Callable[[str], None]:
+    """How serve tells the admin it started and stopped: a log event in JSON, else a line."""
+    if log_format == "json":
+        return logging.getLogger("m365pbx.serve").warning
+    return lambda text: typer.echo(text, err=True)

@@ -218,3 +218,40 @@ async def test_a_read_back_older_than_what_the_hub_holds_does_not_loop() -> None
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def test_the_hub_reads_teams_before_writing_or_clearing_a_preferred_presence() -> None:
+    clock = VirtualClock()
+    steps: list[str] = []
+    shown = AVAILABLE
+
+    class Teams(RecordingTeams):
+        async def apply(self, person: Person, action: TeamsAction | StatusAction) -> None:
+            assert isinstance(action, TeamsAction)
+            steps.append(f"write {action.presence}")
+
+    async def reader(_who: Person) -> TeamsReading:
+        steps.append(f"read {shown}")
+        return TeamsReading(shown, clock.now().timestamp(), f"{len(steps):08d}", direct=True)
+
+    hub = PresenceHub(clock, RecordingPbx(), Teams(), lambda _p: CONFIG, workers=2,
+                      teams_reader=reader)
+    hub.set_people([person(1, "anna")])
+    task = asyncio.create_task(hub.run())
+    try:
+        hub.pbx_presence("pbx", "anna", PbxReading(PbxPresence.AWAY, clock.now().timestamp()))
+        await hub.settled()
+        assert steps == [f"read {AVAILABLE}", f"write {AWAY}"]
+
+        # She picks Do not disturb in Teams; its notification has not come yet.
+        shown = DND
+        await clock.advance(2)
+        hub.pbx_presence("pbx", "anna", PbxReading(PbxPresence.ONLINE,
+                                                   clock.now().timestamp()))
+        await hub.settled()
+        # The read shows her choice: nothing of hers is cleared.
+        assert steps[2:] == [f"read {DND}"]
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task

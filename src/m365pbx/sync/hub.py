@@ -300,6 +300,9 @@ class PresenceHub:
         if plan.wake_at is not None:
             self._timers.at(slot.person.id, plan.wake_at)
         if plan.read_teams and self.teams_reader is None:
+            # Without a reader a status message or preferred presence waiting for a read is
+            # never written: counted, so it shows.
+            self.counters["teams_reads_unavailable"] += 1
             plan = replace(plan, read_teams=False)
         if plan.empty:
             return

@@ -62,7 +62,8 @@ class Plan:
     preferred: TeamsAction | None = None
     wake_at: float | None = None
     status: StatusAction | None = None
-    # Read the person's Teams presence (with its status message) before deciding again.
+    # Read the person's Teams presence (with its status message) before deciding again: a
+    # status message or preferred presence is written only right after such a read.
     read_teams: bool = False
 
     @property
@@ -86,7 +87,8 @@ def _earliest(a: float | None, b: float | None) -> float | None:
 def teams_for_pbx(state: PersonState, now: float, config: PolicyConfig) -> TeamsReading | None:
     """The Teams reading that speaks for the person: the newest, unless it echoes our write."""
     reading = state.teams
-    if reading is not None and is_echo(state, reading.presence, now, config):
+    if reading is not None and (state.teams_shows_ours
+                                or is_echo(state, reading.presence, now, config)):
         return state.teams_own
     return reading
 
@@ -166,7 +168,28 @@ def _session_action(
     return TeamsAction(Channel.SESSION, target, lifetime), None
 
 
+def teams_known_fresh(state: PersonState, now: float, config: PolicyConfig) -> bool:
+    """Whether a direct read, newer than every change we heard of, says what Teams shows now."""
+    read_at = state.teams_read_at
+    return (read_at is not None and not state.teams_read_outdated
+            and now <= read_at + config.preferred_read_fresh)
+
+
 def _preferred_action(
+    state: PersonState, now: float, config: PolicyConfig, line: LineState, pbx: PbxPresence
+) -> tuple[TeamsAction | None, float | None, bool]:
+    """The preferred-presence action, its wake time, and whether Teams must be read first."""
+    action, wake = _preferred_wanted(state, now, config, line, pbx)
+    if action is not None and config.respect_manual_teams and not teams_known_fresh(
+        state, now, config
+    ):
+        # Notifications come seconds to a minute late: the person may have picked their own
+        # presence since the last one (or replaced ours). Only a direct read says (issue 18).
+        return None, wake, True
+    return action, wake, False
+
+
+def _preferred_wanted(
     state: PersonState, now: float, config: PolicyConfig, line: LineState, pbx: PbxPresence
 ) -> tuple[TeamsAction | None, float | None]:
     if state.preferred_overridden and config.respect_manual_teams:
@@ -204,11 +227,13 @@ def decide(state: PersonState, now: float, config: PolicyConfig) -> Plan:
     own_pbx = state.pbx_own.presence if state.pbx_own is not None else PbxPresence.ONLINE
     pbx, wake_pbx = _pbx_action(state, now, config)
     session, wake_session = _session_action(state, now, config, line, own_pbx)
-    preferred, wake_preferred = _preferred_action(state, now, config, line, own_pbx)
+    preferred, wake_preferred, preferred_reading = _preferred_action(state, now, config, line,
+                                                                      own_pbx)
     status = status_action(state, now, config, line, own_pbx)
     wake = _earliest(_earliest(wake_pbx, wake_session),
                      _earliest(wake_preferred, status.wake_at))
+    read = status.needs_reading or preferred_reading
     if (pbx is None and session is None and preferred is None and status.action is None
-            and not status.needs_reading and wake is None):
+            and not read and wake is None):
         return NOTHING
-    return Plan(pbx, session, preferred, wake, status.action, status.needs_reading)
+    return Plan(pbx, session, preferred, wake, status.action, read)

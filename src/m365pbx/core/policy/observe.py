@@ -32,6 +32,10 @@ PERSON_CHOSEN = frozenset(
         TeamsPresence(Availability.OFFLINE, Activity.OFF_WORK),
     }
 )
+# States that may be a choice the person made, though a client shows them too: "Appear
+# away" is Away/Away exactly like an idle client. We write nothing over them (the person's
+# hand may be in it); a client that becomes active again shows Available and frees them.
+MAYBE_CHOSEN = PERSON_CHOSEN | {TeamsPresence(Availability.AWAY, Activity.AWAY)}
 # Presence that Teams shows even while a preferred presence is in force: no session left
 # (Offline) or the mailbox's out-of-office. graph.md 3.9: the preferred presence beats
 # every session-level state, meetings included; how OOF combines is undocumented.
@@ -74,7 +78,7 @@ def observe_teams(
     if not _newer_teams(state.teams, reading):
         return state, False
     if reading.direct:
-        state = replace(state, teams_read_at=reading.at)
+        state = replace(state, teams_read_at=reading.at, teams_read_outdated=False)
     current = state.teams
     if current is not None and reading.sequence and reading.sequence == current.sequence:
         # The same version of the presence again (a poll answer sent before our last write
@@ -93,7 +97,10 @@ def observe_teams(
         state = replace(observe_status(state, reading, now, config),
                         teams_message=reading.status_message)
     if is_echo(state, reading.presence, now, config):
-        return replace(state, teams=reading), True
+        preferred = state.preferred
+        ours = (preferred is not None and preferred.presence == reading.presence
+                and preferred.active(now))
+        return replace(state, teams=reading, teams_shows_ours=ours), True
     overridden = state.preferred_overridden
     preferred = state.preferred
     if (
@@ -110,7 +117,7 @@ def observe_teams(
         overridden = True
         preferred = None
     choice = state.person_choice
-    if reading.presence in PERSON_CHOSEN:
+    if reading.presence in MAYBE_CHOSEN:
         choice = reading.presence
     elif (
         reading.presence.availability not in _NOT_A_CHOICE_AVAILABILITY
@@ -121,7 +128,9 @@ def observe_teams(
     return replace(
         state,
         teams=reading,
+        teams_shows_ours=False,
         teams_own=reading,
+        teams_read_outdated=state.teams_read_outdated or not reading.direct,
         preferred=preferred,
         preferred_overridden=overridden,
         person_choice=choice,
@@ -150,6 +159,7 @@ def observe_pbx(
         pbx_own=reading,
         # A new PBX presence is a new request: the person's old Teams choice no longer blocks it.
         preferred_overridden=state.preferred_overridden and not changed,
+        teams_read_outdated=state.teams_read_outdated or changed,
         status_overridden=state.status_overridden and not new_note,
     ), True
 

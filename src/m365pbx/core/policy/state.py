@@ -119,12 +119,19 @@ class PersonState:
     """Everything the policy needs for one person; replaced, never mutated."""
 
     teams: TeamsReading | None = None
+    # `teams` showed our preferred presence when it arrived: it stays an echo after we write
+    # another value or clear ours (a direct read just before a write shows the previous one).
+    teams_shows_ours: bool = False
     # The newest Teams reading that was not an echo of our own writes when it arrived.
     teams_own: TeamsReading | None = None
     # The status message as last known (readings that leave it out do not change it).
     teams_message: str | None = None
-    # When we last read the person's presence directly (before writing their status message).
+    # When we last read the person's presence directly (before writing their status message
+    # or their preferred presence).
     teams_read_at: float | None = None
+    # Something changed since that read (the PBX presence, or a Teams notification that was
+    # not our echo): a preferred-presence write must read Teams again first.
+    teams_read_outdated: bool = False
     pbx: PbxReading | None = None
     # The newest PBX reading that was not an echo of what we wrote to the PBX.
     pbx_own: PbxReading | None = None
@@ -135,8 +142,9 @@ class PersonState:
     preferred: PreferredWrite | None = None
     # The person changed their preferred presence in Teams after our write: theirs stands.
     preferred_overridden: bool = False
-    # The last state only a person's own choice produces (Busy, DND, BRB, Appear offline);
-    # kept while Teams shows nothing that would reveal it was cleared (e.g. Offline).
+    # The last state only a person's own choice produces (Busy, DND, BRB, Appear offline),
+    # or may be one (Away); kept while Teams shows nothing that would reveal it was cleared
+    # (e.g. Offline).
     person_choice: TeamsPresence | None = None
     wrote_pbx: PbxWrite | None = None
     # Our status message in Teams (from the PBX note), and whether the person replaced it.
@@ -174,3 +182,7 @@ class PolicyConfig:
     # A status message is written only right after reading what Teams shows: the person
     # may have typed their own since the last notification or poll.
     status_read_fresh: float = 5.0
+    # Likewise the preferred presence: written or cleared only right after a direct read
+    # made after every change we heard of (notifications arrive 1-60 s late; the person
+    # may have picked their own since the last one).
+    preferred_read_fresh: float = 5.0

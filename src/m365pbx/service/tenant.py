@@ -59,8 +59,15 @@ def client_credential(credential: Credential) -> ClientCredential:
     assert credential.certificate_file is not None
     pem = credential.certificate_file.read_bytes()
     digest = certificate_sha1(pem, source=str(credential.certificate_file))
+    password = credential.certificate_password
     return ClientCredential(str(credential.client_id), private_key_pem=pem.decode(),
-                            thumbprint_hex=digest.hex())
+                            thumbprint_hex=digest.hex(),
+                            passphrase=None if password is None else password.get_secret_value())
+
+
+def microsoft_proxy(settings: Settings) -> ProxyChoice:
+    """The proxy decision for sign-in and Graph: `microsoft.proxy`, else HTTPS_PROXY."""
+    return ProxyChoice.from_environment(settings.microsoft.proxy)
 
 
 def match_options(settings_matching: Any, tenant: Tenant) -> MatchOptions:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,9 @@ from m365pbx.graph.auth import (
     TokenSource,
 )
 from m365pbx.graph.client import GraphClient
+from m365pbx.graph.errors import Forbidden
+from m365pbx.graph.groups import memberships
+from m365pbx.graph.proxy import ProxyChoice
 from m365pbx.graph.users import list_users, users_delta, users_delta_link
 from m365pbx.pbx.base import PbxConnection, PbxUser
 from m365pbx.service.certificates import CertificateKeeper
@@ -70,8 +73,10 @@ def microsoft_proxy(settings: Settings) -> ProxyChoice:
     return ProxyChoice.from_environment(settings.microsoft.proxy)
 
 
-def match_options(settings_matching: Any, tenant: Tenant) -> MatchOptions:
-    """Matching options of one PBX connection."""
+def match_options(settings_matching: Any, tenant: Tenant,
+                  group_memberships: Mapping[str, Collection[str]] | None = None
+                  ) -> MatchOptions:
+    """Matching options of one PBX connection (memberships: user id → group ids)."""
     return MatchOptions(
         rules=tuple(parse_rule(rule) for rule in settings_matching.rules),
         casefold=settings_matching.casefold,
@@ -82,10 +87,31 @@ def match_options(settings_matching: Any, tenant: Tenant) -> MatchOptions:
         require_teams_licence=tenant.directory.require_teams_licence,
     )
 
+        group_memberships=group_memberships if tenant.directory.group_ids else None,
 
 def users_file_reader(path: Path) -> Callable[[], Awaitable[list[PbxUser]]]:
     """Reads a PBX users export (CSV or JSON) anew at each call."""
     async def read() -> list[PbxUser]:
+def teams_users_reader(client: GraphClient, keep: Collection[str], group_ids: Sequence[str],
+                       group_memberships: dict[str, set[str]]
+                       ) -> Callable[[], Awaitable[list[dict[str, Any]]]]:
+    """Reads the tenant's users, and the members of `group_ids` into `group_memberships`."""
+    async def read() -> list[dict[str, Any]]:
+        users = await list_users(client, keep)
+        if group_ids:
+            try:
+                found = await memberships(client, list(group_ids))
+            except Forbidden as exc:
+                exc.hint = f"{exc.hint}, or empty directory.group_ids"
+                raise
+            # Swapped in whole: a failed read keeps the previous memberships.
+            group_memberships.clear()
+            group_memberships.update(found)
+        return users
+
+    return read
+
+
         loaded = await asyncio.to_thread(load_pbx_users, path)
         return list(loaded.users)
 
@@ -159,15 +185,20 @@ class TenantRuntime:
             c for c in settings.pbx_connections if c.tenant == tenant.name
         ]
         directories = [
-            ConnectionDirectory(c.name, connections[c.name], match_options(c.matching, tenant),
+            ConnectionDirectory(c.name, connections[c.name],
+                                match_options(c.matching, tenant, groups),
                                 source=users_file_reader(c.users_file) if c.users_file else None)
             for c in tenant_connections if c.name in connections
         ]
         keep = teams_user_properties(directories)
         follow = tenant.directory.follow_changes
         directory = DirectorySync(
-            tenant.name, lambda: list_users(app_client, keep), directories,
+            tenant.name,
+            teams_users_reader(app_client, keep, [str(g) for g in tenant.directory.group_ids],
+                               groups), directories,
             StorePeople(store, tenant.name), lambda _people: on_people(), clock,
+        # directory.group_ids: the members are read at each full sync, for every connection.
+        groups: dict[str, set[str]] = {}
             interval=tenant.directory.full_sync_interval.total_seconds(),
             keep_teams_users=follow,
         )

@@ -84,14 +84,11 @@ def match_options(settings_matching: Any, tenant: Tenant,
         strip_domain=settings_matching.strip_domain,
         phone_region=settings_matching.phone_region,
         allowed_groups=frozenset(str(g) for g in tenant.directory.group_ids) or None,
+        group_memberships=group_memberships if tenant.directory.group_ids else None,
         require_teams_licence=tenant.directory.require_teams_licence,
     )
 
-        group_memberships=group_memberships if tenant.directory.group_ids else None,
 
-def users_file_reader(path: Path) -> Callable[[], Awaitable[list[PbxUser]]]:
-    """Reads a PBX users export (CSV or JSON) anew at each call."""
-    async def read() -> list[PbxUser]:
 def teams_users_reader(client: GraphClient, keep: Collection[str], group_ids: Sequence[str],
                        group_memberships: dict[str, set[str]]
                        ) -> Callable[[], Awaitable[list[dict[str, Any]]]]:
@@ -112,6 +109,9 @@ def teams_users_reader(client: GraphClient, keep: Collection[str], group_ids: Se
     return read
 
 
+def users_file_reader(path: Path) -> Callable[[], Awaitable[list[PbxUser]]]:
+    """Reads a PBX users export (CSV or JSON) anew at each call."""
+    async def read() -> list[PbxUser]:
         loaded = await asyncio.to_thread(load_pbx_users, path)
         return list(loaded.users)
 
@@ -184,6 +184,8 @@ class TenantRuntime:
         tenant_connections = [
             c for c in settings.pbx_connections if c.tenant == tenant.name
         ]
+        # directory.group_ids: the members are read at each full sync, for every connection.
+        groups: dict[str, set[str]] = {}
         directories = [
             ConnectionDirectory(c.name, connections[c.name],
                                 match_options(c.matching, tenant, groups),
@@ -197,8 +199,6 @@ class TenantRuntime:
             teams_users_reader(app_client, keep, [str(g) for g in tenant.directory.group_ids],
                                groups), directories,
             StorePeople(store, tenant.name), lambda _people: on_people(), clock,
-        # directory.group_ids: the members are read at each full sync, for every connection.
-        groups: dict[str, set[str]] = {}
             interval=tenant.directory.full_sync_interval.total_seconds(),
             keep_teams_users=follow,
         )

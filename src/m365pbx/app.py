@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import uvicorn
 from prometheus_client import CollectorRegistry
 
@@ -39,16 +38,18 @@ from m365pbx.graph.auth import (
     TokenSource,
 )
 from m365pbx.graph.presence import get_presence
+from m365pbx.graph.proxy import microsoft_http_client
 from m365pbx.graph.signing_keys import SigningKeys
 from m365pbx.pbx.api.connection import ApiConnection
 from m365pbx.pbx.base import PbxConnection, PbxUser
 from m365pbx.service.api_keys import StoreApiKeyChecker
 from m365pbx.service.certificates import CertificateKeeper
 from m365pbx.service.connections import build_connection, pump_events
+from m365pbx.service.health import iso, tenant_report
 from m365pbx.service.metrics import ServiceCollector
 from m365pbx.service.presence_view import HubPresenceView
 from m365pbx.service.session_store import SessionPersistence
-from m365pbx.service.tenant import TenantRuntime
+from m365pbx.service.tenant import TenantRuntime, microsoft_proxy
 from m365pbx.service.tenant_identity import TenantClaims
 from m365pbx.store import (
     SecretBox,
@@ -61,6 +62,7 @@ from m365pbx.sync.hub import PresenceHub
 from m365pbx.sync.pbx_to_teams import BatchingTeamsSink
 from m365pbx.sync.people import Person
 from m365pbx.sync.sinks import ConnectionsSink
+from m365pbx.sync.supervise import supervised
 from m365pbx.sync.teams_to_pbx.readings import ReadingConverter
 from m365pbx.sync.teams_to_pbx.receiver import KnownSubscription, NotificationReceiver
 from m365pbx.web.admin import admin_router
@@ -121,7 +123,9 @@ class Service:
         self.sessions = SessionPersistence(self.store, self.hub, self.clock,
                                            session_id_for=self._session_id_for)
         self.view = HubPresenceView(self.hub)
-        self.http = httpx.AsyncClient(verify=self._verify(), timeout=httpx.Timeout(15.0))
+        # Graph, Entra's metadata and keys: through the proxy sign-in uses too.
+        self.http = microsoft_http_client(microsoft_proxy(settings), verify=self._verify(),
+                                          timeout=15.0)
         key_file = Path(settings.secrets.key_file)
         self.certificates = CertificateKeeper(key_file.with_name("notification-certs.enc"), box,
                                               self.clock)
@@ -243,40 +247,62 @@ class Service:
         keys = self.options.api_keys or StoreApiKeyChecker(self.store, clock=self.clock)
         routers += self.view.routers(self.connections, keys, self.clock)
         routers.append(admin_router(self.sync_now, keys))
-        return create_web_app(routers, health=self.health, registry=self.registry)
+        return create_web_app(routers, health=self.health, registry=self.registry,
+                              ready=self.readiness)
 
     def health(self) -> dict[str, Any]:
         """What /healthz answers: each part's state in words."""
         tenants: dict[str, dict[str, Any]] = {}
         for name, runtime in self.tenants.items():
             parts = runtime.parts
-            owners = {} if parts.pool is None else {
-                upn: {"state": o.state.value, "error": o.last_error}
-                for upn, o in parts.pool.owners.items()
-            }
-            tenants[name] = {
-                "directory": {"people": parts.directory.status.people,
-                              "error": parts.directory.status.last_error},
-                "polling": {"rounds": parts.poller.rounds, "error": parts.poller.last_error},
-                "subscriptions": owners,
+            tenants[name] = tenant_report(runtime) | {
                 "teams_to_pbx": runtime.coverage.health(),
                 "directory_changes": None if parts.changes is None else parts.changes.health(),
                 "tenant_id": runtime.identity.health(),
             }
-        connections = {n: c.status().state.value for n, c in self.connections.items()}
-        ok = all(t["directory"]["error"] is None and t["tenant_id"]["error"] is None
-                 for t in tenants.values())
+        connections = {n: {"state": status.state.value, "error": status.last_error,
+                           "since": iso(status.since)}
+                       for n, status in ((n, c.status()) for n, c in self.connections.items())}
+        writes = self._teams_writes_health()
+        # ok: everything works; a red light here is no reason for a 503 (see readiness).
+        ok = all(t["state"] == "connected" for t in tenants.values()) and (
+            writes["state"] == "writing")
         return {"ok": ok, "tenants": tenants, "connections": connections,
-                "teams_writes": self._teams_writes_health(),
+                "teams_writes": writes,
                 "notifications": self.receiver.health()}
 
     def _teams_writes_health(self) -> dict[str, Any]:
         status = self.teams_sink.status()
-        since = (None if status.down_since is None
-                 else datetime.fromtimestamp(status.down_since, UTC).isoformat())
-        return {"state": "held: Graph is unavailable" if status.down else "writing",
-                "since": since, "waiting_people": status.waiting, "queued": status.queued,
-                "last_error": status.last_error}
+        since = (None if status.since is None
+                 else datetime.fromtimestamp(status.since, UTC).isoformat())
+        if status.down:
+            state = "held: Graph is unavailable"
+        elif status.stalled_since is not None:
+            waited = self.clock.now().timestamp() - status.stalled_since
+            state = f"stalled: Graph has not answered a write for {waited:.0f} s"
+        else:
+            state = "writing"
+        return {"state": state, "since": since, "waiting_people": status.waiting,
+                "queued": status.queued, "last_error": status.last_error}
+
+    async def readiness(self) -> dict[str, Any]:
+        """What /readyz answers: whether m365pbx itself can serve (Microsoft is not asked).
+
+        A tenant that cannot sign in is shown in /healthz; restarting m365pbx would not
+        help it and would take the PBX side down meanwhile.
+        """
+        reasons = []
+        if not self.started.is_set():
+            reasons.append("starting")
+        if self._stop.is_set():
+            reasons.append("stopping")
+        try:
+            async with asyncio.timeout(5):
+                async with self.store.engine.connect() as connection:
+                    await connection.exec_driver_sql("SELECT 1")
+        except Exception as exc:  # the answer is the report, whatever the failure
+            reasons.append(f"the database does not answer: {type(exc).__name__}")
+        return {"ready": not reasons, "reasons": reasons}
 
     async def prepare(self) -> None:
         """Migrate the database, write the file's declared objects, build the tenants."""
@@ -319,7 +345,8 @@ class Service:
                 login = str(self.settings.microsoft.login_url).rstrip("/")
                 verify: bool | str = (str(self.settings.microsoft.ca_file)
                                       if self.settings.microsoft.ca_file else True)
-                authority = Authority(str(tenant.tenant_id), host=login, verify=verify)
+                authority = Authority(str(tenant.tenant_id), host=login, verify=verify,
+                                      proxy=microsoft_proxy(self.settings))
                 for account in tenant.service_accounts:
                     if account.sign_in is not SignInMethod.DEVICE_CODE or account.upn in known:
                         continue
@@ -370,12 +397,17 @@ class Service:
                 for connection in self.connections.values():
                     await connection.start()
                 for name, connection in self.connections.items():
-                    group.create_task(pump_events(name, connection, self.hub))
+                    group.create_task(supervised(
+                        f"events of PBX connection {name}",
+                        functools.partial(pump_events, name, connection, self.hub), self.clock))
                 group.create_task(self.hub.run())
-                group.create_task(self.sessions.run())
-                group.create_task(self.receiver.run())
-                for runtime in self.tenants.values():
-                    group.create_task(runtime.run())
+                group.create_task(supervised("saving presence state", self.sessions.run,
+                                             self.clock))
+                group.create_task(supervised("notification receiver", self.receiver.run,
+                                             self.clock))
+                for name, runtime in self.tenants.items():
+                    # Nothing tenant-side may end the service (design.md rule 5).
+                    group.create_task(supervised(f"tenant {name}", runtime.run, self.clock))
                 if self.options.serve_http:
                     group.create_task(self._serve())
                 group.create_task(self._until_stopped())
@@ -398,10 +430,7 @@ class Service:
         sock = listening_socket(listen.host, listen.port)
         config = uvicorn.Config(self.web_app(), host=listen.host, port=listen.port,
                                 log_level="warning", access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=2,
-                                # uvicorn's lines go through the root logger's format
-                                # (m365pbx.logs), not a handler of its own.
-                                log_config=None)
+                                timeout_graceful_shutdown=2)
         self.server = _QuietServer(config)
         try:
             await self.server.serve(sockets=[sock])

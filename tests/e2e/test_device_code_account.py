@@ -125,7 +125,7 @@ async def test_mfa_account_signed_in_by_device_code_owns_the_subscription(
         held = [s for s in sim.subscriptions.subscriptions.values() if s.live(now)]
         assert [s.user_id for s in held] == [mfa_user]
         assert service.health()["tenants"]["contoso"]["subscriptions"][MFA] == {
-            "state": "connected", "error": None}
+            "state": "connected", "error": None, "since": owner.since.isoformat()}
         await in_teams(sim_server, "anna@contoso.com",
                        {"preferred": {"availability": "Busy", "activity": "Busy"}})
         await eventually(lambda: shown(pbx, "anna") is PbxPresence.BUSY, clock, step=0.2)

@@ -62,5 +62,8 @@ async def test_an_outage_is_reported_and_the_call_reaches_teams_when_graph_retur
         await eventually(lambda: shows(sim, "anna@contoso.com") == IN_A_CALL, clock, step=1.0)
         health, samples = await scrape(service)
         assert health["teams_writes"]["state"] == "writing"
+        # Recovered: the outage's error is history, and the state says since when it writes.
+        assert health["teams_writes"]["last_error"] is None
+        assert health["teams_writes"]["since"] > writes["since"]
         assert samples["m365pbx_teams_writes_held"] == 0
         assert samples['m365pbx_teams_writes_total{kind="recoveries"}'] == 1

@@ -123,7 +123,7 @@ async def test_another_installation_holds_the_subscription_then_the_admin_takes_
         assert f"https://{ELSEWHERE}/graph/notifications" in error
         assert f"m365pbx subscriptions takeover --account {SVC}" in error
         assert service.health()["tenants"]["contoso"]["subscriptions"][SVC] == {
-            "state": "error", "error": error}
+            "state": "error", "error": error, "since": owner.since.isoformat()}
 
         # Meanwhile presence reaches the PBX by polling at the polling pace (10 s), not at
         # the next reconciliation round (5 min); the bound leaves room for a slow machine.
@@ -146,7 +146,7 @@ async def test_another_installation_holds_the_subscription_then_the_admin_takes_
         await eventually(lambda: owner.healthy, clock)
         assert owner.last_error is None
         assert service.health()["tenants"]["contoso"]["subscriptions"][SVC] == {
-            "state": "connected", "error": None}
+            "state": "connected", "error": None, "since": owner.since.isoformat()}
         heard_by_other = other.notifications
         await in_teams(sim_server, "ben@contoso.com", DND)
         await eventually(lambda: shown(pbx, "ben") is PbxPresence.DND, clock, step=0.2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,8 +26,6 @@ from m365pbx.graph.auth import (
     TokenSource,
 )
 from m365pbx.graph.client import GraphClient
-from m365pbx.graph.errors import Forbidden
-from m365pbx.graph.groups import memberships
 from m365pbx.graph.proxy import ProxyChoice
 from m365pbx.graph.users import list_users, users_delta, users_delta_link
 from m365pbx.pbx.base import PbxConnection, PbxUser
@@ -39,6 +37,8 @@ from m365pbx.sync.directory import ConnectionDirectory, DirectorySync, teams_use
 from m365pbx.sync.directory_delta import DirectoryChanges
 from m365pbx.sync.hub import PresenceHub
 from m365pbx.sync.people import Person
+from m365pbx.sync.signin import WatchedTokens
+from m365pbx.sync.supervise import supervised
 from m365pbx.sync.teams_to_pbx.coverage import NotificationCoverage
 from m365pbx.sync.teams_to_pbx.owner import AccountOwner, Endpoints
 from m365pbx.sync.teams_to_pbx.poller import PollPlan, PresencePoller
@@ -62,10 +62,8 @@ def client_credential(credential: Credential) -> ClientCredential:
     assert credential.certificate_file is not None
     pem = credential.certificate_file.read_bytes()
     digest = certificate_sha1(pem, source=str(credential.certificate_file))
-    password = credential.certificate_password
     return ClientCredential(str(credential.client_id), private_key_pem=pem.decode(),
-                            thumbprint_hex=digest.hex(),
-                            passphrase=None if password is None else password.get_secret_value())
+                            thumbprint_hex=digest.hex())
 
 
 def microsoft_proxy(settings: Settings) -> ProxyChoice:
@@ -73,10 +71,8 @@ def microsoft_proxy(settings: Settings) -> ProxyChoice:
     return ProxyChoice.from_environment(settings.microsoft.proxy)
 
 
-def match_options(settings_matching: Any, tenant: Tenant,
-                  group_memberships: Mapping[str, Collection[str]] | None = None
-                  ) -> MatchOptions:
-    """Matching options of one PBX connection (memberships: user id → group ids)."""
+def match_options(settings_matching: Any, tenant: Tenant) -> MatchOptions:
+    """Matching options of one PBX connection."""
     return MatchOptions(
         rules=tuple(parse_rule(rule) for rule in settings_matching.rules),
         casefold=settings_matching.casefold,
@@ -84,29 +80,8 @@ def match_options(settings_matching: Any, tenant: Tenant,
         strip_domain=settings_matching.strip_domain,
         phone_region=settings_matching.phone_region,
         allowed_groups=frozenset(str(g) for g in tenant.directory.group_ids) or None,
-        group_memberships=group_memberships if tenant.directory.group_ids else None,
         require_teams_licence=tenant.directory.require_teams_licence,
     )
-
-
-def teams_users_reader(client: GraphClient, keep: Collection[str], group_ids: Sequence[str],
-                       group_memberships: dict[str, set[str]]
-                       ) -> Callable[[], Awaitable[list[dict[str, Any]]]]:
-    """Reads the tenant's users, and the members of `group_ids` into `group_memberships`."""
-    async def read() -> list[dict[str, Any]]:
-        users = await list_users(client, keep)
-        if group_ids:
-            try:
-                found = await memberships(client, list(group_ids))
-            except Forbidden as exc:
-                exc.hint = f"{exc.hint}, or empty directory.group_ids"
-                raise
-            # Swapped in whole: a failed read keeps the previous memberships.
-            group_memberships.clear()
-            group_memberships.update(found)
-        return users
-
-    return read
 
 
 def users_file_reader(path: Path) -> Callable[[], Awaitable[list[PbxUser]]]:
@@ -161,7 +136,7 @@ class TenantRuntime:
         verify: bool | str = str(settings.microsoft.ca_file) if settings.microsoft.ca_file else True
         self.authority = Authority(str(tenant.tenant_id),
                                    host=str(settings.microsoft.login_url).rstrip("/"),
-                                   verify=verify)
+                                   verify=verify, proxy=microsoft_proxy(settings))
         self.identity = TenantIdentity(tenant.name, str(tenant.tenant_id), http=http,
                                        login_host=self.authority.host, clock=clock,
                                        claims=claims)
@@ -172,32 +147,32 @@ class TenantRuntime:
             raise ValueError(f"tenant {tenant.name!r} has no credential with presence.read "
                              "or users.read")
         self.app_id = str(reader.client_id)
-        app_client = GraphClient(AppTokenSource(self.authority, client_credential(reader)),
-                                 http, base_url=graph_url, clock=clock)
+        # How signing in goes, per app credential: the tenant's state (service/health.py).
+        self.sign_ins = [WatchedTokens(AppTokenSource(self.authority, client_credential(reader)),
+                                       clock, label=f"tenant {tenant.name}")]
+        app_client = GraphClient(self.sign_ins[0], http, base_url=graph_url, clock=clock)
         writer = credential_for(tenant, Permission.PRESENCE_WRITE)
         writer_client = None
+        if writer is not None and writer is not reader:
+            self.sign_ins.append(WatchedTokens(
+                AppTokenSource(self.authority, client_credential(writer)), clock,
+                label=f"tenant {tenant.name} (credential {writer.name})"))
         if writer is not None:
             writer_client = (app_client if writer is reader else GraphClient(
-                AppTokenSource(self.authority, client_credential(writer)), http,
-                base_url=graph_url, clock=clock))
+                self.sign_ins[-1], http, base_url=graph_url, clock=clock))
             self.app_id = str(writer.client_id)  # setPresence's sessionId is the writer's id
         tenant_connections = [
             c for c in settings.pbx_connections if c.tenant == tenant.name
         ]
-        # directory.group_ids: the members are read at each full sync, for every connection.
-        groups: dict[str, set[str]] = {}
         directories = [
-            ConnectionDirectory(c.name, connections[c.name],
-                                match_options(c.matching, tenant, groups),
+            ConnectionDirectory(c.name, connections[c.name], match_options(c.matching, tenant),
                                 source=users_file_reader(c.users_file) if c.users_file else None)
             for c in tenant_connections if c.name in connections
         ]
         keep = teams_user_properties(directories)
         follow = tenant.directory.follow_changes
         directory = DirectorySync(
-            tenant.name,
-            teams_users_reader(app_client, keep, [str(g) for g in tenant.directory.group_ids],
-                               groups), directories,
+            tenant.name, lambda: list_users(app_client, keep), directories,
             StorePeople(store, tenant.name), lambda _people: on_people(), clock,
             interval=tenant.directory.full_sync_interval.total_seconds(),
             keep_teams_users=follow,
@@ -229,7 +204,8 @@ class TenantRuntime:
         poller = PresencePoller(app_client, hub, clock, self.teams_user_ids, plan=plan,
                                 converter=converter, reconciling=use_webhooks,
                                 uncovered=pool.uncovered if poll_uncovered and pool else None,
-                                uncovered_plan=uncovered_plan)
+                                uncovered_plan=uncovered_plan,
+                                label=f"tenant {tenant.name}")
         self.coverage = NotificationCoverage(
             tenant.name, "polling" if pool is None else mode.value,
             pool.uncovered if pool is not None else None, clock,
@@ -272,7 +248,7 @@ class TenantRuntime:
             client = GraphClient(source, self.http, base_url=graph_url, clock=self.clock)
             owners.append(AccountOwner(account.upn, client, self.clock, records, endpoints,
                                        tenant_id=str(self.tenant.tenant_id), app_id=self.app_id))
-        return SubscriptionPool(owners)
+        return SubscriptionPool(owners, label=f"tenant {self.tenant.name}", clock=self.clock)
 
     async def run(self) -> None:
         """Run the tenant's parts until cancelled (none if it is declared twice)."""
@@ -282,12 +258,25 @@ class TenantRuntime:
         for owner in parts.pool.owners.values() if parts.pool is not None else ():
             # Graph's notifications and validation tokens name the tenant by its id.
             owner.tenant_id = str(self.identity.tenant_id)
+        # One part failing unexpectedly must not end the others (design.md rule 5).
+        name = f"tenant {self.tenant.name}:"
         async with asyncio.TaskGroup() as group:
-            group.create_task(parts.directory.run())
+            group.create_task(supervised(f"{name} directory sync", parts.directory.run,
+                                         self.clock, on_failure=self._directory_failed))
             if parts.changes is not None:
-                group.create_task(parts.changes.run())
-            group.create_task(parts.poller.run())
-            group.create_task(parts.readback.run())
+                group.create_task(supervised(f"{name} directory changes", parts.changes.run,
+                                             self.clock))
+            group.create_task(supervised(f"{name} presence polling", parts.poller.run,
+                                         self.clock, on_failure=self._poller_failed))
+            group.create_task(supervised(f"{name} read-back", parts.readback.run, self.clock))
             if parts.pool is not None:
-                group.create_task(parts.pool.run())
-                group.create_task(self.coverage.run())
+                group.create_task(supervised(f"{name} subscriptions", parts.pool.run,
+                                             self.clock))
+                group.create_task(supervised(f"{name} coverage", self.coverage.run,
+                                             self.clock))
+
+    def _directory_failed(self, message: str) -> None:
+        self.parts.directory.status.last_error = message
+
+    def _poller_failed(self, message: str) -> None:
+        self.parts.poller.last_error = message

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -15,16 +15,36 @@ def create_web_app(
     *,
     health: Callable[[], dict[str, Any]],
     registry: CollectorRegistry,
+    ready: Callable[[], Awaitable[dict[str, Any]]] | None = None,
 ) -> FastAPI:
-    """The FastAPI app serving every router plus `/healthz` and `/metrics`."""
+    """The FastAPI app serving every router plus the health routes and `/metrics`.
+
+    `/livez` answers while the process runs, `/readyz` while m365pbx itself can serve
+    (`ready`), `/healthz` reports every part in words: 200 unless m365pbx is not ready,
+    since a tenant's trouble with Microsoft is a red light in the report, not a reason for
+    an orchestrator to restart or unroute m365pbx.
+    """
     app = FastAPI(title="m365pbx", version="0.1.0", docs_url="/api/docs", redoc_url=None)
     for router in routers:
         app.include_router(router)
 
+    async def readiness() -> dict[str, Any]:
+        return {"ready": True, "reasons": []} if ready is None else await ready()
+
+    @app.get("/livez", include_in_schema=False)
+    async def livez() -> JSONResponse:
+        return JSONResponse({"live": True})
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        report = await readiness()
+        return JSONResponse(report, status_code=200 if report["ready"] else 503)
+
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
-        report = health()
-        return JSONResponse(report, status_code=200 if report.get("ok") else 503)
+        readiness_report = await readiness()
+        report = {**health(), "ready": readiness_report["ready"]}
+        return JSONResponse(report, status_code=200 if readiness_report["ready"] else 503)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

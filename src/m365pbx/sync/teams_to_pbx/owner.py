@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -35,10 +36,14 @@ from m365pbx.graph.subscriptions import (
     renew_subscription,
 )
 from m365pbx.pbx.base import ConnectionState
+from m365pbx.pbx.sip.retry import Backoff
 from m365pbx.sync.teams_to_pbx.receiver import KnownSubscription
 from m365pbx.sync.teams_to_pbx.records import SubscriptionRecord, SubscriptionRecords
 
 log = logging.getLogger(__name__)
+
+# After a failure: 5 s, 10 s, ... up to 15 minutes, each with jitter (design.md rule 5).
+FAILURE_BACKOFF = Backoff(initial=5.0, maximum=900.0)
 
 
 @dataclass(frozen=True)
@@ -80,13 +85,29 @@ class AccountOwner:
         # only renewed: neither deleted for having no people nor recreated.
         self.assigned = False
         self.current: SubscriptionRecord | None = None
-        self.state = ConnectionState.STARTING
+        self._state = ConnectionState.STARTING
+        self.since: datetime = clock.now()
         self.last_error: str | None = None
         self.creates = 0
         self.renewals = 0
         self._wake = asyncio.Event()
         self._lifecycle: list[str] = []
         self._failures = 0
+        self._retry_after: float | None = None
+        self._rng = random.Random()  # noqa: S311 - jitter, not cryptography
+
+    @property
+    def state(self) -> ConnectionState:
+        """The account's visible state; `since` says when it last changed."""
+        return self._state
+
+    @state.setter
+    def state(self, value: ConnectionState) -> None:
+        if value is ConnectionState.CONNECTED:
+            self.last_error = None  # recovered: the old error is history
+        if value is not self._state:
+            self._state = value
+            self.since = self.clock.now()
 
     # --- messages from the pool and the receiver -----------------------------------------
     def assign(self, people: tuple[str, ...]) -> None:
@@ -122,11 +143,15 @@ class AccountOwner:
                 await self._step()
                 self._failures = 0
             except SignInError as exc:
-                self._fail(ConnectionState.BAD_CREDENTIALS, exc.describe())
+                # Entra ID unreachable or busy is no reason to doubt the credentials.
+                self._fail(ConnectionState.DEGRADED if exc.retryable
+                           else ConnectionState.BAD_CREDENTIALS, exc.describe(),
+                           retry_after=getattr(exc, "retry_after", None))
             except Conflict as exc:
                 await self._conflict(exc)
             except M365Error as exc:
-                self._fail(ConnectionState.DEGRADED, exc.describe())
+                self._fail(ConnectionState.DEGRADED, exc.describe(),
+                           retry_after=getattr(exc, "retry_after", None))
             except Exception as exc:
                 # The store failed (e.g. SQLite busy beyond its timeout): this task owns the
                 # account's subscription and must outlive it, showing the error meanwhile.
@@ -293,15 +318,17 @@ class AccountOwner:
         self._wake.set()
         return removed
 
-    def _fail(self, state: ConnectionState, message: str) -> None:
+    def _fail(self, state: ConnectionState, message: str, *,
+              retry_after: float | None = None) -> None:
         self._failures += 1
+        self._retry_after = retry_after
         self.state = state
         self.last_error = message
         log.warning("presence subscription of %s: %s", self.account, message)
 
     async def _sleep_until_due(self) -> None:
         if self._failures:
-            delay = min(900.0, 5.0 * 2 ** min(self._failures, 8))
+            delay = FAILURE_BACKOFF.delay(self._failures, self._retry_after, rng=self._rng)
         elif self.current is not None:
             due = self.current.expires - self.renew_margin - self.clock.now()
             delay = max(1.0, due.total_seconds())

@@ -12,7 +12,9 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
+from m365pbx.clock import Clock
 from m365pbx.graph.subscriptions import MAX_PRESENCE_IDS
 from m365pbx.pbx.base import ConnectionState
 from m365pbx.sync.supervise import supervised
@@ -86,12 +88,15 @@ class SubscriptionPool:
     """Owners of one tenant's service accounts, and who carries whom."""
 
     def __init__(self, owners: Sequence[AccountOwner], *, label: str = "presence",
-                 capacity: int = MAX_PRESENCE_IDS) -> None:
+                 capacity: int = MAX_PRESENCE_IDS, clock: Clock | None = None) -> None:
         self.owners = {owner.account: owner for owner in owners}
         self.label = label
         self.capacity = capacity
         self.unassigned: list[str] = []
         self._people = 0
+        self.clock = clock
+        # When people began to exceed the capacity (None while everyone is carried).
+        self.short_since: datetime | None = None
 
     def assign(self, people: Sequence[str]) -> None:
         """Spread these Teams user ids over the accounts."""
@@ -102,6 +107,9 @@ class SubscriptionPool:
         self._people = len(set(people))
         for account, owned in assignment.items():
             self.owners[account].assign(owned)
+        if bool(self.unassigned) != bool(before):
+            self.short_since = (self.clock.now() if self.unassigned and self.clock is not None
+                                else None)
         if len(self.unassigned) != before:
             if self.unassigned:
                 log.warning("%s: %s", self.label, self.shortfall().describe())

@@ -37,11 +37,19 @@ def test_no_help_text_shows_a_python_type(cli: CliRunner) -> None:
 
 def test_options_are_named_in_words(cli: CliRunner) -> None:
     result = cli.invoke(app, ["match", "--help"], env={"COLUMNS": "200"})
-    lines = {line.split()[1]: line for line in result.output.splitlines()
-             if line.startswith("│") and len(line.split()) > 2 and line.split()[1] != "*"}
-    assert "TEXT" in lines["--encoding"]
-    assert "table|json|csv" in lines["--format"]
+    lines = {line.split()[0]: line for line in result.output.splitlines()
+             if line.strip().startswith("--")}
+    assert re.search(r"--encoding TEXT\s", lines["--encoding"])
+    assert re.search(r"--teams FILE\s", lines["--teams"])
+    assert re.search(r"--format table\|json\|csv\s", lines["--format"])
     assert re.search(r"--strip-domain\s+Compare", lines["--strip-domain"])  # a flag takes none
+
+
+def test_the_list_of_commands_shows_whole_summaries(cli: CliRunner) -> None:
+    result = cli.invoke(app, ["--help"], env={"COLUMNS": "80"})
+    commands = result.output.split("Commands:")[1]
+    assert "..." not in commands
+    assert "and people acting." in commands
 
 
 def test_version(cli: CliRunner) -> None:

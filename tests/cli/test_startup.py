@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-# pydantic is not here: Typer (0.29) itself converts option values with pydantic.
 HEAVY = ("fastapi", "starlette", "sqlalchemy", "alembic", "uvicorn", "msal", "asyncpg",
-         "aiosqlite", "httpx", "cryptography", "pydantic_settings")
+         "aiosqlite", "httpx", "cryptography", "pydantic", "pydantic_settings")
 
 PROBE = """
 import contextlib, io, json, sys
@@ -63,6 +63,14 @@ def test_light_commands_load_no_heavy_package(args: list[str]) -> None:
     result = _run(*args)
     assert result["code"] in (0, None), result["output"]
     assert _heavy(result["loaded"]) == []
+
+
+def test_values_that_need_converting_still_are(tmp_path: Path) -> None:
+    # Typer's own conversion (with pydantic) still runs where a value needs it: numbers, paths.
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text("teams_to_pbx:\n  - {availability: Busy, pbx: dnd}\n")
+    result = _run("mapping", "explain", "--availability", "busy", "--overlay", str(overlay))
+    assert str(result["output"]).splitlines()[0] == "dnd"
 
 
 def test_mapping_explain_still_answers() -> None:

@@ -34,12 +34,16 @@ class OutputFormat(StrEnum):
 @reports_input_errors
 def match_command(
     teams: Annotated[
-        Path, typer.Option("--teams", help="Microsoft users: JSON saved from GET /v1.0/users.")
+        Path, typer.Option("--teams", metavar="FILE", dir_okay=False,
+                           help="Microsoft users: JSON saved from GET /v1.0/users.")
     ],
-    pbx: Annotated[Path, typer.Option("--pbx", help="PBX users: CSV export or JSON list.")],
+    pbx: Annotated[Path, typer.Option("--pbx", metavar="FILE", dir_okay=False,
+                                      help="PBX users: CSV export or JSON list.")],
     rule: Annotated[
         list[str] | None,
-        typer.Option(help="PBXFIELD=MSFIELD, tried in the order given. Default: cn=displayName."),
+        typer.Option(metavar="PBXFIELD=MSFIELD",
+                     help="A matching rule; repeat for more, tried in the order given. "
+                     "Default: cn=displayName."),
     ] = None,
     strip_domain: Annotated[
         bool, typer.Option("--strip-domain", help="Compare user@domain.tld as user.")
@@ -57,7 +61,8 @@ def match_command(
         str | None, typer.Option(help="Region for numbers without country code, e.g. DE.")
     ] = None,
     pin: Annotated[
-        list[str] | None, typer.Option(help="H323=MSID: this PBX user is that Microsoft user.")
+        list[str] | None, typer.Option(metavar="H323=MSID",
+                                       help="This PBX user is that Microsoft user (repeat).")
     ] = None,
     exclude: Annotated[
         list[str] | None, typer.Option(help="Leave out a user: h323, Microsoft id or UPN.")
@@ -77,7 +82,8 @@ def match_command(
         OutputFormat, typer.Option("--format", help="Report format.")
     ] = OutputFormat.table,
     output: Annotated[
-        Path | None, typer.Option(help="Write the report to this file instead of stdout.")
+        Path | None, typer.Option(metavar="FILE", dir_okay=False,
+                                  help="Write the report to this file instead of stdout.")
     ] = None,
 ) -> None:
     """Match PBX users with Microsoft users and report matched, unmatched and ambiguous users."""

@@ -64,13 +64,18 @@ class ClientCredential:
     secret: str | None = field(default=None, repr=False)
     private_key_pem: str | None = field(default=None, repr=False)
     thumbprint_hex: str | None = None
+    # The password of an encrypted private key (MSAL's "passphrase").
+    passphrase: str | None = field(default=None, repr=False)
 
     def for_msal(self) -> str | dict[str, str] | None:
         """The `client_credential` argument MSAL expects."""
         if self.secret is not None:
             return self.secret
         if self.private_key_pem is not None and self.thumbprint_hex is not None:
-            return {"private_key": self.private_key_pem, "thumbprint": self.thumbprint_hex}
+            certificate = {"private_key": self.private_key_pem, "thumbprint": self.thumbprint_hex}
+            if self.passphrase is not None:
+                certificate["passphrase"] = self.passphrase
+            return certificate
         return None
 
 

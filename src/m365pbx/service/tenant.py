@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,8 @@ from m365pbx.graph.auth import (
     TokenSource,
 )
 from m365pbx.graph.client import GraphClient
+from m365pbx.graph.errors import Forbidden
+from m365pbx.graph.groups import memberships
 from m365pbx.graph.proxy import ProxyChoice
 from m365pbx.graph.users import list_users, users_delta, users_delta_link
 from m365pbx.pbx.base import PbxConnection, PbxUser
@@ -62,8 +64,10 @@ def client_credential(credential: Credential) -> ClientCredential:
     assert credential.certificate_file is not None
     pem = credential.certificate_file.read_bytes()
     digest = certificate_sha1(pem, source=str(credential.certificate_file))
+    password = credential.certificate_password
     return ClientCredential(str(credential.client_id), private_key_pem=pem.decode(),
-                            thumbprint_hex=digest.hex())
+                            thumbprint_hex=digest.hex(),
+                            passphrase=None if password is None else password.get_secret_value())
 
 
 def microsoft_proxy(settings: Settings) -> ProxyChoice:
@@ -71,8 +75,10 @@ def microsoft_proxy(settings: Settings) -> ProxyChoice:
     return ProxyChoice.from_environment(settings.microsoft.proxy)
 
 
-def match_options(settings_matching: Any, tenant: Tenant) -> MatchOptions:
-    """Matching options of one PBX connection."""
+def match_options(settings_matching: Any, tenant: Tenant,
+                  group_memberships: Mapping[str, Collection[str]] | None = None
+                  ) -> MatchOptions:
+    """Matching options of one PBX connection (memberships: user id → group ids)."""
     return MatchOptions(
         rules=tuple(parse_rule(rule) for rule in settings_matching.rules),
         casefold=settings_matching.casefold,
@@ -80,8 +86,29 @@ def match_options(settings_matching: Any, tenant: Tenant) -> MatchOptions:
         strip_domain=settings_matching.strip_domain,
         phone_region=settings_matching.phone_region,
         allowed_groups=frozenset(str(g) for g in tenant.directory.group_ids) or None,
+        group_memberships=group_memberships if tenant.directory.group_ids else None,
         require_teams_licence=tenant.directory.require_teams_licence,
     )
+
+
+def teams_users_reader(client: GraphClient, keep: Collection[str], group_ids: Sequence[str],
+                       group_memberships: dict[str, set[str]]
+                       ) -> Callable[[], Awaitable[list[dict[str, Any]]]]:
+    """Reads the tenant's users, and the members of `group_ids` into `group_memberships`."""
+    async def read() -> list[dict[str, Any]]:
+        users = await list_users(client, keep)
+        if group_ids:
+            try:
+                found = await memberships(client, list(group_ids))
+            except Forbidden as exc:
+                exc.hint = f"{exc.hint}, or empty directory.group_ids"
+                raise
+            # Swapped in whole: a failed read keeps the previous memberships.
+            group_memberships.clear()
+            group_memberships.update(found)
+        return users
+
+    return read
 
 
 def users_file_reader(path: Path) -> Callable[[], Awaitable[list[PbxUser]]]:
@@ -164,15 +191,20 @@ class TenantRuntime:
         tenant_connections = [
             c for c in settings.pbx_connections if c.tenant == tenant.name
         ]
+        # directory.group_ids: the members are read at each full sync, for every connection.
+        groups: dict[str, set[str]] = {}
         directories = [
-            ConnectionDirectory(c.name, connections[c.name], match_options(c.matching, tenant),
+            ConnectionDirectory(c.name, connections[c.name],
+                                match_options(c.matching, tenant, groups),
                                 source=users_file_reader(c.users_file) if c.users_file else None)
             for c in tenant_connections if c.name in connections
         ]
         keep = teams_user_properties(directories)
         follow = tenant.directory.follow_changes
         directory = DirectorySync(
-            tenant.name, lambda: list_users(app_client, keep), directories,
+            tenant.name,
+            teams_users_reader(app_client, keep, [str(g) for g in tenant.directory.group_ids],
+                               groups), directories,
             StorePeople(store, tenant.name), lambda _people: on_people(), clock,
             interval=tenant.directory.full_sync_interval.total_seconds(),
             keep_teams_users=follow,

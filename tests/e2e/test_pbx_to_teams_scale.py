@@ -47,15 +47,14 @@ async def test_500_calls_at_once_under_a_429_storm_all_show_in_a_call(
                        if (a["availability"], a["activity"]) == ("Busy", "InACall"))
 
         await eventually(lambda: in_a_call() == PEOPLE, clock, step=0.5, wall_timeout=45)
-        sink = service.teams_sink
-        assert sink.counters["throttled"] > 0  # the storm did hit
-        assert sink.counters["batches"] > 0  # and the burst went out in batches
-        assert sink.counters["written"] >= PEOPLE
+        # Judged on what Graph (the simulator) saw, not on our own counters: the counter of
+        # answered writes can trail the simulator's state by a batch when `eventually` fires.
         assert service.hub.counters["writes_failed"] == 0
         writes = [r for r in sim.faults.requests()
                   if r["path"].endswith("/presence/setPresence")]
         refused = sum(1 for r in writes if r["status"] == 429)
-        print(f"{len(writes)} setPresence, {refused} refused with 429, "
-              f"{sum(1 for r in writes if r['batch'])} in batches, counters {dict(sink.counters)}")
-        assert refused > 0
+        batched = sum(1 for r in writes if r["batch"])
+        print(f"{len(writes)} setPresence, {refused} refused with 429, {batched} in batches")
+        assert refused > 0  # the storm did hit
+        assert batched > 0  # and the burst went out in $batch requests
         assert len(writes) - refused == PEOPLE  # each person written once, none twice

@@ -101,6 +101,8 @@ def parse_notifications(body: bytes) -> NotificationBatch:
         data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise MalformedNotification(f"body is not JSON: {exc}") from None
+    except RecursionError:
+        raise MalformedNotification("body is not JSON Graph sends: nested too deeply") from None
     if not isinstance(data, dict) or not isinstance(data.get("value"), list):
         raise MalformedNotification("body must be an object with a 'value' list")
     if not data["value"]:
@@ -111,7 +113,9 @@ def parse_notifications(body: bytes) -> NotificationBatch:
         if not isinstance(item, dict):
             raise MalformedNotification(f"{where} must be an object")
         lifecycle = item.get("lifecycleEvent")
-        resource_data = item.get("resourceData") or {}
+        resource_data = item.get("resourceData")
+        if resource_data is None:
+            resource_data = {}
         if not isinstance(resource_data, dict):
             raise MalformedNotification(f"{where}.resourceData must be an object")
         client_state = item.get("clientState")

@@ -68,8 +68,8 @@ class SigningKeys:
     async def keys(self, tenant_id: str, kids: Collection[str] = ()) -> Mapping[str, Any]:
         """The tenant's keys by kid, holding every one of `kids` if Entra publishes it."""
         cached = self._cache.get(tenant_id)
-        if cached is not None and not self._due(cached, kids):
-            return self._known(cached)
+        if cached is not None and cached.keys and not self._due(cached, kids):
+            return cached.keys
         async with self._locks.setdefault(tenant_id, asyncio.Lock()):
             # Whoever waited here finds what the fetch before it brought.
             cached = self._cache.setdefault(tenant_id, _Cached())

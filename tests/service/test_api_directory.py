@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -179,19 +179,21 @@ async def test_rows_an_old_key_wrote_are_replaced_by_the_next_upload(
         await rekeyed.close()
 
 
-class FlakyStore:
+class FlakyStore(Store):
     """A store whose first transactions fail (a full disk, a database restarting)."""
 
     def __init__(self, store: Store, failures: int) -> None:
-        self.store = store
+        super().__init__(store.engine, store.box)
         self.failures = failures
 
-    def transaction(self) -> AbstractAsyncContextManager[Repositories]:
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Repositories]:
         """Fail while failures are left, then hand out real transactions."""
         if self.failures > 0:
             self.failures -= 1
             raise OSError("disk full")
-        return self.store.transaction()
+        async with super().transaction() as tx:
+            yield tx
 
 
 async def test_a_failing_store_is_retried_and_the_connection_goes_on(
@@ -200,7 +202,7 @@ async def test_a_failing_store_is_retried_and_the_connection_goes_on(
     connection = connection_for(store)
     await connection.start()
     flaky = FlakyStore(store, failures=2)
-    connection.keeper.store = flaky  # type: ignore[assignment]
+    connection.keeper.store = flaky
     try:
         with caplog.at_level(logging.WARNING):
             connection.replace_users([ALICE])

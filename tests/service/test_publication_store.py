@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -224,19 +224,21 @@ async def test_a_stop_the_server_does_not_answer_keeps_them_for_the_next_start(
     assert {k: r.etag for k, r in (await saved(store)).items()} == {"anna": "e1"}
 
 
-class FlakyStore:
+class FlakyStore(Store):
     """A store whose first transactions fail (a full disk, a database restarting)."""
 
     def __init__(self, store: Store, failures: int) -> None:
-        self.store = store
+        super().__init__(store.engine, store.box)
         self.failures = failures
 
-    def transaction(self) -> AbstractAsyncContextManager[Repositories]:
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Repositories]:
         """Fail while failures are left, then hand out real transactions."""
         if self.failures > 0:
             self.failures -= 1
             raise OSError("disk full")
-        return self.store.transaction()
+        async with super().transaction() as tx:
+            yield tx
 
 
 async def test_a_failing_store_is_retried_and_the_connection_goes_on(
@@ -244,7 +246,7 @@ async def test_a_failing_store_is_retried_and_the_connection_goes_on(
 ) -> None:
     connection = await started(connection_for(store, server))
     flaky = FlakyStore(store, failures=2)
-    connection.keeper.store = flaky  # type: ignore[assignment]
+    connection.keeper.store = flaky
     try:
         with caplog.at_level(logging.WARNING):
             await connection.set_presence(ANNA, PbxPresence.DND, "")

@@ -26,7 +26,7 @@ from m365pbx.pbx.api.connection import ApiConnection
 from m365pbx.pbx.base import PbxUser
 from m365pbx.pbx.sip.retry import Backoff
 from m365pbx.service.saving import KeptState, save_when_woken
-from m365pbx.store import ApiUserRecord, Store
+from m365pbx.store import ApiUserRecord, Repositories, Store
 
 log = logging.getLogger(__name__)
 
@@ -126,11 +126,14 @@ class DirectoryKeeper:
             if not gone and not changed:
                 return
         records = [ApiUserRecord(user.key, user.fields) for user in changed]
-        async with self.store.transaction() as tx:
+
+        async def work(tx: Repositories) -> None:
             if saved is None:
                 await tx.api_users.delete(connection_id)
             await tx.api_users.delete(connection_id, gone)
             await tx.api_users.save(connection_id, records, now=self.clock.now())
+
+        await self.store.write(work, what=f"the users uploaded to {self.connection.name}")
         self._saved = users
         self.writes += 1
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from m365pbx.clock import Clock
 from m365pbx.core.matching import MatchResult
-from m365pbx.store import MatchStatus, PersonRecord, Store
+from m365pbx.store import MatchStatus, PersonRecord, Repositories, Store
 from m365pbx.sync.directory import StoredPerson
 from m365pbx.sync.teams_to_pbx.records import SubscriptionRecord
 
@@ -51,7 +51,7 @@ class StorePeople:
     async def replace(self, connection: str, result: MatchResult,
                       teams_users: Mapping[str, Mapping[str, Any]]) -> list[StoredPerson]:
         """Store one connection's match result; return its matched people with their ids."""
-        async with self.store.transaction() as tx:
+        async def work(tx: Repositories) -> list[StoredPerson]:
             tenant = await tx.tenants.require(self.tenant, needed_by=f"connection {connection}")
             row = await tx.pbx_connections.find(connection)
             if row is None:
@@ -64,6 +64,8 @@ class StorePeople:
                                                                 status=MatchStatus.MATCHED)
             return [StoredPerson(p.id, p.pbx_key or "", p.teams_user_id or "", p.display_name)
                     for p in matched if p.pbx_key and p.teams_user_id]
+
+        return await self.store.write(work, what=f"the people of connection {connection}")
 
 
 class StoreSubscriptionRecords:
@@ -87,8 +89,8 @@ class StoreSubscriptionRecords:
             ]
 
     async def save(self, record: SubscriptionRecord) -> None:
-        """Record a new subscription, or a new expiry of a known one."""
-        async with self.store.transaction() as tx:
+        """Record a new subscription, or a new expiry of a known one (retried, never dropped)."""
+        async def work(tx: Repositories) -> None:
             existing = await tx.subscriptions.get(record.graph_id)
             if existing is not None and existing.resource == record.resource:
                 await tx.subscriptions.renew(record.graph_id, expires_at=record.expires,
@@ -103,7 +105,9 @@ class StoreSubscriptionRecords:
                                         expires_at=record.expires,
                                         client_state=record.client_state, now=self.clock.now())
 
+        await self.store.write(work, what=f"the subscription of {record.account}")
+
     async def delete(self, graph_id: str) -> None:
         """Forget a subscription."""
-        async with self.store.transaction() as tx:
-            await tx.subscriptions.delete(graph_id)
+        await self.store.write(lambda tx: tx.subscriptions.delete(graph_id),
+                               what=f"the removal of subscription {graph_id}")

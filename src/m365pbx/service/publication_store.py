@@ -21,7 +21,9 @@ expiry) are kept in `sip_publications` (design.md rule 4):
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+from datetime import datetime
 
 from m365pbx.clock import Clock
 from m365pbx.pbx.base import PbxUser
@@ -30,7 +32,7 @@ from m365pbx.pbx.sip.connection import HeldPublication, SipConnection
 from m365pbx.pbx.sip.options import SipOptions
 from m365pbx.pbx.sip.retry import Backoff
 from m365pbx.service.saving import KeptState, save_when_woken
-from m365pbx.store import SipPublicationRecord, Store
+from m365pbx.store import Repositories, SipPublicationRecord, Store
 
 log = logging.getLogger(__name__)
 
@@ -125,17 +127,19 @@ class PublicationKeeper:
             return
         held = self.connection.publications()
         now = self.clock.now()
+        name = self.connection.name
         if self._saved is None:
-            async with self.store.transaction() as tx:
-                await tx.sip_publications.delete(connection_id)
+            await self.store.write(lambda tx: tx.sip_publications.delete(connection_id),
+                                   what=f"the SIP publications of {name}")
             self._saved = {}
         saved = self._saved
         gone = [key for key in saved if key not in held]
         changed = [item for key, item in held.items() if saved.get(key) != item]
         for start in range(0, len(gone), CHUNK):
             chunk = gone[start : start + CHUNK]
-            async with self.store.transaction() as tx:
-                await tx.sip_publications.delete(connection_id, chunk)
+            await self.store.write(
+                functools.partial(_delete_publications, connection_id=connection_id, keys=chunk),
+                what=f"the SIP publications of {name}")
             for key in chunk:
                 del saved[key]
             self.writes += 1
@@ -145,8 +149,10 @@ class PublicationKeeper:
                 SipPublicationRecord(item.user.key, item.etag, item.expires_at, item.user.fields)
                 for item in items
             ]
-            async with self.store.transaction() as tx:
-                await tx.sip_publications.save(connection_id, records, now=now)
+            await self.store.write(
+                functools.partial(_save_publications, connection_id=connection_id,
+                                  records=records, now=now),
+                what=f"the SIP publications of {name}")
             saved.update((item.user.key, item) for item in items)
             self.writes += 1
 
@@ -169,6 +175,15 @@ class PublicationKeeper:
                               owner=self.connection.name,
                               what="the SIP publications",
                               delay=self.save_delay, every=self.save_every)
+
+
+async def _delete_publications(tx: Repositories, *, connection_id: int, keys: list[str]) -> None:
+    await tx.sip_publications.delete(connection_id, keys)
+
+
+async def _save_publications(tx: Repositories, *, connection_id: int,
+                             records: list[SipPublicationRecord], now: datetime) -> None:
+    await tx.sip_publications.save(connection_id, records, now=now)
 
 
 class StoredSipConnection(SipConnection):

@@ -12,6 +12,7 @@ RestartGuard, which folds them into the hub as people become known (design.md ru
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import replace
@@ -157,20 +158,24 @@ class SessionPersistence:
 
     async def _save_chunk(self, chunk: list[Person], forgotten: set[int]) -> list[Person]:
         """Save a chunk in one transaction (else one by one); return whom to try again."""
-        saved: dict[int, Snapshot] = {}
         retry: list[Person] = []
+
+        async def save_all(tx: Repositories) -> dict[int, Snapshot]:
+            return {person.id: await self._save(tx, person, person.id in forgotten)
+                    for person in chunk}
+
         try:
-            async with self.store.transaction() as tx:
-                for person in chunk:
-                    saved[person.id] = await self._save(tx, person, person.id in forgotten)
+            saved = await self.store.write(
+                save_all, what=f"the presence state of {len(chunk)} people")
         except Exception:
             # One bad row (e.g. a person re-matched meanwhile) must not lose the rest.
             saved = {}
             for person in chunk:
                 try:
-                    async with self.store.transaction() as tx:
-                        saved[person.id] = await self._save(tx, person,
-                                                            person.id in forgotten)
+                    saved[person.id] = await self.store.write(
+                        functools.partial(self._save, person=person,
+                                          forgotten=person.id in forgotten),
+                        what=f"the presence state of person {person.id}")
                 except NotFoundError:
                     self._persisted.pop(person.id, None)  # the person left the store
                 except Exception as exc:

@@ -43,6 +43,7 @@ from m365pbx.store.repositories import (
 )
 from m365pbx.store.secrets import SecretBox, generate_key, load_secret_box
 from m365pbx.store.store import Repositories, Store
+from m365pbx.store.writes import StoreBusyError, StoreWriteError, WriteRetry
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
@@ -71,9 +72,12 @@ __all__ = [
     "SignInMethod",
     "SipPublicationRecord",
     "Store",
+    "StoreBusyError",
     "StoreError",
+    "StoreWriteError",
     "SyncReport",
     "TenantSpec",
+    "WriteRetry",
     "create_engine",
     "database_revision",
     "ensure_sqlite_directory",

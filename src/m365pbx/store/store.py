@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -27,6 +30,17 @@ from m365pbx.store.repositories import (
     sync_declared,
 )
 from m365pbx.store.secrets import SecretBox
+from m365pbx.store.writes import (
+    OneWriter,
+    StoreWriteError,
+    WriteHealth,
+    WriteRetry,
+    is_passing,
+    reason_of,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Repositories:
@@ -60,10 +74,15 @@ class Repositories:
 class Store:
     """The persistent store: hands out transactions with every repository bound to them."""
 
-    def __init__(self, engine: AsyncEngine, box: SecretBox) -> None:
+    def __init__(self, engine: AsyncEngine, box: SecretBox, *,
+                 retry: WriteRetry | None = None) -> None:
         self.engine = engine
         self.box = box
+        self.retry = retry or WriteRetry()
+        self.writes = WriteHealth()
         self._sessions = session_factory(engine)
+        # SQLite has one writer per file: this process's transactions take turns.
+        self._writer = OneWriter(engine.dialect.name == "sqlite", self.retry.lock_wait)
 
     @classmethod
     def open(cls, url: str, box: SecretBox) -> Store:
@@ -75,9 +94,44 @@ class Store:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Repositories]:
-        """Yield the repositories in one transaction: committed on success, else rolled back."""
-        async with self._sessions() as session, session.begin():
+        """Yield the repositories in one transaction: committed on success, else rolled back.
+
+        Not retried: use `write` for changes that must not be lost to a passing failure.
+        """
+        async with self._writer.turn(), self._sessions() as session, session.begin():
             yield Repositories(session, self.box)
+
+    async def write(self, work: Callable[[Repositories], Awaitable[T]], *, what: str) -> T:
+        """Run `work` in one transaction; retry passing failures; report and raise the last.
+
+        `work` may run more than once, so it must only change the store (or redo the same).
+        `what` names the data in the log and in /healthz ("the subscription of svc@...").
+        """
+        attempt = 0
+        while True:
+            try:
+                async with self.transaction() as tx:
+                    result = await work(tx)
+            except Exception as exc:
+                if not is_passing(exc):
+                    raise
+                reason = reason_of(exc)
+                if attempt + 1 >= self.retry.attempts:
+                    self.writes.failed_for_good(what, reason)
+                    log.error("could not save %s after %d tries: %s", what, attempt + 1, reason)
+                    raise StoreWriteError(f"could not save {what}: {reason}") from exc
+                self.writes.retrying()
+                delay = self.retry.delay(attempt)
+                log.warning("could not save %s (%s); trying again in %.2f s", what, reason, delay)
+                attempt += 1
+                await asyncio.sleep(delay)
+                continue
+            self.writes.succeeded()
+            return result
+
+    def health(self) -> dict[str, Any]:
+        """The state of the store's writes, for /healthz."""
+        return self.writes.report()
 
     async def close(self) -> None:
         """Close every pooled connection."""

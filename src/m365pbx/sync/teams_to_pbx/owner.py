@@ -172,8 +172,13 @@ class AccountOwner:
         for record in records:
             if self.current is None and record.expires > now:
                 self.current = record
-            else:
+                continue
+            try:
                 await self.records.delete(record.graph_id)
+            except Exception as exc:
+                # A stale row only costs a retry at the next start; the owner must run.
+                log.warning("presence subscription of %s: cannot forget the stale record "
+                            "%s: %s", self.account, record.graph_id, exc)
 
     async def _step(self) -> None:
         now = self.clock.now()

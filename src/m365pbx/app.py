@@ -52,6 +52,7 @@ from m365pbx.service.session_store import SessionPersistence
 from m365pbx.service.tenant import TenantRuntime, microsoft_proxy
 from m365pbx.service.tenant_identity import TenantClaims
 from m365pbx.store import (
+    Repositories,
     SecretBox,
     Store,
     ensure_sqlite_directory,
@@ -268,7 +269,7 @@ class Service:
         ok = all(t["state"] == "connected" for t in tenants.values()) and (
             writes["state"] == "writing")
         return {"ok": ok, "tenants": tenants, "connections": connections,
-                "teams_writes": writes,
+                "teams_writes": writes, "store": self.store.health(),
                 "notifications": self.receiver.health()}
 
     def _teams_writes_health(self) -> dict[str, Any]:
@@ -365,11 +366,18 @@ class Service:
 
     def _keep_token(self, upn: str, refresh_token: str) -> None:
         """Store a renewed refresh token (called from the token source)."""
+        async def save(tx: Repositories) -> None:
+            row = await tx.service_accounts.find(upn)
+            if row is not None:
+                await tx.service_accounts.set_refresh_token(row.id, refresh_token)
+
         async def store() -> None:
-            async with self.store.transaction() as tx:
-                row = await tx.service_accounts.find(upn)
-                if row is not None:
-                    await tx.service_accounts.set_refresh_token(row.id, refresh_token)
+            try:
+                await self.store.write(save, what=f"the refresh token of {upn}")
+            except Exception:
+                # Retried and in /healthz already; the token works until the next restart.
+                log.exception("the renewed refresh token of %s is not saved: after a restart "
+                              "it may have to sign in again", upn)
 
         task = asyncio.get_running_loop().create_task(store())
         self._background.add(task)

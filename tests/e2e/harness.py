@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -30,10 +31,12 @@ def free_port() -> int:
 
 # The two ways docs/configuration.md allows to name a tenant: its id, or a verified domain.
 TENANT_FORMS = {"guid": TENANT_ID, "domain": "contoso.com"}
+# The whole suite runs with either: E2E_TENANT_FORM=domain pytest tests/e2e
+DEFAULT_TENANT = TENANT_FORMS[os.environ.get("E2E_TENANT_FORM", "guid")]
 
 
 def settings_for(server: RunningServer, tmp: Path, *, webhook_port: int | None = None,
-                 accounts: list[str] | None = None, tenant_id: str = TENANT_ID,
+                 accounts: list[str] | None = None, tenant_id: str = DEFAULT_TENANT,
                  **extra: Any) -> Settings:
     """m365pbx settings for the Contoso tenant on the simulator, with one API connection."""
     data: dict[str, Any] = {

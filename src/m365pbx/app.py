@@ -439,7 +439,10 @@ class Service:
         sock = listening_socket(listen.host, listen.port)
         config = uvicorn.Config(self.web_app(), host=listen.host, port=listen.port,
                                 log_level="warning", access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=2)
+                                timeout_graceful_shutdown=2,
+                                # uvicorn's lines go through the root logger's format
+                                # (m365pbx.logs), not a handler of its own.
+                                log_config=None)
         self.server = _QuietServer(config)
         try:
             await self.server.serve(sockets=[sock])

@@ -161,8 +161,7 @@ class Service:
         return writer
 
     async def _read_teams_presence(self, person: Person) -> TeamsReading:
-        # Before writing the status message or the preferred presence: what does Teams show
-        # now? (Notifications come late; issue 18.)
+        # Before writing the status message: who wrote the one Teams shows now?
         parts = self._tenant_of(person).parts
         reading = await get_presence(parts.app_client, person.teams_user_id)
         teams = self.converter.convert(reading, self.clock.now().timestamp())
@@ -216,6 +215,9 @@ class Service:
 
     def _known_subscription(self, subscription_id: str) -> KnownSubscription | None:
         for runtime in self.tenants.values():
+            users = runtime.parts.users_subscription
+            if users is not None and (mine := users.known(subscription_id)) is not None:
+                return mine
             pool = runtime.parts.pool
             if pool is not None and (known := pool.known(subscription_id)) is not None:
                 return known
@@ -228,12 +230,19 @@ class Service:
 
     def _read_back(self, known: KnownSubscription, user_ids: list[str]) -> None:
         for runtime in self.tenants.values():
+            users = runtime.parts.users_subscription
+            if users is not None and users.known(known.id) is not None:
+                users.notified()  # some user changed: a directory change round now
+                return
             pool = runtime.parts.pool
             if pool is not None and pool.owner_of(known.id) is not None:
                 runtime.parts.readback.want(user_ids)
 
     async def _lifecycle(self, known: KnownSubscription, event: str) -> None:
         for runtime in self.tenants.values():
+            users = runtime.parts.users_subscription
+            if users is not None and users.known(known.id) is not None:
+                users.lifecycle(event)
             pool = runtime.parts.pool
             owner = pool.owner_of(known.id) if pool is not None else None
             if owner is not None:
@@ -260,6 +269,8 @@ class Service:
             tenants[name] = tenant_report(runtime) | {
                 "teams_to_pbx": runtime.coverage.health(),
                 "directory_changes": None if parts.changes is None else parts.changes.health(),
+                "users_notifications": (None if parts.users_subscription is None
+                                        else parts.users_subscription.health()),
                 "tenant_id": runtime.identity.health(),
             }
         connections = {n: {"state": status.state.value, "error": status.last_error,

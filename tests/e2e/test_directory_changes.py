@@ -11,8 +11,10 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from m365pbx.app import Service
+from m365pbx.config import Settings, load_config
 from m365pbx.pbx.api.keys import MemoryApiKeyChecker, Scope
 from m365sim.clock import VirtualClock
 from m365sim.server import RunningServer
@@ -109,13 +111,19 @@ async def test_a_directory_change_reaches_people_subscriptions_and_pbx_within_a_
             "svc-presence@contoso.com"]
         await within(WITHIN, lambda: owner.healthy and len(owner.people) == len(before), clock)
         assert await api_people(service, api_key) == before
+        directory = service.tenants["contoso"].parts.directory
+        await within(WITHIN, lambda: directory.idle, clock)
         full_reads = requests_to(sim, "GET", "/v1.0/users")
+        ids = {person.key: person.id for person in service.hub.people()}
 
         await in_entra(sim_server, method, path, body)
         after = before | {key} if present else before - {key}
         took = await within(WITHIN, lambda: matched(service) == after
                             and in_view(service) == after, clock)
         assert await api_people(service, api_key) == after
+        # Those who stay are the same people (their state in the hub is kept).
+        assert {p.key: p.id for p in service.hub.people() if p.key in before} == {
+            k: v for k, v in ids.items() if k in after}
         # The presence subscription follows: the person is watched, or no longer.
         teams_id = user_id(sim, f"{key}@contoso.com") if present else None
         await within(WITHIN - took, lambda: owner.healthy and len(owner.people) == len(after),
@@ -128,3 +136,68 @@ async def test_a_directory_change_reaches_people_subscriptions_and_pbx_within_a_
         changes = service.tenants["contoso"].parts.changes
         assert changes is not None and changes.status.applied == 1
         assert changes.status.last_error is None
+
+
+def with_directory(settings_path: Path, **directory: Any) -> Settings:
+    """The test settings with these `directory` keys for the tenant."""
+    data = yaml.safe_load(settings_path.read_text())
+    data["tenants"][0]["directory"] = directory
+    settings_path.write_text(yaml.safe_dump(data))
+    return load_config(settings_path, environ={})
+
+
+def users_subscriptions(sim: Simulator) -> list[str]:
+    """Ids of the live subscriptions on `users` the simulator holds."""
+    now = sim.clock.now()
+    return [s.id for s in sim.subscriptions.subscriptions.values()
+            if s.resource.strip("/").lower() == "users" and s.live(now)]
+
+
+async def test_with_a_public_url_a_users_notification_starts_a_round_at_once(
+    sim_server: RunningServer, sim: Simulator, clock: VirtualClock, tmp_path: Path,
+) -> None:
+    allow_loopback_webhooks(sim)
+    settings_for(sim_server, tmp_path, webhook_port=free_port())
+    # Rounds once an hour: only the notification can bring the change within seconds.
+    settings = with_directory(tmp_path / "m365pbx.yaml", changes_interval="1h")
+    async with running(settings, clock) as service:
+        switchboard(service).replace_users(pbx_users(*PBX))
+        parts = service.tenants["contoso"].parts
+        users = parts.users_subscription
+        assert users is not None
+        await within(WITHIN, lambda: matched(service) == {"anna", "ben"}
+                     and users.current is not None, clock)
+        assert users_subscriptions(sim) == [users.current.id]  # type: ignore[union-attr]
+        # A start-up sync asked for while another ran has run too.
+        await within(WITHIN, lambda: parts.directory.idle, clock)
+        full_reads = requests_to(sim, "GET", "/v1.0/users")
+
+        await in_entra(sim_server, "PATCH", "/users/ben@contoso.com", {"accountEnabled": False})
+        took = await within(WITHIN, lambda: matched(service) == {"anna"}
+                            and in_view(service) == {"anna"}, clock)
+        assert took <= 5  # seconds, not the hour of the rounds
+        assert users.notifications >= 1
+        assert requests_to(sim, "GET", "/v1.0/users") == full_reads
+        assert service.health()["tenants"]["contoso"]["users_notifications"]["error"] is None
+    # Stopped: the subscription is gone with it (a crash leaves it to the next start).
+    assert users_subscriptions(sim) == []
+
+
+async def test_a_users_subscription_left_by_a_crash_is_replaced_at_start(
+    sim_server: RunningServer, sim: Simulator, clock: VirtualClock, tmp_path: Path,
+) -> None:
+    allow_loopback_webhooks(sim)
+    settings = settings_for(sim_server, tmp_path, webhook_port=free_port())
+    async with running(settings, clock) as service:
+        users = service.tenants["contoso"].parts.users_subscription
+        assert users is not None
+        await within(WITHIN, lambda: users.current is not None, clock)
+        left = users.current
+        users.current = None  # as after a crash: this run does not delete it at stop
+    assert left is not None and users_subscriptions(sim) == [left.id]
+    async with running(settings, clock) as service:
+        users = service.tenants["contoso"].parts.users_subscription
+        assert users is not None
+        await within(WITHIN, lambda: users.current is not None, clock)
+        assert users.current is not None and users.current.id != left.id
+        assert users_subscriptions(sim) == [users.current.id]

@@ -87,7 +87,8 @@ async def test_webhook_mode_rich_notification_reaches_the_pbx(
             "configured": tenant_ref, "id": TENANT_ID, "error": None, "since": None}
         # It came by notification: no polling round ran meanwhile (reconciliation is 5 min).
         assert service.tenants["contoso"].parts.poller.rounds == polls_before
-        assert requests_to(sim, "POST", "/v1.0/subscriptions") == 1
+        # The presence subscription, and the one on users that wakes directory changes.
+        assert requests_to(sim, "POST", "/v1.0/subscriptions") == 2
 
 
 async def test_a_restart_resumes_the_subscription_with_patch_and_loses_nothing(
@@ -113,7 +114,8 @@ async def test_a_restart_resumes_the_subscription_with_patch_and_loses_nothing(
         await eventually(lambda: owner.healthy, clock, step=0.5)
         assert owner.current is not None and owner.current.graph_id == first_id
         assert owner.renewals >= 1 and owner.creates == 0
-        assert requests_to(sim, "POST", "/v1.0/subscriptions") == 1
+        # One presence subscription in all; the users one is made by each run anew.
+        assert requests_to(sim, "POST", "/v1.0/subscriptions") == 1 + 2
         assert requests_to(sim, "PATCH", f"/v1.0/subscriptions/{first_id}") >= 1
         # The change made while down shows after the first round of reading everyone.
         await eventually(lambda: shown(pbx, "ben") is PbxPresence.BUSY, clock)

@@ -47,6 +47,7 @@ from m365pbx.sync.teams_to_pbx.poller import PollPlan, PresencePoller
 from m365pbx.sync.teams_to_pbx.pool import SubscriptionPool
 from m365pbx.sync.teams_to_pbx.readback import ReadBack
 from m365pbx.sync.teams_to_pbx.readings import ReadingConverter
+from m365pbx.sync.users_subscription import UsersSubscription
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,8 @@ class TenantParts:
     poller: PresencePoller
     readback: ReadBack
     pool: SubscriptionPool | None
+    # Users change notifications that wake `changes` (with a public URL only).
+    users_subscription: UsersSubscription | None = None
 
 
 class TenantRuntime:
@@ -244,6 +247,12 @@ class TenantRuntime:
             reconcile_interval=settings.teams_to_pbx.reconcile_interval.total_seconds())
         self.parts = TenantParts(app_client, writer_client, self.app_id, directory, changes,
                                  poller, ReadBack(poller, clock), pool)
+        if pool is not None and changes is not None and webhook is not None:
+            self.parts.users_subscription = UsersSubscription(
+                app_client, clock, notification_url=webhook,
+                lifecycle_url=webhook.rstrip("/") + "/lifecycle",
+                tenant_id=str(tenant.tenant_id), app_id=str(reader.client_id),
+                on_change=changes.wake)
 
     def teams_user_ids(self) -> Sequence[str]:
         """Teams user ids of this tenant's people."""
@@ -290,6 +299,8 @@ class TenantRuntime:
         for owner in parts.pool.owners.values() if parts.pool is not None else ():
             # Graph's notifications and validation tokens name the tenant by its id.
             owner.tenant_id = str(self.identity.tenant_id)
+        if parts.users_subscription is not None:
+            parts.users_subscription.tenant_id = str(self.identity.tenant_id)
         # One part failing unexpectedly must not end the others (design.md rule 5).
         name = f"tenant {self.tenant.name}:"
         async with asyncio.TaskGroup() as group:
@@ -298,6 +309,9 @@ class TenantRuntime:
             if parts.changes is not None:
                 group.create_task(supervised(f"{name} directory changes", parts.changes.run,
                                              self.clock))
+            if parts.users_subscription is not None:
+                group.create_task(supervised(f"{name} users change notifications",
+                                             parts.users_subscription.run, self.clock))
             group.create_task(supervised(f"{name} presence polling", parts.poller.run,
                                          self.clock, on_failure=self._poller_failed))
             group.create_task(supervised(f"{name} read-back", parts.readback.run, self.clock))

@@ -258,6 +258,11 @@ class DirectorySync:
         self.status.people = len(everyone)
 
     @property
+    def idle(self) -> bool:
+        """Whether no sync or change round runs now and no sync waits to run."""
+        return not self._now.is_set() and not self.lock.locked()
+
+    @property
     def has_teams_users(self) -> bool:
         """Whether a full read's Teams users are kept for changes to be folded into."""
         return self._teams is not None

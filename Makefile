@@ -1,4 +1,4 @@
-# Two commands a new machine needs: `make run` and `make test` (see README.md).
+# Two commands a new machine needs: `make demo` and `make test` (see README.md).
 # Each creates the virtual environment and installs what it needs on first use.
 
 PYTHON ?= python3
@@ -6,13 +6,23 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo run match-sample test lint typecheck pytest bench clean
+.PHONY: demo run match-sample test lint typecheck pytest bench clean lock
 
-$(STAMP): pyproject.toml
+# The exact versions the suite passed with (requirements.lock, with hashes); the package itself
+# keeps lower bounds in pyproject.toml. `make lock` refreshes the lock from those bounds.
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+## Refresh requirements.lock: the newest releases within pyproject.toml's bounds, with hashes.
+lock:
+	test -x $(VENV)-tools/bin/pip-compile || { $(PYTHON) -m venv $(VENV)-tools && \
+		$(VENV)-tools/bin/pip install --quiet pip-tools; }
+	$(VENV)-tools/bin/pip-compile --quiet --upgrade --generate-hashes --allow-unsafe \
+		--strip-extras --no-emit-index-url --no-emit-find-links --extra dev \
+		--output-file requirements.lock pyproject.toml
 
 ## The main job: m365pbx against a simulated Microsoft 365 tenant, people acting (Ctrl-C stops).
 demo: $(STAMP)
@@ -45,4 +55,4 @@ bench: $(STAMP)
 	for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(VENV)-tools .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsError
-from pydantic_settings.sources.utils import parse_env_vars
 
 from m365pbx.config.errors import KeyPath, Problem
 
@@ -27,9 +26,15 @@ class _GivenEnvironment(EnvSettingsSource):
         super().__init__(settings_cls)
 
     def _load_env_vars(self) -> Mapping[str, str | None]:
-        return parse_env_vars(
-            self._given, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
-        )
+        # What pydantic-settings does with os.environ, done here on the given mapping (its own
+        # helper for it lives in a private module that moves between releases).
+        loaded: dict[str, str | None] = {}
+        for name, value in self._given.items():
+            if self.env_ignore_empty and value == "":
+                continue
+            key = name if self.case_sensitive else name.lower()
+            loaded[key] = None if value == self.env_parse_none_str else value
+        return loaded
 
 
 @dataclass(slots=True)

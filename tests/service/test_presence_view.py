@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from m365pbx.core.mapping import DEFAULT_RULES, CompiledMapping
-from m365pbx.core.policy import PolicyConfig, TeamsAction, TeamsReading
+from m365pbx.core.policy import PolicyConfig, StatusAction, TeamsAction, TeamsReading
 from m365pbx.core.presence import Activity, Availability, PbxPresence, PbxState, TeamsPresence
 from m365pbx.pbx.base import PbxUser
 from m365pbx.service.presence_view import person_presence
@@ -23,7 +23,7 @@ class Nowhere:
     async def show(self, person: Person, presence: PbxPresence, note: str) -> None:
         """Accept a PBX write."""
 
-    async def apply(self, person: Person, action: TeamsAction) -> None:
+    async def apply(self, person: Person, action: TeamsAction | StatusAction) -> None:
         """Accept a Teams write."""
 
 

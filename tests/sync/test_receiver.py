@@ -296,8 +296,8 @@ async def test_refusals_are_logged_once_a_minute_with_a_count_and_no_secrets(
     assert "403 from 203.0.113.9: client state does not match" in lines[0].getMessage()
     await rig.clock.advance(61)
     await rig.receiver.receive(body(forged))
-    lines = [r.getMessage() for r in caplog.records if "notification refused" in r.getMessage()]
-    assert len(lines) == 2 and "49 more refused like this" in lines[1]
+    texts = [r.getMessage() for r in caplog.records if "notification refused" in r.getMessage()]
+    assert len(texts) == 2 and "49 more refused like this" in texts[1]
     assert SECRET not in caplog.text
     report = rig.receiver.health()
     assert report["refused_last_5_min"] == 51

@@ -9,6 +9,8 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from m365pbx.web.limits import install_api_errors
+
 
 def create_web_app(
     routers: Sequence[APIRouter],
@@ -27,6 +29,7 @@ def create_web_app(
     app = FastAPI(title="m365pbx", version="0.1.0", docs_url="/api/docs", redoc_url=None)
     for router in routers:
         app.include_router(router)
+    install_api_errors(app)  # the API's error shape for every answer under /api/
 
     async def readiness() -> dict[str, Any]:
         return {"ready": True, "reasons": []} if ready is None else await ready()

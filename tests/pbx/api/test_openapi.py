@@ -52,4 +52,10 @@ def test_bodies_and_answers_have_schemas(app: FastAPI) -> None:
     person = schemas["PersonOut"]["properties"]
     assert {"teams", "pbx", "line_state", "pbx_set_by_person", "session"} <= set(person)
     user = schemas["UserIn"]
-    assert user["additionalProperties"] == {"type": "string"}
+    # Every field is text of limited length (issue 18 §7), the display name shorter still.
+    assert user["additionalProperties"] == {"type": "string", "maxLength": 1024}
+    assert user["properties"]["cn"]["anyOf"][0]["maxLength"] == 256
+    users = _operation(document, "put", "/api/v1/connections/{name}/users")
+    assert users["x-max-body-bytes"] == 16 * 1024 * 1024
+    assert events["x-max-body-bytes"] == 2 * 1024 * 1024
+    assert "413" in users["responses"]

@@ -16,7 +16,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
 
+from m365pbx.pbx.api.body import BODY_LIMIT_FIELD, DEFAULT_BODY_BYTES, BodyTooLarge, capped
 from m365pbx.pbx.api.keys import ApiClientIdentity, ApiKeyChecker, ApiKeyError, Scope
 from m365pbx.pbx.api.schemas import ErrorBody, ErrorDetail
 
@@ -100,20 +102,33 @@ def guarded_route_class(keys: ApiKeyChecker) -> type[APIRoute]:
         def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
             """Wrap FastAPI's handler with the key check and the error format."""
             handler = super().get_route_handler()
-            scope_name = (self.openapi_extra or {}).get(SCOPE_FIELD)
+            extra = self.openapi_extra or {}
+            scope_name = extra.get(SCOPE_FIELD)
             if scope_name is None:
                 raise ValueError(f"route {self.path} does not say which scope it requires")
             scope = Scope(scope_name)
+            limit = int(extra.get(BODY_LIMIT_FIELD, DEFAULT_BODY_BYTES))
 
             async def guarded(request: Request) -> Response:
                 try:
                     client = await authenticate(keys, bearer_key(request.headers), scope)
                     request.state.api_client = client
-                    return await handler(request)
+                    return await handler(await capped(request, limit))
                 except ApiError as exc:
                     return error_response(exc)
+                except BodyTooLarge as exc:
+                    return error_response(ApiError(413, "body-too-large", str(exc),
+                                                   {"Connection": "close"}))
                 except RequestValidationError as exc:
                     return error_response(describe_validation(exc.errors()))
+                except HTTPException as exc:
+                    # FastAPI's answer to a body json cannot decode (not UTF-8, nested too
+                    # deeply for the parser): the same 400 as for any body that is not JSON.
+                    if exc.status_code != 400:
+                        raise
+                    return error_response(ApiError(
+                        400, "invalid-json", "the request body is not JSON m365pbx can read "
+                        "(it must be UTF-8 and nested at most a few hundred levels)"))
 
             return guarded
 
@@ -124,6 +139,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "The body is not JSON"},
     401: {"model": ErrorBody, "description": "No API key, or an invalid or revoked one"},
     403: {"model": ErrorBody, "description": "The key lacks the scope this route needs"},
+    413: {"model": ErrorBody, "description": "The body is larger than the route accepts"},
     422: {"model": ErrorBody, "description": "The body or a parameter has the wrong shape"},
 }
 """The error answers every route documents."""

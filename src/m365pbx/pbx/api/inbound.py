@@ -16,6 +16,27 @@ MAX_EVENTS = 1000
 MAX_USERS = 100_000
 """Users per directory upload."""
 
+MAX_USERS_BODY_BYTES = 16 * 1024 * 1024
+"""Bytes per directory upload: 100,000 users of about 160 bytes (key, cn, email, ...)."""
+
+MAX_EVENTS_BODY_BYTES = 2 * 1024 * 1024
+"""Bytes per list of events: 1,000 events even with the longest keys and notes."""
+
+MAX_NAME_CHARS = 256
+"""A user's display name (`cn`)."""
+
+MAX_FIELD_CHARS = 1024
+"""Any other text field of a user."""
+
+MAX_FIELDS = 32
+"""Fields per user besides the key."""
+
+MAX_FIELD_NAME_CHARS = 64
+"""A field's name."""
+
+MAX_NOTE_CHARS = 1000
+"""The note that goes with a PBX presence."""
+
 MAX_SEQUENCE = 2**63 - 1
 
 
@@ -33,6 +54,7 @@ def _known_spelling(lookup: Any) -> Any:
 LenientLineState = Annotated[LineState, _known_spelling(lookup_line_state)]
 LenientPbxPresence = Annotated[PbxPresence, _known_spelling(lookup_pbx_presence)]
 Key = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^\S(.*\S)?$")]
+FieldText = Annotated[str, Field(max_length=MAX_FIELD_CHARS)]
 
 
 class EventIn(BaseModel):
@@ -45,7 +67,8 @@ class EventIn(BaseModel):
     presence: LenientPbxPresence | None = Field(
         default=None, description="the PBX presence the person set"
     )
-    note: str = Field(default="", max_length=1000, description="free text with `presence`")
+    note: str = Field(default="", max_length=MAX_NOTE_CHARS,
+                      description="free text with `presence`")
     sequence: int = Field(
         default=0, ge=0, le=MAX_SEQUENCE, description="order stamp; higher is newer, 0 for none"
     )
@@ -78,11 +101,23 @@ class UserIn(BaseModel):
     )
 
     key: Key = Field(description="the user's unique short name on the PBX (h323)")
-    cn: str | None = Field(default=None, description="display name")
-    email: str | None = None
-    extension: str | None = Field(default=None, description="phone number or extension")
-    sip: str | None = Field(default=None, description="SIP address")
-    __pydantic_extra__: dict[str, str] = Field(init=False)
+    cn: str | None = Field(default=None, max_length=MAX_NAME_CHARS, description="display name")
+    email: str | None = Field(default=None, max_length=MAX_FIELD_CHARS)
+    extension: str | None = Field(default=None, max_length=MAX_FIELD_CHARS,
+                                  description="phone number or extension")
+    sip: str | None = Field(default=None, max_length=MAX_FIELD_CHARS, description="SIP address")
+    __pydantic_extra__: dict[str, FieldText] = Field(init=False)
+
+    @model_validator(mode="after")
+    def _few_short_fields(self) -> UserIn:
+        extra = self.__pydantic_extra__ or {}
+        named = sum(value is not None for value in (self.cn, self.email, self.extension, self.sip))
+        if named + len(extra) > MAX_FIELDS:
+            raise ValueError(f"a user has at most {MAX_FIELDS} fields besides the key")
+        for name in extra:
+            if len(name) > MAX_FIELD_NAME_CHARS:
+                raise ValueError(f"a field name has at most {MAX_FIELD_NAME_CHARS} characters")
+        return self
 
     def to_user(self) -> PbxUser:
         """Return the PbxUser with every non-empty field."""

@@ -11,10 +11,18 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request, WebSocket
 from fastapi.security import HTTPBearer
 
 from m365pbx.clock import Clock, SystemClock
+from m365pbx.pbx.api.body import body_limit
 from m365pbx.pbx.api.connection import ApiConnection, ConnectionUnavailable
 from m365pbx.pbx.api.guard import ERROR_RESPONSES, ApiError, bearer_key, guarded_route_class
 from m365pbx.pbx.api.guard import requires as needs
-from m365pbx.pbx.api.inbound import MAX_EVENTS, MAX_USERS, EventIn, UserIn
+from m365pbx.pbx.api.inbound import (
+    MAX_EVENTS,
+    MAX_EVENTS_BODY_BYTES,
+    MAX_USERS,
+    MAX_USERS_BODY_BYTES,
+    EventIn,
+    UserIn,
+)
 from m365pbx.pbx.api.keys import ApiKeyChecker, Scope
 from m365pbx.pbx.api.redact import install_key_redaction
 from m365pbx.pbx.api.schemas import (
@@ -166,7 +174,7 @@ def api_router(
         status_code=202,
         response_model=EventsAnswer,
         dependencies=_BEARER,
-        openapi_extra=needs(Scope.WRITE),
+        openapi_extra=needs(Scope.WRITE) | body_limit(MAX_EVENTS_BODY_BYTES),
         responses={
             404: {"model": ErrorBody, "description": "No API connection of that name"},
             503: {"model": ErrorBody, "description": "Stopped or too many unprocessed events"},
@@ -211,7 +219,7 @@ def api_router(
         "/connections/{name}/users",
         response_model=UsersAnswer,
         dependencies=_BEARER,
-        openapi_extra=needs(Scope.WRITE),
+        openapi_extra=needs(Scope.WRITE) | body_limit(MAX_USERS_BODY_BYTES),
         responses={404: {"model": ErrorBody, "description": "No API connection of that name"}},
     )
     async def put_users(

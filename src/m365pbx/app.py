@@ -161,7 +161,8 @@ class Service:
         return writer
 
     async def _read_teams_presence(self, person: Person) -> TeamsReading:
-        # Before writing the status message: who wrote the one Teams shows now?
+        # Before writing the status message or the preferred presence: what does Teams show
+        # now? (Notifications come late; issue 18.)
         parts = self._tenant_of(person).parts
         reading = await get_presence(parts.app_client, person.teams_user_id)
         teams = self.converter.convert(reading, self.clock.now().timestamp())

@@ -27,7 +27,7 @@ from tests.e2e.harness import (
     settings_for,
     switchboard,
 )
-from tests.e2e.test_teams_to_pbx import PEOPLE, allow_loopback_webhooks, shown
+from tests.e2e.test_teams_to_pbx import PEOPLE, allow_loopback_webhooks, requests_to, shown
 from tests.sim.conftest import APP_ID, APP_SECRET, PASSWORD, TENANT_ID
 
 SVC = "svc-presence@contoso.com"
@@ -196,4 +196,29 @@ async def test_a_forged_notification_is_refused_logged_and_shown_in_healthz(
         assert len(warnings) == 1  # rate-limited
         assert forged_state not in caplog.text
         await clock.advance(301)
+        assert service.health()["notifications"]["refused_last_5_min"] == 0
+
+
+async def test_a_reauthorization_challenge_is_answered_and_presence_keeps_flowing(
+    sim_server: RunningServer, sim: Simulator, clock: VirtualClock, tmp_path: Path,
+    tenant_ref: str,
+) -> None:
+    allow_loopback_webhooks(sim)
+    settings = settings_for(sim_server, tmp_path, webhook_port=free_port(), tenant_id=tenant_ref)
+    async with running(settings, clock) as service:
+        pbx = switchboard(service)
+        pbx.replace_users(pbx_users(*PEOPLE))
+        owner = owner_of(service)
+        await eventually(lambda: owner.healthy and len(owner.people) == 2, clock)
+        graph_id = owner.current.graph_id
+        # Delivery pauses at once unless m365pbx answers the challenge (POST /reauthorize).
+        answer = await sim_control(sim_server, f"/subscriptions/{graph_id}/lifecycle",
+                                   {"event": "reauthorizationRequired", "pause_after_s": 0})
+        assert answer["sent"] is True
+        await eventually(lambda: requests_to(
+            sim, "POST", f"/v1.0/subscriptions/{graph_id}/reauthorize") == 1, clock, step=0.2)
+        assert service.receiver.counters["lifecycle_reauthorizationRequired"] == 1
+        await in_teams(sim_server, "anna@contoso.com", DND)
+        await eventually(lambda: shown(pbx, "anna") is PbxPresence.DND, clock, step=0.2)
+        assert owner.current is not None and owner.current.graph_id == graph_id
         assert service.health()["notifications"]["refused_last_5_min"] == 0

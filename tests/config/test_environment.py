@@ -98,3 +98,13 @@ def test_m365pbx_config_names_the_file(
     assert load_config(None, environ={"M365PBX_CONFIG": str(path)}).listen.port == 83
     with pytest.raises(ConfigError, match="file not found"):
         load_config(None, environ={"M365PBX_CONFIG": str(other / "missing.yaml")})
+
+
+def test_a_plain_http_public_url_on_loopback_loads_with_a_warning(load: Load) -> None:
+    config = valid()
+    config["public_url"] = "http://127.0.0.1:8080"
+    settings = load(config)
+    assert any(w.startswith("public_url: http://127.0.0.1:8080/ is plain http")
+               and "https://" in w for w in settings.warnings)
+    config["public_url"] = "https://m365pbx.example.com"
+    assert load(config).warnings == []

@@ -86,6 +86,12 @@ def _in_file_order(problems: list[Problem], source: str | None) -> list[Problem]
 
 def _file_warnings(settings: Settings) -> list[str]:
     warnings = []
+    if settings.public_url is not None and settings.public_url.scheme == "http":
+        # Accepted only on loopback (the simulator, tests): Microsoft never delivers there.
+        warnings.append(
+            f"public_url: {settings.public_url} is plain http on this machine: only m365sim "
+            "delivers notifications there; Microsoft Graph needs a public https:// URL"
+        )
     for t, tenant in enumerate(settings.tenants):
         for c, credential in enumerate(tenant.credentials):
             certificate = credential.certificate_file

@@ -39,8 +39,24 @@ class ServiceCollector(Collector):
         throttled = CounterMetricFamily("m365pbx_graph_throttled",
                                         "Graph answers 429 (throttled), retried or not",
                                         labels=["tenant"])
+        beyond = GaugeMetricFamily(
+            "m365pbx_people_beyond_capacity",
+            "People no service account can carry (650 each): polled, not notified",
+            labels=["tenant"])
+        missing = GaugeMetricFamily("m365pbx_service_accounts_missing",
+                                    "Service accounts to add so that everyone is notified",
+                                    labels=["tenant"])
+        signed_in = GaugeMetricFamily("m365pbx_tenant_signed_in",
+                                      "1 while the tenant's app credentials sign in, else 0",
+                                      labels=["tenant"])
         for name, runtime in service.tenants.items():
             parts = runtime.parts
+            if parts.pool is not None:
+                shortfall = parts.pool.shortfall()
+                beyond.add_metric([name], shortfall.unassigned)
+                missing.add_metric([name], shortfall.accounts_missing)
+            signed_in.add_metric([name], 0 if any(
+                w.failure() is not None for w in runtime.sign_ins) else 1)
             repairs.add_metric([name], parts.poller.repairs)
             rounds.add_metric([name], parts.poller.rounds)
             people.add_metric([name], parts.directory.status.people)
@@ -52,6 +68,9 @@ class ServiceCollector(Collector):
         yield rounds
         yield people
         yield throttled
+        yield beyond
+        yield missing
+        yield signed_in
         writes = CounterMetricFamily(
             "m365pbx_teams_writes",
             "Teams writes (sessions, preferred presence, status message) by outcome: "

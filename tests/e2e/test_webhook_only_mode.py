@@ -56,6 +56,7 @@ async def test_webhook_mode_shows_people_without_notifications_and_does_not_poll
         assert teams_to_pbx["mode"] == "webhook"
         assert teams_to_pbx["without_notifications"] == 2
         assert "not polled" in teams_to_pbx["error"]
+        assert teams_to_pbx["since"] is not None
         assert "2 people" in caplog.text and "not polled" in caplog.text
 
         # The reconciliation still reads everyone now and then (design.md rule 6).

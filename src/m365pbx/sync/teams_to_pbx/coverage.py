@@ -31,10 +31,15 @@ class NotificationCoverage:
         self.clock = clock
         self.reconcile_interval = reconcile_interval
         self._reported = 0
+        self._seen = 0
+        self.since = clock.now()  # when the number last changed
 
     def without_notifications(self) -> int:
         """People of this tenant whose presence notifications are not flowing now."""
-        return len(self.uncovered()) if self.uncovered is not None else 0
+        count = len(self.uncovered()) if self.uncovered is not None else 0
+        if count != self._seen:
+            self._seen, self.since = count, self.clock.now()
+        return count
 
     def problem(self, count: int) -> str | None:
         """What an admin must know about `count` people without notifications, if anything."""
@@ -50,7 +55,7 @@ class NotificationCoverage:
         """The /healthz entry: mode, people without notifications, the problem in words."""
         count = self.without_notifications()
         return {"mode": self.mode, "without_notifications": count,
-                "error": self.problem(count)}
+                "error": self.problem(count), "since": self.since.isoformat()}
 
     def check(self) -> None:
         """Log a change in the number of people without notifications (webhook mode)."""

@@ -91,9 +91,10 @@ CHANGES: dict[str, tuple[str, str, dict[str, Any] | None, str, bool]] = {
 }
 
 
+@pytest.mark.parametrize("via", ["notification", "rounds"])
 @pytest.mark.parametrize("kind", list(CHANGES))
 async def test_a_directory_change_reaches_people_subscriptions_and_pbx_within_a_minute(
-    kind: str, sim_server: RunningServer, sim: Simulator, clock: VirtualClock,
+    kind: str, via: str, sim_server: RunningServer, sim: Simulator, clock: VirtualClock,
     tmp_path: Path,
 ) -> None:
     method, path, body, key, present = CHANGES[kind]
@@ -115,11 +116,15 @@ async def test_a_directory_change_reaches_people_subscriptions_and_pbx_within_a_
         await within(WITHIN, lambda: directory.idle, clock)
         full_reads = requests_to(sim, "GET", "/v1.0/users")
         ids = {person.key: person.id for person in service.hub.people()}
+        if via == "rounds":  # every notification lost: the delta rounds alone find it
+            sim.subscriptions.settings.loss = 1.0
 
         await in_entra(sim_server, method, path, body)
         after = before | {key} if present else before - {key}
         took = await within(WITHIN, lambda: matched(service) == after
                             and in_view(service) == after, clock)
+        if via == "notification":
+            assert took <= 5  # the users notification started a round at once
         assert await api_people(service, api_key) == after
         # Those who stay are the same people (their state in the hub is kept).
         assert {p.key: p.id for p in service.hub.people() if p.key in before} == {
@@ -136,6 +141,9 @@ async def test_a_directory_change_reaches_people_subscriptions_and_pbx_within_a_
         changes = service.tenants["contoso"].parts.changes
         assert changes is not None and changes.status.applied == 1
         assert changes.status.last_error is None
+        users = service.tenants["contoso"].parts.users_subscription
+        assert users is not None
+        assert (users.notifications >= 1) if via == "notification" else users.notifications == 0
 
 
 def with_directory(settings_path: Path, **directory: Any) -> Settings:

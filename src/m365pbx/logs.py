@@ -9,6 +9,7 @@ nothing of structlog, get the same fields as ours: timestamp, level, logger, eve
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -29,13 +30,22 @@ _HANDLER_NAME = "m365pbx"
 # query fields and JSON members of the OAuth 2.0 requests MSAL and Graph make.
 _MASKED_FIELDS = (r"client_secret|client_assertion|assertion|password|refresh_token|"
                  r"access_token|id_token|device_code|clientState|client_state|secret")
-_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), MASK),
-    (re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/=-]{8,}"), rf"\g<1>{MASK}"),
-    (re.compile(rf"(?i)\b({_MASKED_FIELDS})=[^&\s\"',;]+"), rf"\g<1>={MASK}"),
-    (re.compile(rf"(?i)(['\"]({_MASKED_FIELDS})['\"]\s*:\s*['\"])[^'\"]*"), rf"\g<1>{MASK}"),
+# Each pattern after the (casefolded) text it needs to match: a cheap test first.
+_PATTERNS: tuple[tuple[str, re.Pattern[str], str], ...] = (
+    ("eyj", re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), MASK),
+    ("bearer", re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/=-]{8,}"), rf"\g<1>{MASK}"),
+    ("=", re.compile(rf"(?i)\b({_MASKED_FIELDS})=[^&\s\"',;]+"), rf"\g<1>={MASK}"),
+    (":", re.compile(rf"(?i)(['\"]({_MASKED_FIELDS})['\"]\s*:\s*['\"])[^'\"]*"),
+     rf"\g<1>{MASK}"),
 )
+# Fields the formatter itself adds: never secret.
+_OWN_FIELDS = frozenset({"level", "logger", "timestamp"})
 _KEEP_SHORT = 4  # shorter "secrets" (test values like "x") would mask ordinary words
+
+
+@functools.lru_cache(maxsize=1024)
+def _secret_key(key: str) -> bool:
+    return is_secret_key(key)
 
 
 class SecretMasker:
@@ -51,13 +61,15 @@ class SecretMasker:
         for value in self.known:
             if value in text:
                 text = text.replace(value, MASK)
-        for pattern, replacement in _PATTERNS:
-            text = pattern.sub(replacement, text)
+        folded = text.casefold()
+        for needle, pattern, replacement in _PATTERNS:
+            if needle in folded:
+                text = pattern.sub(replacement, text)
         return mask_url_password(text) if "://" in text else text
 
     def mask(self, value: Any, key: str = "") -> Any:
         """A log field with secrets masked (strings, and strings inside lists and dicts)."""
-        if key and is_secret_key(key) and value not in (None, ""):
+        if key and _secret_key(key) and value not in (None, ""):
             return MASK
         if isinstance(value, str):
             return self.mask_text(value)
@@ -72,7 +84,7 @@ class SecretMasker:
     def __call__(self, _logger: WrappedLogger, _method: str, event: EventDict) -> EventDict:
         """structlog processor: mask every field of the event."""
         for key, value in list(event.items()):
-            if key.startswith("_"):
+            if key.startswith("_") or key in _OWN_FIELDS:
                 continue
             event[key] = self.mask(value, "" if key in ("event", "exception") else key)
         return event

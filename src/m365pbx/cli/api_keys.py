@@ -47,8 +47,8 @@ def create(
         typer.Option(
             "--scope",
             "-s",
-            help="'read' (people, presence, stream) or 'write' (events, users); repeat for "
-            "both. Default: read.",
+            help="'read' (people, presence, stream) or 'write' (events, users, directory "
+            "sync); repeat for both. Default: read.",
         ),
     ] = None,
     config: ConfigOption = None,

@@ -48,10 +48,12 @@ def declared_account(settings: Settings, upn: str) -> tuple[Tenant, ServiceAccou
 def authority_for(settings: Settings, tenant: Tenant) -> Authority:
     """Where the tenant's accounts sign in, trusting the configured CA file if any."""
     from m365pbx.graph.auth import Authority
+    from m365pbx.graph.proxy import ProxyChoice
 
     ca_file = settings.microsoft.ca_file
     return Authority(str(tenant.tenant_id), host=str(settings.microsoft.login_url).rstrip("/"),
-                     verify=str(ca_file) if ca_file else True)
+                     verify=str(ca_file) if ca_file else True,
+                     proxy=ProxyChoice.from_environment(settings.microsoft.proxy))
 
 
 def account_client(tenant: Tenant, account: ServiceAccount) -> ClientCredential:

@@ -72,16 +72,17 @@ async def take_over(settings: Settings, tokens: TokenSource) -> list[Subscriptio
     """Delete every presence subscription of the app and account; return what was deleted."""
     import ssl
 
-    import httpx
-
     from m365pbx.graph.client import GraphClient
     from m365pbx.graph.errors import NotFound
+    from m365pbx.graph.proxy import ProxyChoice, microsoft_http_client
     from m365pbx.graph.subscriptions import delete_subscription, list_subscriptions
 
     ca_file = settings.microsoft.ca_file
     verify: ssl.SSLContext | bool = (ssl.create_default_context(cafile=str(ca_file))
                                      if ca_file else True)
-    async with httpx.AsyncClient(verify=verify, timeout=httpx.Timeout(15.0)) as http:
+    # The proxy the service uses, so that this works wherever the service does.
+    proxy = ProxyChoice.from_environment(settings.microsoft.proxy)
+    async with microsoft_http_client(proxy, verify=verify, timeout=15.0) as http:
         client = GraphClient(tokens, http, base_url=str(settings.microsoft.graph_url))
         removed = []
         for subscription in await list_subscriptions(client):

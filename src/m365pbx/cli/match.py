@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -34,10 +35,10 @@ class OutputFormat(StrEnum):
 @reports_input_errors
 def match_command(
     teams: Annotated[
-        Path, typer.Option("--teams", metavar="FILE", dir_okay=False,
+        Path, typer.Option("--teams", metavar="FILE",
                            help="Microsoft users: JSON saved from GET /v1.0/users.")
     ],
-    pbx: Annotated[Path, typer.Option("--pbx", metavar="FILE", dir_okay=False,
+    pbx: Annotated[Path, typer.Option("--pbx", metavar="FILE",
                                       help="PBX users: CSV export or JSON list.")],
     rule: Annotated[
         list[str] | None,
@@ -82,7 +83,7 @@ def match_command(
         OutputFormat, typer.Option("--format", help="Report format.")
     ] = OutputFormat.table,
     output: Annotated[
-        Path | None, typer.Option(metavar="FILE", dir_okay=False,
+        Path | None, typer.Option(metavar="FILE",
                                   help="Write the report to this file instead of stdout.")
     ] = None,
 ) -> None:
@@ -90,35 +91,53 @@ def match_command(
     from m365pbx.core.matching import DEFAULT_RULES, MatchOptions, match_users, parse_rule
     from m365pbx.directory_files import load_pbx_users, load_teams_users
 
-    teams_file = load_teams_users(teams)
-    pbx_file = load_pbx_users(pbx, encoding)
-    options = MatchOptions(
-        rules=tuple(parse_rule(text, pbx_file.columns) for text in rule) if rule else DEFAULT_RULES,
-        casefold=not no_casefold,
-        unicode_normalize=not no_unicode_normalize,
-        strip_domain=strip_domain,
-        phone_region=phone_region,
-        pins=_parse_pins(pin or []),
-        exclude=frozenset(exclude or ()),
-        allowed_groups=frozenset(group) if group else None,
-        require_teams_licence=not no_licence_filter,
-    )
-    with _progress_on_terminal() as progress:
-        result = match_users(pbx_file.users, teams_file.users, options, progress)
-    warnings = [*teams_file.warnings, *result.warnings]
-    for warning in warnings:
-        typer.echo(f"warning: {warning}", err=True)
-    names = _Names(pbx_file.users, teams_file.users)
-    if output_format is OutputFormat.table and output is None:
-        from rich.console import Console
+    # The files become a million small objects and no reference cycles: each automatic
+    # collection would walk all of them again (0.3 s of the 0.5 s that loading 50,000
+    # Graph users takes). Reference counting still frees everything.
+    with _collector_paused():
+        teams_file = load_teams_users(teams)
+        pbx_file = load_pbx_users(pbx, encoding)
+        rules = tuple(parse_rule(text, pbx_file.columns) for text in rule) if rule else None
+        options = MatchOptions(
+            rules=rules or DEFAULT_RULES,
+            casefold=not no_casefold,
+            unicode_normalize=not no_unicode_normalize,
+            strip_domain=strip_domain,
+            phone_region=phone_region,
+            pins=_parse_pins(pin or []),
+            exclude=frozenset(exclude or ()),
+            allowed_groups=frozenset(group) if group else None,
+            require_teams_licence=not no_licence_filter,
+        )
+        with _progress_on_terminal() as progress:
+            result = match_users(pbx_file.users, teams_file.users, options, progress)
+        warnings = [*teams_file.warnings, *result.warnings]
+        for warning in warnings:
+            typer.echo(f"warning: {warning}", err=True)
+        if output_format is OutputFormat.table and output is None:
+            from rich.console import Console
 
-        _print_table(Console(), result, names)
-        return
-    text = _render(output_format, result, warnings, names)
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        _write_report(output, text)
+            _print_table(Console(), result, _Names(pbx_file.users, teams_file.users))
+            return
+        if output_format is OutputFormat.table:
+            text = _table_text(result, _Names(pbx_file.users, teams_file.users))
+        else:
+            text = _render(output_format, result, warnings)
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            _write_report(output, text)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _parse_pins(texts: Sequence[str]) -> dict[str, str]:
@@ -173,17 +192,15 @@ class _Names:
         return (self.pbx if side == "pbx" else self.teams).get(key, "")
 
 
-def _render(
-    output_format: OutputFormat, result: MatchResult, warnings: list[str], names: _Names
-) -> str:
+def _render(output_format: OutputFormat, result: MatchResult, warnings: list[str]) -> str:
     if output_format is OutputFormat.json:
-        import json
+        from m365pbx.cli.match_json import json_report
 
-        document = result.as_dict()
-        document["warnings"] = warnings
-        return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-    if output_format is OutputFormat.csv:
-        return _csv_text(result)
+        return json_report(result, warnings)
+    return _csv_text(result)
+
+
+def _table_text(result: MatchResult, names: _Names) -> str:
     import io
 
     from rich.console import Console

@@ -3,8 +3,9 @@
 Typer (0.29) converts every option value through a pydantic TypeAdapter, built when the
 option is first read, even when the value is absent or already the text it should be. The
 first one imports pydantic's validators: 100–150 ms of CPU on this kind of machine, most of
-`m365pbx mapping explain`'s start-up (goal: under 0.3 s). Absent values, text options and
-exact enum choices are passed through here; every other value goes to Typer's own
+`m365pbx mapping explain`'s start-up (goal: under 0.3 s). Absent values, text options, exact
+enum choices and paths without checks (whoever opens the file reports what is wrong with it)
+are passed through here; every other value goes to Typer's own
 conversion, built when first needed. Typer internals are reached through getattr: with a
 Typer that lacks them nothing is replaced, and tests/cli/test_startup.py says so.
 """
@@ -12,6 +13,7 @@ Typer that lacks them nothing is replaced, and tests/cli/test_startup.py says so
 from __future__ import annotations
 
 from enum import Enum
+from pathlib import Path
 from typing import Any, get_args
 
 
@@ -35,6 +37,13 @@ class _PassThrough:
             self._typer = self._build(self._descriptor)
         return self._typer.coerce(value, param=param, ctx=ctx)
 
+    def _unchecked_path(self) -> bool:
+        info = self._descriptor.parameter_info
+        return not (getattr(info, "exists", True) or getattr(info, "resolve_path", True)
+                    or getattr(info, "writable", True) or getattr(info, "allow_dash", True)
+                    or getattr(info, "path_type", None) is not None) and bool(
+            getattr(info, "dir_okay", False) and getattr(info, "file_okay", False))
+
     def _plain(self, value: Any, several: bool) -> Any:
         annotation = self._descriptor.annotation
         if several:
@@ -46,6 +55,9 @@ class _PassThrough:
             return None
         if annotation is str and isinstance(value, str):
             return value
+        if annotation is Path and isinstance(value, str) and self._unchecked_path():
+            # Nothing to check: whoever opens the file reports what is wrong with it.
+            return Path(value)
         if isinstance(annotation, type) and issubclass(annotation, Enum) and isinstance(
             value, str
         ):

@@ -52,19 +52,36 @@ def strip_sip_scheme(value: str) -> str:
 
 def text_normalizer(*, casefold: bool, unicode_normalize: bool, domain: bool) -> Normalizer:
     """Build the function that turns a raw text value into its comparison key."""
-    steps: list[Normalizer] = []
+    normalize: Normalizer | None = None
     if unicode_normalize:
-        steps.append(fold_unicode)
-    if casefold:
-        steps.append(str.casefold)
+        normalize = _folding(casefold=casefold)
+    elif casefold:
+        normalize = str.casefold
     if domain:
-        steps.append(strip_domain)
-    if not steps:
-        return str
-    normalize = steps[0]
-    for step in steps[1:]:
-        normalize = _then(normalize, step)
-    return normalize
+        normalize = strip_domain if normalize is None else _then(normalize, strip_domain)
+    return str if normalize is None else normalize
+
+
+def _folding(*, casefold: bool) -> Normalizer:
+    """fold_unicode, then casefold if asked, in one call; values that need Unicode work are
+    remembered (names repeat, and each costs half a dozen passes over the text)."""
+    seen: dict[str, str] = {}
+
+    def fold(value: str) -> str:
+        if value.isascii():
+            # casefold() of ASCII is lower(); see fold_unicode for the whitespace rule.
+            if " " in value or not value.isprintable():
+                value = " ".join(value.split())
+            return value.lower() if casefold else value
+        found = seen.get(value)
+        if found is None:
+            found = fold_unicode(value)
+            if casefold:
+                found = found.casefold()
+            seen[value] = found
+        return found
+
+    return fold
 
 
 def _then(first: Normalizer, second: Normalizer) -> Normalizer:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from m365pbx.core.matching import reasons
@@ -56,17 +56,19 @@ class RuleWalker:
         """Return the first rule's single candidate, or the candidates left and why."""
         blocked = self._blocked
         narrowed: set[int] | None = None
-        notes: list[str] = []
+        # Why each rule did not decide, as (sentence, arguments): most PBX users are decided
+        # by a later rule, and only the undecided ones need the sentences written out.
+        notes: list[tuple[Callable[..., str], tuple[object, ...]]] = []
         unavailable: dict[int, None] = {}
         for lookup, rule_text in self._lookups:
             rule = lookup.rule
             raw = user.value(rule.pbx_field)
             hits = lookup.lookup.find(raw) if raw else None
             if raw is None or hits is None:
-                notes.append(reasons.missing_pbx_value(rule))
+                notes.append((reasons.missing_pbx_value, (rule,)))
                 continue
             if not hits:
-                notes.append(reasons.no_candidate(rule, raw))
+                notes.append((reasons.no_candidate, (rule, raw)))
                 continue
             if len(hits) == 1:
                 found = hits if blocked[hits[0]] is None else []
@@ -80,20 +82,27 @@ class RuleWalker:
             if len(found) == 1:
                 return Decided(found[0], rule_text)
             if found:
-                ids = [self._ids[position] for position in found]
-                if narrowed is None:
-                    notes.append(reasons.several_candidates(rule, raw, ids))
-                else:
-                    notes.append(reasons.some_of_them(rule, raw, ids))
+                several = reasons.several_candidates if narrowed is None else reasons.some_of_them
+                notes.append((self._with_ids(several), (rule, raw, tuple(found))))
                 narrowed = set(found)
             elif narrowed is not None:
-                notes.append(reasons.none_of_them(rule, raw))
+                notes.append((reasons.none_of_them, (rule, raw)))
             else:
-                notes.append(reasons.none_in_scope(rule, raw))
+                notes.append((reasons.none_in_scope, (rule, raw)))
         if narrowed is None and unavailable:
             names = [(self._ids[position], blocked[position] or "") for position in unavailable]
-            notes.append(reasons.left_out_hits(names))
-        return Undecided(tuple(sorted(narrowed or ())), "; ".join(notes))
+            notes.append((reasons.left_out_hits, (names,)))
+        reason = "; ".join(sentence(*arguments) for sentence, arguments in notes)
+        return Undecided(tuple(sorted(narrowed or ())), reason)
+
+    def _with_ids(self, sentence: Callable[[Rule, str, list[str]], str]) -> Callable[..., str]:
+        """The sentence, given candidate positions instead of their ids."""
+        ids = self._ids
+
+        def write(rule: Rule, raw: str, positions: tuple[int, ...]) -> str:
+            return sentence(rule, raw, [ids[position] for position in positions])
+
+        return write
 
     def _remember(self, hits: Sequence[int], h323: str, rule_text: str) -> None:
         for position in hits:

@@ -261,7 +261,7 @@ async def test_when_the_keys_cannot_be_read_graph_is_asked_to_retry(
         rig.receiver.signing_keys = SigningKeys(http, clock, login_host="https://sim.test").keys
         verdict = await rig.receiver.receive(body(rig.item(rich=True), tokens=rig.tokens()))
     assert verdict.status == 503
-    assert "cannot reach Entra ID for its signing keys" in verdict.reason
+    assert "cannot reach Entra ID at sim.test for its signing keys" in verdict.reason
     assert rig.receiver.health()["reasons"]["signing_keys"]["count"] == 1
 
 

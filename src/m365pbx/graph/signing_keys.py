@@ -16,6 +16,7 @@ import logging
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import jwt
@@ -117,8 +118,9 @@ class SigningKeys:
             raise SigningKeysUnavailable("Entra ID did not send its signing keys in time",
                                          hint="m365pbx tries again in a few minutes.") from None
         except httpx.TransportError as exc:
-            raise SigningKeysUnavailable(f"cannot reach Entra ID for its signing keys: "
-                                         f"{type(exc).__name__}",
+            raise SigningKeysUnavailable(f"cannot reach Entra ID at "
+                                         f"{urlsplit(self.login_host).netloc or self.login_host}"
+                                         f" for its signing keys: {type(exc).__name__}",
                                          hint="Check the network path to Microsoft.") from None
         if not response.is_success:
             raise SigningKeysUnavailable(f"Entra ID answered {response.status_code} for its "

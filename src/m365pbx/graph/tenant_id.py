@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -41,16 +42,25 @@ async def resolve_tenant_id(http: httpx.AsyncClient, login_host: str, tenant: st
     if is_tenant_guid(name):
         return name
     url = f"{login_host.rstrip('/')}/{name}/v2.0/.well-known/openid-configuration"
+    where = urlsplit(login_host).netloc or login_host
+    retry = "m365pbx retries with backoff."
     try:
         response = await http.get(url, timeout=LOOKUP_TIMEOUT)
     except httpx.TimeoutException:
-        raise SignInUnavailable(f"Entra ID did not answer the look-up of tenant {name!r} "
-                                "in time", hint="m365pbx retries with backoff.") from None
+        raise SignInUnavailable(f"cannot reach Entra ID at {where}: no answer in time to the "
+                                f"look-up of tenant {name!r}",
+                                hint=f"Check the network path to the sign-in host. {retry}"
+                                ) from None
+    except httpx.ProxyError:
+        raise SignInUnavailable(f"cannot reach Entra ID at {where}: the proxy refused or did "
+                                "not answer", hint=f"Check microsoft.proxy or HTTPS_PROXY. "
+                                f"{retry}") from None
     except httpx.TransportError as exc:
-        raise SignInUnavailable(f"cannot reach Entra ID to look up tenant {name!r}: "
-                                f"{type(exc).__name__}",
-                                hint="Check the network path (and proxy) to Microsoft; "
-                                     "m365pbx retries with backoff.") from None
+        raise SignInUnavailable(f"cannot reach Entra ID at {where} to look up tenant "
+                                f"{name!r}: {type(exc).__name__}",
+                                hint="Check DNS, the firewall and the proxy (microsoft.proxy "
+                                     f"or HTTPS_PROXY) on the way to the sign-in host. {retry}"
+                                ) from None
     try:
         body = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):

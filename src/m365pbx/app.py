@@ -468,6 +468,7 @@ class Service:
             with contextlib.suppress(Exception):
                 await connection.stop()
         await self.teams_sink.aclose()
+        self.receiver.close()
         await self.http.aclose()
         self.view.close()
         await self.store.close()

@@ -265,12 +265,67 @@ async def test_when_the_keys_cannot_be_read_graph_is_asked_to_retry(
     assert rig.receiver.health()["reasons"]["signing_keys"]["count"] == 1
 
 
-async def test_a_full_queue_answers_503_so_that_graph_retries(rig: Rig) -> None:
-    items = [rig.item() for _ in range(10)]
+def for_person(item: dict[str, Any], user_id: str) -> dict[str, Any]:
+    """The same notification about someone else (basic: ids only)."""
+    item["resource"] = f"communications/presences/{user_id}"
+    item["resourceData"] = {**item["resourceData"], "id": user_id,
+                            "@odata.id": f"users/{user_id}/presence"}
+    return item
+
+
+async def test_what_does_not_fit_the_queue_is_answered_202_and_read_back(
+    rig: Rig, caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Graph retries a 503 with backoff and drops what keeps failing; a full queue must cost
+    # a read back from Graph, not the change nor a late answer.
+    caplog.set_level(logging.WARNING)
+    items = [for_person(rig.item(), f"person-{n}") for n in range(10)]
     assert (await rig.receiver.receive(body(*items))).status == 202
-    verdict = await rig.receiver.receive(body(rig.item()))
-    assert verdict.status == 503
-    assert rig.receiver.counters["overloaded"] == 1
+    verdict = await rig.receiver.receive(body(for_person(rig.item(), "bob"),
+                                              for_person(rig.item(), "carol")))
+    assert verdict.status == 202 and verdict.accepted == 2
+    assert rig.seen.basic == [(SUBSCRIPTION, ["bob", "carol"])]  # read back at once
+    assert rig.receiver.health()["overflowed"] == 2
+    assert rig.receiver.health()["queued"] == 10
+    assert any("did not fit the queue of 10" in r.getMessage() and "read back" in r.getMessage()
+               for r in caplog.records)
+    await rig.receiver.drain()
+    assert [ids for _, ids in rig.seen.basic[1:]] == [[f"person-{n}"] for n in range(10)]
+
+
+async def test_a_queued_notification_older_than_a_read_back_is_not_handed_on(rig: Rig) -> None:
+    older = rig.item(rich=True, availability="Busy")
+    others = [for_person(rig.item(), f"person-{n}") for n in range(9)]
+    tokens = rig.tokens()
+    assert (await rig.receiver.receive(body(older, *others, tokens=tokens))).status == 202
+    newer = rig.item(rich=True, availability="Away")
+    assert (await rig.receiver.receive(body(newer, tokens=tokens))).status == 202
+    assert rig.seen.basic == [(SUBSCRIPTION, [ANNA])]
+    await rig.receiver.drain()
+    # Anna's Busy would overwrite what the read back finds: it is skipped.
+    assert rig.seen.presence == []
+    assert rig.receiver.counters["superseded"] == 1
+
+
+async def test_lifecycle_events_are_queued_even_when_the_queue_is_full(rig: Rig) -> None:
+    items = [for_person(rig.item(), f"person-{n}") for n in range(10)]
+    assert (await rig.receiver.receive(body(*items))).status == 202
+    event = {"subscriptionId": SUBSCRIPTION, "clientState": SECRET, "tenantId": TENANT_ID,
+             "lifecycleEvent": "missed"}
+    assert (await rig.receiver.receive(body(event))).status == 202
+    await rig.receiver.drain()
+    assert rig.seen.lifecycle == [(SUBSCRIPTION, "missed")]
+
+
+async def test_many_rich_notifications_are_all_decrypted_in_order(rig: Rig) -> None:
+    states = ["Busy", "Away", "Available", "DoNotDisturb"] * 10
+    items = [rig.item(rich=True, availability=state) for state in states]
+    rig.receiver.queue_size = 100
+    assert (await rig.receiver.receive(body(*items, tokens=rig.tokens()))).status == 202
+    await rig.receiver.drain()
+    assert [r.availability for r in rig.seen.presence] == states
+    assert rig.receiver.counters["decrypted"] == 40
+    rig.receiver.close()
 
 
 async def test_content_for_a_certificate_we_no_longer_hold_is_read_back_instead(
@@ -302,4 +357,5 @@ async def test_refusals_are_logged_once_a_minute_with_a_count_and_no_secrets(
     report = rig.receiver.health()
     assert report["refused_last_5_min"] == 51
     await rig.clock.advance(301)
-    assert rig.receiver.health() == {"accepted": 0, "refused_last_5_min": 0, "reasons": {}}
+    assert rig.receiver.health() == {"accepted": 0, "queued": 0, "overflowed": 0,
+                                     "refused_last_5_min": 0, "reasons": {}}

@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from m365pbx.clock import SystemClock
@@ -156,3 +157,21 @@ async def test_a_refused_write_is_not_retried(store: Store) -> None:
     with pytest.raises(Exception, match="contoso"):
         await store.write(duplicate, what="a tenant")
     assert calls == 1  # a conflict is an answer, not a passing lock
+
+
+async def test_a_failing_database_is_reported_at_once(
+    store: Store, caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls = 0
+
+    async def broken(tx: Repositories) -> None:
+        nonlocal calls
+        calls += 1
+        await tx.session.execute(text("INSERT INTO no_such_table VALUES (1)"))
+
+    with pytest.raises(StoreWriteError, match="a test row"):
+        await store.write(broken, what="a test row")
+    assert calls == 1  # no lock to wait for: trying again would fail the same way
+    assert store.health()["state"] == "failing"
+    assert any(r.levelno >= logging.ERROR and "a test row" in r.getMessage()
+               for r in caplog.records)

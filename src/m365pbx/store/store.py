@@ -35,6 +35,7 @@ from m365pbx.store.writes import (
     StoreWriteError,
     WriteHealth,
     WriteRetry,
+    is_malfunction,
     is_passing,
     reason_of,
 )
@@ -104,6 +105,9 @@ class Store:
     async def write(self, work: Callable[[Repositories], Awaitable[T]], *, what: str) -> T:
         """Run `work` in one transaction; retry passing failures; report and raise the last.
 
+        A failure of the database itself (a lock, a lost connection, a full disk) is raised
+        as StoreWriteError once reported; a refusal (ConflictError, NotFoundError, ...) as is.
+
         `work` may run more than once, so it must only change the store (or redo the same).
         `what` names the data in the log and in /healthz ("the subscription of svc@...").
         """
@@ -113,10 +117,11 @@ class Store:
                 async with self.transaction() as tx:
                     result = await work(tx)
             except Exception as exc:
-                if not is_passing(exc):
-                    raise
+                passing = is_passing(exc)
+                if not passing and not is_malfunction(exc):
+                    raise  # an answer (a conflict, a missing object), not a failing store
                 reason = reason_of(exc)
-                if attempt + 1 >= self.retry.attempts:
+                if not passing or attempt + 1 >= self.retry.attempts:
                     self.writes.failed_for_good(what, reason)
                     log.error("could not save %s after %d tries: %s", what, attempt + 1, reason)
                     raise StoreWriteError(f"could not save {what}: {reason}") from exc

@@ -72,6 +72,11 @@ def is_passing(exc: BaseException) -> bool:
     return code in _PASSING_SQLSTATES or code.startswith("08")
 
 
+def is_malfunction(exc: BaseException) -> bool:
+    """Whether the database itself failed (a full disk, a broken file), not the request."""
+    return isinstance(exc, DBAPIError | OSError | StoreBusyError)
+
+
 def reason_of(exc: BaseException) -> str:
     """The failure in one line, without SQL or parameters (they may hold personal data)."""
     cause = getattr(exc, "orig", None) or exc  # SQLAlchemy wraps the driver's error

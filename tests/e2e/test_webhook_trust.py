@@ -222,3 +222,27 @@ async def test_a_reauthorization_challenge_is_answered_and_presence_keeps_flowin
         await eventually(lambda: shown(pbx, "anna") is PbxPresence.DND, clock, step=0.2)
         assert owner.current is not None and owner.current.graph_id == graph_id
         assert service.health()["notifications"]["refused_last_5_min"] == 0
+
+
+async def test_basic_notifications_are_read_back_with_tenant_id_in_either_form(
+    sim_server: RunningServer, sim: Simulator, clock: VirtualClock, tmp_path: Path,
+    tenant_ref: str,
+) -> None:
+    # Without rich content a notification only names the person, who is then read back:
+    # the read-back was looked up by comparing the configured tenant_id with Graph's id.
+    allow_loopback_webhooks(sim)
+    settings = settings_for(sim_server, tmp_path, webhook_port=free_port(), tenant_id=tenant_ref,
+                            teams_to_pbx={"min_poll_interval": "10s",
+                                          "reconcile_interval": "30m",
+                                          "rich_notifications": False})
+    async with running(settings, clock) as service:
+        pbx = switchboard(service)
+        pbx.replace_users(pbx_users(*PEOPLE))
+        owner = owner_of(service)
+        await eventually(lambda: owner.healthy and len(owner.people) == 2, clock)
+        reads = requests_to(sim, "POST", "/v1.0/communications/getPresencesByUserId")
+        await in_teams(sim_server, "anna@contoso.com", DND)
+        await eventually(lambda: shown(pbx, "anna") is PbxPresence.DND, clock, step=0.2,
+                         wall_timeout=10)
+        assert requests_to(sim, "POST", "/v1.0/communications/getPresencesByUserId") > reads
+        assert service.receiver.counters["accepted"] >= 1

@@ -61,3 +61,22 @@ async def test_each_sync_logs_one_summary_with_its_counts(
     # The previous directory is kept.
     assert vars(second)["ok"] is False and vars(second)["people"] == 2
     assert "cannot read users from Microsoft 365" in second.getMessage()
+
+
+async def test_a_teams_user_counts_as_unmatched_only_if_no_connection_matched_them(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="m365pbx.sync.directory")
+    front, back = ApiConnection("front"), ApiConnection("back")
+    front.replace_users([PbxUser("anna", {"cn": "Anna Schmidt"})])
+    back.replace_users([PbxUser("ben", {"cn": "Ben Weber"})])
+
+    async def fetch() -> list[dict[str, Any]]:
+        return [*TEAMS, {"id": "u-eve", "displayName": "Eve Early"}]
+
+    sync, _ = make_sync(fetch, ConnectionDirectory("front", front, MatchOptions()))
+    sync.connections.append(ConnectionDirectory("back", back, MatchOptions()))
+    assert await sync.sync_once()
+    (summary,) = summaries(caplog)
+    # Each connection alone leaves two Teams users over; together only Eve is nobody's.
+    assert vars(summary)["matched"] == 2 and vars(summary)["unmatched_teams"] == 1

@@ -166,10 +166,16 @@ class DirectorySync:
         counts = {"people": self.status.people, "matched": 0, "unmatched_pbx": 0,
                   "unmatched_teams": 0, "ambiguous": 0, "pbx_users": 0}
         for summary in self.status.summaries.values():
-            for name in ("matched", "unmatched_pbx", "unmatched_teams", "ambiguous",
-                         "pbx_users"):
+            for name in ("matched", "unmatched_pbx", "ambiguous", "pbx_users"):
                 value = summary.get(name, 0)
                 counts[name] += value if isinstance(value, int) else 0
+        # Each connection matches against every Teams user: unmatched is matched by none.
+        left: set[str] | None = None
+        for directory in self.connections:
+            if directory.result is not None:
+                keys = {u.key for u in directory.result.unmatched if u.side == "teams"}
+                left = keys if left is None else left & keys
+        counts["unmatched_teams"] = len(left or ())
         outcome = "" if ok else f"; incomplete, kept what it had: {self.status.last_error}"
         log.info("directory sync of %s: %d people (%d matched, %d PBX and %d Teams users "
                  "unmatched, %d ambiguous) in %.2f s%s", self.tenant, counts["people"],

@@ -44,8 +44,12 @@ async def record(name: str, defines: tuple[str, ...]) -> dict[str, object]:
             exchanges: list[tuple[SipRequest, SipResponse]] = []
             original = ua.layer.request
 
-            async def recording(request: SipRequest, limit: float | None = None) -> SipResponse:
-                response = await original(request, limit)
+            async def recording(
+                request: SipRequest,
+                limit: float | None = None,
+                key: tuple[str, str] | None = None,
+            ) -> SipResponse:
+                response = await original(request, limit, key)
                 exchanges.append((request, response))
                 return response
 

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from m365pbx.pbx.sip import parser as parser_module
 from m365pbx.pbx.sip.fields import (
     FieldError,
     parse_cseq,
@@ -16,7 +17,14 @@ from m365pbx.pbx.sip.fields import (
     split_host_port,
     uri_user_host,
 )
-from m365pbx.pbx.sip.message import Headers, SipRequest, SipResponse, response_for, split_list
+from m365pbx.pbx.sip.message import (
+    CANONICAL_NAMES,
+    Headers,
+    SipRequest,
+    SipResponse,
+    response_for,
+    split_list,
+)
 from m365pbx.pbx.sip.parser import (
     ParseLimits,
     SipParseError,
@@ -274,3 +282,27 @@ def test_headers_lookup_set_remove_and_response_copies() -> None:
     assert headers.get_all("m") == ["<sip:z@z>"]
     headers.remove("contact")
     assert "contact" not in headers
+
+
+def test_lookups_see_every_change_after_the_first_lookup() -> None:
+    # Lookups go through an index built at the first one; every change must drop it.
+    headers = Headers()
+    headers.add("Event", "dialog")
+    assert headers.get("o") == "dialog"
+    headers.add("Expires", "60")
+    assert headers.get("expires") == "60"
+    headers.extend_last("(folded)")
+    assert headers.get("Expires") == "60 (folded)"
+    headers.set("Event", "presence")
+    assert headers.get("event") == "presence"
+    headers.remove("o")
+    assert headers.get("event") is None
+    parsed = parse_datagram(message(NOTIFY.replace("Event: dialog", "Event: dialog\r\n  ;id=7")))
+    assert parsed.headers.get("event") == "dialog ;id=7"
+
+
+def test_header_names_from_peers_do_not_grow_memory_without_bound() -> None:
+    for number in range(5_000):
+        parse_datagram(message(NOTIFY.replace("Event: dialog", f"Event: dialog\r\nX-N{number}: 1")))
+    assert len(CANONICAL_NAMES) <= 1_000
+    assert len(parser_module._TOKEN_NAMES) <= 1_000

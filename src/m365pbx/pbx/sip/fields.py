@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 _TOKEN = re.compile(r"^[A-Za-z0-9\-.!%*_+`'~]+$")
 
@@ -22,6 +23,8 @@ def is_token(text: str) -> bool:
 
 
 def _split_params(text: str) -> list[str]:
+    if '"' not in text:
+        return text.split(";")
     parts: list[str] = []
     current: list[str] = []
     quoted = False
@@ -150,6 +153,17 @@ def parse_cseq(value: str) -> tuple[int, str]:
     if number >= 2**31:
         raise FieldError(f"CSeq number too large in {value!r}")
     return number, parts[1]
+
+
+@lru_cache(maxsize=1024)
+def branch_and_method(via: str, cseq: str) -> tuple[str, str]:
+    """The top Via's branch ('' if none) and the CSeq method; FieldError if unreadable.
+
+    Cached: the same values are read when a request is sent, when its response is
+    checked and when the response is matched to its transaction.
+    """
+    _, method = parse_cseq(cseq)
+    return parse_via(via).branch, method
 
 
 def parse_expires(value: str | None) -> int | None:

@@ -37,10 +37,20 @@ _LIST_HEADERS = frozenset(
 )
 
 
+# Header names as seen so far → canonical names: looked up several times per message.
+CANONICAL_NAMES: dict[str, str] = {}
+_CANONICAL_NAMES_MAX = 1_000  # a peer inventing names cannot grow it without bound
+
+
 def canonical_name(name: str) -> str:
     """The lower-case full name of a header, with compact forms expanded."""
-    lowered = name.strip().lower()
-    return COMPACT_FORMS.get(lowered, lowered)
+    found = CANONICAL_NAMES.get(name)
+    if found is None:
+        lowered = name.strip().lower()
+        found = COMPACT_FORMS.get(lowered, lowered)
+        if len(CANONICAL_NAMES) < _CANONICAL_NAMES_MAX:
+            CANONICAL_NAMES[name] = found
+    return found
 
 
 def split_list(value: str) -> list[str]:
@@ -74,6 +84,9 @@ class Headers:
     """An ordered list of (name, value) header fields with case-insensitive lookups."""
 
     items: list[tuple[str, str]] = field(default_factory=list)
+    # Canonical name → first value, built at the first lookup (a message is read several
+    # times per header); every change through the methods below drops it.
+    _first: dict[str, str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self.items)
@@ -87,14 +100,24 @@ class Headers:
     def add(self, name: str, value: str) -> None:
         """Append a header field."""
         self.items.append((name, value))
+        self._first = None
+
+    def extend_last(self, text: str) -> None:
+        """Continue the last field's value with `text` (a folded line); IndexError if none."""
+        name, value = self.items[-1]
+        self.items[-1] = (name, f"{value} {text}".strip())
+        self._first = None
 
     def get(self, name: str) -> str | None:
         """The first value of header `name` (compact forms accepted), or None."""
-        wanted = canonical_name(name)
-        for key, value in self.items:
-            if canonical_name(key) == wanted:
-                return value
-        return None
+        first = self._first
+        if first is None:
+            first = {}
+            known = CANONICAL_NAMES.get
+            for key, value in self.items:
+                first.setdefault(known(key) or canonical_name(key), value)
+            self._first = first
+        return first.get(CANONICAL_NAMES.get(name) or canonical_name(name))
 
     def get_all(self, name: str) -> list[str]:
         """Every value of header `name`; list headers are split at top-level commas."""
@@ -111,11 +134,13 @@ class Headers:
         kept = [(key, val) for key, val in self.items if canonical_name(key) != wanted]
         kept.append((name, value))
         self.items = kept
+        self._first = None
 
     def remove(self, name: str) -> None:
         """Drop every field called `name`."""
         wanted = canonical_name(name)
         self.items = [(key, val) for key, val in self.items if canonical_name(key) != wanted]
+        self._first = None
 
     def copy(self) -> Headers:
         """A shallow copy that can be changed independently."""
@@ -124,8 +149,11 @@ class Headers:
 
 def _serialise(start: str, headers: Headers, body: bytes) -> bytes:
     lines = [start]
+    known = CANONICAL_NAMES.get
     lines.extend(
-        f"{name}: {value}" for name, value in headers if canonical_name(name) != "content-length"
+        f"{name}: {value}"
+        for name, value in headers.items
+        if (known(name) or canonical_name(name)) != "content-length"
     )
     lines.append(f"Content-Length: {len(body)}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8") + body

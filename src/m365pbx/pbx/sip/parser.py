@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from m365pbx.pbx.sip.fields import FieldError, is_token, parse_cseq, parse_via
+from m365pbx.pbx.sip.fields import FieldError, branch_and_method, is_token
 from m365pbx.pbx.sip.message import (
+    CANONICAL_NAMES,
     SIP_VERSION,
     Headers,
     SipMessage,
@@ -63,28 +64,43 @@ def _parse_start_line(line: str) -> SipRequest | SipResponse:
     return SipRequest(method, uri)
 
 
+# Header names already seen to be tokens (bounded: a peer inventing names cannot grow it).
+_TOKEN_NAMES: set[str] = set()
+_TOKEN_NAMES_MAX = 1_000
+
+
 def _parse_header_lines(lines: list[str], limits: ParseLimits) -> Headers:
     headers = Headers()
+    items = headers.items  # filled directly: this runs for every message received
+    longest = limits.max_header_line
+    folded = False
     for line in lines:
-        if len(line) > limits.max_header_line:
+        if len(line) > longest:
             raise SipParseError("oversized", f"header line of {len(line)} characters")
         if line[:1] in (" ", "\t"):
             # Folding (RFC 3261 §7.3.1): the line continues the previous header's value.
-            if not headers.items:
+            if not items:
                 raise SipParseError("bad-header", "continuation line before any header")
-            name, value = headers.items[-1]
-            headers.items[-1] = (name, f"{value} {line.strip()}".strip())
+            headers.extend_last(line.strip())
+            folded = True
             continue
         name, colon, value = line.partition(":")
         name = name.rstrip(" \t")
-        if not colon or not is_token(name):
+        if name not in _TOKEN_NAMES:
+            if not colon or not is_token(name):
+                raise SipParseError("bad-header", f"not a header line: {line[:80]!r}")
+            if len(_TOKEN_NAMES) < _TOKEN_NAMES_MAX:
+                _TOKEN_NAMES.add(name)
+        elif not colon:
             raise SipParseError("bad-header", f"not a header line: {line[:80]!r}")
-        headers.add(name, value.strip())
-        if len(headers) > limits.max_headers:
-            raise SipParseError("oversized", f"more than {limits.max_headers} headers")
-    for name, value in headers:
-        if len(value) > limits.max_header_line:
-            raise SipParseError("oversized", f"folded header {name} too long")
+        items.append((name, value.strip()))
+    if len(items) > limits.max_headers:
+        # Counted at the end: the header section as a whole is bounded by max_head.
+        raise SipParseError("oversized", f"more than {limits.max_headers} headers")
+    if folded:
+        for name, value in items:
+            if len(value) > longest:
+                raise SipParseError("oversized", f"folded header {name} too long")
     return headers
 
 
@@ -93,8 +109,9 @@ def _check(message: SipMessage) -> None:
         if not message.headers.get(name):
             raise SipParseError("missing-header", f"no {name} header")
     try:
-        parse_via(message.headers.get("via") or "")
-        _, method = parse_cseq(message.headers.get("cseq") or "")
+        _, method = branch_and_method(
+            message.headers.get("via") or "", message.headers.get("cseq") or ""
+        )
     except FieldError as exc:
         raise SipParseError("bad-header", str(exc)) from None
     if isinstance(message, SipRequest) and method != message.method:
@@ -103,7 +120,10 @@ def _check(message: SipMessage) -> None:
 
 def content_length(headers: Headers) -> int | None:
     """The declared Content-Length, None if absent; SipParseError if unreadable or repeated."""
-    values = {v.strip() for n, v in headers if canonical_name(n) == "content-length"}
+    known = CANONICAL_NAMES.get
+    values = {
+        v.strip() for n, v in headers.items if (known(n) or canonical_name(n)) == "content-length"
+    }
     if not values:
         return None
     if len(values) > 1:

@@ -54,7 +54,7 @@ class StatusBoard:
             return ConnectionState.STOPPED, None
         if server_up is False:
             return ConnectionState.DEGRADED, server_error
-        for kind, state in _BY_KIND:
+        for kind, state in _BY_KIND if self.problems else ():
             found = [o.detail for o in self.problems.values() if o.kind is kind]
             if found:
                 more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from m365pbx.pbx.sip.fields import FieldError, parse_cseq, parse_via
+from m365pbx.pbx.sip.fields import FieldError, branch_and_method
 from m365pbx.pbx.sip.message import SipMessage, SipRequest, SipResponse
 from m365pbx.pbx.sip.transport import Address, Origin, SipTransport, TransportError
 
@@ -48,14 +48,21 @@ RequestHandler = Callable[[SipRequest, Origin], SipResponse | None]
 
 def transaction_key(message: SipMessage) -> tuple[str, str]:
     """(branch, CSeq method) of a message; FieldError if the headers do not allow it."""
-    via = parse_via(message.headers.get("via") or "")
-    _, method = parse_cseq(message.headers.get("cseq") or "")
-    if not via.branch:
+    headers = message.headers
+    branch, method = branch_and_method(headers.get("via") or "", headers.get("cseq") or "")
+    if not branch:
         raise FieldError("Via without branch")
-    return via.branch, method
+    return branch, method
 
 
 class _ClientTransaction:
+    """One request waiting for its final response.
+
+    One timer at a time serves as both Timer E and Timer F (a timer costs a heap entry,
+    and thousands of publications each keep a refresh timer in that heap): it fires at the
+    next retransmission or at the deadline, whichever comes first.
+    """
+
     def __init__(self, layer: TransactionLayer, data: bytes, timeout: float) -> None:
         self.layer = layer
         self.data = data
@@ -63,11 +70,15 @@ class _ClientTransaction:
         self.future: asyncio.Future[SipResponse] = loop.create_future()
         self.interval = layer.timers.t1
         self.proceeding = False
-        self.timer_e: asyncio.TimerHandle | None = None
-        if not layer.transport.reliable:
-            self.timer_e = loop.call_later(self.interval, self._retransmit)
+        self.retransmits = not layer.transport.reliable
         self.wait = timeout
-        self.timer_f = loop.call_later(timeout, self._timeout)
+        self.deadline = loop.time() + timeout
+        self.timer = self._arm(loop, loop.time())
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, now: float) -> asyncio.TimerHandle:
+        if self.retransmits and now + self.interval < self.deadline:
+            return loop.call_at(now + self.interval, self._retransmit)
+        return loop.call_at(self.deadline, self._timeout)
 
     def _retransmit(self) -> None:
         if self.future.done():
@@ -76,7 +87,8 @@ class _ClientTransaction:
         timers = self.layer.timers
         # §17.1.2.2: double up to T2 while Trying; every T2 once Proceeding.
         self.interval = timers.t2 if self.proceeding else min(2 * self.interval, timers.t2)
-        self.timer_e = asyncio.get_running_loop().call_later(self.interval, self._retransmit)
+        loop = asyncio.get_running_loop()
+        self.timer = self._arm(loop, loop.time())
 
     def _timeout(self) -> None:
         self.finish(exception=TransactionTimeout(f"no final response within {self.wait:g} s"))
@@ -87,9 +99,7 @@ class _ClientTransaction:
     def finish(
         self, response: SipResponse | None = None, exception: BaseException | None = None
     ) -> None:
-        if self.timer_e is not None:
-            self.timer_e.cancel()
-        self.timer_f.cancel()
+        self.timer.cancel()
         if self.future.done():
             return
         if exception is not None:
@@ -139,12 +149,18 @@ class TransactionLayer:
         except TransportError as exc:
             log.debug("send to %s failed: %s", address, exc)
 
-    async def request(self, request: SipRequest, limit: float | None = None) -> SipResponse:
+    async def request(
+        self,
+        request: SipRequest,
+        limit: float | None = None,
+        key: tuple[str, str] | None = None,
+    ) -> SipResponse:
         """Send `request` to the server and return its final response.
 
-        Raises TransactionTimeout, TransactionAborted or TransportError.
+        `key` is its (branch, method) if the caller knows it. Raises TransactionTimeout,
+        TransactionAborted or TransportError.
         """
-        key = transaction_key(request)
+        key = key or transaction_key(request)
         data = request.to_bytes()
         wait = self.timers.timer_f if limit is None else min(limit, self.timers.timer_f)
         transaction = _ClientTransaction(self, data, wait)

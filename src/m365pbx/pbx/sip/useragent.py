@@ -43,6 +43,11 @@ def random_token(bits: int = 64) -> str:
     return secrets.token_hex(bits // 8)
 
 
+def new_branch() -> str:
+    """A fresh Via branch (RFC 3261 §8.1.1.7: starts with the magic cookie)."""
+    return f"z9hG4bK{random_token(80)}"
+
+
 def host_for_uri(host: str) -> str:
     """`host` as it appears in a URI or Via: IPv6 literals in brackets."""
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
@@ -169,12 +174,9 @@ class UserAgent:
         suffix = ";transport=tcp" if self.transport.reliable else ""
         return f"<sip:m365pbx@{host_for_uri(host)}:{port}{suffix}>"
 
-    def _via(self) -> str:
+    def _via(self, branch: str) -> str:
         host, port = self.transport.local
-        return (
-            f"SIP/2.0/{self.transport.name} {host_for_uri(host)}:{port}"
-            f";rport;branch=z9hG4bK{random_token(80)}"
-        )
+        return f"SIP/2.0/{self.transport.name} {host_for_uri(host)}:{port};rport;branch={branch}"
 
     def build(
         self,
@@ -183,10 +185,12 @@ class UserAgent:
         extra: Iterable[tuple[str, str]] = (),
         body: bytes = b"",
         content_type: str | None = None,
+        *,
+        branch: str | None = None,
     ) -> SipRequest:
-        """A request on `leg` with fresh Via branch and the next CSeq."""
+        """A request on `leg` with a fresh Via branch (or `branch`) and the next CSeq."""
         headers = Headers()
-        headers.add("Via", self._via())
+        headers.add("Via", self._via(branch or new_branch()))
         headers.add("Max-Forwards", "70")
         for route in leg.route:
             headers.add("Route", route)
@@ -225,16 +229,18 @@ class UserAgent:
         answered_fresh = False
         stale_retries = 0
         while True:
-            request = self.build(leg, method, extra, body, content_type)
+            branch = new_branch()
+            request = self.build(leg, method, extra, body, content_type, branch=branch)
             if auth is not None:
                 answer = auth.header(method, leg.target, body)
                 if answer is not None:
                     request.headers.add(*answer)
+            key = (branch, method)  # known: the transaction layer need not parse it back
             if limited:
                 async with self._slots:
-                    response = await self.layer.request(request, limit)
+                    response = await self.layer.request(request, limit, key=key)
             else:
-                response = await self.layer.request(request, limit)
+                response = await self.layer.request(request, limit, key=key)
             if response.status not in (401, 407):
                 return response
             if auth is None:

@@ -14,6 +14,7 @@ from m365pbx.logs import configure_logging, settings_secrets
 from m365pbx.store import upgrade_database
 
 SECRET = "Zebra-Quokka-S3cret!7"
+API_KEY = "mpk_live_4f9a2c7e1b"  # not among the configured secrets: masked by its shape
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJ0aWQiOiJjb250b3NvIn0.c2lnbmF0dXJlLXZhbHVl"
 
 
@@ -44,6 +45,7 @@ def log_from_everyone() -> None:
     logging.getLogger("msal.application").info(
         f"POST /token client_secret={SECRET}&grant_type=client_credentials")
     logging.getLogger("httpx").info(f"sent Authorization: Bearer {JWT}")
+    logging.getLogger("uvicorn.error").info(f"WS /api/v1/stream?key={API_KEY}&connection=office")
     try:
         raise RuntimeError(f"token {JWT} refused")
     except RuntimeError:
@@ -59,14 +61,16 @@ def test_json_format_writes_one_event_per_line_with_fields_for_every_logger(
     events = [json.loads(line) for line in lines_of(stream)]  # each line is one JSON event
     assert [e["logger"] for e in events] == [
         "m365pbx.sync.hub", "uvicorn.error", "alembic.runtime.migration", "msal.application",
-        "httpx", "m365pbx.graph.client"]
+        "httpx", "uvicorn.error", "m365pbx.graph.client"]
     first = events[0]
     assert first["event"] == "write failed for anna" and first["level"] == "warning"
     assert first["person"] == "anna" and first["attempt"] == 2
     assert first["timestamp"].endswith("Z")
     assert "RuntimeError" in events[-1]["exception"]
     assert SECRET not in stream.getvalue() and JWT not in stream.getvalue()
+    assert API_KEY not in stream.getvalue()
     assert "client_secret=********" in events[3]["event"]
+    assert events[5]["event"] == "WS /api/v1/stream?key=********&connection=office"
 
 
 def test_text_format_stays_readable_and_masks_secrets_too(
@@ -81,6 +85,7 @@ def test_text_format_stays_readable_and_masks_secrets_too(
     assert " INFO alembic.runtime.migration: Running upgrade  -> 0001" in lines[2]
     assert any(line.startswith("Traceback") for line in lines)
     assert SECRET not in stream.getvalue() and JWT not in stream.getvalue()
+    assert API_KEY not in stream.getvalue()
 
 
 def test_the_level_is_applied(output: tuple[io.StringIO, list[logging.Handler]]) -> None:

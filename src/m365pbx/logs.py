@@ -35,6 +35,8 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("eyj", re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), MASK),
     ("bearer", re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/=-]{8,}"), rf"\g<1>{MASK}"),
     ("=", re.compile(rf"(?i)\b({_MASKED_FIELDS})=[^&\s\"',;]+"), rf"\g<1>={MASK}"),
+    # The presence API's WebSocket takes its key as ?key= (docs/presence-api.md).
+    ("key=", re.compile(r"(?i)([?&](?:api_)?key=)[^&\s\"']+"), rf"\g<1>{MASK}"),
     (":", re.compile(rf"(?i)(['\"]({_MASKED_FIELDS})['\"]\s*:\s*['\"])[^'\"]*"),
      rf"\g<1>{MASK}"),
 )

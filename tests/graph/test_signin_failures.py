@@ -13,8 +13,10 @@ import pytest
 
 from m365pbx.graph.auth import AppTokenSource, Authority, ClientCredential
 from m365pbx.graph.errors import AppNotFound, SignInUnavailable
+from m365sim.faults import FaultRule
 from m365sim.server import RunningServer
-from tests.sim.conftest import APP_ID, APP_SECRET
+from m365sim.simulator import Simulator
+from tests.sim.conftest import APP_ID, APP_SECRET, TENANT_ID
 
 
 def closed_port() -> int:
@@ -80,3 +82,13 @@ async def test_an_unknown_tenant_is_explained(sim_server: RunningServer, tmp_pat
         await tokens.token()
     assert caught.value.aadsts == 90002
     assert "the tenant does not exist (AADSTS90002)" in caught.value.describe()
+
+
+async def test_entra_busy_says_how_long_to_wait(sim_server: RunningServer, sim: Simulator) -> None:
+    sim.faults.add_fault(FaultRule(status=503, path_prefix=f"/{TENANT_ID}/oauth2/v2.0/token",
+                                   count=1, retry_after_s=30))
+    tokens = source(sim_server.url, TENANT_ID, verify=str(sim_server.ca_file))
+    with pytest.raises(SignInUnavailable) as caught:
+        await tokens.token()
+    assert caught.value.retry_after == 30
+    assert "m365pbx retries with backoff" in caught.value.describe()

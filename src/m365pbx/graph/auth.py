@@ -140,12 +140,15 @@ async def _in_thread(call: Callable[[], Any], msal_app: _MsalApp | None = None) 
     """Run an MSAL call in a worker thread; its network failures become SignInErrors."""
     try:
         return await asyncio.to_thread(call)
-    except (requests.RequestException, ValueError, RuntimeError) as exc:
+    except (requests.RequestException, msal.exceptions.MsalError, ValueError,
+            RuntimeError) as exc:
         if msal_app is None:
             raise
         failure = sign_in_failure(exc, msal_app.authority.host)
         if failure is None:
             raise
+        if isinstance(failure, SignInUnavailable):
+            failure.retry_after = msal_app.session.retry_after
         raise failure from None
 
 

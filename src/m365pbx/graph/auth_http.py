@@ -12,10 +12,12 @@ discovery) become SignInErrors here, so that callers see one kind of failure.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
+from msal.exceptions import MsalServiceError
 
 from m365pbx.graph.errors import SignInError, SignInUnavailable, sign_in_error
 from m365pbx.graph.proxy import ProxyChoice
@@ -101,6 +103,13 @@ def sign_in_failure(exc: BaseException, host: str) -> SignInError | None:
         return SignInUnavailable(f"Entra ID at {where} answered {status}", hint=retry,
                                  status=status)
     text = str(exc)
+    if isinstance(exc, MsalServiceError):
+        # MSAL's own raise_for_status, for an error answer that is not Entra's JSON.
+        status = int(match.group(1)) if (match := re.search(r"HTTP Error: (\d+)", text)) else 0
+        if status == 429 or status >= 500:
+            return SignInUnavailable(f"Entra ID at {where} answered {status}", hint=retry,
+                                     status=status)
+        return SignInError(f"Entra ID at {where} answered {status or text}", status=status)
     if isinstance(exc, ValueError) and "OIDC Discovery failed" in text:
         # MSAL 1.x: "OIDC Discovery failed on URL. HTTP status: 400, Error: {json}"
         _, _, body = text.partition("Error: ")

@@ -169,7 +169,7 @@ def sign_in_error(error: str, aadsts: int, description: str, status: int) -> Sig
     if error == "expired_token":
         return DeviceCodeExpired("the device code expired", error=error,
                                  hint="Start the device-code sign-in again.", status=status)
-    if error == "temporarily_unavailable" or status >= 500:
+    if error == "temporarily_unavailable" or status >= 500 or status == 429:
         return SignInUnavailable(f"Entra ID is unavailable ({error or status})", error=error,
                                  hint="m365pbx retries with backoff.", status=status)
     first_line = description.split("\r\n")[0].split(" Trace ID:")[0].strip()

@@ -44,7 +44,7 @@ def log_from_everyone() -> None:
     logging.getLogger("alembic.runtime.migration").info("Running upgrade  -> 0001")
     logging.getLogger("msal.application").info(
         f"POST /token client_secret={SECRET}&grant_type=client_credentials")
-    logging.getLogger("httpx").info(f"sent Authorization: Bearer {JWT}")
+    logging.getLogger("httpx").warning(f"sent Authorization: Bearer {JWT}")
     logging.getLogger("uvicorn.error").info(f"WS /api/v1/stream?key={API_KEY}&connection=office")
     try:
         raise RuntimeError(f"token {JWT} refused")
@@ -121,3 +121,18 @@ tenants:
 """)
     found = settings_secrets(load_config(path, environ={}))
     assert SECRET in found and "Db-Pa55word!x" in found
+
+
+def test_httpxs_line_per_request_is_kept_for_debug(
+    output: tuple[io.StringIO, list[logging.Handler]],
+) -> None:
+    # At INFO a busy tenant would log every Graph request (thousands a minute).
+    stream, installed = output
+    installed.append(configure_logging("INFO", "text", secrets=[], stream=stream))
+    logging.getLogger("httpx").info("HTTP Request: GET https://graph.microsoft.com/v1.0/users")
+    logging.getLogger("httpx").warning("connection pool is full")
+    assert [line for line in lines_of(stream) if "HTTP Request" in line] == []
+    assert any("connection pool is full" in line for line in lines_of(stream))
+    installed.append(configure_logging("DEBUG", "text", secrets=[], stream=stream))
+    logging.getLogger("httpx").info("HTTP Request: GET https://graph.microsoft.com/v1.0/users")
+    assert any("HTTP Request" in line for line in lines_of(stream))

@@ -167,6 +167,11 @@ def configure_logging(level: str = "INFO", log_format: str = "console", *,
     root.setLevel(level.upper())
     # aiosqlite logs every statement at DEBUG: m365pbx's DEBUG is for m365pbx.
     logging.getLogger("aiosqlite").setLevel(max(root.level, logging.INFO))
+    # httpx logs every request at INFO: thousands of lines a minute with 50,000 people. Our own
+    # Graph client logs what matters (failures, throttling); request lines only at DEBUG.
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(
+            logging.DEBUG if root.level <= logging.DEBUG else max(root.level, logging.WARNING))
     # Third-party loggers that set up handlers of their own would bypass the format.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "alembic", "msal"):
         logger = logging.getLogger(name)

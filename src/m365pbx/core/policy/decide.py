@@ -124,6 +124,10 @@ def _pbx_action(
         if PBX_RANK[block.presence] > PBX_RANK[presence]:
             presence = block.presence
             note = block.subject if config.calendar_subject_as_note else ""
+        elif block.presence is presence and not note and config.calendar_subject_as_note:
+            # Teams shows the same meeting (from the same calendar) without a message: the
+            # subject stays rather than vanishing at Teams' next report.
+            note = block.subject
     if not known:
         return None, wake
     if presence is PbxPresence.ONLINE:

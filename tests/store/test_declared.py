@@ -11,7 +11,6 @@ from m365pbx.store import (
     CredentialSpec,
     Declarations,
     NotFoundError,
-    ObjectState,
     Origin,
     PbxConnectionSpec,
     Permission,
@@ -138,17 +137,6 @@ async def test_file_managed_objects_are_read_only(store: Store) -> None:
             await tx.tenants.update(tenant.id, TenantSpec("contoso", "other-id"))
         with pytest.raises(ReadOnlyObjectError):
             await tx.tenants.delete(tenant.id)
-        account = await tx.service_accounts.find("svc@contoso.com")
-        assert account is not None
-        # State is runtime, not declared: allowed on file-managed objects.
-        updated = await tx.service_accounts.set_state(
-            account.id, ObjectState.BAD_CREDENTIALS, last_error="AADSTS50126", now=NOW
-        )
-        assert (updated.state, updated.last_error, updated.state_changed_at) == (
-            ObjectState.BAD_CREDENTIALS,
-            "AADSTS50126",
-            NOW,
-        )
 
 
 async def test_store_managed_crud(store: Store) -> None:

@@ -23,6 +23,7 @@ EXPECTED_TABLES = {
     "audit_events",
     "credentials",
     "last_presence",
+    "part_status",
     "pbx_connections",
     "people",
     "presence_sessions",
@@ -59,10 +60,10 @@ async def test_comparison_notices_a_difference(engine: AsyncEngine) -> None:
 
 
 async def test_database_is_at_head_and_upgrade_again_is_a_no_op(database_url: str) -> None:
-    assert head_revision() == "0004"
-    assert await database_revision(database_url) == "0004"
+    assert head_revision() == "0005"
+    assert await database_revision(database_url) == "0005"
     await upgrade_database(database_url)
-    assert await database_revision(database_url) == "0004"
+    assert await database_revision(database_url) == "0005"
 
 
 async def test_upgrade_from_empty_database(empty_database_url: str) -> None:

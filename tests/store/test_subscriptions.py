@@ -9,7 +9,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from m365pbx.store import (
     NotFoundError,
-    ObjectState,
     SecretBox,
     ServiceAccountSpec,
     SignInMethod,
@@ -61,7 +60,6 @@ async def test_save_get_and_client_state_encrypted(
             NOW,
             None,
         )
-        assert row.state is ObjectState.CONNECTED
         assert tx.subscriptions.client_state(row) == CLIENT_STATE
         assert CLIENT_STATE not in repr(row)
     stored = await raw_value(engine, "subscriptions", "client_state_encrypted")
@@ -89,13 +87,9 @@ async def test_renew_and_list_expiring_before(store: Store) -> None:
         assert [s.graph_subscription_id for s in owned] == ["first", "second", "third"]
 
 
-async def test_state_delete_and_missing(store: Store) -> None:
+async def test_delete_and_missing(store: Store) -> None:
     await save(store, "first", timedelta(minutes=10))
     async with store.transaction() as tx:
-        row = await tx.subscriptions.set_state(
-            "first", ObjectState.ERROR, last_error="404 from Graph"
-        )
-        assert (row.state, row.last_error) == (ObjectState.ERROR, "404 from Graph")
         assert await tx.subscriptions.delete("first") is True
         assert await tx.subscriptions.delete("first") is False
         assert await tx.subscriptions.get("first") is None

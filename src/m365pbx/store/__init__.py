@@ -14,7 +14,6 @@ from m365pbx.store.db import (
 from m365pbx.store.enums import (
     CredentialKind,
     MatchStatus,
-    ObjectState,
     Origin,
     Side,
 )
@@ -57,7 +56,6 @@ __all__ = [
     "EmptyDirectoryError",
     "MatchStatus",
     "NotFoundError",
-    "ObjectState",
     "Origin",
     "PbxConnectionSpec",
     "Permission",

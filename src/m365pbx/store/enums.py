@@ -12,18 +12,6 @@ class Origin(StrEnum):
     STORE = "store"
 
 
-class ObjectState(StrEnum):
-    """The visible state of an account, connection or subscription."""
-
-    NEW = "new"
-    STARTING = "starting"
-    CONNECTED = "connected"
-    DEGRADED = "degraded"
-    BAD_CREDENTIALS = "bad_credentials"
-    ERROR = "error"
-    DISABLED = "disabled"
-
-
 class CredentialKind(StrEnum):
     """How an app registration proves its identity."""
 

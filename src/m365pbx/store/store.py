@@ -18,6 +18,7 @@ from m365pbx.store.repositories import (
     CredentialRepository,
     Declarations,
     LastPresenceRepository,
+    PartStatusRepository,
     PbxConnectionRepository,
     PeopleRepository,
     PresenceSessionRepository,
@@ -62,6 +63,7 @@ class Repositories:
         self.audit = AuditRepository(session)
         self.api_clients = ApiClientRepository(session)
         self.api_users = ApiUserRepository(session, box)
+        self.part_status = PartStatusRepository(session)
 
     async def sync_declared(self, declarations: Declarations) -> SyncReport:
         """Write the file's declarations (see `repositories.declarations.sync_declared`)."""

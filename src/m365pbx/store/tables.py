@@ -18,10 +18,10 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from m365pbx.core.credentials import SignInMethod
+from m365pbx.core.status import PartState
 from m365pbx.store.enums import (
     CredentialKind,
     MatchStatus,
-    ObjectState,
     Origin,
     Side,
 )
@@ -82,16 +82,6 @@ class Declared(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow, sort_order=100)
 
 
-class Stateful(Declared):
-    """A declared object with a visible state and the last error text."""
-
-    __abstract__ = True
-
-    state: Mapped[ObjectState] = mapped_column(enum_type(ObjectState), default=ObjectState.NEW)
-    last_error: Mapped[str | None] = mapped_column(Text)
-    state_changed_at: Mapped[datetime | None] = mapped_column()
-
-
 class Tenant(Declared):
     """An Entra ID tenant."""
 
@@ -123,11 +113,11 @@ class Credential(Declared):
     permissions: Mapped[list[str]] = mapped_column(json_type(), default=list)
 
 
-class ServiceAccount(Stateful):
+class ServiceAccount(Declared):
     """A licensed Teams user whose delegated token owns presence subscriptions."""
 
     __tablename__ = "service_accounts"
-    repr_fields = ("upn", "tenant_id", "sign_in_method", "state", "origin")
+    repr_fields = ("upn", "tenant_id", "sign_in_method", "origin")
 
     id: Mapped[int] = mapped_column(primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
@@ -140,11 +130,11 @@ class ServiceAccount(Stateful):
     refresh_token_encrypted: Mapped[str | None] = mapped_column(secret_type(), info=SECRET)
 
 
-class PbxConnection(Stateful):
+class PbxConnection(Declared):
     """One configured PBX adapter instance."""
 
     __tablename__ = "pbx_connections"
-    repr_fields = ("name", "kind", "state", "origin")
+    repr_fields = ("name", "kind", "origin")
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
@@ -185,7 +175,7 @@ class Subscription(Base):
     """A Graph change-notification subscription we own."""
 
     __tablename__ = "subscriptions"
-    repr_fields = ("graph_subscription_id", "service_account_id", "expires_at", "state")
+    repr_fields = ("graph_subscription_id", "service_account_id", "expires_at")
 
     id: Mapped[int] = mapped_column(primary_key=True)
     graph_subscription_id: Mapped[str] = mapped_column(String(128), unique=True)
@@ -196,8 +186,6 @@ class Subscription(Base):
     resource: Mapped[str] = mapped_column(Text)
     expires_at: Mapped[datetime] = mapped_column(index=True)
     client_state_encrypted: Mapped[str] = mapped_column(secret_type(), info=SECRET)
-    state: Mapped[ObjectState] = mapped_column(enum_type(ObjectState), default=ObjectState.NEW)
-    last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column()
     renewed_at: Mapped[datetime | None] = mapped_column()
 
@@ -304,6 +292,26 @@ class ApiClient(Base):
     created_at: Mapped[datetime] = mapped_column()
     last_used_at: Mapped[datetime | None] = mapped_column()
     revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+class PartStatusRow(Base):
+    """One part's last recorded visible state (core/status.py), per node, for the CLI and
+    other nodes; replaced on every change, refreshed now and then (`written_at`)."""
+
+    __tablename__ = "part_status"
+    __table_args__ = table_args(UniqueConstraint("node", "part"))
+    repr_fields = ("node", "part", "state", "written_at")
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    node: Mapped[str] = mapped_column(String(255))
+    part: Mapped[str] = mapped_column(String(512))
+    kind: Mapped[str] = mapped_column(String(64))
+    state: Mapped[PartState] = mapped_column(enum_type(PartState))
+    since: Mapped[datetime | None] = mapped_column()
+    error: Mapped[str | None] = mapped_column(Text)
+    fix: Mapped[str | None] = mapped_column(Text)
+    counters: Mapped[dict[str, Any]] = mapped_column(json_type(), default=dict)
+    written_at: Mapped[datetime] = mapped_column()
 
 
 DECLARABLE: tuple[type[Declared], ...] = (Tenant, Credential, ServiceAccount, PbxConnection)

@@ -8,6 +8,7 @@ from m365pbx.store.repositories.api_users import ApiUserRecord, ApiUserRepositor
 from m365pbx.store.repositories.audit import AuditRepository
 from m365pbx.store.repositories.declarable import Change, DeclarableRepository
 from m365pbx.store.repositories.declarations import Declarations, SyncReport, sync_declared
+from m365pbx.store.repositories.part_status import PartStatusRepository
 from m365pbx.store.repositories.pbx_connections import PbxConnectionRepository, PbxConnectionSpec
 from m365pbx.store.repositories.people import PeopleRepository, PersonRecord, ReplaceReport
 from m365pbx.store.repositories.presence import (
@@ -38,6 +39,7 @@ __all__ = [
     "DeclarableRepository",
     "Declarations",
     "LastPresenceRepository",
+    "PartStatusRepository",
     "PbxConnectionRepository",
     "PbxConnectionSpec",
     "PeopleRepository",

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import ClassVar
 
 from sqlalchemy import select
 
 from m365pbx.core.credentials import SignInMethod
-from m365pbx.store.enums import ObjectState
 from m365pbx.store.repositories._common import assign
-from m365pbx.store.repositories.declarable import DeclarableRepository, record_state
+from m365pbx.store.repositories.declarable import DeclarableRepository
 from m365pbx.store.repositories.tenants import CredentialRepository, TenantRepository
 from m365pbx.store.tables import ServiceAccount
 
@@ -70,14 +68,6 @@ class ServiceAccountRepository(DeclarableRepository[ServiceAccount, ServiceAccou
         row = await self.get(object_id)
         row.refresh_token_encrypted = self.box.encrypt_optional(refresh_token)
         await self.session.flush()
-
-    async def set_state(
-        self, object_id: int, state: ObjectState, *, last_error: str | None = None, now: datetime
-    ) -> ServiceAccount:
-        """Record the account's state and last error."""
-        row = await self.get(object_id)
-        await record_state(self.session, row, state, last_error, now)
-        return row
 
     async def _apply(self, row: ServiceAccount, spec: ServiceAccountSpec) -> bool:
         upn = normalise_upn(spec.upn)

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping
-from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Generic, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from m365pbx.store.enums import ObjectState, Origin
+from m365pbx.store.enums import Origin
 from m365pbx.store.errors import ConflictError, NotFoundError, ReadOnlyObjectError
 from m365pbx.store.repositories._common import assign, flush_or_conflict, get_or_raise
 from m365pbx.store.secrets import SecretBox
-from m365pbx.store.tables import Declared, Stateful
+from m365pbx.store.tables import Declared
 
 D = TypeVar("D", bound=Declared)
 S = TypeVar("S")
@@ -169,17 +168,3 @@ class DeclarableRepository(ABC, Generic[D, S]):
         what = f"{column.removesuffix('_encrypted')} of {self.kind} {self._key(row)!r}"
         return self.box.decrypt_optional(getattr(row, column), what=what)
 
-
-async def record_state(
-    session: AsyncSession,
-    row: Stateful,
-    state: ObjectState,
-    last_error: str | None,
-    now: datetime,
-) -> None:
-    """Record a runtime state (allowed on file-managed objects: state is never declared)."""
-    if row.state != state:
-        row.state = state
-        row.state_changed_at = now
-    row.last_error = last_error
-    await session.flush()

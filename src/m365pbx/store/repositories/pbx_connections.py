@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, ClassVar
 
-from m365pbx.store.enums import ObjectState
 from m365pbx.store.repositories._common import assign
-from m365pbx.store.repositories.declarable import DeclarableRepository, record_state
+from m365pbx.store.repositories.declarable import DeclarableRepository
 from m365pbx.store.tables import PbxConnection
 
 
@@ -39,14 +37,6 @@ class PbxConnectionRepository(DeclarableRepository[PbxConnection, PbxConnectionS
         """Return the decrypted secret settings (empty when there are none)."""
         text = self._reveal(row, "secret_settings_encrypted")
         return {} if text is None else dict(json.loads(text))
-
-    async def set_state(
-        self, object_id: int, state: ObjectState, *, last_error: str | None = None, now: datetime
-    ) -> PbxConnection:
-        """Record the connection's state and last error."""
-        row = await self.get(object_id)
-        await record_state(self.session, row, state, last_error, now)
-        return row
 
     async def _apply(self, row: PbxConnection, spec: PbxConnectionSpec) -> bool:
         secrets = (

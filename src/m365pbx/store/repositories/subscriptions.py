@@ -7,7 +7,6 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from m365pbx.store.enums import ObjectState
 from m365pbx.store.errors import NotFoundError
 from m365pbx.store.repositories._common import flush_or_conflict
 from m365pbx.store.secrets import SecretBox
@@ -31,7 +30,6 @@ class SubscriptionRepository:
         expires_at: datetime,
         client_state: str,
         now: datetime,
-        state: ObjectState = ObjectState.CONNECTED,
     ) -> Subscription:
         """Store a subscription Graph just created (replacing a row with the same id)."""
         row = await self.get(graph_subscription_id)
@@ -43,8 +41,6 @@ class SubscriptionRepository:
         row.resource = resource
         row.expires_at = expires_at
         row.client_state_encrypted = self.box.encrypt(client_state)
-        row.state = state
-        row.last_error = None
         await flush_or_conflict(self.session, f"cannot save subscription {graph_subscription_id!r}")
         return row
 
@@ -58,22 +54,10 @@ class SubscriptionRepository:
     async def renew(
         self, graph_subscription_id: str, *, expires_at: datetime, now: datetime
     ) -> Subscription:
-        """Record a renewal: the new expiry, when it happened, and a healthy state."""
+        """Record a renewal: the new expiry and when it happened."""
         row = await self._require(graph_subscription_id)
         row.expires_at = expires_at
         row.renewed_at = now
-        row.state = ObjectState.CONNECTED
-        row.last_error = None
-        await self.session.flush()
-        return row
-
-    async def set_state(
-        self, graph_subscription_id: str, state: ObjectState, *, last_error: str | None = None
-    ) -> Subscription:
-        """Record the subscription's state and last error."""
-        row = await self._require(graph_subscription_id)
-        row.state = state
-        row.last_error = last_error
         await self.session.flush()
         return row
 

@@ -1,8 +1,8 @@
 """The repository is whole on its own: nothing it runs or documents reads the design shelf.
 
-A clone of the repository has nothing beside it (only our machines hold the design notes); tests that
-read schemas or payloads from there failed on a fresh clone. Data the project needs lives in
-tests/fixtures and docs/.
+A clone of the repository has nothing beside it (only our machines hold the design notes):
+tests that read schemas or payloads from there failed on a fresh clone. Data the project
+needs lives in tests/fixtures and docs/.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """A small model of Teams and a PBX around the policy, for scenario and property tests.
 
-Teams aggregation follows Graph's documented aggregation (presence-setuserpreferredpresence.md): a preferred presence (one
-slot, shared by the person and apps) beats every session while one session exists;
-sessions rank DoNotDisturb > Busy > Available > Away; no session means Offline.
+Teams aggregation follows Graph's documented rules (presence-setuserpreferredpresence.md):
+a preferred presence (one slot, shared by the person and apps) beats every session while one
+session exists; sessions rank DoNotDisturb > Busy > Available > Away; no session means Offline.
 """
 
 from __future__ import annotations

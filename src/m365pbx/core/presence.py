@@ -1,9 +1,10 @@
 """Presence vocabularies of both sides: Teams availability/activity, PBX presence, line state.
 
 Graph documents its values in PascalCase on the wire, newer pages list them in camelCase,
-and Microsoft adds values over time (`Focusing`, `AvailableInactive`); see
-Graph's presence resource page (api-reference/v1.0/resources/presence.md). Parsing is therefore case-insensitive, and a value
-we do not know takes a configurable fallback and is counted instead of raising.
+and Microsoft adds values over time (`Focusing`, `AvailableInactive`); see Graph's presence
+resource page (api-reference/v1.0/resources/presence.md). Parsing is therefore
+case-insensitive, and a value we do not know takes a configurable fallback and is counted
+instead of raising.
 """
 
 from __future__ import annotations
@@ -168,7 +169,8 @@ def parse_teams_presence(
     return TeamsPresence(parsed_availability, parsed_activity)
 
 
-# The combinations Graph accepts, per api-reference/v1.0/api/presence-setpresence.md and presence-setuserpreferredpresence.md.
+# The combinations Graph accepts, per api-reference/v1.0/api/presence-setpresence.md and
+# presence-setuserpreferredpresence.md.
 SET_PRESENCE_COMBINATIONS = frozenset(
     {
         TeamsPresence(Availability.AVAILABLE, Activity.AVAILABLE),

@@ -56,6 +56,7 @@ def test_importing_the_cli_loads_no_heavy_package() -> None:
     ["--version"],
     ["db", "--help"],
     ["match", "--help"],
+    ["check", "--help"],
     ["mapping", "explain", "--availability", "Busy"],
     ["mapping", "explain", "--line-state", "busy"],
 ])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from m365pbx.cli import (
     api_keys,
+    check,
     config,
     db,
     demo,
@@ -12,9 +13,10 @@ from m365pbx.cli import (
     secrets,
     serve,
     signin,
+    status,
     subscriptions,
     sync,
 )
 
-COMMAND_MODULES = (api_keys, config, db, demo, mapping, match, secrets, serve, signin,
-                   subscriptions, sync)
+COMMAND_MODULES = (api_keys, check, config, db, demo, mapping, match, secrets, serve, signin,
+                   status, subscriptions, sync)

@@ -13,8 +13,8 @@ Account, two ways (RFC 3903 / RFC 3856):
 from __future__ import annotations
 
 import string
-from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import quote
 
 from m365pbx.pbx.base import PbxUser
@@ -29,17 +29,25 @@ class UnaddressableUser(ValueError):
     """A PBX user lacks what the address or credential template needs."""
 
 
+@lru_cache(maxsize=64)
+def _names(template: str) -> tuple[str, ...]:
+    """The field names a template uses (a handful of templates, filled for everyone)."""
+    return tuple(name for _, name, _, _ in string.Formatter().parse(template) if name)
+
+
 def _fill(template: str, user: PbxUser, domain: str, *, escape: bool) -> str:
-    values: dict[str, str] = {"key": user.key, "domain": domain}
-    values.update({name: value for name, value in user.fields.items() if value})
-    names = [name for _, name, _, _ in string.Formatter().parse(template) if name]
-    missing = sorted({name for name in names if name not in values})
+    defaults = {"key": user.key, "domain": domain}
+    filled: dict[str, str] = {}
+    for name in _names(template):
+        # A field of the user's own wins over the built-in key and domain.
+        value = user.fields.get(name) or defaults.get(name)
+        if value is not None:
+            filled[name] = (
+                quote(value, safe=_USER_SAFE) if escape and name != "domain" else value
+            )
+    missing = sorted(set(_names(template)) - set(filled))
     if missing:
         raise UnaddressableUser(f"PBX user {user.key!r} has no {', '.join(missing)}")
-    filled: Mapping[str, str] = {
-        name: (quote(value, safe=_USER_SAFE) if escape and name != "domain" else value)
-        for name, value in values.items()
-    }
     return template.format_map(filled)
 
 

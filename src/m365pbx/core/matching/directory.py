@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from m365pbx.core.matching.fields import MICROSOFT_FIELD_READERS
+from m365pbx.core.matching.fields import MICROSOFT_FIELD_READERS, field_values
 from m365pbx.core.matching.normalize import Normalizer
 from m365pbx.core.matching.users import MicrosoftUser
 from m365pbx.errors import UserInputError
@@ -67,23 +67,15 @@ class MicrosoftDirectory:
 
     def build_index(self, field: str, normalize: Normalizer) -> ValueIndex:
         """Map each normalised value of the field to the positions of the users that have it."""
-        read = MICROSOFT_FIELD_READERS[field]
         index: ValueIndex = {}
-        for position, user in enumerate(self.users):
-            values = read(user)
-            if not values:
+        get = index.get
+        for position, value in field_values(self.users, field):
+            key = normalize(value)
+            if not key:
                 continue
-            keys: Iterable[str]
-            if len(values) == 1:
-                keys = (normalize(values[0]),)
-            else:
-                keys = {normalize(value) for value in values}
-            for key in keys:
-                if not key:
-                    continue
-                bucket = index.get(key)
-                if bucket is None:
-                    index[key] = [position]
-                else:
-                    bucket.append(position)
+            bucket = get(key)
+            if bucket is None:
+                index[key] = [position]
+            elif bucket[-1] != position:  # positions come in order: one entry per user
+                bucket.append(position)
         return index

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 
 from m365pbx.core.matching.users import PBX_KEY_FIELD, MicrosoftUser
 
@@ -67,6 +67,45 @@ MICROSOFT_FIELD_READERS: dict[str, FieldReader] = {
 MICROSOFT_FIELDS: tuple[str, ...] = tuple(MICROSOFT_FIELD_READERS)
 
 PHONE_FIELDS: frozenset[str] = frozenset({"businessPhones", "mobilePhone"})
+
+
+_SINGLE = frozenset({
+    "displayName", "mail", "mailNickname", "userPrincipalName", "onPremisesDistinguishedName",
+    "onPremisesSamAccountName", "onPremisesUserPrincipalName", "mobilePhone",
+})
+_PROXY_SCHEMES = {"proxyAddresses": "smtp", "sipProxyAddresses": "sip"}
+
+
+def field_values(users: Sequence[MicrosoftUser], name: str) -> Iterator[tuple[int, str]]:
+    """Yield (position, value) for every non-empty raw value of the field, user by user.
+
+    The same values as MICROSOFT_FIELD_READERS, read in one loop over all users: indexing
+    50,000 users called a reader (and built a list) per user, a third of the index's time.
+    """
+    if name in _SINGLE:
+        for position, user in enumerate(users):
+            value = user.get(name)
+            if isinstance(value, str) and value.strip():
+                yield position, value
+    elif name in _PROXY_SCHEMES:
+        lower = _PROXY_SCHEMES[name] + ":"
+        upper, width = lower.upper(), len(lower)
+        for position, user in enumerate(users):
+            values = user.get("proxyAddresses")
+            if not isinstance(values, list):
+                continue
+            for value in values:
+                if isinstance(value, str):
+                    head = value[:width]
+                    if (head in (upper, lower) or head.lower() == lower) and value[
+                        width:
+                    ].strip():
+                        yield position, value[width:]
+    else:
+        read = MICROSOFT_FIELD_READERS[name]
+        for position, user in enumerate(users):
+            for value in read(user):
+                yield position, value
 
 
 def read_microsoft_field(user: MicrosoftUser, name: str) -> list[str]:

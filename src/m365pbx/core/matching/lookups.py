@@ -6,7 +6,7 @@ import re
 from typing import Protocol
 
 from m365pbx.core.matching.directory import MicrosoftDirectory, ValueIndex
-from m365pbx.core.matching.fields import MICROSOFT_FIELD_READERS
+from m365pbx.core.matching.fields import field_values
 from m365pbx.core.matching.normalize import Normalizer
 from m365pbx.core.matching.phones import PhoneKeys
 
@@ -70,15 +70,13 @@ class PhoneLookup:
         self._values: list[tuple[int, str]] = []
         self._buckets: dict[str, list[tuple[int, str]]] = {}
         self._exact: ValueIndex | None = None
-        read = MICROSOFT_FIELD_READERS[field]
-        for position, user in enumerate(directory.users):
-            for value in read(user):
-                self._values.append((position, value))
-                suffix = plain_suffix(value)
-                if suffix is None:
-                    suffix = digits_suffix(keys(value).key)
-                if suffix:
-                    self._buckets.setdefault(suffix, []).append((position, value))
+        for position, value in field_values(directory.users, field):
+            self._values.append((position, value))
+            suffix = plain_suffix(value)
+            if suffix is None:
+                suffix = digits_suffix(keys(value).key)
+            if suffix:
+                self._buckets.setdefault(suffix, []).append((position, value))
 
     def find(self, value: str) -> list[int] | None:
         """Return the positions of users with a number equal to the PBX value."""

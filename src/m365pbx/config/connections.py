@@ -280,6 +280,66 @@ class PersonSwitches(BaseModel):
         return names
 
 
+class CalendarSettings(BaseModel):
+    """Calendar → PBX presence of one connection's people (docs/calendar.md)."""
+
+    model_config = MODEL_CONFIG
+
+    enabled: bool = Field(
+        default=False,
+        description="show the people's calendar events (meetings, out of office) in the PBX; "
+        "needs a credential with calendars.read",
+    )
+    window: Duration = Field(
+        default=timedelta(hours=36),
+        description="how far ahead the events are read; each start and end is a timer",
+    )
+    poll_interval: Duration = Field(
+        default=timedelta(minutes=5),
+        description="how often each person's calendar is read again (changes, moves, "
+        "cancellations show within this time)",
+    )
+    show_tentative: bool = Field(default=True, description="tentative events show as meetings")
+    show_working_elsewhere: bool = Field(
+        default=False, description="events shown as 'working elsewhere' show (as away)"
+    )
+    all_day_events: bool = Field(
+        default=False, description="busy or tentative all-day events show as meetings"
+    )
+    out_of_office: bool = Field(
+        default=True, description="out-of-office events, all-day or timed, show (as away)"
+    )
+    subject_as_note: bool = Field(
+        default=True, description="the event's subject as the PBX note (never for private ones)"
+    )
+    private_note: str = Field(
+        default="Private appointment",
+        max_length=200,
+        description="the PBX note of a private or confidential event; empty: none",
+    )
+
+    @field_validator("window")
+    @classmethod
+    def _check_window(cls, value: timedelta) -> timedelta:
+        if not timedelta(hours=1) <= value <= timedelta(days=7):
+            raise ValueError("must lie between 1 hour and 7 days")
+        return value
+
+    @field_validator("poll_interval")
+    @classmethod
+    def _check_poll(cls, value: timedelta) -> timedelta:
+        if not timedelta(minutes=1) <= value <= timedelta(days=1):
+            raise ValueError("must lie between 1 minute and 1 day")
+        return value
+
+    @model_validator(mode="after")
+    def _window_outlasts_reads(self) -> CalendarSettings:
+        if self.window <= self.poll_interval:
+            raise ValueError("window must be longer than poll_interval, or events would "
+                             "start before they are read")
+        return self
+
+
 class _ConnectionBase(BaseModel):
     model_config = MODEL_CONFIG
 
@@ -321,6 +381,10 @@ class _ConnectionBase(BaseModel):
     matching: Matching = Field(default_factory=Matching, description="how users are matched")
     mapping: MappingDocument = Field(
         default=None, description="mapping overrides for this connection"
+    )
+    calendar: CalendarSettings = Field(
+        default_factory=CalendarSettings,
+        description="calendar events of this connection's people as PBX presence",
     )
     users_file: Path | None = Field(
         default=None,

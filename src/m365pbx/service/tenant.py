@@ -13,7 +13,9 @@ import httpx
 
 from m365pbx.clock import Clock
 from m365pbx.config import Credential, Settings, Tenant
+from m365pbx.config.connections import CalendarSettings
 from m365pbx.config.models import SyncMode
+from m365pbx.core.calendar import CalendarRules
 from m365pbx.core.credentials import Permission, SignInMethod
 from m365pbx.core.matching import MatchOptions, parse_rule
 from m365pbx.declarations import certificate_sha1
@@ -35,6 +37,7 @@ from m365pbx.service.certificates import CertificateKeeper
 from m365pbx.service.persistence import StorePeople, StoreSubscriptionRecords
 from m365pbx.service.tenant_identity import TenantClaims, TenantIdentity
 from m365pbx.store import Store
+from m365pbx.sync.calendar import CalendarPlan, CalendarReader
 from m365pbx.sync.directory import ConnectionDirectory, DirectorySync, teams_user_properties
 from m365pbx.sync.directory_delta import DirectoryChanges
 from m365pbx.sync.hub import PresenceHub
@@ -112,6 +115,19 @@ def teams_users_reader(client: GraphClient, keep: Collection[str], group_ids: Se
     return read
 
 
+def calendar_plan(settings: CalendarSettings) -> CalendarPlan | None:
+    """The calendar reader's plan for a connection's `calendar:` settings (None: off)."""
+    if not settings.enabled:
+        return None
+    rules = CalendarRules(
+        show_tentative=settings.show_tentative,
+        show_working_elsewhere=settings.show_working_elsewhere,
+        all_day_events=settings.all_day_events, out_of_office=settings.out_of_office,
+        subject_as_note=settings.subject_as_note, private_note=settings.private_note)
+    return CalendarPlan(rules, settings.window.total_seconds(),
+                        settings.poll_interval.total_seconds())
+
+
 def users_file_reader(path: Path) -> Callable[[], Awaitable[list[PbxUser]]]:
     """Reads a PBX users export (CSV or JSON) anew at each call."""
     async def read() -> list[PbxUser]:
@@ -136,6 +152,8 @@ class TenantParts:
     pool: SubscriptionPool | None
     # Users change notifications that wake `changes` (with a public URL only).
     users_subscription: UsersSubscription | None = None
+    # Calendar → PBX (None when no connection of the tenant switches `calendar` on).
+    calendar: CalendarReader | None = None
 
 
 class TenantRuntime:
@@ -253,6 +271,36 @@ class TenantRuntime:
                 lifecycle_url=webhook.rstrip("/") + "/lifecycle",
                 tenant_id=str(tenant.tenant_id), app_id=str(reader.client_id),
                 on_change=changes.wake)
+        self.parts.calendar = self._calendar(tenant_connections, reader, writer, graph_url)
+
+    def _calendar(self, tenant_connections: Sequence[Any], reader: Credential,
+                  writer: Credential | None, graph_url: str) -> CalendarReader | None:
+        plans = {c.name: calendar_plan(c.calendar) for c in tenant_connections}
+        if not any(plans.values()):
+            return None
+        credential = credential_for(self.tenant, Permission.CALENDARS_READ)
+        client: GraphClient | None = None
+        unavailable = None
+        if credential is None:
+            unavailable = (f"no credential of tenant {self.tenant.name!r} is granted "
+                           "calendars.read (add it to its permissions, and grant Calendars.Read "
+                           "to the app)")
+        elif credential is reader:
+            client = self.parts.app_client
+        elif credential is writer and self.parts.writer_client is not None:
+            client = self.parts.writer_client
+        else:
+            self.sign_ins.append(WatchedTokens(
+                AppTokenSource(self.authority, client_credential(credential)), self.clock,
+                label=f"tenant {self.tenant.name} (credential {credential.name})"))
+            client = GraphClient(self.sign_ins[-1], self.http, base_url=graph_url,
+                                 clock=self.clock)
+
+        def plan_for(person: Person) -> CalendarPlan | None:
+            return plans.get(person.connection)
+
+        return CalendarReader(self.tenant.name, client, self.hub, self.clock, plan_for,
+                              unavailable=unavailable)
 
     def teams_user_ids(self) -> Sequence[str]:
         """Teams user ids of this tenant's people."""
@@ -261,6 +309,8 @@ class TenantRuntime:
     def sync_now(self) -> None:
         """Start a full directory sync at once ("Sync now": CLI, API)."""
         self.parts.directory.sync_now()
+        if self.parts.calendar is not None:
+            self.parts.calendar.read_soon()
 
     def people(self) -> list[Person]:
         """This tenant's matched people."""
@@ -315,6 +365,9 @@ class TenantRuntime:
             group.create_task(supervised(f"{name} presence polling", parts.poller.run,
                                          self.clock, on_failure=self._poller_failed))
             group.create_task(supervised(f"{name} read-back", parts.readback.run, self.clock))
+            if parts.calendar is not None:
+                group.create_task(supervised(f"{name} calendar", parts.calendar.run, self.clock,
+                                             on_failure=self._calendar_failed))
             if parts.pool is not None:
                 group.create_task(supervised(f"{name} subscriptions", parts.pool.run,
                                              self.clock))
@@ -323,6 +376,10 @@ class TenantRuntime:
 
     def _directory_failed(self, message: str) -> None:
         self.parts.directory.status.last_error = message
+
+    def _calendar_failed(self, message: str) -> None:
+        if self.parts.calendar is not None:
+            self.parts.calendar.status.last_error = message
 
     def _poller_failed(self, message: str) -> None:
         self.parts.poller.last_error = message

@@ -20,6 +20,7 @@ from typing import Protocol
 
 from m365pbx.clock import Clock
 from m365pbx.core.policy import (
+    CalendarBlock,
     LineReading,
     PbxReading,
     PersonState,
@@ -38,6 +39,7 @@ from m365pbx.core.policy import (
     record_session_cleared,
     record_session_set,
     record_status_written,
+    set_calendar,
 )
 from m365pbx.core.presence import PbxPresence
 from m365pbx.sync.people import Person
@@ -224,6 +226,20 @@ class PresenceHub:
         else:
             self.counters["stale_line_readings"] += 1
         return accepted
+
+    def calendar(self, person_id: int, blocks: tuple[CalendarBlock, ...]) -> bool:
+        """Replace a person's calendar blocks; False if the person is unknown or nothing changed.
+
+        Each block's start and end come back as the policy's wake-up times (TimerWheel).
+        """
+        slot = self._slots.get(person_id)
+        if slot is None:
+            return False
+        state = set_calendar(slot.state, blocks)
+        if state.calendar == slot.state.calendar:
+            return False
+        self._changed(slot, state, NORMAL)
+        return True
 
     def poke(self, person_id: int) -> None:
         """Look at a person again (after a restart, a reconnect, or to re-assert the truth)."""

@@ -1,0 +1,178 @@
+"""Reading the calendars of one tenant's people ahead of time, again every poll interval.
+
+Each Teams user whose person sits on a connection with the calendar switched on is read
+through calendarView for the coming window; the events become CalendarBlocks in the hub,
+whose policy returns each start and end as a wake-up time: the PBX shows a meeting at the
+second it starts however late the read was, as long as it was read before. A new person is
+read at once; everyone again every `interval` (moves and cancellations show within it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from m365pbx.clock import Clock
+from m365pbx.core.calendar import CalendarEvent, CalendarRules, select_blocks
+from m365pbx.graph.calendar import calendar_view
+from m365pbx.graph.client import GraphClient
+from m365pbx.graph.errors import Forbidden, M365Error
+from m365pbx.sync.hub import PresenceHub
+from m365pbx.sync.people import Person
+
+log = logging.getLogger(__name__)
+
+# A failed read is tried again this soon (the next regular read may be minutes away).
+RETRY_AFTER = 60.0
+# Reads in flight at once per tenant: Outlook allows 4 concurrent requests per mailbox and
+# its own limit per app; people are different mailboxes, so this bounds our burst only.
+CONCURRENT_READS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarPlan:
+    """What one connection asks of its people's calendars."""
+
+    rules: CalendarRules
+    window: float  # seconds ahead
+    interval: float  # seconds between reads
+
+
+@dataclass
+class CalendarStatus:
+    """What /healthz shows of a tenant's calendar reading."""
+
+    state: str = "starting"
+    since: datetime | None = None
+    last_error: str | None = None
+    people: int = 0
+    reads: int = 0
+    failed_reads: int = 0
+    blocks: int = 0
+
+
+class CalendarReader:
+    """Keeps every calendar-enabled person's blocks in the hub current."""
+
+    def __init__(self, tenant: str, client: GraphClient | None, hub: PresenceHub, clock: Clock,
+                 plan_for: Callable[[Person], CalendarPlan | None], *,
+                 unavailable: str | None = None) -> None:
+        self.tenant = tenant
+        self.client = client
+        self.hub = hub
+        self.clock = clock
+        self.plan_for = plan_for
+        # Why calendars cannot be read at all (no credential with calendars.read), if so.
+        self.unavailable = unavailable
+        self.status = CalendarStatus(since=clock.now())
+        self._next_read: dict[str, float] = {}
+        self._failing: dict[str, str] = {}
+        self._wake = asyncio.Event()
+        hub.on_people(lambda _people: self._wake.set())
+
+    def health(self) -> dict[str, object]:
+        """What /healthz shows: state, since, the last error and the people followed."""
+        status = self.status
+        return {"state": status.state,
+                "since": None if status.since is None else status.since.isoformat(),
+                "last_error": status.last_error, "people": status.people,
+                "reads": status.reads, "failed_reads": status.failed_reads,
+                "blocks_ahead": status.blocks}
+
+    def read_soon(self) -> None:
+        """Read everyone again now (a change notification, "Sync now")."""
+        self._next_read.clear()
+        self._wake.set()
+
+    def _set_state(self, state: str, error: str | None = None) -> None:
+        if state != self.status.state:
+            self.status.since = self.clock.now()
+        self.status.state = state
+        self.status.last_error = error
+
+    def followed(self) -> dict[str, list[tuple[Person, CalendarPlan]]]:
+        """The people to follow now, by Teams user id, each with their connection's plan."""
+        users: dict[str, list[tuple[Person, CalendarPlan]]] = {}
+        for person in self.hub.people():
+            if person.tenant != self.tenant:
+                continue
+            plan = self.plan_for(person)
+            if plan is not None:
+                users.setdefault(person.teams_user_id.lower(), []).append((person, plan))
+        return users
+
+    async def run(self) -> None:
+        """Read the calendars as they come due, until cancelled."""
+        if self.unavailable is not None:
+            self._set_state("off", self.unavailable)
+            log.warning("calendar → PBX is off for tenant %s: %s", self.tenant, self.unavailable)
+            await asyncio.Event().wait()
+        limit = asyncio.Semaphore(CONCURRENT_READS)
+        while True:
+            self._wake.clear()
+            users = self.followed()
+            self.status.people = sum(len(entries) for entries in users.values())
+            for gone in set(self._next_read) - set(users):
+                del self._next_read[gone]
+                self._failing.pop(gone, None)
+            now = self.clock.now().timestamp()
+            due = [uid for uid in users if self._next_read.get(uid, 0.0) <= now]
+            if due:
+                await asyncio.gather(*(self._read(uid, users[uid], limit) for uid in due))
+                self._report()
+                continue
+            if not users:
+                self._set_state("idle: nobody matched on a connection with calendar on")
+            wake = min(self._next_read.values(), default=now + 3600.0)
+            sleeper = asyncio.ensure_future(self.clock.sleep(wake - now))
+            woken = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait({sleeper, woken}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                sleeper.cancel()
+                woken.cancel()
+
+    def _report(self) -> None:
+        self.status.blocks = sum(len(state.calendar) for person in self.hub.people()
+                                 if (state := self.hub.state_of(person.id)) is not None)
+        if self._failing:
+            uid, reason = next(iter(self._failing.items()))
+            more = len(self._failing) - 1
+            suffix = f" (and {more} more)" if more else ""
+            self._set_state("failing", f"calendar of {uid}: {reason}{suffix}")
+        else:
+            self._set_state("following")
+
+    async def _read(self, uid: str, entries: list[tuple[Person, CalendarPlan]],
+                    limit: asyncio.Semaphore) -> None:
+        assert self.client is not None
+        window = max(plan.window for _, plan in entries)
+        interval = min(plan.interval for _, plan in entries)
+        async with limit:
+            start = self.clock.now()
+            try:
+                events = await calendar_view(self.client, entries[0][0].teams_user_id, start,
+                                             start + timedelta(seconds=window))
+            except M365Error as exc:
+                self.status.failed_reads += 1
+                reason = str(exc) if not isinstance(exc, Forbidden) else (
+                    f"{exc} (is Calendars.Read granted to the app?)")
+                self._failing[uid] = reason
+                self._next_read[uid] = start.timestamp() + RETRY_AFTER
+                log.warning("calendar read failed", extra={"user": uid, "reason": reason})
+                return
+        self.status.reads += 1
+        self._failing.pop(uid, None)
+        self._next_read[uid] = self.clock.now().timestamp() + interval
+        self._apply(events, entries, start.timestamp())
+
+    def _apply(self, events: list[CalendarEvent], entries: list[tuple[Person, CalendarPlan]],
+               now: float) -> None:
+        for person, plan in entries:
+            to_pbx = self.hub.config_for(person).mapping.to_pbx
+            blocks = tuple(block for block in select_blocks(events, plan.rules, to_pbx)
+                           if block.end > now)
+            self.hub.calendar(person.id, blocks)

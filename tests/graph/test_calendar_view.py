@@ -1,0 +1,55 @@
+"""calendarView through the real client against the simulator (graph/calendar.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from m365pbx.graph.calendar import EventTimeUnreadable, calendar_view, parse_time
+from m365pbx.graph.client import GraphClient
+from m365sim.clock import VirtualClock
+from m365sim.model import Tenant
+from m365sim.simulator import Simulator
+
+
+def test_graph_times_are_read_in_their_zone() -> None:
+    utc = parse_time({"dateTime": "2026-03-29T09:00:00.0000000", "timeZone": "UTC"})
+    assert utc == datetime(2026, 3, 29, 9, tzinfo=UTC).timestamp()
+    # Berlin is UTC+2 from 29 March 2026 (daylight saving began at 01:00 UTC that day).
+    berlin = parse_time({"dateTime": "2026-03-29T09:00:00", "timeZone": "Europe/Berlin"})
+    assert berlin == datetime(2026, 3, 29, 7, tzinfo=UTC).timestamp()
+    with pytest.raises(EventTimeUnreadable):
+        parse_time({"dateTime": "2026-03-29T09:00:00", "timeZone": "Nowhere Standard Time"})
+    with pytest.raises(EventTimeUnreadable):
+        parse_time({"dateTime": "tomorrow"})
+
+
+async def test_every_page_and_occurrence_arrives_in_utc(
+    sim: Simulator, tenant: Tenant, app_client: GraphClient, clock: VirtualClock,
+) -> None:
+    anna = tenant.find_user("anna@contoso.com")
+    assert anna is not None
+    start = clock.now()
+    for number in range(150):  # more than one page of 100
+        sim.outlook.add_event(tenant, anna, {"subject": f"Slot {number}",
+                                             "start_in": f"{number * 10}m", "duration": "5m"})
+    sim.outlook.add_event(tenant, anna, {
+        "subject": "Standup", "start": "2026-01-05T09:00:00",
+        "time_zone": "W. Europe Standard Time", "duration": "15m",
+        "recurrence": {"type": "daily", "interval": 1, "count": 400}})
+    sim.outlook.add_event(tenant, anna, {"subject": "Doctor", "start_in": "30m",
+                                         "duration": "1h", "sensitivity": "private",
+                                         "show_as": "oof"})
+    events = await calendar_view(app_client, anna.id, start, start + timedelta(hours=36))
+    slots = [e for e in events if e.subject.startswith("Slot")]
+    assert len(slots) == 150
+    assert slots[3].start == (start + timedelta(minutes=30)).timestamp()
+    assert slots[3].end - slots[3].start == 300
+    standups = [e for e in events if e.subject == "Standup"]
+    assert 1 <= len(standups) <= 2  # 36 hours hold one or two 09:00 occurrences
+    for standup in standups:
+        local = datetime.fromtimestamp(standup.start, UTC)
+        assert local.hour in (7, 8) and local.minute == 0  # 09:00 in Berlin, summer or winter
+    doctor = next(e for e in events if e.subject == "Doctor")
+    assert (doctor.sensitivity, doctor.show_as, doctor.is_cancelled) == ("private", "oof", False)

@@ -252,3 +252,29 @@ async def test_stop_then_start_again() -> None:
         assert len(bodies) == 2 and b"round 1" in bodies[-1]
     finally:
         server.close()
+
+
+async def test_stop_says_how_many_publications_it_could_not_withdraw_in_time(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    script = Script()
+
+    def removals_unanswered(request: SipRequest) -> SipResponse | None:
+        return None if request.headers.get("expires") == "0" else script.ok_publish(request)
+
+    script.publish = removals_unanswered
+    server, connection = await setup(script, stop_timeout=0.3)
+    try:
+        await connection.start()
+        await wait_until(lambda: connection.status().state is ConnectionState.CONNECTED)
+        people = [PbxUser(f"p{n}", {"extension": f"3{n:02}"}) for n in range(20)]
+        for person in people:
+            await connection.set_presence(person, PbxPresence.AWAY, "")
+        await connection.stop()
+        removals = [r for r in server.of("PUBLISH") if r.headers.get("expires") == "0"]
+        # All were sent at once, not one after the other.
+        assert len({r.headers.get("sip-if-match") for r in removals}) == 20
+        assert "20 still held after 0.3 s" in caplog.text
+        assert connection.status().state is ConnectionState.STOPPED
+    finally:
+        server.close()

@@ -167,7 +167,15 @@ class SipConnection:
         try:
             await asyncio.wait_for(asyncio.gather(*work), self.options.stop_timeout)
         except TimeoutError:
-            log.warning("%s: not every publication was withdrawn before stopping", self.name)
+            held = [p for p in self._people.values() if p.publication and p.publication.active]
+            log.warning(
+                "%s: not every publication was withdrawn before stopping: %d still held after "
+                "%g s (the server answers removals no faster); they end when they expire "
+                "(publish_expires), or the next start takes them over",
+                self.name,
+                len(held),
+                self.options.stop_timeout,
+            )
 
     # status -----------------------------------------------------------------------------
 

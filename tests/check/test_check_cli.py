@@ -7,11 +7,19 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner, Result
 
 from m365pbx.cli.app import _register, app
 from m365sim.server import RunningServer
-from tests.check.conftest import NO_WRITE_APP, sim_of, write_config
+from tests.check.conftest import (
+    GOOD_APP,
+    NO_WRITE_APP,
+    TENANT_ID,
+    sim_of,
+    webhook_endpoint,
+    write_config,
+)
 
 
 async def _run(*args: str) -> Result:
@@ -62,3 +70,58 @@ def test_a_configuration_that_cannot_load_exits_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["check", "--config", str(path)])
     assert result.exit_code == 2
     assert "error:" in result.stderr
+
+
+async def _store_sign_in(server: RunningServer, path: Path, upn: str) -> None:
+    """Keep a refresh token for `upn` in the store, as `m365pbx signin` does."""
+    from m365pbx.config import load_config
+    from m365pbx.declarations import declarations_from_settings
+    from m365pbx.store import Store, load_secret_box, upgrade_database
+    from m365sim.entra import entra_of
+
+    sim = sim_of(server)
+    tenant = sim.directory.find_tenant(TENANT_ID)
+    user = tenant.find_user(upn) if tenant is not None else None
+    assert tenant is not None and user is not None
+    refresh_token = entra_of(sim).refresh_tokens.issue(
+        tenant_id=tenant.id, app_id=GOOD_APP, user_id=user.id,
+        scopes=("Presence.Read.All", "User.Read.All", "openid", "profile", "offline_access"),
+        now=sim.clock.now())
+    settings = load_config(path, environ={})
+    await upgrade_database(settings.database.url)
+    store = Store.open(settings.database.url,
+                       load_secret_box(key_file=settings.secrets.key_file, environ={}))
+    try:
+        async with store.transaction() as tx:
+            await tx.sync_declared(declarations_from_settings(settings))
+            row = await tx.service_accounts.find(upn)
+            assert row is not None
+            await tx.service_accounts.set_refresh_token(row.id, refresh_token)
+    finally:
+        await store.close()
+
+
+async def test_a_device_code_account_signs_in_with_its_stored_sign_in(
+        server: RunningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("M365PBX_SECRET_KEY", raising=False)
+    upn = "svc-mfa@contoso.com"
+    async with webhook_endpoint() as url:
+        path = write_config(server, tmp_path, public_url=url, accounts=[
+            {"upn": upn, "credential": "graph", "sign_in": "device_code"}])
+        before = await _run("--config", str(path), "--format", "json")
+        # The check creates nothing: no database, no key file.
+        assert not (tmp_path / "state.db").exists()
+        assert not (tmp_path / "secret.key").exists()
+        await _store_sign_in(server, path, upn)
+        after = await _run("--config", str(path), "--format", "json")
+    # Before `m365pbx signin`: no database yet, and the check does not create one.
+    said = {f["message"]: f for f in json.loads(before.stdout)["findings"]
+            if f["subject"] == f"service account {upn}"}
+    assert any(m.startswith("the account has not signed in with a device code yet (there is "
+                            "no database at ") for m in said), said
+    signed = [f for f in json.loads(after.stdout)["findings"]
+              if f["subject"] == f"service account {upn}"]
+    assert [(f["status"], f["message"]) for f in signed] == [
+        ("ok", "signs in with its stored device-code sign-in"),
+        ("ok", "Presence.Read.All is granted (delegated)"),
+        ("ok", "has an enabled Teams licence")]

@@ -16,6 +16,7 @@ from m365pbx.config import Credential, Tenant
 from m365pbx.graph.auth import AppTokenSource, ClientCredential
 from m365pbx.graph.errors import ConsentMissing, M365Error, SignInError
 from m365pbx.graph.permissions import (
+    INCLUDES,
     FeatureNeed,
     admin_consent_url,
     application_roles,
@@ -113,7 +114,11 @@ async def check_credential(ctx: CheckContext, tenant: Tenant, credential: Creden
                 f"for: {uses}", consent_fix(ctx, tenant, credential,
                                              f"the application permission {name}")))
         else:
-            findings.append(ok(AREA, subject, f"{name} is granted ({uses})"))
+            broader = next((role for role in roles
+                            if name in INCLUDES.get(role, frozenset())), None)
+            exact = any(role.casefold() == name.casefold() for role in roles)
+            through = f" (as part of {broader})" if broader and not exact else ""
+            findings.append(ok(AREA, subject, f"{name} is granted{through} ({uses})"))
     return findings, CredentialResult(tokens, roles)
 
 
@@ -129,6 +134,14 @@ async def check_consent(ctx: CheckContext, tenant: Tenant, plan: TenantPlan
                              "Add users.read and presence.read to a credential's permissions "
                              "(and grant User.Read.All and Presence.Read.All)."))
     for need, connections in plan.unserved:
+        if need.key == "calendar":
+            findings.append(warn(
+                AREA, f"tenant {tenant.name}", f"{need.feature} is switched on for "
+                f"{', '.join(connections)} but no credential declares calendars.read: no "
+                "calendar is read",
+                "Add calendars.read to a credential's permissions and grant it "
+                "Calendars.Read, or switch calendar.enabled off."))
+            continue
         findings.append(warn(
             AREA, f"tenant {tenant.name}", f"{need.feature} is switched on for "
             f"{', '.join(connections)} but no credential declares presence.write: nothing "

@@ -87,6 +87,14 @@ def plan_tenant(settings: Settings, tenant: Tenant) -> TenantPlan:
             plan.unserved.append((FEATURE_BY_KEY[key], connections))
         else:
             _add(plan, plan.writer, FEATURE_BY_KEY[key])
+    calendars = [c.name for c in settings.pbx_connections
+                 if c.tenant == tenant.name and c.calendar.enabled]
+    if calendars:
+        reader = first_with(tenant, Permission.CALENDARS_READ)
+        if reader is None:
+            plan.unserved.append((FEATURE_BY_KEY["calendar"], calendars))
+        else:
+            _add(plan, reader, FEATURE_BY_KEY["calendar"])
     # A declared permission is planned by, so it must be granted even if nothing uses it now.
     for credential in tenant.credentials:
         for entry in credential.permissions:

@@ -103,7 +103,7 @@ def render_text(findings: list[Finding]) -> str:
 
     lines: list[str] = []
     for finding in findings:
-        code = f" [{finding.code}]" if finding.code else ""
+        code = f" [{finding.code}]" if finding.code and finding.code not in finding.message else ""
         lines.append(f"{MARKS[finding.status.value]}  {finding.subject}: {finding.message}{code}")
         if finding.fix:
             lines.append(f"      fix: {finding.fix}")

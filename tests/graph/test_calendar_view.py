@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -53,3 +54,22 @@ async def test_every_page_and_occurrence_arrives_in_utc(
         assert local.hour in (7, 8) and local.minute == 0  # 09:00 in Berlin, summer or winter
     doctor = next(e for e in events if e.subject == "Doctor")
     assert (doctor.sensitivity, doctor.show_as, doctor.is_cancelled) == ("private", "oof", False)
+
+
+async def test_an_all_day_event_spans_the_midnights_of_its_own_zone(
+    sim: Simulator, tenant: Tenant, app_client: GraphClient, clock: VirtualClock,
+) -> None:
+    anna = tenant.find_user("anna@contoso.com")
+    assert anna is not None
+    day = (clock.now() + timedelta(days=1)).date()
+    sim.outlook.add_event(tenant, anna, {"subject": "Holiday", "start": day.isoformat(),
+                                         "is_all_day": True, "duration": "1d",
+                                         "show_as": "oof",
+                                         "time_zone": "Tokyo Standard Time"})
+    start = clock.now()
+    events = await calendar_view(app_client, anna.id, start, start + timedelta(days=3))
+    holiday = next(e for e in events if e.subject == "Holiday")
+    tokyo = ZoneInfo("Asia/Tokyo")
+    assert holiday.is_all_day
+    assert holiday.start == datetime.combine(day, time(), tokyo).timestamp()
+    assert holiday.end == datetime.combine(day + timedelta(days=1), time(), tokyo).timestamp()

@@ -5,17 +5,17 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from m365pbx.core.calendar import CalendarEvent
 from m365pbx.graph.client import GraphClient
+from m365pbx.graph.timezones import zone_for
 
 log = logging.getLogger(__name__)
 
 # Only what the selection reads (core/calendar.py): the rest of an event (body, attendees)
 # is most of its size.
 EVENT_FIELDS = ("id", "subject", "start", "end", "showAs", "isAllDay", "isCancelled",
-                "responseStatus", "sensitivity")
+                "responseStatus", "sensitivity", "originalStartTimeZone")
 # calendarView's pages are small unless asked (Outlook's default is 10 items).
 PAGE_SIZE = "100"
 # Every returned start and end in UTC: no Windows zone names to convert.
@@ -30,24 +30,29 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def parse_time(value: Any) -> float:
-    """POSIX seconds from a Graph dateTimeTimeZone (UTC when asked; IANA names read too)."""
+def _wall_clock(value: Any) -> datetime:
     if not isinstance(value, dict) or not isinstance(value.get("dateTime"), str):
         raise EventTimeUnreadable(f"not a dateTimeTimeZone: {value!r}")
     try:
-        moment = datetime.fromisoformat(value["dateTime"])
+        return datetime.fromisoformat(value["dateTime"])
     except ValueError:
         raise EventTimeUnreadable(f"not a date and time: {value['dateTime']!r}") from None
+
+
+def parse_time(value: Any, zone_name: str | None = None) -> float:
+    """POSIX seconds from a Graph dateTimeTimeZone (UTC when asked; Windows, IANA names too).
+
+    `zone_name` overrides the value's own zone: an all-day event's midnights are those of
+    the zone it was made in, whatever zone the answer was asked in.
+    """
+    moment = _wall_clock(value)
+    if zone_name is not None:
+        moment = moment.replace(tzinfo=None)
     if moment.tzinfo is None:
-        zone_name = str(value.get("timeZone") or "UTC")
-        if zone_name.upper() in ("UTC", "ETC/UTC", "Z"):
-            zone: Any = UTC
-        else:
-            try:
-                zone = ZoneInfo(zone_name)
-            except (ZoneInfoNotFoundError, ValueError):
-                # Windows names come only when Graph ignored our Prefer header.
-                raise EventTimeUnreadable(f"unknown time zone {zone_name!r}") from None
+        name = zone_name if zone_name is not None else str(value.get("timeZone") or "UTC")
+        zone = zone_for(name)
+        if zone is None:
+            raise EventTimeUnreadable(f"unknown time zone {name!r}")
         moment = moment.replace(tzinfo=zone)
     return moment.timestamp()
 
@@ -55,13 +60,18 @@ def parse_time(value: Any) -> float:
 def parse_event(data: dict[str, Any]) -> CalendarEvent:
     """A CalendarEvent from calendarView's JSON; raises EventTimeUnreadable for bad times."""
     response = data.get("responseStatus")
+    all_day = bool(data.get("isAllDay"))
+    # An all-day event is midnight to midnight where it was made (a holiday in Berlin
+    # begins at 00:00 Berlin time); its start and end come at midnight of the asked zone.
+    own_zone = str(data.get("originalStartTimeZone") or "") if all_day else ""
+    zone = own_zone if own_zone and zone_for(own_zone) is not None else None
     return CalendarEvent(
         id=str(data.get("id") or ""),
         subject=str(data.get("subject") or ""),
-        start=parse_time(data.get("start")),
-        end=parse_time(data.get("end")),
+        start=parse_time(data.get("start"), zone),
+        end=parse_time(data.get("end"), zone),
         show_as=str(data.get("showAs") or "unknown"),
-        is_all_day=bool(data.get("isAllDay")),
+        is_all_day=all_day,
         is_cancelled=bool(data.get("isCancelled")),
         response=str(response.get("response") or "none") if isinstance(response, dict)
         else "none",

@@ -45,10 +45,12 @@ from m365pbx.pbx.base import PbxConnection, PbxUser
 from m365pbx.service.api_keys import StoreApiKeyChecker
 from m365pbx.service.certificates import CertificateKeeper
 from m365pbx.service.connections import build_connection, pump_events
-from m365pbx.service.health import iso, tenant_report
+from m365pbx.service.health import iso, part_report, tenant_report
 from m365pbx.service.metrics import ServiceCollector
 from m365pbx.service.presence_view import HubPresenceView
 from m365pbx.service.session_store import SessionPersistence
+from m365pbx.service.status import wire_registry
+from m365pbx.service.status_store import StoreStatusSink, default_node
 from m365pbx.service.tenant import TenantRuntime, microsoft_proxy
 from m365pbx.service.tenant_identity import TenantClaims
 from m365pbx.store import (
@@ -63,12 +65,13 @@ from m365pbx.sync.hub import PresenceHub
 from m365pbx.sync.pbx_to_teams import BatchingTeamsSink
 from m365pbx.sync.people import Person
 from m365pbx.sync.sinks import ConnectionsSink
+from m365pbx.sync.status import PartState, PartStatus, StatusRecorder, StatusRegistry
 from m365pbx.sync.supervise import supervised
 from m365pbx.sync.teams_to_pbx.readings import ReadingConverter
 from m365pbx.sync.teams_to_pbx.receiver import KnownSubscription, NotificationReceiver
 from m365pbx.web.admin import admin_router
 from m365pbx.web.app import create_web_app
-from m365pbx.web.graph_webhook import webhook_router
+from m365pbx.web.graph_webhook import WebhookFront, webhook_router
 from m365pbx.web.listen import listening_socket
 
 log = logging.getLogger(__name__)
@@ -95,6 +98,8 @@ class ServiceOptions:
     service_account_tokens: Mapping[str, TokenSource] = field(default_factory=dict)
     serve_http: bool = True
     api_keys: Any = None
+    # This node's name in the store's part_status (default: the host name).
+    node: str | None = None
 
 
 class Service:
@@ -142,6 +147,15 @@ class Service:
             self.clock, self._known_subscription, self.certificates.private_key,
             self.signing_keys.keys, self._feed_readings, self._read_back, self._lifecycle,
         )
+        # One model of visible state: every part's status (design.md rule 5).
+        self.status = wire_registry(StatusRegistry(self.clock), tenants=self.tenants,
+                                    connections=self.connections, teams_sink=self.teams_sink,
+                                    store=self.store)
+        self.status.add(self._service_status)
+        self._stopped_at: datetime | None = None
+        node = self.options.node or default_node()
+        self.recorder = StatusRecorder(self.status, StoreStatusSink(self.store, self.clock, node),
+                                       self.clock, node=node)
         self.registry = CollectorRegistry()
         self.registry.register(ServiceCollector(self))
         self.server: uvicorn.Server | None = None
@@ -259,8 +273,9 @@ class Service:
         keys = self.options.api_keys or StoreApiKeyChecker(self.store, clock=self.clock)
         routers += self.view.routers(self.connections, keys, self.clock)
         routers.append(admin_router(self.sync_now, keys))
-        return create_web_app(routers, health=self.health, registry=self.registry,
-                              ready=self.readiness)
+        app = create_web_app(routers, health=self.health, registry=self.registry,
+                             ready=self.readiness)
+        return WebhookFront(app, self.receiver, (path, path + "/lifecycle"))
 
     def health(self) -> dict[str, Any]:
         """What /healthz answers: each part's state in words."""
@@ -283,7 +298,15 @@ class Service:
             writes["state"] == "writing")
         return {"ok": ok, "tenants": tenants, "connections": connections,
                 "teams_writes": writes, "store": self.store.health(),
-                "notifications": self.receiver.health()}
+                "notifications": self.receiver.health(),
+                "parts": [part_report(s) for s in self.status.snapshot()]}
+
+    def _service_status(self) -> list[PartStatus]:
+        if self._stopped_at is not None:
+            return [PartStatus("service", "service", PartState.STOPPED, self._stopped_at,
+                               "m365pbx was stopped", "Start it again: m365pbx serve")]
+        state = PartState.OK if self.started.is_set() else PartState.STARTING
+        return [PartStatus("service", "service", state)]
 
     def _teams_writes_health(self) -> dict[str, Any]:
         status = self.teams_sink.status()
@@ -316,7 +339,9 @@ class Service:
                     await connection.exec_driver_sql("SELECT 1")
         except Exception as exc:  # the answer is the report, whatever the failure
             reasons.append(f"the database does not answer: {type(exc).__name__}")
-        return {"ready": not reasons, "reasons": reasons}
+        # The parts an admin should look at: shown, but no reason for a restart.
+        attention = [s.part for s in self.status.not_ok()]
+        return {"ready": not reasons, "reasons": reasons, "attention": attention}
 
     async def prepare(self) -> None:
         """Migrate the database, write the file's declared objects, build the tenants."""
@@ -426,6 +451,8 @@ class Service:
                                              self.clock))
                 group.create_task(supervised("notification receiver", self.receiver.run,
                                              self.clock))
+                group.create_task(supervised("recording the parts' states", self.recorder.run,
+                                             self.clock))
                 for name, runtime in self.tenants.items():
                     # Nothing tenant-side may end the service (design.md rule 5).
                     group.create_task(supervised(f"tenant {name}", runtime.run, self.clock))
@@ -463,7 +490,13 @@ class Service:
             self._served.set()
 
     async def close(self) -> None:
-        """Release connections and the store."""
+        """Release connections and the store (the parts' last states recorded first)."""
+        self._stopped_at = self.clock.now()
+        try:
+            async with asyncio.timeout(5):
+                await self.recorder.record()
+        except Exception as exc:  # stopping goes on; the store's part says why
+            log.warning("the parts' last states are not saved: %s", exc)
         for connection in self.connections.values():
             with contextlib.suppress(Exception):
                 await connection.stop()

@@ -317,14 +317,17 @@ async def test_lifecycle_events_are_queued_even_when_the_queue_is_full(rig: Rig)
     assert rig.seen.lifecycle == [(SUBSCRIPTION, "missed")]
 
 
-async def test_many_rich_notifications_are_all_decrypted_in_order(rig: Rig) -> None:
+@pytest.mark.parametrize("where", ["thread", "processes"])
+async def test_many_rich_notifications_are_all_decrypted_in_order(rig: Rig, where: str) -> None:
     states = ["Busy", "Away", "Available", "DoNotDisturb"] * 10
     items = [rig.item(rich=True, availability=state) for state in states]
     rig.receiver.queue_size = 100
+    rig.receiver.process_at = 1 if where == "processes" else 1000
     assert (await rig.receiver.receive(body(*items, tokens=rig.tokens()))).status == 202
     await rig.receiver.drain()
     assert [r.availability for r in rig.seen.presence] == states
     assert rig.receiver.counters["decrypted"] == 40
+    assert rig.receiver.counters["decrypt_processes_failed"] == 0
     rig.receiver.close()
 
 

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from m365pbx.graph.notifications import MAX_BODY_BYTES
 from m365pbx.sync.teams_to_pbx.receiver import KnownSubscription, NotificationReceiver
-from m365pbx.web.graph_webhook import webhook_router
+from m365pbx.web.graph_webhook import WebhookFront, webhook_router
 from m365sim.clock import VirtualClock
 from tests.sim.conftest import APP_ID, TENANT_ID
 
@@ -44,11 +44,15 @@ def receiver(clock: VirtualClock, received: list[tuple[str, list[str]]]) -> Noti
                                 lambda k, ids: received.append((k.id, ids)), lifecycle)
 
 
-@pytest.fixture
-async def http(receiver: NotificationReceiver) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of an app with only the webhook routes."""
-    app = FastAPI()
+@pytest.fixture(params=["routes", "front"])
+async def http(receiver: NotificationReceiver,
+               request: pytest.FixtureRequest) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an app with only the webhook routes, reached through FastAPI's routing
+    or, as the service serves them, through the front that bypasses it."""
+    app: Any = FastAPI()
     app.include_router(webhook_router(receiver, path=PATH, lifecycle_path=PATH + "/lifecycle"))
+    if request.param == "front":
+        app = WebhookFront(app, receiver, (PATH, PATH + "/lifecycle"))
     transport = httpx.ASGITransport(app=app, client=("198.51.100.7", 40000))
     async with httpx.AsyncClient(transport=transport, base_url="https://m365pbx.test") as client:
         yield client
@@ -148,3 +152,27 @@ async def test_a_batch_as_large_as_graph_sends_is_accepted(
     assert len(json.dumps(batch)) < MAX_BODY_BYTES
     answer = await http.post(PATH, json=batch)
     assert answer.status_code == 202
+
+
+async def test_the_front_answers_500_when_the_webhook_fails_and_passes_other_routes_on(
+    receiver: NotificationReceiver, caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = FastAPI()
+    app.include_router(webhook_router(receiver, path=PATH, lifecycle_path=PATH + "/lifecycle"))
+
+    @app.get("/livez")
+    async def livez() -> dict[str, bool]:
+        return {"live": True}
+
+    async def broken(body: bytes, *, source: str | None = None) -> Any:
+        raise RuntimeError("the receiver broke")
+
+    receiver.receive = broken  # type: ignore[method-assign]
+    front = WebhookFront(app, receiver, (PATH, PATH + "/lifecycle"))
+    transport = httpx.ASGITransport(app=front)
+    async with httpx.AsyncClient(transport=transport, base_url="https://m365pbx.test") as client:
+        answer = await client.post(PATH, json=notification())
+        assert (answer.status_code, answer.text) == (500, "Internal Server Error")
+        assert "the webhook failed to answer a POST to /graph/notifications" in caplog.text
+        assert (await client.get("/livez")).json() == {"live": True}
+        assert (await client.get(PATH)).status_code == 404

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import hmac
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,20 +69,25 @@ class NotificationBatch:
     validation_tokens: list[str]
 
 
-def _text(item: Mapping[str, Any], key: str, *, required: bool, where: str) -> str:
+Where = Callable[[], str]  # names the item in an error message, built only when needed
+
+
+def _text(item: Mapping[str, Any], key: str, *, required: bool, where: Where) -> str:
     value = item.get(key)
+    if value.__class__ is str and (value or not required):
+        return value  # the common case, checked cheaply
     if value is None and not required:
         return ""
     if not isinstance(value, str) or (required and not value):
-        raise MalformedNotification(f"{where}.{key} must be a non-empty string")
+        raise MalformedNotification(f"{where()}.{key} must be a non-empty string")
     return value
 
 
-def _encrypted(raw: object, where: str) -> EncryptedContent | None:
+def _encrypted(raw: object, where: Where) -> EncryptedContent | None:
     if raw is None:
         return None
     if not isinstance(raw, Mapping):
-        raise MalformedNotification(f"{where}.encryptedContent must be an object")
+        raise MalformedNotification(f"{where()}.encryptedContent must be an object")
     return EncryptedContent(
         data=_text(raw, "data", required=True, where=where),
         data_key=_text(raw, "dataKey", required=True, where=where),
@@ -109,18 +114,19 @@ def parse_notifications(body: bytes) -> NotificationBatch:
         raise MalformedNotification("'value' is empty")
     notifications = []
     for index, item in enumerate(data["value"]):
-        where = f"value[{index}]"
+        def where(index: int = index) -> str:
+            return f"value[{index}]"
         if not isinstance(item, dict):
-            raise MalformedNotification(f"{where} must be an object")
+            raise MalformedNotification(f"{where()} must be an object")
         lifecycle = item.get("lifecycleEvent")
         resource_data = item.get("resourceData")
         if resource_data is None:
             resource_data = {}
         if not isinstance(resource_data, dict):
-            raise MalformedNotification(f"{where}.resourceData must be an object")
+            raise MalformedNotification(f"{where()}.resourceData must be an object")
         client_state = item.get("clientState")
         if client_state is not None and not isinstance(client_state, str):
-            raise MalformedNotification(f"{where}.clientState must be a string")
+            raise MalformedNotification(f"{where()}.clientState must be a string")
         notifications.append(ChangeNotification(
             subscription_id=_text(item, "subscriptionId", required=True, where=where),
             client_state=client_state,

@@ -8,24 +8,29 @@ ids only, and the changed people are read back in batches, never one request per
 The queue is bounded: what does not fit is answered 202 all the same and its people are
 read back from Graph instead (one batched read), so an overload costs a little staleness,
 never a lost change nor a late answer. Decryption (one RSA unwrap per rich notification,
-about 0.5-1.2 ms) runs in worker threads: the RSA step releases the GIL, so a second core
-adds throughput and the event loop keeps answering meanwhile.
+about 0.5-1.2 ms) runs off the event loop: in a thread while few arrive (the RSA step
+releases the GIL), in worker processes once a round has many (a busy loop kept threads
+waiting for the GIL: graph/decrypt_worker.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import os
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from m365pbx.clock import Clock
+from m365pbx.graph.decrypt_worker import decrypt_chunk
 from m365pbx.graph.notifications import (
     ChangeNotification,
     MalformedNotification,
@@ -69,6 +74,8 @@ Entry = tuple[KnownSubscription, ChangeNotification]
 DECRYPT_CHUNK = 16
 # Notifications taken from the queue per round (each round's readings go out in order).
 ROUND = 256
+# Rounds with at least this many rich notifications go to the worker processes.
+PROCESS_AT = 32
 OVERFLOW_LOG_EVERY = 60.0
 
 
@@ -99,7 +106,7 @@ class NotificationReceiver:
         on_lifecycle: LifecycleHandler,
         *,
         queue_size: int = 10_000,
-        decrypt_threads: int | None = None,
+        decrypt_processes: int | None = None,
     ) -> None:
         self.clock = clock
         self.subscriptions = subscriptions
@@ -125,8 +132,13 @@ class NotificationReceiver:
         self._read_back_at: dict[str, int] = {}
         self._overflow_logged = float("-inf")
         self._overflow_unlogged = 0
-        self.decrypt_threads = decrypt_threads or min(2, os.cpu_count() or 1)
-        self._executor: ThreadPoolExecutor | None = None
+        # One core is the event loop's; the others decrypt (at least one process).
+        self.decrypt_processes = decrypt_processes or max(1, (os.cpu_count() or 1) - 1)
+        self.process_at = PROCESS_AT
+        self._thread: ThreadPoolExecutor | None = None
+        self._processes: ProcessPoolExecutor | None = None
+        self._processes_failed = False
+        self._ders: dict[str, tuple[rsa.RSAPrivateKey, bytes]] = {}
 
     async def receive(self, body: bytes, *, source: str | None = None) -> Verdict:
         """Check one POSTed body; queue what is valid; say what to answer."""
@@ -136,8 +148,13 @@ class NotificationReceiver:
             return self.refuse("malformed", 400, str(exc), source=source)
         checked: list[Entry] = []
         unknown = 0
+        looked_up: dict[str, KnownSubscription | None] = {}  # a batch shares a few
         for item in batch.notifications:
-            known = self.subscriptions(item.subscription_id)
+            sid = item.subscription_id
+            if sid in looked_up:
+                known = looked_up[sid]
+            else:
+                known = looked_up[sid] = self.subscriptions(sid)
             if known is None:
                 # An old subscription of ours (e.g. before a restart): nothing to do with it,
                 # and an error answer would only make Graph retry for hours.
@@ -260,10 +277,13 @@ class NotificationReceiver:
         await self._idle.wait()
 
     def close(self) -> None:
-        """Let the decryption threads go."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
+        """Let the decryption thread and processes go."""
+        if self._thread is not None:
+            self._thread.shutdown(wait=False, cancel_futures=True)
+            self._thread = None
+        if self._processes is not None:
+            self._processes.shutdown(wait=False, cancel_futures=True)
+            self._processes = None
 
     async def _round(self, *, raise_errors: bool = False) -> None:
         taken = [self._queue.popleft() for _ in range(min(ROUND, len(self._queue)))]
@@ -286,13 +306,7 @@ class NotificationReceiver:
                 if key is not None:
                     position[id(item)] = len(work)
                     work.append((item, key))
-        if work and self._executor is None:
-            self._executor = ThreadPoolExecutor(self.decrypt_threads,
-                                                thread_name_prefix="decrypt")
-        loop = asyncio.get_running_loop()
-        chunks = [loop.run_in_executor(self._executor, _decrypt_all,
-                                       work[start:start + DECRYPT_CHUNK])
-                  for start in range(0, len(work), DECRYPT_CHUNK)]
+        chunks = self._decrypt(work)
         readings: list[PresenceReading] = []
         try:
             for entry in [*entries, None]:
@@ -332,7 +346,11 @@ class NotificationReceiver:
         chunk = chunks[index // DECRYPT_CHUNK]
         if not chunk.done():
             self._flush(readings)  # on to the PBX while the rest decrypt
-        resource = (await chunk)[index % DECRYPT_CHUNK]
+        try:
+            resource = (await chunk)[index % DECRYPT_CHUNK]
+        except BrokenProcessPool as exc:
+            self._process_pool_failed(exc)
+            resource = None  # read back instead
         if resource is None:
             self.counters["undecryptable"] += 1
             self._flush(readings)
@@ -340,6 +358,54 @@ class NotificationReceiver:
             return
         self.counters["decrypted"] += 1
         readings.append(parse_presence(resource))
+
+    def _decrypt(self, work: list[tuple[ChangeNotification, rsa.RSAPrivateKey]]
+                 ) -> list[asyncio.Future[list[dict[str, Any] | None]]]:
+        """Start decrypting `work` in chunks of DECRYPT_CHUNK, off the event loop."""
+        if not work:
+            return []
+        loop = asyncio.get_running_loop()
+        slices = [work[start:start + DECRYPT_CHUNK]
+                  for start in range(0, len(work), DECRYPT_CHUNK)]
+        processes = self._process_pool() if len(work) >= self.process_at else None
+        if processes is not None:
+            contents = [[item.encrypted for item, _ in part if item.encrypted is not None]
+                        for part in slices]
+            keys = {item.encrypted.certificate_id: self._der(item.encrypted.certificate_id, key)
+                    for item, key in work if item.encrypted is not None}
+            try:
+                return [loop.run_in_executor(processes, decrypt_chunk, keys, part)
+                        for part in contents]
+            except RuntimeError as exc:  # a broken pool refuses new work
+                self._process_pool_failed(exc)
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="decrypt")
+        return [loop.run_in_executor(self._thread, _decrypt_all, part) for part in slices]
+
+    def _process_pool(self) -> ProcessPoolExecutor | None:
+        if self._processes is None and not self._processes_failed:
+            # spawn: forking a process with running threads and an event loop is unsafe.
+            self._processes = ProcessPoolExecutor(
+                self.decrypt_processes, mp_context=multiprocessing.get_context("spawn"))
+        return self._processes
+
+    def _process_pool_failed(self, exc: BaseException) -> None:
+        if self._processes_failed:
+            return
+        self.counters["decrypt_processes_failed"] += 1
+        log.error("decrypting in worker processes failed (%s): decrypting in a thread from "
+                  "now on, about a quarter of the throughput under load", exc)
+        self._processes_failed = True
+        if self._processes is not None:
+            self._processes.shutdown(wait=False, cancel_futures=True)
+            self._processes = None
+
+    def _der(self, certificate_id: str, key: rsa.RSAPrivateKey) -> bytes:
+        known = self._ders.get(certificate_id)
+        if known is None or known[0] is not key:
+            known = self._ders[certificate_id] = (key, key.private_bytes(
+                Encoding.DER, PrivateFormat.PKCS8, NoEncryption()))
+        return known[1]
 
     def _flush(self, readings: list[PresenceReading]) -> None:
         if readings:

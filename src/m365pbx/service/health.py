@@ -77,6 +77,10 @@ def tenant_state(runtime: TenantRuntime) -> tuple[str, datetime]:
         if shortfall.unassigned:
             return (f"degraded: {shortfall.describe()}",
                     parts.pool.short_since or runtime.clock.now())
+    calendar = parts.calendar
+    if calendar is not None and calendar.status.last_error is not None:
+        return (f"degraded: calendar {calendar.status.state}: {calendar.status.last_error}",
+                calendar.status.since or runtime.clock.now())
     return "connected", _latest(*sinces) or runtime.clock.now()
 
 
@@ -98,6 +102,7 @@ def tenant_report(runtime: TenantRuntime) -> dict[str, Any]:
             upn: {"state": o.state.value, "error": o.last_error, "since": iso(o.since)}
             for upn, o in parts.pool.owners.items()
         },
+        "calendar": None if parts.calendar is None else parts.calendar.health(),
     }
     if parts.pool is not None:
         shortfall = parts.pool.shortfall()

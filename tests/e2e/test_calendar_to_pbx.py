@@ -1,0 +1,208 @@
+"""Calendar → PBX end to end: events in the simulator's mailboxes, the API connection as PBX,
+on the virtual clock (issue 22)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from m365pbx.app import Service
+from m365pbx.config import Settings, load_config
+from m365pbx.core.presence import PbxPresence
+from m365pbx.pbx.api.connection import ApiConnection
+from m365pbx.service.presence_view import person_presence
+from m365sim.clock import VirtualClock
+from m365sim.model import Tenant
+from m365sim.server import RunningServer
+from m365sim.simulator import Simulator
+from tests.e2e.harness import eventually, pbx_users, running, settings_for, switchboard
+
+PEOPLE = (("anna", "Anna Schmidt"), ("ben", "Ben Weber"))
+MINUTE = 60.0
+
+
+def calendar_settings(server: RunningServer, tmp: Path, *, grant: bool = True,
+                      **calendar: Any) -> Settings:
+    """The e2e settings with `calendar:` switched on for the switchboard connection."""
+    settings_for(server, tmp)
+    path = tmp / "m365pbx.yaml"
+    data = yaml.safe_load(path.read_text())
+    if grant:
+        data["tenants"][0]["credentials"][0]["permissions"].append("calendars.read")
+    data["pbx_connections"][0]["calendar"] = {"enabled": True, **calendar}
+    path.write_text(yaml.safe_dump(data))
+    return load_config(path, environ={})
+
+
+def add_event(sim: Simulator, tenant: Tenant, upn: str, **spec: Any) -> str:
+    """Create an event in the person's mailbox (as Outlook would); its id."""
+    user = tenant.find_user(upn)
+    assert user is not None
+    return sim.outlook.add_event(tenant, user, spec).id
+
+
+def shown(pbx: ApiConnection, key: str) -> tuple[PbxPresence, str]:
+    """What the PBX side shows for a person, with the note (online when nothing was set)."""
+    state = pbx.shown(key)
+    return (PbxPresence.ONLINE, "") if state is None else (state.presence, state.note)
+
+
+def now(clock: VirtualClock) -> float:
+    """The virtual time in POSIX seconds."""
+    return clock.now().timestamp()
+
+
+async def started_with_calendars(service: Service, clock: VirtualClock, people: int) -> None:
+    """Wait until the people are matched and each calendar was read once."""
+    switchboard(service).replace_users(pbx_users(*PEOPLE))
+    reader = service.tenants["contoso"].parts.calendar
+    assert reader is not None
+    await eventually(lambda: len(service.hub.people()) == 2, clock)
+    await eventually(lambda: reader.status.people == people and reader.status.reads >= people,
+                     clock, step=0.1)
+
+
+async def until_shown(pbx: ApiConnection, key: str, wanted: PbxPresence,
+                      clock: VirtualClock) -> float:
+    """Advance in 0.1 s steps until the PBX shows `wanted`; the virtual time it did."""
+    await eventually(lambda: shown(pbx, key)[0] is wanted, clock, step=0.1, wall_timeout=60)
+    return now(clock)
+
+
+async def advance_to(clock: VirtualClock, when: float) -> None:
+    """Advance the virtual clock to `when` in steps (the service's timers run on the way)."""
+    while now(clock) < when:
+        await clock.advance(min(15.0, when - now(clock)))
+        await asyncio.sleep(0.01)  # let answers from the simulator arrive on the way
+
+
+async def test_meetings_show_at_their_start_privately_and_go_at_their_end(
+    sim_server: RunningServer, sim: Simulator, tenant: Tenant, clock: VirtualClock,
+    tmp_path: Path,
+) -> None:
+    settings = calendar_settings(sim_server, tmp_path, show_working_elsewhere=True)
+    start = now(clock) + 10 * MINUTE
+    add_event(sim, tenant, "anna@contoso.com", subject="Board review", start_in="10m",
+              duration="30m", show_as="busy")
+    add_event(sim, tenant, "ben@contoso.com", subject="Doctor", start_in="10m",
+              duration="20m", show_as="busy", sensitivity="private")
+    # Neither of these may ever show.
+    add_event(sim, tenant, "anna@contoso.com", subject="Lunch", start_in="50m",
+              duration="30m", show_as="free")
+    cancelled = add_event(sim, tenant, "ben@contoso.com", subject="Offsite", start_in="45m",
+                          duration="30m", show_as="busy", organizer="anna@contoso.com")
+    # Working elsewhere: no Teams presence of its own, so its end is ours alone.
+    add_event(sim, tenant, "ben@contoso.com", subject="Home office", start_in="90m",
+              duration="30m", show_as="workingElsewhere")
+    ben = tenant.find_user("ben@contoso.com")
+    assert ben is not None
+    sim.outlook.cancel_event(tenant, ben, cancelled)
+    async with running(settings, clock) as service:
+        pbx = switchboard(service)
+        await started_with_calendars(service, clock, 2)
+        health = service.health()["tenants"]["contoso"]["calendar"]
+        assert health["state"] == "following" and health["people"] == 2, health
+        assert any(r["path"].endswith("/calendarView") for r in sim.faults.requests())
+        await advance_to(clock, start - 2)
+        assert shown(pbx, "anna") == (PbxPresence.ONLINE, "")  # not before
+        at = await until_shown(pbx, "anna", PbxPresence.MEETING, clock)
+        assert 0 <= at - start <= 1.0, at - start
+        assert shown(pbx, "anna") == (PbxPresence.MEETING, "Board review")
+        assert shown(pbx, "ben") == (PbxPresence.MEETING, "Private appointment")
+        # The private subject is nowhere: not in the PBX, not in the presence API's view.
+        views = [person_presence(person, service.hub) for person in service.hub.people()]
+        assert views and "Doctor" not in repr(views)
+        assert all("Doctor" not in state.note for state in pbx.shown_all().values())
+        # Ben's ends at +20 min; Teams (which the simulator also puts in the meeting) may
+        # report its end a polling round later.
+        await advance_to(clock, start + 20 * MINUTE)
+        await eventually(lambda: shown(pbx, "ben")[0] is PbxPresence.ONLINE, clock)
+        assert now(clock) - (start + 20 * MINUTE) < 60
+        # The cancelled offsite (+45..+75 min) and the free lunch (+50..+80 min).
+        await advance_to(clock, start + 45 * MINUTE)
+        assert shown(pbx, "ben")[0] is PbxPresence.ONLINE
+        assert shown(pbx, "anna")[0] is PbxPresence.ONLINE
+        # Working elsewhere at +90 min: away from its start to its end, each within 1 s.
+        elsewhere = start + 80 * MINUTE
+        await advance_to(clock, elsewhere - 2)
+        at = await until_shown(pbx, "ben", PbxPresence.AWAY, clock)
+        assert 0 <= at - elsewhere <= 1.0
+        await advance_to(clock, elsewhere + 30 * MINUTE - 2)
+        assert shown(pbx, "ben")[0] is PbxPresence.AWAY
+        at = await until_shown(pbx, "ben", PbxPresence.ONLINE, clock)
+        assert 0 <= at - (elsewhere + 30 * MINUTE) <= 1.0
+
+
+async def test_a_moved_meeting_is_followed_and_all_day_events_per_configuration(
+    sim_server: RunningServer, sim: Simulator, tenant: Tenant, clock: VirtualClock,
+    tmp_path: Path,
+) -> None:
+    settings = calendar_settings(sim_server, tmp_path, poll_interval="2m")
+    first = now(clock) + 10 * MINUTE
+    anna = tenant.find_user("anna@contoso.com")
+    assert anna is not None
+    moved = add_event(sim, tenant, "anna@contoso.com", subject="Review", start_in="10m",
+                      duration="15m", show_as="busy")
+    day = clock.now().date().isoformat()
+    # An all-day busy conference does not show by default; an all-day OOF shows as away.
+    add_event(sim, tenant, "anna@contoso.com", subject="Conference", start=day,
+              is_all_day=True, duration="1d", show_as="busy")
+    add_event(sim, tenant, "ben@contoso.com", subject="Holiday", start=day, is_all_day=True,
+              duration="2d", show_as="oof")
+    async with running(settings, clock) as service:
+        pbx = switchboard(service)
+        await started_with_calendars(service, clock, 2)
+        await until_shown(pbx, "ben", PbxPresence.AWAY, clock)
+        assert shown(pbx, "ben")[1] == "Holiday"
+        assert shown(pbx, "anna")[0] is PbxPresence.ONLINE
+        # Moved 20 minutes later in Outlook: the next read (within 2 min) picks it up.
+        later = first + 20 * MINUTE
+        sim.outlook.update_event(tenant, anna, moved,
+                                 {"start": datetime.fromtimestamp(later, UTC).isoformat()})
+        await advance_to(clock, first + 5)
+        assert shown(pbx, "anna")[0] is PbxPresence.ONLINE
+        await advance_to(clock, later - 2)
+        at = await until_shown(pbx, "anna", PbxPresence.MEETING, clock)
+        assert 0 <= at - later <= 1.0
+
+
+async def test_without_calendars_read_health_says_why_and_nothing_is_read(
+    sim_server: RunningServer, sim: Simulator, clock: VirtualClock, tmp_path: Path,
+) -> None:
+    settings = calendar_settings(sim_server, tmp_path, grant=False)
+    async with running(settings, clock) as service:
+        switchboard(service).replace_users(pbx_users(*PEOPLE))
+        await eventually(lambda: len(service.hub.people()) == 2, clock)
+        report = service.health()["tenants"]["contoso"]
+        assert report["calendar"]["state"] == "off"
+        assert "calendars.read" in report["calendar"]["last_error"]
+        assert report["state"].startswith("degraded: calendar off"), report["state"]
+        assert not any("calendarView" in r["path"] for r in sim.faults.requests())
+
+
+async def test_a_meeting_that_began_while_m365pbx_was_down_shows_at_restart(
+    sim_server: RunningServer, sim: Simulator, tenant: Tenant, clock: VirtualClock,
+    tmp_path: Path,
+) -> None:
+    settings = calendar_settings(sim_server, tmp_path, show_working_elsewhere=True)
+    start = now(clock) + 10 * MINUTE
+    add_event(sim, tenant, "anna@contoso.com", subject="Offsite", start_in="10m",
+              duration="2h", show_as="workingElsewhere")
+    async with running(settings, clock) as service:
+        await started_with_calendars(service, clock, 2)
+    await clock.advance(20 * MINUTE)  # down across the start
+    async with running(settings, clock) as service:
+        pbx = switchboard(service)
+        began = now(clock)
+        await started_with_calendars(service, clock, 2)
+        assert now(clock) - began < 30
+        assert shown(pbx, "anna") == (PbxPresence.AWAY, "Offsite")
+        # ... and the end is a timer again.
+        await advance_to(clock, start + 2 * 3600 - 2)
+        assert shown(pbx, "anna")[0] is PbxPresence.AWAY
+        at = await until_shown(pbx, "anna", PbxPresence.ONLINE, clock)
+        assert 0 <= at - (start + 2 * 3600) <= 1.0

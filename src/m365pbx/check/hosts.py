@@ -154,8 +154,10 @@ async def check_hosts(ctx: CheckContext, http: httpx.AsyncClient) -> list[Findin
     """Both hosts: reachable, TLS, and the clock compared with their Date."""
     findings: list[Finding] = []
     dates: list[tuple[datetime, str]] = []
+    # Small answers: the tenant-independent signing keys, and a Graph call without a token
+    # (401 at once).
     for name, base, path in (("sign-in host", ctx.login_url, "/common/discovery/v2.0/keys"),
-                             ("Graph host", ctx.graph_url, "/v1.0/$metadata")):
+                             ("Graph host", ctx.graph_url, "/v1.0/organization")):
         answer = await probe_host(ctx, http, name, base + path)
         findings += answer.findings
         if answer.date is not None:

@@ -55,10 +55,10 @@ async def handshake(url: str, *, wait_s: float = GRAPH_DEADLINE_S,
     kind = response.headers.get("content-type", "").split(";")[0].strip()
     if response.status_code != 200:
         return False, f"answered HTTP {response.status_code} instead of 200"
-    if response.text != token:
-        return False, "answered 200 but not with the token it was sent"
     if kind != "text/plain":
         return False, f"echoed the token as {kind or 'no content type'}, not text/plain"
+    if response.text != token:
+        return False, "answered 200 but not with the token it was sent"
     return True, "echoed the validation token as text/plain"
 
 
@@ -73,14 +73,18 @@ async def check_public_url(settings: Settings, *, wait_s: float = GRAPH_DEADLINE
         return [ok(AREA, SUBJECT, "teams_to_pbx.mode is polling: public_url is not used for "
                    "presence")]
     findings = [_https_finding(url)]
-    answered, words = await handshake(url, wait_s=wait_s, http=http)
-    if answered:
-        findings.append(ok(AREA, SUBJECT, f"{url} {words}"))
-    else:
-        listen = f"{settings.listen.host}:{settings.listen.port}"
-        fix = NOT_RUNNING.format(path=settings.webhook_path, listen=listen)
-        findings.append(fail(AREA, SUBJECT, f"the validation handshake at {url} failed: "
-                             f"{words}", fix))
+    listen = f"{settings.listen.host}:{settings.listen.port}"
+    # Subscriptions name both URLs and Graph validates each (the lifecycle one for
+    # subscriptionRemoved / reauthorizationRequired events).
+    for target, path in ((url, settings.webhook_path),
+                         (url + "/lifecycle", settings.webhook_path + "/lifecycle")):
+        answered, words = await handshake(target, wait_s=wait_s, http=http)
+        if answered:
+            findings.append(ok(AREA, SUBJECT, f"{target} {words}"))
+            continue
+        findings.append(fail(AREA, SUBJECT, f"the validation handshake at {target} failed: "
+                             f"{words}", NOT_RUNNING.format(path=path, listen=listen)))
+        break  # the lifecycle URL sits behind the same door
     return findings
 
 

@@ -29,6 +29,7 @@ from m365sim.simulator import SimSettings, Simulator
 TENANT_ID = "3f1c2b7a-5d0e-4c8b-9a61-2e7d4b9c0a11"
 GOOD_APP = "b2c5e8f1-0a3d-4b6e-9c2f-5d8a1e4b7c30"
 NO_WRITE_APP = "c3d6f9a2-1b4e-4c7f-8d3a-6e9b2f5c8d41"
+NO_CONSENT_APP = "d4e7a0b3-2c5f-4d8a-9e4b-7f0c3a6d9e52"
 SECRET = "check-test-secret~value"
 PASSWORD = "Sv c-pa55!"
 
@@ -45,6 +46,9 @@ SCENARIO: dict[str, Any] = {"tenants": [{
         {"app_id": NO_WRITE_APP, "name": "m365pbx-read-only", "secrets": [{"value": SECRET}],
          "public_client": True, "delegated": ["User.Read.All", "offline_access"],
          "application": ["User.Read.All", "Presence.Read.All"]},
+        # Registered, but nobody granted admin consent for anything.
+        {"app_id": NO_CONSENT_APP, "name": "m365pbx-new", "secrets": [{"value": SECRET}],
+         "public_client": True},
     ],
     "users": [
         {"upn": "svc@contoso.com", "display_name": "Presence Service", "password": PASSWORD},

@@ -12,6 +12,7 @@ from m365sim.directory.generate import generate_users
 from m365sim.server import RunningServer
 from tests.check.conftest import (
     GOOD_APP,
+    NO_CONSENT_APP,
     NO_WRITE_APP,
     PASSWORD,
     TENANT_ID,
@@ -214,3 +215,13 @@ async def test_the_app_of_another_tenant_cannot_sign_in(
     assert failed[0].code == "AADSTS700016"
     assert "Check the client id and the tenant id" in failed[0].fix
     assert GOOD_APP not in failed[0].message
+
+
+async def test_an_app_without_admin_consent(server: RunningServer, check_clock: VirtualClock,
+                                            tmp_path: Path) -> None:
+    findings = await check(write_config(server, tmp_path, app_id=NO_CONSENT_APP), check_clock)
+    consent = about(findings, "no application permission with admin consent")
+    assert [f.status for f in consent] == [Status.FAIL]
+    for name in ("User.Read.All", "Presence.Read.All", "Presence.ReadWrite.All"):
+        assert name in consent[0].fix
+    assert f"/{TENANT_ID}/adminconsent?client_id={NO_CONSENT_APP}" in consent[0].fix

@@ -45,11 +45,11 @@ from m365pbx.pbx.base import PbxConnection, PbxUser
 from m365pbx.service.api_keys import StoreApiKeyChecker
 from m365pbx.service.certificates import CertificateKeeper
 from m365pbx.service.connections import build_connection, pump_events
-from m365pbx.service.health import iso, part_report, tenant_report
+from m365pbx.service.health import iso, tenant_report
 from m365pbx.service.metrics import ServiceCollector
 from m365pbx.service.presence_view import HubPresenceView
 from m365pbx.service.session_store import SessionPersistence
-from m365pbx.service.status import wire_registry
+from m365pbx.service.status import part_report, wire_registry
 from m365pbx.service.status_store import StoreStatusSink, default_node
 from m365pbx.service.tenant import TenantRuntime, microsoft_proxy
 from m365pbx.service.tenant_identity import TenantClaims
@@ -233,6 +233,9 @@ class Service:
             users = runtime.parts.users_subscription
             if users is not None and (mine := users.known(subscription_id)) is not None:
                 return mine
+            events = runtime.parts.calendar_subscriptions
+            if events is not None and (ours := events.known(subscription_id)) is not None:
+                return ours
             pool = runtime.parts.pool
             if pool is not None and (known := pool.known(subscription_id)) is not None:
                 return known
@@ -249,6 +252,10 @@ class Service:
             if users is not None and users.known(known.id) is not None:
                 users.notified()  # some user changed: a directory change round now
                 return
+            events = runtime.parts.calendar_subscriptions
+            if events is not None and events.known(known.id) is not None:
+                events.notified(known.id)  # their events changed: read their calendar now
+                return
             pool = runtime.parts.pool
             if pool is not None and pool.owner_of(known.id) is not None:
                 runtime.parts.readback.want(user_ids)
@@ -258,6 +265,9 @@ class Service:
             users = runtime.parts.users_subscription
             if users is not None and users.known(known.id) is not None:
                 users.lifecycle(event)
+            events = runtime.parts.calendar_subscriptions
+            if events is not None and events.known(known.id) is not None:
+                events.lifecycle(known.id, event)
             pool = runtime.parts.pool
             owner = pool.owner_of(known.id) if pool is not None else None
             if owner is not None:
@@ -501,7 +511,7 @@ class Service:
             with contextlib.suppress(Exception):
                 await connection.stop()
         await self.teams_sink.aclose()
-        self.receiver.close()
+        await self.receiver.aclose()
         await self.http.aclose()
         self.view.close()
         await self.store.close()

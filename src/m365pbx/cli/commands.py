@@ -13,9 +13,10 @@ from m365pbx.cli import (
     secrets,
     serve,
     signin,
+    status,
     subscriptions,
     sync,
 )
 
 COMMAND_MODULES = (api_keys, check, config, db, demo, mapping, match, secrets, serve, signin,
-                   subscriptions, sync)
+                   status, subscriptions, sync)

@@ -22,6 +22,7 @@ class PartState(StrEnum):
     DISABLED = "disabled"
     DEGRADED = "degraded"
     STALLED = "stalled"
+    STOPPED = "stopped"
     BAD_CREDENTIALS = "bad_credentials"
     ERROR = "error"
 
@@ -32,7 +33,7 @@ class PartState(StrEnum):
 
 
 # For a summary: the worst state first.
-WORST_FIRST = (PartState.ERROR, PartState.BAD_CREDENTIALS, PartState.STALLED,
+WORST_FIRST = (PartState.ERROR, PartState.BAD_CREDENTIALS, PartState.STOPPED, PartState.STALLED,
                PartState.DEGRADED, PartState.STARTING, PartState.DISABLED, PartState.OK)
 
 
@@ -70,4 +71,4 @@ def connection_state(value: str) -> PartState:
     """Map a PBX connection's or subscription owner's state to the one vocabulary."""
     return {"starting": PartState.STARTING, "connected": PartState.OK,
             "degraded": PartState.DEGRADED, "bad_credentials": PartState.BAD_CREDENTIALS,
-            "error": PartState.ERROR, "stopped": PartState.DISABLED}.get(value, PartState.ERROR)
+            "error": PartState.ERROR, "stopped": PartState.STOPPED}.get(value, PartState.ERROR)

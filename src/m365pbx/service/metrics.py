@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from m365pbx.core.status import PartState, PartStatus
 
 if TYPE_CHECKING:
     from m365pbx.app import Service
@@ -93,3 +95,23 @@ class ServiceCollector(Collector):
                                       "Teams values Microsoft sent that m365pbx does not know")
         unknown.add_metric([], service.converter.unknown.total)
         yield unknown
+        yield from part_metrics(service.status.snapshot())
+
+
+def part_metrics(statuses: Iterable[PartStatus]) -> Iterator[Metric]:
+    """One gauge per part and state: 1 for the part's present state, 0 for the others."""
+    state = GaugeMetricFamily("m365pbx_part_state",
+                              "1 for each part's present state (ok, starting, disabled, "
+                              "degraded, stalled, stopped, bad_credentials, error), else 0",
+                              labels=["part", "kind", "state"])
+    since = GaugeMetricFamily("m365pbx_part_state_since_seconds",
+                              "When each part's present state began (Unix time)",
+                              labels=["part", "kind"])
+    for status in statuses:
+        for value in PartState:
+            state.add_metric([status.part, status.kind, value.value],
+                             1 if status.state is value else 0)
+        if status.since is not None:
+            since.add_metric([status.part, status.kind], status.since.timestamp())
+    yield state
+    yield since

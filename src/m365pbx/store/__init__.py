@@ -44,6 +44,9 @@ from m365pbx.store.secrets import SecretBox, generate_key, load_secret_box
 from m365pbx.store.store import Repositories, Store
 from m365pbx.store.writes import StoreBusyError, StoreWriteError, WriteRetry
 
+# The submodules other packages may import from directly (tests/test_public_names.py).
+PUBLIC_MODULES = ("backup", "db", "errors", "secrets", "tables")
+
 __all__ = [
     "DEFAULT_DATABASE_URL",
     "ApiUserRecord",

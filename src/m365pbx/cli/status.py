@@ -1,0 +1,122 @@
+"""`m365pbx status`: every part's state as the running (or stopped) service last recorded it.
+
+Reads the store's `part_status` table (written by the service on each change and every
+minute), so it works while m365pbx runs, after it stopped, and from another host sharing
+the PostgreSQL database. Exit status: 0 when every part is ok, 1 when something is not
+(or a record is stale: its node stopped writing without saying so), 2 for bad input.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from m365pbx.cli.app import EXIT_FAILED, app, reports_input_errors
+
+if TYPE_CHECKING:
+    from m365pbx.core.status import PartStatus
+    from m365pbx.store import Repositories
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", dir_okay=False,
+                 help="Configuration file naming the database. Default: $M365PBX_CONFIG, "
+                      "else ./m365pbx.yaml if present."),
+]
+
+# The service writes every part at least once a minute while it runs.
+STALE_AFTER = 180.0
+
+
+class Format(StrEnum):
+    """How `status` prints."""
+
+    TEXT = "text"
+    JSON = "json"
+
+
+def _when(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if value else "-"
+
+
+def is_stale(status: PartStatus, stopped: set[str], now: datetime, stale_after: float) -> bool:
+    """Whether a record is too old to trust: its node neither writes nor said it stopped."""
+    if status.node in stopped or status.written_at is None:
+        return False
+    return (now - status.written_at).total_seconds() > stale_after
+
+
+def report(statuses: list[PartStatus], now: datetime,
+           stale_after: float = STALE_AFTER) -> dict[str, Any]:
+    """The statuses as `--format json` prints them, with `ok` for the whole."""
+    stopped = {s.node for s in statuses if s.kind == "service" and s.state == "stopped"}
+    parts = []
+    for status in statuses:
+        stale = is_stale(status, stopped, now, stale_after)
+        parts.append({
+            "node": status.node, "part": status.part, "kind": status.kind,
+            "state": status.state.value, "ok": status.state.is_ok and not stale,
+            "stale": stale, "since": None if status.since is None else status.since.isoformat(),
+            "error": status.error, "fix": status.fix, "counters": dict(status.counters),
+            "written_at": None if status.written_at is None else status.written_at.isoformat(),
+        })
+    return {"ok": bool(parts) and all(p["ok"] for p in parts), "parts": parts}
+
+
+def _print_text(found: dict[str, Any], statuses: list[PartStatus], now: datetime) -> None:
+    node = None
+    for entry, status in zip(found["parts"], statuses, strict=True):
+        if status.node != node:
+            node = status.node
+            newest = max((s.written_at for s in statuses if s.node == node and s.written_at),
+                         default=None)
+            typer.echo(f"node {node} (last written {_when(newest)})")
+        mark = "ok " if entry["ok"] else "!! "
+        typer.echo(f"  {mark}{status.part}: {status.state.value} since {_when(status.since)}")
+        if status.error:
+            typer.echo(f"       error: {status.error}")
+        if status.fix:
+            typer.echo(f"       fix: {status.fix}")
+        if entry["stale"]:
+            typer.echo(f"       stale: not written since {_when(status.written_at)}; is "
+                       f"m365pbx running on {status.node}?")
+    typer.echo("everything is ok" if found["ok"] else
+               f"{sum(not p['ok'] for p in found['parts'])} part(s) need attention "
+               f"(at {_when(now)})")
+
+
+@app.command("status")
+@reports_input_errors
+def status(
+    config: ConfigOption = None,
+    format_: Annotated[Format, typer.Option("--format", help="text or json.")] = Format.TEXT,
+    stale_after: Annotated[float, typer.Option(
+        help="Seconds after which a record its node did not refresh counts as stale.")
+    ] = STALE_AFTER,
+) -> None:
+    """Show each part's state (sign-in, service accounts, subscriptions, directory sync, PBX
+    connections, Teams writes, store) with since when, the error and the fix."""
+    from m365pbx.cli.store_access import in_store
+    from m365pbx.config import load_config
+
+    settings = load_config(config)
+
+    async def work(tx: Repositories) -> list[PartStatus]:
+        return await tx.part_status.all()
+
+    statuses = in_store(settings, work, create=False)
+    now = datetime.now(UTC)
+    found = report(statuses, now, stale_after)
+    if format_ is Format.JSON:
+        typer.echo(json.dumps(found, indent=2))
+    elif not statuses:
+        typer.echo("nothing recorded yet: m365pbx serve has not run against this database")
+    else:
+        _print_text(found, statuses, now)
+    if not found["ok"]:
+        raise typer.Exit(EXIT_FAILED)

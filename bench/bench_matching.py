@@ -14,8 +14,10 @@ The whole command runs as a process, as an admin runs it. Its limit is measured 
 run: a Python process that only reads the same two files (`json.load` of the Graph pages,
 `csv.reader` over the export, the cyclic collector off as in the command), the bare cost of
 the input. `ratio_to_ceiling` is the
-command's wall time over that limit's (medians of `--repeat` alternating runs); the peak RSS
-of each process comes from `os.wait4`. `--in-process` times `match_users` alone instead
+command's wall time over that limit's (medians of `--repeat` alternating runs), and
+`cpu_ratio_to_ceiling` the same for CPU time (user + system), which other work on a shared
+machine disturbs less than wall time; CPU time and peak RSS of each process come from
+`os.wait4`. `--in-process` times `match_users` alone instead
 (the figure of issue 10).
 """
 
@@ -167,8 +169,8 @@ def write_inputs(
     return pbx_file, teams_file
 
 
-def run_process(command: list[str], stdout: Path) -> tuple[float, float]:
-    """Run a process to its end; return its wall seconds and peak RSS in MB (os.wait4)."""
+def run_process(command: list[str], stdout: Path) -> tuple[float, float, float]:
+    """Run a process to its end; return its wall seconds, CPU seconds and peak RSS in MB."""
     errors = stdout.with_suffix(".err")
     with stdout.open("wb") as out, errors.open("wb") as err:
         started = time.perf_counter()
@@ -178,7 +180,7 @@ def run_process(command: list[str], stdout: Path) -> tuple[float, float]:
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise SystemExit(f"{command[3:5]} failed ({process.returncode}): {errors.read_text()}")
-    return seconds, round(usage.ru_maxrss / 1024, 1)
+    return seconds, usage.ru_utime + usage.ru_stime, round(usage.ru_maxrss / 1024, 1)
 
 
 CEILING = """
@@ -205,16 +207,19 @@ def bench_command(args: argparse.Namespace) -> dict[str, Any]:
         ceiling = [sys.executable, "-c", CEILING, str(teams_file), str(pbx_file)]
         report = directory / "report.json"
         runs: dict[str, list[float]] = {"command": [], "ceiling": []}
+        cpu: dict[str, list[float]] = {"command": [], "ceiling": []}
         peaks: dict[str, list[float]] = {"command": [], "ceiling": []}
         for _ in range(args.repeat):
             for name, argv in (("ceiling", ceiling), ("command", command)):
-                seconds, peak = run_process(argv, report if name == "command" else
-                                            directory / "ceiling.out")
+                seconds, cpu_seconds, peak = run_process(
+                    argv, report if name == "command" else directory / "ceiling.out")
                 runs[name].append(seconds)
+                cpu[name].append(cpu_seconds)
                 peaks[name].append(peak)
         summary = json.loads(report.read_text(encoding="utf-8"))["summary"]
         input_mb = (pbx_file.stat().st_size + teams_file.stat().st_size) / 1e6
     command_s, ceiling_s = statistics.median(runs["command"]), statistics.median(runs["ceiling"])
+    command_cpu, ceiling_cpu = statistics.median(cpu["command"]), statistics.median(cpu["ceiling"])
     return {
         "bench": "matching_command",
         "command": "m365pbx match --format json " + " ".join(rules),
@@ -228,6 +233,10 @@ def bench_command(args: argparse.Namespace) -> dict[str, Any]:
         "ceiling_seconds": round(ceiling_s, 3),
         "ceiling_peak_rss_mb": max(peaks["ceiling"]),
         "ratio_to_ceiling": round(command_s / ceiling_s, 2),
+        "cpu_seconds": round(command_cpu, 3),
+        "ceiling_cpu_seconds": round(ceiling_cpu, 3),
+        "cpu_ratio_to_ceiling": round(command_cpu / ceiling_cpu, 2),
+        "load_average_1min": round(os.getloadavg()[0], 2),
         "goal_seconds": 2.0,
         "goal_rss_mb": 300,
         "matched": summary["matched"],

@@ -95,7 +95,7 @@ def _match(
     phone = phone_keys(region)
 
     def pbx_text(value: str) -> str:
-        return text(strip_sip_scheme(value))
+        return text(strip_sip_scheme(value) if ":" in value else value)
 
     field_lookups: dict[str, FieldLookup] = {}
     for field in fields:

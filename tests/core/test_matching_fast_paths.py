@@ -1,4 +1,8 @@
-"""The matcher's one-call folding (with its memory) gives what fold_unicode then casefold give."""
+"""The matcher's fast paths give what the plain definitions give.
+
+Folding in one memoised call equals fold_unicode then casefold; the phone filing without a
+regular expression equals the one with it.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from m365pbx.core.matching import fold_unicode, strip_domain, text_normalizer
+from m365pbx.core.matching.lookups import (
+    _PLAIN_PHONE,
+    _SEPARATORS,
+    SAFE_NATIONAL_DIGITS,
+    SUFFIX_DIGITS,
+    plain_suffix,
+)
 
 LATIN = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x24F), max_size=20)
 ANY = st.text(max_size=20)
@@ -26,3 +37,15 @@ def test_the_other_combinations() -> None:
     assert text_normalizer(casefold=True, unicode_normalize=False, domain=False)("ÄB") == "äb"
     assert text_normalizer(casefold=False, unicode_normalize=False, domain=True)("a@b") == "a"
     assert text_normalizer(casefold=False, unicode_normalize=False, domain=False)(" A ") == " A "
+
+
+def _plain_suffix_by_pattern(value: str) -> str | None:
+    if not value.isascii() or not _PLAIN_PHONE.fullmatch(value):
+        return None
+    digits = value.translate(_SEPARATORS)
+    return digits[-SUFFIX_DIGITS:] if len(digits) >= SAFE_NATIONAL_DIGITS else None
+
+
+@given(st.text(alphabet="+0123456789 ()./-x\u0660\u00a0", max_size=24))
+def test_plain_suffix_equals_the_pattern(value: str) -> None:
+    assert plain_suffix(value) == _plain_suffix_by_pattern(value)

@@ -42,9 +42,8 @@ def _fill(template: str, user: PbxUser, domain: str, *, escape: bool) -> str:
         # A field of the user's own wins over the built-in key and domain.
         value = user.fields.get(name) or defaults.get(name)
         if value is not None:
-            filled[name] = (
-                quote(value, safe=_USER_SAFE) if escape and name != "domain" else value
-            )
+            plain = not escape or name == "domain" or (value.isascii() and value.isalnum())
+            filled[name] = value if plain else quote(value, safe=_USER_SAFE)
     missing = sorted(set(_names(template)) - set(filled))
     if missing:
         raise UnaddressableUser(f"PBX user {user.key!r} has no {', '.join(missing)}")

@@ -98,7 +98,7 @@ async def rig(sim: Simulator, clock: VirtualClock,
     receiver = NotificationReceiver(
         clock, {SUBSCRIPTION: known}.get, {certificate.id: certificate.private_key()}.get,
         keys.keys, seen.presence.extend, lambda k, ids: seen.basic.append((k.id, ids)),
-        lifecycle, queue_size=10)
+        lifecycle, queue_size=10, decrypt_processes=1)
     yield Rig(receiver, seen, keys, certificate, sim, clock)
 
 
@@ -328,7 +328,33 @@ async def test_many_rich_notifications_are_all_decrypted_in_order(rig: Rig, wher
     assert [r.availability for r in rig.seen.presence] == states
     assert rig.receiver.counters["decrypted"] == 40
     assert rig.receiver.counters["decrypt_processes_failed"] == 0
-    rig.receiver.close()
+    await rig.receiver.aclose()
+
+
+async def test_when_the_decryption_worker_dies_a_thread_takes_over_and_says_so(
+    rig: Rig, caplog: pytest.LogCaptureFixture,
+) -> None:
+    rig.receiver.process_at = 1  # every round to the worker process
+    tokens = rig.tokens()
+    await rig.receiver.receive(body(rig.item(rich=True, availability="Busy"), tokens=tokens))
+    await rig.receiver.drain()
+    assert [r.availability for r in rig.seen.presence] == ["Busy"]
+    worker = rig.receiver._workers[0]
+    worker.process.kill()
+    await worker.process.wait()
+    await rig.receiver.receive(body(rig.item(rich=True, availability="Away"), tokens=tokens))
+    await rig.receiver.drain()
+    # Decrypted in the thread, or (when the worker died with it in hand) read back: not lost.
+    assert [r.availability for r in rig.seen.presence[1:]] == ["Away"] or (
+        rig.seen.basic == [(SUBSCRIPTION, [ANNA])])
+    assert rig.receiver.health()["decrypting"].startswith(
+        "in a thread: the worker processes failed")
+    assert "decrypting in worker processes failed" in caplog.text
+    await rig.receiver.receive(body(rig.item(rich=True, availability="DoNotDisturb"),
+                                    tokens=tokens))
+    await rig.receiver.drain()
+    assert rig.seen.presence[-1].availability == "DoNotDisturb"
+    await rig.receiver.aclose()
 
 
 async def test_content_for_a_certificate_we_no_longer_hold_is_read_back_instead(
@@ -360,5 +386,6 @@ async def test_refusals_are_logged_once_a_minute_with_a_count_and_no_secrets(
     report = rig.receiver.health()
     assert report["refused_last_5_min"] == 51
     await rig.clock.advance(301)
-    assert rig.receiver.health() == {"accepted": 0, "queued": 0, "overflowed": 0,
-                                     "refused_last_5_min": 0, "reasons": {}}
+    assert rig.receiver.health() == {
+        "accepted": 0, "queued": 0, "overflowed": 0, "refused_last_5_min": 0, "reasons": {},
+        "decrypting": "in 1 worker process(es) under load, else in a thread"}

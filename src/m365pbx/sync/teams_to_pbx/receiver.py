@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import os
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from m365pbx.clock import Clock
-from m365pbx.graph.decrypt_worker import decrypt_chunk
+from m365pbx.graph.decrypt_worker import DecryptWorker, WorkerFailed
 from m365pbx.graph.notifications import (
     ChangeNotification,
     MalformedNotification,
@@ -136,8 +134,8 @@ class NotificationReceiver:
         self.decrypt_processes = decrypt_processes or max(1, (os.cpu_count() or 1) - 1)
         self.process_at = PROCESS_AT
         self._thread: ThreadPoolExecutor | None = None
-        self._processes: ProcessPoolExecutor | None = None
-        self._processes_failed = False
+        self._workers: list[DecryptWorker] = []
+        self._workers_failed: str | None = None
         self._ders: dict[str, tuple[rsa.RSAPrivateKey, bytes]] = {}
 
     async def receive(self, body: bytes, *, source: str | None = None) -> Verdict:
@@ -252,7 +250,15 @@ class NotificationReceiver:
         """What /healthz shows about webhook notifications: accepted, queued, read back
         because the queue was full, refused lately and why."""
         return {"accepted": self.counters["accepted"], "queued": len(self._queue),
-                "overflowed": self.counters["overflowed"], **self.refusals.status()}
+                "overflowed": self.counters["overflowed"],
+                "decrypting": self.decrypting(), **self.refusals.status()}
+
+    def decrypting(self) -> str:
+        """Where rich notifications are decrypted, in words."""
+        if self._workers_failed is not None:
+            return f"in a thread: the worker processes failed ({self._workers_failed})"
+        return (f"in {self.decrypt_processes} worker process(es) under load, else in a "
+                "thread")
 
     async def run(self) -> None:
         """Process queued notifications in arrival order until cancelled."""
@@ -276,14 +282,14 @@ class NotificationReceiver:
         """Wait until everything queued so far has been processed (by `run`)."""
         await self._idle.wait()
 
-    def close(self) -> None:
-        """Let the decryption thread and processes go."""
+    async def aclose(self) -> None:
+        """Let the decryption thread and worker processes go."""
         if self._thread is not None:
             self._thread.shutdown(wait=False, cancel_futures=True)
             self._thread = None
-        if self._processes is not None:
-            self._processes.shutdown(wait=False, cancel_futures=True)
-            self._processes = None
+        workers, self._workers = self._workers, []
+        for worker in workers:
+            await worker.stop()
 
     async def _round(self, *, raise_errors: bool = False) -> None:
         taken = [self._queue.popleft() for _ in range(min(ROUND, len(self._queue)))]
@@ -306,7 +312,7 @@ class NotificationReceiver:
                 if key is not None:
                     position[id(item)] = len(work)
                     work.append((item, key))
-        chunks = self._decrypt(work)
+        chunks = await self._decrypt(work)
         readings: list[PresenceReading] = []
         try:
             for entry in [*entries, None]:
@@ -348,8 +354,8 @@ class NotificationReceiver:
             self._flush(readings)  # on to the PBX while the rest decrypt
         try:
             resource = (await chunk)[index % DECRYPT_CHUNK]
-        except BrokenProcessPool as exc:
-            self._process_pool_failed(exc)
+        except WorkerFailed as exc:
+            self._workers_gone(exc)
             resource = None  # read back instead
         if resource is None:
             self.counters["undecryptable"] += 1
@@ -359,46 +365,49 @@ class NotificationReceiver:
         self.counters["decrypted"] += 1
         readings.append(parse_presence(resource))
 
-    def _decrypt(self, work: list[tuple[ChangeNotification, rsa.RSAPrivateKey]]
-                 ) -> list[asyncio.Future[list[dict[str, Any] | None]]]:
+    async def _decrypt(self, work: list[tuple[ChangeNotification, rsa.RSAPrivateKey]]
+                       ) -> list[asyncio.Future[list[dict[str, Any] | None]]]:
         """Start decrypting `work` in chunks of DECRYPT_CHUNK, off the event loop."""
-        if not work:
-            return []
-        loop = asyncio.get_running_loop()
         slices = [work[start:start + DECRYPT_CHUNK]
                   for start in range(0, len(work), DECRYPT_CHUNK)]
-        processes = self._process_pool() if len(work) >= self.process_at else None
-        if processes is not None:
-            contents = [[item.encrypted for item, _ in part if item.encrypted is not None]
-                        for part in slices]
+        chunks: list[asyncio.Future[list[dict[str, Any] | None]]] = []
+        if len(work) >= self.process_at and await self._start_workers():
             keys = {item.encrypted.certificate_id: self._der(item.encrypted.certificate_id, key)
                     for item, key in work if item.encrypted is not None}
             try:
-                return [loop.run_in_executor(processes, decrypt_chunk, keys, part)
-                        for part in contents]
-            except RuntimeError as exc:  # a broken pool refuses new work
-                self._process_pool_failed(exc)
-        if self._thread is None:
+                for part in slices:
+                    worker = min(self._workers, key=lambda w: len(w.waiting))
+                    chunks.append(worker.submit(keys, [item.encrypted for item, _ in part
+                                                       if item.encrypted is not None]))
+            except WorkerFailed as exc:
+                self._workers_gone(exc)
+        loop = asyncio.get_running_loop()
+        if slices[len(chunks):] and self._thread is None:
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="decrypt")
-        return [loop.run_in_executor(self._thread, _decrypt_all, part) for part in slices]
+        chunks += [loop.run_in_executor(self._thread, _decrypt_all, part)
+                   for part in slices[len(chunks):]]
+        return chunks
 
-    def _process_pool(self) -> ProcessPoolExecutor | None:
-        if self._processes is None and not self._processes_failed:
-            # spawn: forking a process with running threads and an event loop is unsafe.
-            self._processes = ProcessPoolExecutor(
-                self.decrypt_processes, mp_context=multiprocessing.get_context("spawn"))
-        return self._processes
+    async def _start_workers(self) -> bool:
+        if self._workers_failed is not None:
+            return False
+        try:
+            while len(self._workers) < self.decrypt_processes:
+                self._workers.append(await DecryptWorker.start())
+        except OSError as exc:
+            self._workers_gone(exc)
+            return False
+        return True
 
-    def _process_pool_failed(self, exc: BaseException) -> None:
-        if self._processes_failed:
+    def _workers_gone(self, exc: BaseException) -> None:
+        if self._workers_failed is not None:
             return
-        self.counters["decrypt_processes_failed"] += 1
+        self._workers_failed = str(exc)
         log.error("decrypting in worker processes failed (%s): decrypting in a thread from "
-                  "now on, about a quarter of the throughput under load", exc)
-        self._processes_failed = True
-        if self._processes is not None:
-            self._processes.shutdown(wait=False, cancel_futures=True)
-            self._processes = None
+                  "now on, a fraction of the throughput under load", exc)
+        for worker in self._workers:
+            if worker.process.returncode is None:
+                worker.process.kill()
 
     def _der(self, certificate_id: str, key: rsa.RSAPrivateKey) -> bytes:
         known = self._ders.get(certificate_id)

@@ -12,8 +12,9 @@ from typer.testing import CliRunner, Result
 
 from m365pbx.app import Service
 from m365pbx.cli.app import _register, app
-from m365pbx.core.status import PartState
+from m365pbx.core.status import PartState, PartStatus
 from m365pbx.service.status_store import read_statuses
+from m365pbx.store import Repositories
 from m365sim.clock import VirtualClock
 from m365sim.server import RunningServer
 from tests.e2e.harness import eventually, pbx_users, running, settings_for, switchboard
@@ -146,3 +147,40 @@ async def test_calendars_wanted_without_the_permission_are_a_degraded_part(
         part = service.status.get("tenant/contoso/calendar")
         assert part is not None
         assert "calendars.read" in (part.error or "") and "calendars.read" in (part.fix or "")
+
+
+async def test_a_failing_store_makes_healthz_not_ok(
+    sim_server: RunningServer, clock: VirtualClock, tmp_path: Path,
+) -> None:
+    # The store's part was shown in /healthz before but did not count for "ok".
+    settings = settings_for(sim_server, tmp_path)
+    async with running(settings, clock) as service:
+        switchboard(service).replace_users(pbx_users(*PEOPLE))
+        await eventually(lambda: service.health()["ok"] is True, clock)
+        service.store.writes.failed_for_good("the test's row", "disk I/O error")
+        health = service.health()
+        store = next(p for p in health["parts"] if p["part"] == "store")
+        assert store["state"] == "error" and "disk I/O error" in store["error"]
+        assert "disk space" in store["fix"]
+        assert health["ok"] is False
+        service.store.writes.succeeded()
+        assert service.health()["ok"] is True
+
+
+async def test_a_restarted_node_forgets_the_parts_an_earlier_run_left(
+    sim_server: RunningServer, clock: VirtualClock, tmp_path: Path,
+) -> None:
+    settings = settings_for(sim_server, tmp_path)
+    async with running(settings, clock, node="n1") as service:
+        await service.recorder.record()
+        # As if the earlier run had a connection that the configuration no longer has.
+        left = PartStatus("pbx/removed", "pbx_connection", PartState.ERROR, clock.now())
+
+        async def leave(tx: Repositories) -> None:
+            await tx.part_status.save("n1", [left], now=clock.now())
+
+        await service.store.write(leave, what="a leftover")
+    async with running(settings, clock, node="n1") as service:
+        await service.recorder.record()
+        parts = {s.part for s in await read_statuses(service.store) if s.node == "n1"}
+        assert "pbx/removed" not in parts and "pbx/switchboard" in parts

@@ -90,3 +90,15 @@ async def test_migration_0005_keeps_accounts_and_subscriptions(empty_database_ur
             await tx.part_status.save("node-a", [PBX], now=NOW)
     finally:
         await store.close()
+
+
+async def test_keep_only_deletes_what_an_earlier_run_of_the_node_left(store: Store) -> None:
+    async with store.transaction() as tx:
+        await tx.part_status.save("node-a", [SIGN_IN, PBX], now=NOW)
+        await tx.part_status.save("node-b", [PBX], now=NOW)
+    async with store.transaction() as tx:
+        assert await tx.part_status.keep_only("node-a", [SIGN_IN.part]) == 1
+    async with store.transaction() as tx:
+        found = await tx.part_status.all()
+    assert [(s.node, s.part) for s in found] == [
+        ("node-a", "tenant/contoso/sign_in"), ("node-b", "pbx/sip")]

@@ -51,17 +51,37 @@ def is_stale(status: PartStatus, stopped: set[str], now: datetime, stale_after: 
     return (now - status.written_at).total_seconds() > stale_after
 
 
+def superseded_nodes(statuses: list[PartStatus], stopped: set[str]) -> set[str]:
+    """Stopped nodes some running node wrote after (a new host name, a node taken out)."""
+    newest: dict[str, datetime] = {}
+    for status in statuses:
+        if status.written_at is not None:
+            newest[status.node] = max(newest.get(status.node, status.written_at),
+                                      status.written_at)
+    running = [when for node, when in newest.items() if node not in stopped]
+    if not running:
+        return set()
+    return {node for node in stopped if node in newest and newest[node] < max(running)}
+
+
 def report(statuses: list[PartStatus], now: datetime,
            stale_after: float = STALE_AFTER) -> dict[str, Any]:
-    """The statuses as `--format json` prints them, with `ok` for the whole."""
+    """The statuses as `--format json` prints them, with `ok` for the whole.
+
+    A stopped node that a running node wrote after is shown but not counted.
+    """
     stopped = {s.node for s in statuses if s.kind == "service" and s.state == "stopped"}
+    superseded = superseded_nodes(statuses, stopped)
     parts = []
     for status in statuses:
         stale = is_stale(status, stopped, now, stale_after)
+        counted = status.node not in superseded
         parts.append({
             "node": status.node, "part": status.part, "kind": status.kind,
-            "state": status.state.value, "ok": status.state.is_ok and not stale,
-            "stale": stale, "since": None if status.since is None else status.since.isoformat(),
+            "state": status.state.value,
+            "ok": not counted or (status.state.is_ok and not stale),
+            "stale": stale, "superseded": not counted,
+            "since": None if status.since is None else status.since.isoformat(),
             "error": status.error, "fix": status.fix, "counters": dict(status.counters),
             "written_at": None if status.written_at is None else status.written_at.isoformat(),
         })
@@ -76,6 +96,10 @@ def _print_text(found: dict[str, Any], statuses: list[PartStatus], now: datetime
             newest = max((s.written_at for s in statuses if s.node == node and s.written_at),
                          default=None)
             typer.echo(f"node {node} (last written {_when(newest)})")
+            if entry["superseded"]:
+                typer.echo("  stopped; other nodes wrote after it: not counted")
+        if entry["superseded"]:
+            continue
         mark = "ok " if entry["ok"] else "!! "
         typer.echo(f"  {mark}{status.part}: {status.state.value} since {_when(status.since)}")
         if status.error:

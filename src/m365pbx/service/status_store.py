@@ -24,17 +24,26 @@ class StoreStatusSink:
         self.store = store
         self.clock = clock
         self.node = node
+        self._first = True
 
     async def save(self, statuses: Sequence[PartStatus], *, gone: Sequence[str]) -> None:
-        """Replace these statuses and forget the parts in `gone` (one transaction)."""
+        """Replace these statuses and forget the parts in `gone` (one transaction).
+
+        The first save of a run holds every part: what an earlier run of this node left
+        (a connection removed since) is deleted then, or it would look stale forever.
+        """
         now = self.clock.now()
+        first = self._first
 
         async def write(tx: Repositories) -> None:
             await tx.part_status.save(self.node, statuses, now=now)
-            if gone:
+            if first:
+                await tx.part_status.keep_only(self.node, [s.part for s in statuses])
+            elif gone:
                 await tx.part_status.forget(self.node, gone)
 
         await self.store.write(write, what="the parts' states")
+        self._first = False
 
 
 async def read_statuses(store: Store) -> list[PartStatus]:

@@ -43,6 +43,13 @@ class PartStatusRepository:
             await self.session.execute(delete(PartStatusRow).where(
                 PartStatusRow.node == node, PartStatusRow.part.in_(names[start:start + CHUNK])))
 
+    async def keep_only(self, node: str, parts: Collection[str]) -> int:
+        """Delete every part of `node` not in `parts` (left by an earlier run); how many."""
+        query = select(PartStatusRow.part).where(PartStatusRow.node == node)
+        left = set(await self.session.scalars(query)) - set(parts)
+        await self.forget(node, left)
+        return len(left)
+
     async def all(self) -> list[PartStatus]:
         """Every recorded status of every node, by node and part."""
         query = select(PartStatusRow).order_by(PartStatusRow.node, PartStatusRow.part)

@@ -6,6 +6,8 @@ regular expression equals the one with it.
 
 from __future__ import annotations
 
+import unicodedata
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -19,10 +21,21 @@ from m365pbx.core.matching.lookups import (
 )
 
 LATIN = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x24F), max_size=20)
+# Letters with combining accents after them (NFD), Vietnamese letters, the letters with a
+# stroke that NFKC can merge with an accent (ø + U+0301 is ǿ).
+NFD = st.text(
+    st.one_of(
+        st.sampled_from("aeiouAEIOUnNcCsSzZ øØłŁđĐħĦı'-"),
+        st.characters(min_codepoint=0x300, max_codepoint=0x36F),
+        st.characters(min_codepoint=0x1E00, max_codepoint=0x1EFF),
+        st.characters(min_codepoint=0xA0, max_codepoint=0x24F),
+    ),
+    max_size=12,
+)
 ANY = st.text(max_size=20)
 
 
-@given(st.lists(st.one_of(LATIN, ANY), max_size=8))
+@given(st.lists(st.one_of(LATIN, NFD, ANY), max_size=8))
 def test_folding_equals_the_steps(values: list[str]) -> None:
     folded = text_normalizer(casefold=True, unicode_normalize=True, domain=False)
     kept = text_normalizer(casefold=False, unicode_normalize=True, domain=False)
@@ -31,6 +44,15 @@ def test_folding_equals_the_steps(values: list[str]) -> None:
         assert folded(value) == fold_unicode(value).casefold()
         assert kept(value) == fold_unicode(value)
         assert domain(value) == strip_domain(fold_unicode(value).casefold())
+
+
+def test_folding_of_names_as_pbx_exports_write_them() -> None:
+    folded = text_normalizer(casefold=True, unicode_normalize=True, domain=False)
+    for name in ("Jürgen Weiß", "Zoë Dvořák", "Søren Ångström", "Łukasz Wiśniewski",
+                 "Nguyễn Thị Minh Khai", "ǿ", "ø\u0301"):
+        for form in ("NFC", "NFD"):
+            written = unicodedata.normalize(form, name)
+            assert folded(written) == fold_unicode(written).casefold(), written
 
 
 def test_the_other_combinations() -> None:

@@ -304,13 +304,13 @@ class Service:
                        for n, status in ((n, c.status()) for n, c in self.connections.items())}
         writes = self._teams_writes_health()
         # ok: everything works; a red light here is no reason for a 503 (see readiness).
-        parts = self.status.snapshot()
+        statuses = self.status.snapshot()
         ok = all(t["state"] == "connected" for t in tenants.values()) and (
-            writes["state"] == "writing") and all(s.state.is_ok for s in parts)
+            writes["state"] == "writing") and all(s.state.is_ok for s in statuses)
         return {"ok": ok, "tenants": tenants, "connections": connections,
                 "teams_writes": writes, "store": self.store.health(),
                 "notifications": self.receiver.health(),
-                "parts": [part_report(s) for s in parts]}
+                "parts": [part_report(s) for s in statuses]}
 
     def _service_status(self) -> list[PartStatus]:
         if self._stopped_at is not None:

@@ -8,16 +8,25 @@ import json
 from pathlib import Path
 
 import httpx
+import yaml
 from typer.testing import CliRunner, Result
 
 from m365pbx.app import Service
 from m365pbx.cli.app import _register, app
+from m365pbx.config import load_config
 from m365pbx.core.status import PartState, PartStatus
 from m365pbx.service.status_store import read_statuses
 from m365pbx.store import Repositories
 from m365sim.clock import VirtualClock
 from m365sim.server import RunningServer
-from tests.e2e.harness import eventually, pbx_users, running, settings_for, switchboard
+from tests.e2e.harness import (
+    eventually,
+    free_port,
+    pbx_users,
+    running,
+    settings_for,
+    switchboard,
+)
 from tests.e2e.test_calendar_to_pbx import calendar_settings
 from tests.e2e.test_teams_to_pbx import PEOPLE
 from tests.sim.conftest import APP_ID
@@ -184,3 +193,32 @@ async def test_a_restarted_node_forgets_the_parts_an_earlier_run_left(
         await service.recorder.record()
         parts = {s.part for s in await read_statuses(service.store) if s.node == "n1"}
         assert "pbx/removed" not in parts and "pbx/switchboard" in parts
+
+
+async def test_a_service_account_with_a_wrong_password_is_its_own_red_part(
+    sim_server: RunningServer, clock: VirtualClock, tmp_path: Path,
+) -> None:
+    settings_for(sim_server, tmp_path, webhook_port=free_port())
+    path = tmp_path / "m365pbx.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["tenants"][0]["service_accounts"][0]["password"] = "not-the-password"
+    path.write_text(yaml.safe_dump(data))
+    settings = load_config(path, environ={})
+    account = "tenant/contoso/service_account/svc-presence@contoso.com"
+    async with running(settings, clock) as service:
+        switchboard(service).replace_users(pbx_users(*PEOPLE))
+
+        def refused() -> bool:
+            part = service.status.get(account)
+            return part is not None and part.state is PartState.BAD_CREDENTIALS
+
+        await eventually(refused, clock)
+        part = service.status.get(account)
+        assert part is not None and part.error and "AADSTS50126" in part.error
+        assert "Check the password of svc-presence@contoso.com" in (part.fix or "")
+        subscription = service.status.get("tenant/contoso/subscription/svc-presence@contoso.com")
+        assert subscription is not None and not subscription.state.is_ok
+        # The app's own sign-in works: only the account is red.
+        sign_in = service.status.get(SIGN_IN)
+        assert sign_in is not None and sign_in.state is not PartState.BAD_CREDENTIALS
+        assert "not-the-password" not in str(service.health())

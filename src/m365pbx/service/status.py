@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from m365pbx.core.credentials import SignInMethod
 from m365pbx.pbx.base import PbxConnection
 from m365pbx.service.health import STALL_AFTER, iso
 from m365pbx.store import Store
@@ -92,6 +93,13 @@ def _directory_statuses(name: str, runtime: TenantRuntime) -> Iterator[PartStatu
                       users.last_error, FIX_SUBSCRIPTION, notifications=users.notifications)
 
 
+def _account_fix(upn: str, method: SignInMethod | None) -> str:
+    if method is SignInMethod.PASSWORD:
+        return (f"Check the password of {upn} in the configuration; an account that needs "
+                f"MFA must sign in with the device code instead (m365pbx signin {upn})")
+    return f"Sign the account in again: m365pbx signin {upn}"
+
+
 def _presence_statuses(name: str, runtime: TenantRuntime) -> Iterator[PartStatus]:
     parts = runtime.parts
     poller = parts.poller
@@ -109,6 +117,7 @@ def _presence_statuses(name: str, runtime: TenantRuntime) -> Iterator[PartStatus
     pool = parts.pool
     if pool is None:
         return
+    methods = {a.upn: a.sign_in for a in runtime.tenant.service_accounts}
     for upn, owner in pool.owners.items():
         state = connection_state(owner.state.value)
         account_state = (PartState.BAD_CREDENTIALS if state is PartState.BAD_CREDENTIALS
@@ -117,7 +126,7 @@ def _presence_statuses(name: str, runtime: TenantRuntime) -> Iterator[PartStatus
         yield _status(f"tenant/{name}/service_account/{upn}", "service_account", account_state,
                       owner.since, owner.last_error if account_state is not PartState.OK
                       and owner.last_error else None,
-                      f"Sign the account in again: m365pbx signin {upn}", people=len(owner.people))
+                      _account_fix(upn, methods.get(upn)), people=len(owner.people))
         yield _status(f"tenant/{name}/subscription/{upn}", "subscription", state, owner.since,
                       owner.last_error, FIX_SUBSCRIPTION, people=len(owner.people))
     for account in runtime.tenant.service_accounts:

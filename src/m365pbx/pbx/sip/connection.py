@@ -343,7 +343,7 @@ class SipConnection:
         async def refresh() -> None:
             await self._publish(person, Mode.REFRESH)
 
-        self._after(key, outcome, retry, refresh)
+        self._after(key, outcome, retry, refresh, publication)
 
     def _publications_changed(self) -> None:
         if self.on_publications_changed is not None:
@@ -355,14 +355,19 @@ class SipConnection:
         outcome: Outcome,
         redo: TaskFactory,
         refresh: TaskFactory | None,
+        refreshed: object | None = None,
     ) -> None:
-        """Record an outcome; schedule the refresh or the retry it calls for."""
+        """Record an outcome; schedule the refresh or the retry it calls for.
+
+        `refreshed` is what `refresh` refreshes (a publication or subscription): a refresh
+        of the same one already due a little earlier is kept rather than moved.
+        """
         self._board.record(key, outcome)
         if outcome.ok:
             self._attempts.pop(key, None)
             if outcome.refresh_in and refresh is not None:
                 delay = refresh_delay(int(outcome.refresh_in), self.options.refresh_margin)
-                self._scheduler.later(key, delay, refresh)
+                self._scheduler.later(key, delay, refresh, token=refreshed, slack=delay / 10)
             else:
                 self._scheduler.cancel(key)
         else:
@@ -451,7 +456,7 @@ class SipConnection:
         async def redo() -> None:
             await self._subscribe(person, event)
 
-        self._after(key, outcome, redo, redo)
+        self._after(key, outcome, redo, redo, subscription)
 
     def _terminated(
         self, person: _Person, event: str, reason: str, retry_after: float | None

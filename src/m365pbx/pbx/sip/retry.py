@@ -51,23 +51,51 @@ class Scheduler:
 
     def __init__(self) -> None:
         self._timers: dict[Hashable, asyncio.TimerHandle] = {}
+        self._tokens: dict[Hashable, object] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
-    def later(self, key: Hashable, delay: float, factory: TaskFactory) -> None:
-        """Run `factory()` after `delay` seconds, replacing any timer pending for `key`."""
+    def later(
+        self,
+        key: Hashable,
+        delay: float,
+        factory: TaskFactory,
+        *,
+        token: object | None = None,
+        slack: float = 0.0,
+    ) -> None:
+        """Run `factory()` after `delay` seconds, replacing any timer pending for `key`.
+
+        With a `token`, a timer pending for `key` with that same token (by identity) that
+        fires at most `slack` seconds earlier is kept instead: it does the same job a
+        moment early. A burst of changes to one publication then moves no timer at all
+        (each move was a cancelled entry in the event loop's heap).
+        """
         if self._closed:
             return
-        self.cancel(key)
         loop = asyncio.get_running_loop()
-        self._timers[key] = loop.call_later(max(0.0, delay), self._fire, key, factory)
+        due = loop.time() + max(0.0, delay)
+        pending = self._timers.get(key)
+        if (
+            token is not None
+            and pending is not None
+            and self._tokens.get(key) is token
+            and due - slack <= pending.when() <= due
+        ):
+            return
+        self.cancel(key)
+        self._timers[key] = loop.call_at(due, self._fire, key, factory)
+        if token is not None:
+            self._tokens[key] = token
 
     def _fire(self, key: Hashable, factory: TaskFactory) -> None:
         self._timers.pop(key, None)
+        self._tokens.pop(key, None)
         self.spawn(factory())
 
     def cancel(self, key: Hashable) -> None:
         """Drop the timer pending for `key`, if any."""
+        self._tokens.pop(key, None)
         timer = self._timers.pop(key, None)
         if timer is not None:
             timer.cancel()
@@ -94,6 +122,7 @@ class Scheduler:
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
+        self._tokens.clear()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()

@@ -16,10 +16,18 @@ from m365pbx.core.presence import PbxPresence
 from m365pbx.pbx.api.connection import ApiConnection
 from m365pbx.service.presence_view import person_presence
 from m365sim.clock import VirtualClock
+from m365sim.faults import FaultRule
 from m365sim.model import Tenant
 from m365sim.server import RunningServer
 from m365sim.simulator import Simulator
-from tests.e2e.harness import eventually, pbx_users, running, settings_for, switchboard
+from tests.e2e.harness import (
+    eventually,
+    free_port,
+    pbx_users,
+    running,
+    settings_for,
+    switchboard,
+)
 
 PEOPLE = (("anna", "Anna Schmidt"), ("ben", "Ben Weber"))
 MINUTE = 60.0
@@ -49,6 +57,20 @@ def shown(pbx: ApiConnection, key: str) -> tuple[PbxPresence, str]:
     """What the PBX side shows for a person, with the note (online when nothing was set)."""
     state = pbx.shown(key)
     return (PbxPresence.ONLINE, "") if state is None else (state.presence, state.note)
+
+
+def calendar_with_webhooks(server: RunningServer, sim: Simulator, tmp: Path) -> Settings:
+    """Settings with a public URL (the simulator delivers to loopback) and calendars read
+    only every 12 hours: what shows sooner came by change notification."""
+    sim.settings.extra["notification_allow_http_loopback"] = True
+    sim.subscriptions.settings.allow_http_loopback = True
+    settings_for(server, tmp, webhook_port=free_port())
+    path = tmp / "m365pbx.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["tenants"][0]["credentials"][0]["permissions"].append("calendars.read")
+    data["pbx_connections"][0]["calendar"] = {"enabled": True, "poll_interval": "12h"}
+    path.write_text(yaml.safe_dump(data))
+    return load_config(path, environ={})
 
 
 def now(clock: VirtualClock) -> float:
@@ -206,3 +228,92 @@ async def test_a_meeting_that_began_while_m365pbx_was_down_shows_at_restart(
         assert shown(pbx, "anna")[0] is PbxPresence.AWAY
         at = await until_shown(pbx, "anna", PbxPresence.ONLINE, clock)
         assert 0 <= at - (start + 2 * 3600) <= 1.0
+
+
+async def test_change_notifications_read_a_new_meeting_at_once(
+    sim_server: RunningServer, sim: Simulator, tenant: Tenant, clock: VirtualClock,
+    tmp_path: Path,
+) -> None:
+    settings = calendar_with_webhooks(sim_server, sim, tmp_path)
+    async with running(settings, clock) as service:
+        pbx = switchboard(service)
+        await started_with_calendars(service, clock, 2)
+        events = service.tenants["contoso"].parts.calendar_subscriptions
+        assert events is not None
+        await eventually(lambda: events.health()["active"] == 2, clock, step=0.2)
+        reads = service.tenants["contoso"].parts.calendar.status.reads  # type: ignore[union-attr]
+        start = now(clock) + 10 * MINUTE
+        add_event(sim, tenant, "anna@contoso.com", subject="Urgent", start_in="10m",
+                  duration="15m", show_as="busy")
+        await eventually(lambda: events.notifications >= 1, clock, step=0.2)
+        calendar = service.tenants["contoso"].parts.calendar
+        assert calendar is not None
+        await eventually(lambda: calendar.status.reads > reads, clock, step=0.2)
+        await advance_to(clock, start - 2)
+        assert shown(pbx, "anna")[0] is PbxPresence.ONLINE
+        at = await until_shown(pbx, "anna", PbxPresence.MEETING, clock)
+        assert 0 <= at - start <= 1.0
+        assert shown(pbx, "anna")[1] == "Urgent"
+        report = service.health()["tenants"]["contoso"]["calendar"]
+        assert report["subscriptions"]["active"] == 2, report
+
+
+async def test_a_removed_subscription_is_made_again_and_the_calendar_read_back(
+    sim_server: RunningServer, sim: Simulator, tenant: Tenant, clock: VirtualClock,
+    tmp_path: Path,
+) -> None:
+    settings = calendar_with_webhooks(sim_server, sim, tmp_path)
+    anna = tenant.find_user("anna@contoso.com")
+    assert anna is not None
+    async with running(settings, clock) as service:
+        pbx = switchboard(service)
+        await started_with_calendars(service, clock, 2)
+        events = service.tenants["contoso"].parts.calendar_subscriptions
+        assert events is not None
+        await eventually(lambda: events.health()["active"] == 2, clock, step=0.2)
+        theirs = next(s for s in sim.subscriptions.subscriptions.values()
+                      if s.resource.strip("/").casefold() == f"users/{anna.id}/events".casefold())
+        # Graph drops the subscription; the change made meanwhile notifies nobody.
+        sim.subscriptions.remove_with_notice(theirs)
+        start = now(clock) + 10 * MINUTE
+        add_event(sim, tenant, "anna@contoso.com", subject="Unheard", start_in="10m",
+                  duration="15m", show_as="busy")
+        await eventually(lambda: events.health()["active"] == 2 and events.known(theirs.id)
+                         is None, clock, step=0.2)
+        await advance_to(clock, start - 2)
+        # (Teams shows the meeting too, by its own notification; the subject is ours.)
+        at = await until_shown(pbx, "anna", PbxPresence.MEETING, clock)
+        assert 0 <= at - start <= 1.0
+        assert shown(pbx, "anna") == (PbxPresence.MEETING, "Unheard")
+
+
+async def test_a_calendar_graph_cannot_serve_is_shown_and_read_again(
+    sim_server: RunningServer, sim: Simulator, tenant: Tenant, clock: VirtualClock,
+    tmp_path: Path,
+) -> None:
+    settings = calendar_settings(sim_server, tmp_path)
+    anna = tenant.find_user("anna@contoso.com")
+    assert anna is not None
+    # Down for longer than the client's five attempts.
+    sim.faults.add_fault(FaultRule(503, path_prefix=f"/v1.0/users/{anna.id}/calendarView",
+                                   count=5))
+    start = now(clock) + 10 * MINUTE
+    add_event(sim, tenant, "anna@contoso.com", subject="Retro", start_in="10m",
+              duration="15m", show_as="busy")
+    async with running(settings, clock) as service:
+        pbx = switchboard(service)
+        switchboard(service).replace_users(pbx_users(*PEOPLE))
+        calendar = service.tenants["contoso"].parts.calendar
+        assert calendar is not None
+        await eventually(lambda: calendar.status.failed_reads == 1, clock, step=0.1)
+        await eventually(lambda: calendar.status.reads >= 1, clock, step=0.1)
+        report = service.health()["tenants"]["contoso"]
+        assert report["calendar"]["state"] == "failing", report["calendar"]
+        assert anna.id.lower() in report["calendar"]["last_error"]
+        assert report["state"].startswith("degraded: calendar failing")
+        # Read again a minute later: the error clears, the meeting shows on time.
+        await eventually(lambda: calendar.status.reads >= 2, clock, step=1.0)
+        assert service.health()["tenants"]["contoso"]["calendar"]["last_error"] is None
+        await advance_to(clock, start - 2)
+        at = await until_shown(pbx, "anna", PbxPresence.MEETING, clock)
+        assert 0 <= at - start <= 1.0

@@ -102,7 +102,9 @@ def tenant_report(runtime: TenantRuntime) -> dict[str, Any]:
             upn: {"state": o.state.value, "error": o.last_error, "since": iso(o.since)}
             for upn, o in parts.pool.owners.items()
         },
-        "calendar": None if parts.calendar is None else parts.calendar.health(),
+        "calendar": None if parts.calendar is None else parts.calendar.health() | {
+            "subscriptions": None if parts.calendar_subscriptions is None
+            else parts.calendar_subscriptions.health()},
     }
     if parts.pool is not None:
         shortfall = parts.pool.shortfall()

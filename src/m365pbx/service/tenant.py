@@ -38,6 +38,7 @@ from m365pbx.service.persistence import StorePeople, StoreSubscriptionRecords
 from m365pbx.service.tenant_identity import TenantClaims, TenantIdentity
 from m365pbx.store import Store
 from m365pbx.sync.calendar import CalendarPlan, CalendarReader
+from m365pbx.sync.calendar.subscriptions import CalendarSubscriptions
 from m365pbx.sync.directory import ConnectionDirectory, DirectorySync, teams_user_properties
 from m365pbx.sync.directory_delta import DirectoryChanges
 from m365pbx.sync.hub import PresenceHub
@@ -154,6 +155,8 @@ class TenantParts:
     users_subscription: UsersSubscription | None = None
     # Calendar → PBX (None when no connection of the tenant switches `calendar` on).
     calendar: CalendarReader | None = None
+    # Event change notifications that make `calendar` read a person at once (public URL).
+    calendar_subscriptions: CalendarSubscriptions | None = None
 
 
 class TenantRuntime:
@@ -272,6 +275,12 @@ class TenantRuntime:
                 tenant_id=str(tenant.tenant_id), app_id=str(reader.client_id),
                 on_change=changes.wake)
         self.parts.calendar = self._calendar(tenant_connections, reader, writer, graph_url)
+        calendar = self.parts.calendar
+        if calendar is not None and calendar.client is not None and use_webhooks and webhook:
+            self.parts.calendar_subscriptions = CalendarSubscriptions(
+                calendar.client, clock, calendar, notification_url=webhook,
+                lifecycle_url=webhook.rstrip("/") + "/lifecycle",
+                tenant_id=str(tenant.tenant_id), app_id=self.app_id)
 
     def _calendar(self, tenant_connections: Sequence[Any], reader: Credential,
                   writer: Credential | None, graph_url: str) -> CalendarReader | None:
@@ -351,6 +360,8 @@ class TenantRuntime:
             owner.tenant_id = str(self.identity.tenant_id)
         if parts.users_subscription is not None:
             parts.users_subscription.tenant_id = str(self.identity.tenant_id)
+        if parts.calendar_subscriptions is not None:
+            parts.calendar_subscriptions.tenant_id = str(self.identity.tenant_id)
         # One part failing unexpectedly must not end the others (design.md rule 5).
         name = f"tenant {self.tenant.name}:"
         async with asyncio.TaskGroup() as group:
@@ -368,6 +379,9 @@ class TenantRuntime:
             if parts.calendar is not None:
                 group.create_task(supervised(f"{name} calendar", parts.calendar.run, self.clock,
                                              on_failure=self._calendar_failed))
+            if parts.calendar_subscriptions is not None:
+                group.create_task(supervised(f"{name} calendar change notifications",
+                                             parts.calendar_subscriptions.run, self.clock))
             if parts.pool is not None:
                 group.create_task(supervised(f"{name} subscriptions", parts.pool.run,
                                              self.clock))

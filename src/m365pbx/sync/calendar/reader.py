@@ -25,6 +25,9 @@ from m365pbx.sync.people import Person
 
 log = logging.getLogger(__name__)
 
+# With change notifications flowing for a person, their calendar is read again only this
+# often (a notification reads it at once; the daily read repairs what was lost).
+COVERED_INTERVAL = 86400.0
 # A failed read is tried again this soon (the next regular read may be minutes away).
 RETRY_AFTER = 60.0
 # Reads in flight at once per tenant: Outlook allows 4 concurrent requests per mailbox and
@@ -70,8 +73,11 @@ class CalendarReader:
         self.status = CalendarStatus(since=clock.now())
         self._next_read: dict[str, float] = {}
         self._failing: dict[str, str] = {}
+        self._again: set[str] = set()
         self._wake = asyncio.Event()
         hub.on_people(lambda _people: self._wake.set())
+        # Whether change notifications flow for a (lower-case) user id (subscriptions.py).
+        self.covered: Callable[[str], bool] = lambda _uid: False
 
     def health(self) -> dict[str, object]:
         """What /healthz shows: state, since, the last error and the people followed."""
@@ -86,6 +92,13 @@ class CalendarReader:
         """Read everyone again now (a change notification, "Sync now")."""
         self._next_read.clear()
         self._wake.set()
+
+    def read_now(self, uid: str) -> None:
+        """Read one person's calendar again at once (a change notification said so)."""
+        if uid in self._next_read:
+            self._next_read[uid] = 0.0
+            self._again.add(uid)  # a read in flight may have begun before the change
+            self._wake.set()
 
     def _set_state(self, state: str, error: str | None = None) -> None:
         if state != self.status.state:
@@ -118,6 +131,7 @@ class CalendarReader:
             for gone in set(self._next_read) - set(users):
                 del self._next_read[gone]
                 self._failing.pop(gone, None)
+                self._again.discard(gone)
             now = self.clock.now().timestamp()
             due = [uid for uid in users if self._next_read.get(uid, 0.0) <= now]
             if due:
@@ -151,7 +165,10 @@ class CalendarReader:
         assert self.client is not None
         window = max(plan.window for _, plan in entries)
         interval = min(plan.interval for _, plan in entries)
+        if self.covered(uid):
+            interval = max(interval, COVERED_INTERVAL)
         async with limit:
+            self._again.discard(uid)
             start = self.clock.now()
             try:
                 events = await calendar_view(self.client, entries[0][0].teams_user_id, start,
@@ -166,7 +183,8 @@ class CalendarReader:
                 return
         self.status.reads += 1
         self._failing.pop(uid, None)
-        self._next_read[uid] = self.clock.now().timestamp() + interval
+        self._next_read[uid] = (0.0 if uid in self._again
+                                else self.clock.now().timestamp() + interval)
         self._apply(events, entries, start.timestamp())
 
     def _apply(self, events: list[CalendarEvent], entries: list[tuple[Person, CalendarPlan]],

@@ -317,3 +317,32 @@ async def test_a_calendar_graph_cannot_serve_is_shown_and_read_again(
         await advance_to(clock, start - 2)
         at = await until_shown(pbx, "anna", PbxPresence.MEETING, clock)
         assert 0 <= at - start <= 1.0
+
+
+async def test_a_person_no_longer_matched_loses_their_subscription(
+    sim_server: RunningServer, sim: Simulator, tenant: Tenant, clock: VirtualClock,
+    tmp_path: Path,
+) -> None:
+    settings = calendar_with_webhooks(sim_server, sim, tmp_path)
+    ben = tenant.find_user("ben@contoso.com")
+    assert ben is not None
+    resource = f"users/{ben.id}/events".casefold()
+
+    def bens() -> list[Any]:
+        return [s for s in sim.subscriptions.subscriptions.values()
+                if s.resource.strip("/").casefold() == resource]
+
+    async with running(settings, clock) as service:
+        await started_with_calendars(service, clock, 2)
+        events = service.tenants["contoso"].parts.calendar_subscriptions
+        assert events is not None
+        await eventually(lambda: events.health()["active"] == 2, clock, step=0.2)
+        assert len(bens()) == 1
+        # Ben leaves the PBX: no longer matched, no longer followed.
+        switchboard(service).replace_users(pbx_users(PEOPLE[0]))
+        await eventually(lambda: len(service.hub.people()) == 1, clock)
+        await eventually(lambda: events.health()["active"] == 1 and not bens(), clock,
+                         step=0.2)
+    # At stop every subscription of ours is deleted.
+    assert not [s for s in sim.subscriptions.subscriptions.values()
+                if s.resource.strip("/").casefold().endswith("/events")]

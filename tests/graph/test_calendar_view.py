@@ -73,3 +73,21 @@ async def test_an_all_day_event_spans_the_midnights_of_its_own_zone(
     assert holiday.is_all_day
     assert holiday.start == datetime.combine(day, time(), tokyo).timestamp()
     assert holiday.end == datetime.combine(day + timedelta(days=1), time(), tokyo).timestamp()
+
+
+async def test_a_weekly_series_keeps_its_local_time_across_daylight_saving(
+    sim: Simulator, tenant: Tenant, app_client: GraphClient,
+) -> None:
+    ben = tenant.find_user("ben@contoso.com")
+    assert ben is not None
+    # Mondays 09:00 in Berlin; summer time begins on Sunday 29 March 2026.
+    sim.outlook.add_event(tenant, ben, {
+        "subject": "Jour fixe", "start": "2026-03-16T09:00:00",
+        "time_zone": "W. Europe Standard Time", "duration": "30m",
+        "recurrence": {"type": "weekly", "days": ["monday"], "count": 4}})
+    events = await calendar_view(app_client, ben.id, datetime(2026, 3, 15, tzinfo=UTC),
+                                 datetime(2026, 4, 10, tzinfo=UTC))
+    starts = [datetime.fromtimestamp(e.start, UTC) for e in events if e.subject == "Jour fixe"]
+    assert [(s.day, s.hour) for s in starts] == [(16, 8), (23, 8), (30, 7), (6, 7)]
+    berlin = ZoneInfo("Europe/Berlin")
+    assert {s.astimezone(berlin).hour for s in starts} == {9}

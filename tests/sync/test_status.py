@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -100,3 +102,39 @@ def test_the_old_words_map_to_one_vocabulary() -> None:
     assert summary(PartStatus(str(i), "x", s) for i, s in enumerate(
         [PartState.OK, PartState.STALLED, PartState.DEGRADED])) is PartState.STALLED
     assert not PartState.STOPPED.is_ok and PartState.DISABLED.is_ok
+
+
+async def test_the_recorder_backs_off_while_writes_fail_and_resumes_at_once_after() -> None:
+    clock = VirtualClock(START)
+    registry = StatusRegistry(clock)
+    state = {"value": PartState.OK}
+    registry.add(lambda: [PartStatus("pbx/a", "x", state["value"], START)])
+    tries: list[float] = []
+
+    class Broken(Kept):
+        async def save(self, statuses: Sequence[PartStatus], *, gone: Sequence[str]) -> None:
+            tries.append((clock.now() - START).total_seconds())
+            await super().save(statuses, gone=gone)
+
+    sink = Broken()
+    sink.fail = True
+    recorder = StatusRecorder(registry, sink, clock, every=2.0, refresh=60.0)
+    task = asyncio.create_task(recorder.run())
+    for _ in range(300):
+        await clock.advance(1)
+        await asyncio.sleep(0)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(tries)]
+    assert gaps[:5] == [4, 8, 16, 32, 60] and set(gaps[4:]) == {60}  # not every 2 s
+    assert recorder.last_error == "disk full"
+    sink.fail = False
+    for _ in range(61):
+        await clock.advance(1)
+        await asyncio.sleep(0)
+    assert recorder.last_error is None and sink.saves
+    state["value"] = PartState.ERROR
+    saved = len(sink.saves)
+    for _ in range(3):
+        await clock.advance(1)
+        await asyncio.sleep(0)
+    assert len(sink.saves) == saved + 1  # back to every 2 s
+    task.cancel()

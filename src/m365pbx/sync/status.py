@@ -131,12 +131,16 @@ class StatusRecorder:
         return len(changed) + len(gone)
 
     async def run(self) -> None:
-        """Record every `every` seconds until cancelled; a failed write is retried next time."""
+        """Record every `every` seconds until cancelled; after failed writes, back off
+        (doubling, up to `refresh`) so a database outage is not hammered nor logged at
+        every round (the store's own part shows it)."""
+        in_a_row = 0
         while True:
             try:
                 await self.record()
-            except Exception as exc:  # the store's own part shows it; keep trying
+            except Exception as exc:  # a failure of the store, shown by its part; keep trying
                 self.failures += 1
+                in_a_row += 1
                 if self.last_error is None:
                     log.warning("the parts' states could not be saved: %s", exc)
                 self.last_error = str(exc)
@@ -144,4 +148,5 @@ class StatusRecorder:
                 if self.last_error is not None:
                     log.info("the parts' states are saved again")
                 self.last_error = None
-            await self.clock.sleep(self.every)
+                in_a_row = 0
+            await self.clock.sleep(min(self.every * 2 ** min(in_a_row, 16), self.refresh))

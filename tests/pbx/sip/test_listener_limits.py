@@ -323,3 +323,26 @@ def test_a_listening_port_out_of_range_is_refused() -> None:
     for wrong in (-1, 65_536):
         with pytest.raises(ValidationError, match="listen_port"):
             SipSettings.model_validate({**base, "listen_port": wrong})
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+async def test_a_listening_port_already_taken_is_said_as_such(
+    kamailio: KamailioServer, transport: str
+) -> None:
+    kind = socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM
+    with socket.socket(socket.AF_INET, kind) as taken:
+        taken.bind(("127.0.0.1", 0))
+        if transport == "tcp":
+            taken.listen()
+        port = taken.getsockname()[1]
+        connection = SipConnection(
+            "taken", options(kamailio, transport=transport, local_port=port)
+        )
+        await connection.start()
+        try:
+            await wait_until(lambda: connection.status().state is ConnectionState.DEGRADED)
+            error = connection.status().last_error or ""
+            assert f"cannot listen on 127.0.0.1:{port} ({transport.upper()})" in error
+            assert "does not answer" not in error  # the server is not to blame
+        finally:
+            await connection.stop()

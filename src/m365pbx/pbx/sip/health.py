@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 
 from m365pbx.pbx.sip.transactions import TransactionAborted
-from m365pbx.pbx.sip.transport import TransportError
+from m365pbx.pbx.sip.transport import ListenError, TransportError
 from m365pbx.pbx.sip.useragent import Leg, UserAgent, host_for_uri
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,9 @@ class ServerHealth:
             await self._ua.open()  # resolves the name again after a failure
             # Not limited by max_in_flight: a burst of PUBLISHes must not look like an outage.
             await self._ua.send(leg, "OPTIONS", limit=self.timeout, limited=False)
+        except ListenError as exc:
+            self.error = str(exc)  # our side, not the server: said as it is
+            return False
         except (TimeoutError, TransactionAborted, TransportError) as exc:
             reason = str(exc) or "no answer"
             self.error = f"presence server {host}:{port} does not answer ({reason})"

@@ -38,6 +38,10 @@ class TransportError(OSError):
     """Sending failed: the transport is closed, or a TCP connection could not be made."""
 
 
+class ListenError(TransportError):
+    """Our own socket cannot be bound (the configured port is taken, say): not the server."""
+
+
 class TransportUser(Protocol):
     """What a transport reports to: whole messages, bad input and lost connections."""
 

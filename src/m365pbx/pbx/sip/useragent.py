@@ -25,6 +25,7 @@ from m365pbx.pbx.sip.parser import DEFAULT_LIMITS, ParseLimits
 from m365pbx.pbx.sip.transactions import Timers, TransactionLayer
 from m365pbx.pbx.sip.transport import (
     Address,
+    ListenError,
     Origin,
     SipTransport,
     TcpTransport,
@@ -154,10 +155,16 @@ class UserAgent:
             address = (str(found[0][4][0]), port)
             self.transport.peers.allow({str(entry[4][0]) for entry in found})
             local_host = self.config.local_host or outbound_host(address)
-            self.transport.requested = (local_host, self.config.local_port)
-            await self.transport.open()
         except OSError as exc:
             raise TransportError(f"cannot reach {host}:{port}: {exc}") from None
+        self.transport.requested = (local_host, self.config.local_port)
+        try:
+            await self.transport.open()
+        except OSError as exc:
+            where = f"{host_for_uri(local_host)}:{self.config.local_port}"
+            raise ListenError(
+                f"cannot listen on {where} ({self.transport.name}): {exc.strerror or exc}"
+            ) from None
         self.layer.server = address
         self.opened = True
 

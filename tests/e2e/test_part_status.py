@@ -19,6 +19,7 @@ from m365pbx.service.status_store import read_statuses
 from m365pbx.store import Repositories
 from m365sim.clock import VirtualClock
 from m365sim.server import RunningServer
+from m365sim.simulator import Simulator
 from tests.e2e.harness import (
     eventually,
     free_port,
@@ -27,7 +28,7 @@ from tests.e2e.harness import (
     settings_for,
     switchboard,
 )
-from tests.e2e.test_calendar_to_pbx import calendar_settings
+from tests.e2e.test_calendar_to_pbx import calendar_settings, calendar_with_webhooks
 from tests.e2e.test_teams_to_pbx import PEOPLE
 from tests.sim.conftest import APP_ID
 
@@ -222,3 +223,20 @@ async def test_a_service_account_with_a_wrong_password_is_its_own_red_part(
         sign_in = service.status.get(SIGN_IN)
         assert sign_in is not None and sign_in.state is not PartState.BAD_CREDENTIALS
         assert "not-the-password" not in str(service.health())
+
+
+async def test_calendar_subscriptions_are_a_part_with_their_counts(
+    sim_server: RunningServer, sim: Simulator, clock: VirtualClock, tmp_path: Path,
+) -> None:
+    settings = calendar_with_webhooks(sim_server, sim, tmp_path)
+    async with running(settings, clock) as service:
+        switchboard(service).replace_users(pbx_users(*PEOPLE))
+        part = "tenant/contoso/calendar_subscriptions"
+
+        def both_active() -> bool:
+            found = service.status.get(part)
+            return found is not None and found.counters.get("active") == 2
+
+        await eventually(both_active, clock, step=0.2)
+        found = service.status.get(part)
+        assert found is not None and found.state is PartState.OK and found.error is None

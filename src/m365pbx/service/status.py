@@ -157,6 +157,13 @@ def _calendar_statuses(name: str, runtime: TenantRuntime) -> Iterator[PartStatus
     yield _status(f"tenant/{name}/calendar", "calendar", state, status.since, error,
                   FIX_CALENDAR, people=status.people, reads=status.reads,
                   failed_reads=status.failed_reads)
+    events = runtime.parts.calendar_subscriptions
+    if events is not None:
+        health = events.health()
+        yield _status(f"tenant/{name}/calendar_subscriptions", "subscription",
+                      PartState.OK if health["error"] is None else PartState.DEGRADED, None,
+                      health["error"], FIX_SUBSCRIPTION, active=health["active"],
+                      missing=health["missing"], notifications=health["notifications"])
 
 
 def tenant_statuses(tenants: Mapping[str, TenantRuntime]) -> list[PartStatus]:

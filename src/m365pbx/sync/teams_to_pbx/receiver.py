@@ -90,6 +90,15 @@ def _decrypt_all(work: list[tuple[ChangeNotification, rsa.RSAPrivateKey]]
     return done
 
 
+@dataclass
+class _Round:
+    """Notifications taken from the queue together, their decryption under way."""
+
+    taken: list[tuple[int, KnownSubscription, ChangeNotification]]
+    position: dict[int, int]  # id() of a rich notification -> its index in the work
+    chunks: list[asyncio.Future[list[dict[str, Any] | None]]]
+
+
 class NotificationReceiver:
     """Checks webhook bodies and turns valid notifications into presence readings."""
 
@@ -261,20 +270,27 @@ class NotificationReceiver:
                 "thread")
 
     async def run(self) -> None:
-        """Process queued notifications in arrival order until cancelled."""
+        """Process queued notifications in arrival order until cancelled.
+
+        The next round's decryption starts before this round is handed on, so the workers
+        always have work while the event loop is busy answering POSTs.
+        """
+        ahead: _Round | None = None
         while True:
-            if not self._queue:
+            if not self._queue and ahead is None:
                 self._read_back_at.clear()
                 self._idle.set()
                 self._queued.clear()
                 await self._queued.wait()
                 continue
-            await self._round()
+            current, ahead = ahead, (await self._prepare() if self._queue else None)
+            if current is not None:
+                await self._finish(current, raise_errors=False)
 
     async def drain(self) -> None:
         """Process everything queued right now (tests and shutdown)."""
         while self._queue:
-            await self._round(raise_errors=True)
+            await self._finish(await self._prepare(), raise_errors=True)
         self._read_back_at.clear()
         self._idle.set()
 
@@ -291,36 +307,38 @@ class NotificationReceiver:
         for worker in workers:
             await worker.stop()
 
-    async def _round(self, *, raise_errors: bool = False) -> None:
+    async def _prepare(self) -> _Round:
+        """Take the next round from the queue and start decrypting its rich notifications."""
         taken = [self._queue.popleft() for _ in range(min(ROUND, len(self._queue)))]
-        entries: list[Entry] = []
-        for sequence, known, item in taken:
-            if self._read_back_at.get(item.resource_id, -1) >= sequence:
-                self.counters["superseded"] += 1  # a read back newer than this is on its way
-                continue
-            entries.append((known, item))
-        await self._process(entries, raise_errors=raise_errors)
-
-    async def _process(self, entries: list[Entry], *, raise_errors: bool) -> None:
-        """Hand on a round of notifications in order; rich ones decrypted in worker threads."""
         work: list[tuple[ChangeNotification, rsa.RSAPrivateKey]] = []
         position: dict[int, int] = {}
-        for known, item in entries:
+        for sequence, known, item in taken:
+            if self._read_back_at.get(item.resource_id, -1) >= sequence:
+                continue  # superseded already: no use decrypting it
             if known.kind == "presence" and item.encrypted is not None and (
                     item.lifecycle_event is None):
                 key = self.certificates(item.encrypted.certificate_id)
                 if key is not None:
                     position[id(item)] = len(work)
                     work.append((item, key))
-        chunks = await self._decrypt(work)
+        return _Round(taken, position, await self._decrypt(work))
+
+    async def _finish(self, round_: _Round, *, raise_errors: bool) -> None:
+        """Hand on a round's notifications in order."""
         readings: list[PresenceReading] = []
         try:
-            for entry in [*entries, None]:
+            for entry in [*round_.taken, None]:
                 try:
                     if entry is None:
                         self._flush(readings)
-                    else:
-                        await self._hand_on(*entry, position, chunks, readings)
+                        continue
+                    sequence, known, item = entry
+                    if self._read_back_at.get(item.resource_id, -1) >= sequence:
+                        # A read back newer than this notification is on its way.
+                        self.counters["superseded"] += 1
+                        continue
+                    await self._hand_on(known, item, round_.position, round_.chunks,
+                                        readings)
                 except Exception:
                     readings.clear()
                     if raise_errors:
@@ -328,7 +346,7 @@ class NotificationReceiver:
                     self.counters["processing_failed"] += 1
                     log.exception("notification processing failed")
         finally:
-            for future in chunks:
+            for future in round_.chunks:
                 future.cancel()
 
     async def _hand_on(self, known: KnownSubscription, item: ChangeNotification,

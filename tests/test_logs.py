@@ -20,15 +20,21 @@ JWT = "eyJhbGciOiJSUzI1NiJ9.eyJ0aWQiOiJjb250b3NvIn0.c2lnbmF0dXJlLXZhbHVl"
 
 @pytest.fixture
 def output() -> Iterator[tuple[io.StringIO, list[logging.Handler]]]:
-    """A stream the tests configure logging into; the root logger is restored afterwards."""
+    """A stream the tests configure logging into; the loggers' levels are restored afterwards."""
     root = logging.getLogger()
-    level = root.level
+    # Earlier tests may have run uvicorn, whose Config sets its loggers' levels (to WARNING in
+    # the service): start from inherited levels so every logger's line can reach the stream.
+    named = ["uvicorn", "uvicorn.error", "uvicorn.access", "alembic", "msal", "httpx"]
+    levels = {name: logging.getLogger(name).level for name in ["", *named]}
+    for name in named:
+        logging.getLogger(name).setLevel(logging.NOTSET)
     stream = io.StringIO()
     installed: list[logging.Handler] = []
     yield stream, installed
     for handler in installed:
         root.removeHandler(handler)
-    root.setLevel(level)
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
 
 
 def lines_of(stream: io.StringIO) -> list[str]:

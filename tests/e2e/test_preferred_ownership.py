@@ -87,7 +87,7 @@ async def quiet(service: Service, sim: Simulator) -> None:
         await service.hub.settled()
         await asyncio.sleep(0.002)
         busy = (any(e.ready or e.senders for e in dispatcher.endpoints.values())
-                or not service.receiver._queue.empty()
+                or service.receiver.health()["queued"] > 0
                 or not events.empty())
         calm = 0 if busy else calm + 1
 

@@ -4,11 +4,13 @@ on the virtual clock (issue 22)."""
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
+from prometheus_client import generate_latest
 
 from m365pbx.app import Service
 from m365pbx.config import Settings, load_config
@@ -139,6 +141,13 @@ async def test_meetings_show_at_their_start_privately_and_go_at_their_end(
         views = [person_presence(person, service.hub) for person in service.hub.people()]
         assert views and "Doctor" not in repr(views)
         assert all("Doctor" not in state.note for state in pbx.shown_all().values())
+        metrics = generate_latest(service.registry).decode()
+        assert 'm365pbx_calendar_people{tenant="contoso"} 2.0' in metrics
+        assert 'm365pbx_calendar_events_ahead{tenant="contoso"} 3.0' in metrics
+        fired = re.search(r'm365pbx_hub_timer_lateness_seconds_count (\S+)', metrics)
+        within = re.search(r'm365pbx_hub_timer_lateness_seconds_bucket\{le="1.0"\} (\S+)',
+                           metrics)
+        assert fired and within and float(fired[1]) >= 2 and within[1] == fired[1], metrics
         # Ben's ends at +20 min; Teams (which the simulator also puts in the meeting) may
         # report its end a polling round later.
         await advance_to(clock, start + 20 * MINUTE)

@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from m365pbx.core.status import PartState, PartStatus
@@ -96,6 +101,54 @@ class ServiceCollector(Collector):
         unknown.add_metric([], service.converter.unknown.total)
         yield unknown
         yield from part_metrics(service.status.snapshot())
+        yield from calendar_metrics(service)
+
+
+def calendar_metrics(service: Service) -> Iterator[Metric]:
+    """Calendar → PBX: people followed, reads, events held, subscriptions, timer lateness."""
+    people = GaugeMetricFamily("m365pbx_calendar_people", "People whose calendar is followed",
+                               labels=["tenant"])
+    reads = CounterMetricFamily("m365pbx_calendar_reads", "calendarView reads by outcome",
+                                labels=["tenant", "outcome"])
+    blocks = GaugeMetricFamily("m365pbx_calendar_events_ahead",
+                               "Calendar events held for the PBX (in progress or to come)",
+                               labels=["tenant"])
+    subscriptions = GaugeMetricFamily("m365pbx_calendar_subscriptions",
+                                      "Event change subscriptions by state (active, missing)",
+                                      labels=["tenant", "state"])
+    notified = CounterMetricFamily("m365pbx_calendar_notifications",
+                                   "Event change notifications received", labels=["tenant"])
+    for name, runtime in service.tenants.items():
+        calendar = runtime.parts.calendar
+        if calendar is None:
+            continue
+        status = calendar.status
+        people.add_metric([name], status.people)
+        reads.add_metric([name, "ok"], status.reads)
+        reads.add_metric([name, "failed"], status.failed_reads)
+        blocks.add_metric([name], status.blocks)
+        events = runtime.parts.calendar_subscriptions
+        if events is not None:
+            health = events.health()
+            subscriptions.add_metric([name, "active"], health["active"])
+            subscriptions.add_metric([name, "missing"], health["missing"])
+            notified.add_metric([name], events.notifications)
+    yield from (people, reads, blocks, subscriptions, notified)
+    timers = service.hub.timers
+    pending = GaugeMetricFamily("m365pbx_hub_timers_pending",
+                                "People with a wake-up pending (calendar starts and ends, "
+                                "hold-downs, session refreshes)")
+    pending.add_metric([], len(timers))
+    yield pending
+    lateness = HistogramMetricFamily("m365pbx_hub_timer_lateness_seconds",
+                                     "How long after its time each wake-up fired")
+    cumulative, buckets = 0, []
+    for bound, count in zip((*timers.lateness_bounds, float("inf")), timers.lateness_counts,
+                            strict=True):
+        cumulative += count
+        buckets.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
+    lateness.add_metric([], buckets, sum_value=timers.lateness_sum)
+    yield lateness
 
 
 def part_metrics(statuses: Iterable[PartStatus]) -> Iterator[Metric]:

@@ -176,6 +176,11 @@ class PresenceHub:
         pid = self._by_pbx_key.get((connection, key))
         return None if pid is None else self._slots[pid].person
 
+    @property
+    def timers(self) -> TimerWheel:
+        """The wake-ups the policy asked for (calendar starts and ends among them)."""
+        return self._timers
+
     def listen(self, listener: Callable[[Person, PersonState], None]) -> None:
         """Be told of every state change (for the presence API's stream and persistence)."""
         self._listeners.append(listener)

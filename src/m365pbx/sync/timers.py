@@ -9,6 +9,9 @@ from collections.abc import Callable
 
 from m365pbx.clock import Clock
 
+# Upper bounds (seconds) of the lateness histogram: how long after its time a key fired.
+LATENESS_BUCKETS = (0.001, 0.01, 0.1, 0.5, 1.0, 5.0)
+
 
 class TimerWheel:
     """Calls `fire(key)` once the clock reaches the time asked for that key."""
@@ -20,6 +23,10 @@ class TimerWheel:
         self._due: dict[int, float] = {}
         self._order = itertools.count()
         self._changed = asyncio.Event()
+        # Fires per lateness bucket (the last one: later than every bound), and their sum.
+        self.lateness_bounds = LATENESS_BUCKETS
+        self.lateness_counts = [0] * (len(LATENESS_BUCKETS) + 1)
+        self.lateness_sum = 0.0
 
     def at(self, key: int, when: float) -> None:
         """Wake `key` at POSIX time `when` (an earlier request for the key wins)."""
@@ -39,6 +46,14 @@ class TimerWheel:
     def __len__(self) -> int:
         return len(self._due)
 
+    def _note_lateness(self, late: float) -> None:
+        self.lateness_sum += late
+        for index, bound in enumerate(LATENESS_BUCKETS):
+            if late <= bound:
+                self.lateness_counts[index] += 1
+                return
+        self.lateness_counts[-1] += 1
+
     async def _sleep_until(self, when: float) -> None:
         # The delay is measured when the sleep starts: a virtual clock may have moved on
         # between scheduling this coroutine and its first step.
@@ -52,6 +67,7 @@ class TimerWheel:
                 when, _, key = heapq.heappop(self._heap)
                 if self._due.get(key) == when:
                     del self._due[key]
+                    self._note_lateness(now - when)
                     self._fire(key)
             self._changed.clear()
             wake = self._heap[0][0] if self._heap else now + 3600.0

@@ -26,12 +26,17 @@ def new_change_key() -> str:
 
 @dataclass
 class Recurrence:
-    """The supported part of Graph's patternedRecurrence: daily and weekly series."""
+    """Graph's patternedRecurrence: daily, weekly, monthly and yearly series."""
 
-    pattern_type: str  # "daily" | "weekly"
+    # "daily" | "weekly" | "absoluteMonthly" | "relativeMonthly" | "absoluteYearly" |
+    # "relativeYearly"
+    pattern_type: str
     interval: int = 1
     days_of_week: tuple[str, ...] = ()
     first_day_of_week: str = "sunday"
+    day_of_month: int = 0  # absolute patterns
+    month: int = 0  # yearly patterns, 1-12
+    index: str = "first"  # relative patterns: first, second, third, fourth, last
     range_type: str = "noEnd"  # "endDate" | "noEnd" | "numbered"
     start_date: date | None = None
     end_date: date | None = None

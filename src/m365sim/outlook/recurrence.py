@@ -1,14 +1,19 @@
 """Expanding events into the instances that occupy time (single instances and occurrences).
 
-Supported: `daily` and `weekly` patterns with `interval`, `daysOfWeek`, `firstDayOfWeek`,
-and the ranges `endDate`, `noEnd` and `numbered` (resources/recurrencepattern.md,
-recurrencerange.md). Occurrences keep the series' wall-clock time in its own time zone, so
-a 09:00 meeting stays at 09:00 across a daylight-saving change. Monthly and yearly patterns
-and exceptions (moved or cancelled single occurrences) are not simulated.
+Supported: all six pattern types of resources/recurrencepattern.md (`daily`, `weekly`,
+`absoluteMonthly`, `relativeMonthly`, `absoluteYearly`, `relativeYearly`) with `interval`,
+`daysOfWeek`, `firstDayOfWeek`, `dayOfMonth`, `month` and `index`, and the ranges
+`endDate`, `noEnd` and `numbered` (recurrencerange.md). Occurrences keep the series'
+wall-clock time in its own time zone, so a 09:00 meeting stays at 09:00 across a
+daylight-saving change. Chosen where the page is silent: a `dayOfMonth` beyond the month's
+end falls on its last day (as Outlook shows "day 31" in April); a relative pattern with
+several days of the week has an occurrence on the index-th of each of them. Exceptions
+(moved or cancelled single occurrences) are not simulated.
 """
 
 from __future__ import annotations
 
+import calendar
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 
@@ -41,9 +46,40 @@ def _week_start(day: date, first_day_of_week: str) -> date:
     return day - timedelta(days=offset)
 
 
+MONTHLY = ("absoluteMonthly", "relativeMonthly")
+YEARLY = ("absoluteYearly", "relativeYearly")
+PATTERNS = ("daily", "weekly", *MONTHLY, *YEARLY)
+INDEXES = ("first", "second", "third", "fourth", "last")
+
+
+def _on_day_of_month(rule: Recurrence, day: date) -> bool:
+    last = calendar.monthrange(day.year, day.month)[1]
+    return day.day == min(rule.day_of_month, last)
+
+
+def _on_index(rule: Recurrence, day: date) -> bool:
+    if WEEKDAYS[day.weekday()] not in rule.days_of_week:
+        return False
+    if rule.index == "last":
+        return (day + timedelta(days=7)).month != day.month
+    return (day.day - 1) // 7 == INDEXES.index(rule.index)
+
+
 def _matches(rule: Recurrence, first: date, day: date) -> bool:
+    interval = max(rule.interval, 1)
     if rule.pattern_type == "daily":
-        return (day - first).days % max(rule.interval, 1) == 0
+        return (day - first).days % interval == 0
+    if rule.pattern_type in MONTHLY:
+        months = (day.year - first.year) * 12 + day.month - first.month
+        if months % interval:
+            return False
+        return (_on_day_of_month(rule, day) if rule.pattern_type == "absoluteMonthly"
+                else _on_index(rule, day))
+    if rule.pattern_type in YEARLY:
+        if (day.year - first.year) % interval or day.month != rule.month:
+            return False
+        return (_on_day_of_month(rule, day) if rule.pattern_type == "absoluteYearly"
+                else _on_index(rule, day))
     if WEEKDAYS[day.weekday()] not in rule.days_of_week:
         return False
     weeks = (_week_start(day, rule.first_day_of_week)
@@ -122,13 +158,21 @@ def overlaps(start: datetime, end: datetime, window_start: datetime,
 
 def validate(rule: Recurrence) -> str | None:
     """Why a recurrence cannot be simulated, or None when it can."""
-    if rule.pattern_type not in ("daily", "weekly"):
-        return (f"recurrence pattern '{rule.pattern_type}' is not simulated "
-                "(only daily and weekly)")
+    if rule.pattern_type not in PATTERNS:
+        return (f"recurrence pattern '{rule.pattern_type}' is not one of "
+                f"{', '.join(PATTERNS)}")
     if rule.interval < 1:
         return "recurrence interval must be at least 1"
-    if rule.pattern_type == "weekly" and not rule.days_of_week:
-        return "a weekly recurrence needs daysOfWeek"
+    if rule.pattern_type in ("weekly", "relativeMonthly", "relativeYearly") and (
+            not rule.days_of_week):
+        return f"a {rule.pattern_type} recurrence needs daysOfWeek"
+    if rule.pattern_type in ("absoluteMonthly", "absoluteYearly") and not (
+            1 <= rule.day_of_month <= 31):
+        return f"a {rule.pattern_type} recurrence needs dayOfMonth from 1 to 31"
+    if rule.pattern_type in YEARLY and not 1 <= rule.month <= 12:
+        return f"a {rule.pattern_type} recurrence needs month from 1 to 12"
+    if rule.index not in INDEXES:
+        return f"index must be one of {', '.join(INDEXES)}"
     if any(day not in WEEKDAYS for day in rule.days_of_week):
         return f"daysOfWeek must be among {', '.join(WEEKDAYS)}"
     if rule.first_day_of_week not in WEEKDAYS:

@@ -48,9 +48,10 @@ def _empty_address() -> dict[str, Any]:
 def recurrence_json(rule: Recurrence, time_zone: str) -> dict[str, Any]:
     """A patternedRecurrence."""
     return {
-        "pattern": {"type": rule.pattern_type, "interval": rule.interval, "month": 0,
-                    "dayOfMonth": 0, "daysOfWeek": list(rule.days_of_week),
-                    "firstDayOfWeek": rule.first_day_of_week, "index": "first"},
+        "pattern": {"type": rule.pattern_type, "interval": rule.interval,
+                    "month": rule.month, "dayOfMonth": rule.day_of_month,
+                    "daysOfWeek": list(rule.days_of_week),
+                    "firstDayOfWeek": rule.first_day_of_week, "index": rule.index},
         "range": {"type": rule.range_type,
                   "startDate": rule.start_date.isoformat() if rule.start_date else None,
                   "endDate": rule.end_date.isoformat() if rule.end_date else "0001-01-01",

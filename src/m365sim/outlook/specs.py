@@ -192,7 +192,8 @@ def organizer(spec: Mapping[str, Any]) -> tuple[str, str] | None:
 
 
 def recurrence(value: Any) -> Recurrence | None:
-    """A Recurrence from a short form ({type, interval, days, until|count}) or Graph's form."""
+    """A Recurrence from a short form ({type, interval, days, day, month, index,
+    until|count}) or Graph's form."""
     if value is None:
         return None
     spec = normalise(value)
@@ -210,6 +211,9 @@ def recurrence(value: Any) -> Recurrence | None:
             interval=int(pick(pattern, "interval") or 1),
             days_of_week=tuple(str(d).lower() for d in days),
             first_day_of_week=str(pick(pattern, "firstdayofweek") or "sunday").lower(),
+            day_of_month=int(pick(pattern, "dayofmonth", "day") or 0),
+            month=int(pick(pattern, "month") or 0),
+            index=str(pick(pattern, "index") or "first").lower(),
             range_type=str(range_type),
             start_date=_date(pick(span, "startdate")),
             end_date=_date(until),

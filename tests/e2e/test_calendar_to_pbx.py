@@ -355,3 +355,34 @@ async def test_a_person_no_longer_matched_loses_their_subscription(
     # At stop every subscription of ours is deleted.
     assert not [s for s in sim.subscriptions.subscriptions.values()
                 if s.resource.strip("/").casefold().endswith("/events")]
+
+
+async def test_a_meeting_moved_while_in_progress_is_followed(
+    sim_server: RunningServer, sim: Simulator, tenant: Tenant, clock: VirtualClock,
+    tmp_path: Path,
+) -> None:
+    settings = calendar_settings(sim_server, tmp_path, poll_interval="2m",
+                                 show_working_elsewhere=True)
+    anna = tenant.find_user("anna@contoso.com")
+    assert anna is not None
+    start = now(clock) + 10 * MINUTE
+    moved = add_event(sim, tenant, "anna@contoso.com", subject="Site visit", start_in="10m",
+                      duration="30m", show_as="workingElsewhere")
+    async with running(settings, clock) as service:
+        pbx = switchboard(service)
+        await started_with_calendars(service, clock, 2)
+        await advance_to(clock, start - 2)
+        await until_shown(pbx, "anna", PbxPresence.AWAY, clock)
+        await advance_to(clock, start + 5 * MINUTE)
+        assert shown(pbx, "anna") == (PbxPresence.AWAY, "Site visit")
+        # Postponed by an hour while it runs: gone at the next read (within 2 minutes)...
+        later = start + 60 * MINUTE
+        sim.outlook.update_event(tenant, anna, moved,
+                                 {"start": datetime.fromtimestamp(later, UTC).isoformat()})
+        changed = now(clock)
+        await eventually(lambda: shown(pbx, "anna")[0] is PbxPresence.ONLINE, clock)
+        assert now(clock) - changed <= 2 * MINUTE + 5
+        # ... and back on the second of its new start.
+        await advance_to(clock, later - 2)
+        at = await until_shown(pbx, "anna", PbxPresence.AWAY, clock)
+        assert 0 <= at - later <= 1.0

@@ -1,0 +1,139 @@
+"""One searchable contact, and the text and number normalisation the index applies."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import phonenumbers
+
+from m365pbx.core.matching.normalize import fold_unicode
+
+# Words are letters and digits; anything else (spaces, dots, @, hyphens) separates them.
+_WORD_SPLIT = re.compile(r"[\W_]+")
+# A written number: digits with the usual separators, an optional + and an extension.
+_NUMBER_LIKE = re.compile(r"^\+?[\d\s()./\-]+((x|ext\.?|extension)\s*\d+)?$", re.IGNORECASE)
+_MIN_NUMBER_DIGITS = 2
+
+
+class Source(StrEnum):
+    """Where a contact came from, in the order a caller lookup prefers them."""
+
+    PERSONAL = "personal"  # the person's own Outlook contacts (every folder)
+    DIRECTORY = "directory"  # the organisation's users (Entra ID)
+    ORGANISATION = "organisation"  # organisational contacts (orgContact)
+
+
+@dataclass(frozen=True, slots=True)
+class Phone:
+    """A number as written, what kind it is, and its normalised key (None: unreadable)."""
+
+    kind: str  # business, home, mobile
+    written: str
+    key: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ContactEntry:
+    """A contact as the index keeps it."""
+
+    id: str
+    source: Source
+    display_name: str
+    given_name: str = ""
+    surname: str = ""
+    company: str = ""
+    job_title: str = ""
+    emails: tuple[str, ...] = ()
+    phones: tuple[Phone, ...] = ()
+    # The folded words of names, company and mail addresses (built by `entry()`).
+    words: frozenset[str] = field(default=frozenset(), compare=False)
+    full_name: str = field(default="", compare=False)
+
+
+def fold(text: str) -> str:
+    """Text compared case- and accent-insensitively (NFKC, accents off, casefolded)."""
+    return fold_unicode(text).casefold()
+
+
+def words_of(text: str) -> list[str]:
+    """The folded words of a text."""
+    return [word for word in _WORD_SPLIT.split(fold(text)) if word]
+
+
+def looks_like_number(text: str) -> bool:
+    """Whether a query is a written phone number rather than words."""
+    stripped = text.strip()
+    return (bool(_NUMBER_LIKE.match(stripped))
+            and sum(c.isdigit() for c in stripped) >= _MIN_NUMBER_DIGITS)
+
+
+def number_key(written: str, region: str) -> str | None:
+    """A number's key: E.164 (with `;ext=` digits) where `region` reads it, else its digits.
+
+    `region` is the ISO country of numbers written without a country code ("030 1234567"
+    in DE). Spaces, dashes, slashes, brackets and Germany's "+49 (0)30" all give one key.
+    """
+    text = written.strip()
+    if not text:
+        return None
+    try:
+        parsed = phonenumbers.parse(text, region.upper() or None)
+    except phonenumbers.NumberParseException:
+        parsed = None
+    if parsed is not None and phonenumbers.is_possible_number(parsed):
+        key = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        return f"{key};ext={parsed.extension}" if parsed.extension else key
+    digits = "".join(c for c in text if c.isdigit())
+    # Internal extensions and numbers phonenumbers cannot place: compared as digits.
+    return f"#{digits}" if len(digits) >= _MIN_NUMBER_DIGITS else None
+
+
+def number_words(key: str) -> list[str]:
+    """Digit strings a number is found by as a prefix: full, national with and without 0."""
+    if key.startswith("#"):
+        return [key[1:]]
+    main, _, extension = key.partition(";ext=")
+    digits = main.lstrip("+")
+    found = [digits + extension]
+    try:
+        national = str(phonenumbers.parse(main).national_number)
+    except phonenumbers.NumberParseException:
+        return found
+    return [*found, national + extension, "0" + national + extension]
+
+
+def entry(
+    id: str,
+    source: Source,
+    *,
+    region: str,
+    display_name: str = "",
+    given_name: str = "",
+    surname: str = "",
+    company: str = "",
+    job_title: str = "",
+    emails: tuple[str, ...] | list[str] = (),
+    phones: tuple[tuple[str, str], ...] | list[tuple[str, str]] = (),
+) -> ContactEntry:
+    """Build an entry: numbers keyed under `region`, its words folded for search."""
+    name = display_name.strip() or " ".join(p for p in (given_name, surname) if p).strip()
+    if not name:
+        name = company.strip() or (emails[0] if emails else "")
+    keyed = tuple(Phone(kind, written, number_key(written, region))
+                  for kind, written in phones if written.strip())
+    words: set[str] = set()
+    for text in (name, given_name, surname, company, *emails):
+        words.update(words_of(text))
+    for address in emails:
+        folded = fold(address)
+        words.add(folded)
+    for phone in keyed:
+        if phone.key is not None:
+            words.update(number_words(phone.key))
+    return ContactEntry(
+        id=id, source=source, display_name=name, given_name=given_name, surname=surname,
+        company=company, job_title=job_title, emails=tuple(emails), phones=keyed,
+        words=frozenset(words), full_name=" ".join(words_of(name)),
+    )

@@ -1,0 +1,290 @@
+"""The in-memory contact index: ranked search and caller lookup, scoped per person.
+
+Each person's own contacts live in their own bucket, and the directory and organisational
+contacts of a tenant in one shared bucket each. A search or lookup reads only the buckets
+its viewer may see, so another person's contacts cannot leak into an answer whatever the
+query. Ranks: 0 exact (the whole name, a mail address or the number), 1 every query word
+begins a word of the contact, 2 fuzzy (every query word begins a word or is one or two
+edits away from one).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from m365pbx.core.contacts.entry import (
+    ContactEntry,
+    Source,
+    fold,
+    looks_like_number,
+    number_key,
+    number_words,
+    words_of,
+)
+
+EXACT, PREFIX, FUZZY = 0, 1, 2
+_SOURCE_ORDER = {Source.PERSONAL: 0, Source.DIRECTORY: 1, Source.ORGANISATION: 2}
+_FUZZY_MIN_LENGTH = 4  # shorter words only match exactly or as a prefix
+_FUZZY_TWO_EDITS = 8  # words this long may be two edits away
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """Who is asking: their Teams user id, tenant, number region and the sources they see."""
+
+    owner: str
+    tenant: str
+    region: str = "US"
+    sources: frozenset[Source] = frozenset(Source)
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One search result with its rank (0 exact, 1 prefix, 2 fuzzy)."""
+
+    entry: ContactEntry
+    rank: int
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    """A page of ranked results and how many there are in all."""
+
+    total: int
+    hits: list[Hit]
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """The answer to "whose number is this": the first source that knows it, and who."""
+
+    number: str | None  # the normalised key looked up (None: not a number)
+    source: Source | None
+    matches: list[ContactEntry]
+
+    @property
+    def found(self) -> ContactEntry | None:
+        """The best entry, or None."""
+        return self.matches[0] if self.matches else None
+
+
+@dataclass
+class _Bucket:
+    """Entries of one owner (or one shared source) with their word and number indexes."""
+
+    entries: dict[str, ContactEntry] = field(default_factory=dict)
+    words: dict[str, set[str]] = field(default_factory=dict)
+    numbers: dict[str, set[str]] = field(default_factory=dict)
+    _sorted: list[str] | None = None
+
+    def put(self, item: ContactEntry) -> None:
+        self.remove(item.id)
+        self.entries[item.id] = item
+        for word in item.words:
+            if word not in self.words:
+                self._sorted = None
+            self.words.setdefault(word, set()).add(item.id)
+        for phone in item.phones:
+            if phone.key is not None:
+                self.numbers.setdefault(phone.key, set()).add(item.id)
+
+    def remove(self, entry_id: str) -> bool:
+        old = self.entries.pop(entry_id, None)
+        if old is None:
+            return False
+        for word in old.words:
+            ids = self.words.get(word)
+            if ids is not None:
+                ids.discard(entry_id)
+                if not ids:
+                    del self.words[word]
+                    self._sorted = None
+        for phone in old.phones:
+            ids = self.numbers.get(phone.key or "")
+            if ids is not None:
+                ids.discard(entry_id)
+                if not ids:
+                    del self.numbers[phone.key or ""]
+        return True
+
+    def sorted_words(self) -> list[str]:
+        if self._sorted is None:
+            self._sorted = sorted(self.words)
+        return self._sorted
+
+    def with_prefix(self, prefix: str) -> Iterator[str]:
+        ordered = self.sorted_words()
+        at = bisect_left(ordered, prefix)
+        while at < len(ordered) and ordered[at].startswith(prefix):
+            yield ordered[at]
+            at += 1
+
+    def prefix_ids(self, prefix: str) -> set[str]:
+        ids: set[str] = set()
+        for word in self.with_prefix(prefix):
+            ids |= self.words[word]
+        return ids
+
+    def fuzzy_ids(self, wanted: str) -> set[str]:
+        ids = self.prefix_ids(wanted)
+        if len(wanted) < _FUZZY_MIN_LENGTH:
+            return ids
+        limit = 2 if len(wanted) >= _FUZZY_TWO_EDITS else 1
+        for word in self.with_prefix(wanted[0]):
+            if abs(len(word) - len(wanted)) <= limit and within_edits(word, wanted, limit):
+                ids |= self.words[word]
+        return ids
+
+
+def within_edits(a: str, b: str, limit: int) -> bool:
+    """Whether `a` becomes `b` with at most `limit` insertions, deletions or substitutions."""
+    previous = list(range(len(b) + 1))
+    for i, char in enumerate(a, 1):
+        current = [i]
+        for j, other in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1,
+                               previous[j - 1] + (char != other)))
+        if min(current) > limit:
+            return False
+        previous = current
+    return previous[-1] <= limit
+
+
+class ContactIndex:
+    """Every person's contacts plus each tenant's shared sources, searchable per viewer."""
+
+    def __init__(self) -> None:
+        self._personal: dict[tuple[str, str], _Bucket] = {}
+        self._shared: dict[tuple[str, Source], _Bucket] = {}
+
+    # -- changes ---------------------------------------------------------------------
+
+    def put_personal(self, tenant: str, owner: str, item: ContactEntry) -> None:
+        """Add or replace one of a person's own contacts."""
+        self._personal.setdefault((tenant, owner), _Bucket()).put(item)
+
+    def remove_personal(self, tenant: str, owner: str, entry_id: str) -> bool:
+        """Forget one of a person's contacts; return whether it was known."""
+        bucket = self._personal.get((tenant, owner))
+        return bucket.remove(entry_id) if bucket is not None else False
+
+    def replace_personal(self, tenant: str, owner: str, items: Iterable[ContactEntry]) -> int:
+        """Replace all of a person's contacts; return how many they have now."""
+        bucket = _Bucket()
+        for item in items:
+            bucket.put(item)
+        self._personal[(tenant, owner)] = bucket
+        return len(bucket.entries)
+
+    def drop_person(self, tenant: str, owner: str) -> int:
+        """Forget a person's contacts at once (they left); return how many were dropped."""
+        bucket = self._personal.pop((tenant, owner), None)
+        return len(bucket.entries) if bucket is not None else 0
+
+    def owners(self, tenant: str) -> set[str]:
+        """The people of a tenant whose contacts are held."""
+        return {owner for (scope, owner) in self._personal if scope == tenant}
+
+    def replace_shared(self, tenant: str, source: Source, items: Iterable[ContactEntry]) -> int:
+        """Replace a tenant's directory or organisational contacts; return their number."""
+        bucket = _Bucket()
+        for item in items:
+            bucket.put(item)
+        self._shared[(tenant, source)] = bucket
+        return len(bucket.entries)
+
+    def size(self) -> dict[str, int]:
+        """Entries held per source (for metrics)."""
+        sizes = {source.value: 0 for source in Source}
+        sizes[Source.PERSONAL.value] = sum(len(b.entries) for b in self._personal.values())
+        for (_, source), bucket in self._shared.items():
+            sizes[source.value] += len(bucket.entries)
+        return sizes
+
+    # -- reading ---------------------------------------------------------------------
+
+    def _visible(self, viewer: Viewer) -> list[_Bucket]:
+        buckets = []
+        if Source.PERSONAL in viewer.sources:
+            own = self._personal.get((viewer.tenant, viewer.owner))
+            if own is not None:
+                buckets.append(own)
+        for source in (Source.DIRECTORY, Source.ORGANISATION):
+            shared = self._shared.get((viewer.tenant, source))
+            if source in viewer.sources and shared is not None:
+                buckets.append(shared)
+        return buckets
+
+    def search(self, viewer: Viewer, query: str, *, offset: int = 0,
+               limit: int = 20) -> SearchPage:
+        """Ranked matches of `query` among what `viewer` may see (exact, prefix, fuzzy)."""
+        ranked: dict[tuple[int, str], Hit] = {}
+        for bucket in self._visible(viewer):
+            for entry_id, rank in _matches(bucket, query, viewer.region):
+                item = bucket.entries[entry_id]
+                ranked[(_SOURCE_ORDER[item.source], entry_id)] = Hit(item, rank)
+        hits = sorted(ranked.values(), key=lambda hit: (
+            hit.rank, _SOURCE_ORDER[hit.entry.source], fold(hit.entry.display_name),
+            hit.entry.id))
+        return SearchPage(len(hits), hits[offset:offset + limit])
+
+    def lookup(self, viewer: Viewer, number: str) -> Lookup:
+        """Who `number` belongs to: own contacts first, then directory, then organisation."""
+        key = number_key(number, viewer.region)
+        if key is None:
+            return Lookup(None, None, [])
+        keys = [key]
+        if ";ext=" in key:
+            keys.append(key.partition(";ext=")[0])  # the main number of a direct dial
+        for wanted in keys:
+            for bucket in self._visible(viewer):
+                ids = bucket.numbers.get(wanted)
+                if ids:
+                    found = sorted((bucket.entries[i] for i in ids),
+                                   key=lambda e: (fold(e.display_name), e.id))
+                    return Lookup(key, found[0].source, found)
+        return Lookup(key, None, [])
+
+
+def _matches(bucket: _Bucket, query: str, region: str) -> Iterator[tuple[str, int]]:
+    if looks_like_number(query):
+        key = number_key(query, region)
+        same = set(bucket.numbers.get(key, ())) if key is not None else set()
+        for entry_id in same:
+            yield entry_id, EXACT
+        digits = "".join(c for c in query if c.isdigit())
+        prefixes = {digits}
+        if key is not None and not key.startswith("#"):
+            found = number_words(key)
+            # Full and national with its 0: "+49 (0)30 12" and "030 12" both begin 030 12...
+            prefixes |= {found[0], found[-1]}
+        near: set[str] = set()
+        for start in prefixes:
+            near |= bucket.prefix_ids(start)
+        for entry_id in near - same:
+            yield entry_id, PREFIX
+        return
+    wanted = words_of(query)
+    if not wanted:
+        return
+    whole = " ".join(wanted)
+    address = fold(query.strip())
+    begun = _all_of(bucket.prefix_ids(word) for word in wanted)
+    fuzzy = _all_of(bucket.fuzzy_ids(word) for word in wanted) - begun
+    for entry_id in begun:
+        item = bucket.entries[entry_id]
+        whole_match = item.full_name == whole or any(fold(e) == address for e in item.emails)
+        yield entry_id, EXACT if whole_match else PREFIX
+    for entry_id in fuzzy:
+        yield entry_id, FUZZY
+
+
+def _all_of(sets: Iterable[set[str]]) -> set[str]:
+    result: set[str] | None = None
+    for ids in sets:
+        result = set(ids) if result is None else result & ids
+        if not result:
+            return set()
+    return result or set()

@@ -62,13 +62,14 @@ from m365pbx.store import (
     upgrade_database,
 )
 from m365pbx.sync.hub import PresenceHub
+from m365pbx.sync.intake import NotificationIntake
 from m365pbx.sync.pbx_to_teams import BatchingTeamsSink
 from m365pbx.sync.people import Person
 from m365pbx.sync.sinks import ConnectionsSink
 from m365pbx.sync.status import PartState, PartStatus, StatusRecorder, StatusRegistry
 from m365pbx.sync.supervise import supervised
 from m365pbx.sync.teams_to_pbx.readings import ReadingConverter
-from m365pbx.sync.teams_to_pbx.receiver import KnownSubscription, NotificationReceiver
+from m365pbx.sync.teams_to_pbx.receiver import NotificationReceiver
 from m365pbx.web.admin import admin_router
 from m365pbx.web.app import create_web_app
 from m365pbx.web.graph_webhook import WebhookFront, webhook_router
@@ -143,9 +144,13 @@ class Service:
         self.signing_keys = SigningKeys(self.http, self.clock,
                                         login_host=str(settings.microsoft.login_url))
         self._claims = TenantClaims()
+        # Teams → PBX: what the receiver accepts is routed by one intake (docs/flows.md).
+        self.intake = NotificationIntake(self.clock, self.hub, self.converter,
+                                         lambda: [r.parts for r in self.tenants.values()])
         self.receiver = NotificationReceiver(
-            self.clock, self._known_subscription, self.certificates.private_key,
-            self.signing_keys.keys, self._feed_readings, self._read_back, self._lifecycle,
+            self.clock, self.intake.known, self.certificates.private_key,
+            self.signing_keys.keys, self.intake.readings, self.intake.read_back,
+            self.intake.lifecycle,
         )
         # One model of visible state: every part's status (design.md rule 5).
         self.status = wire_registry(StatusRegistry(self.clock), tenants=self.tenants,
@@ -227,53 +232,6 @@ class Service:
                 runtime.parts.pool.assign(runtime.teams_user_ids())
             runtime.parts.poller.poll_soon()
         self.view.refresh()
-
-    def _known_subscription(self, subscription_id: str) -> KnownSubscription | None:
-        for runtime in self.tenants.values():
-            users = runtime.parts.users_subscription
-            if users is not None and (mine := users.known(subscription_id)) is not None:
-                return mine
-            events = runtime.parts.calendar_subscriptions
-            if events is not None and (ours := events.known(subscription_id)) is not None:
-                return ours
-            pool = runtime.parts.pool
-            if pool is not None and (known := pool.known(subscription_id)) is not None:
-                return known
-        return None
-
-    def _feed_readings(self, readings: list[Any]) -> None:
-        now = self.clock.now().timestamp()
-        for reading in readings:
-            self.hub.teams_reading(reading.user_id, self.converter.convert(reading, now))
-
-    def _read_back(self, known: KnownSubscription, user_ids: list[str]) -> None:
-        for runtime in self.tenants.values():
-            users = runtime.parts.users_subscription
-            if users is not None and users.known(known.id) is not None:
-                users.notified()  # some user changed: a directory change round now
-                return
-            events = runtime.parts.calendar_subscriptions
-            if events is not None and events.known(known.id) is not None:
-                events.notified(known.id)  # their events changed: read their calendar now
-                return
-            pool = runtime.parts.pool
-            if pool is not None and pool.owner_of(known.id) is not None:
-                runtime.parts.readback.want(user_ids)
-
-    async def _lifecycle(self, known: KnownSubscription, event: str) -> None:
-        for runtime in self.tenants.values():
-            users = runtime.parts.users_subscription
-            if users is not None and users.known(known.id) is not None:
-                users.lifecycle(event)
-            events = runtime.parts.calendar_subscriptions
-            if events is not None and events.known(known.id) is not None:
-                events.lifecycle(known.id, event)
-            pool = runtime.parts.pool
-            owner = pool.owner_of(known.id) if pool is not None else None
-            if owner is not None:
-                owner.lifecycle(event)
-                if event == "missed":
-                    runtime.parts.readback.want(list(owner.people))
 
     # --- running ---------------------------------------------------------------------------------
     def web_app(self) -> Any:

@@ -29,7 +29,7 @@ KNOWN_GRAPH_PERMISSIONS = frozenset({
     "MailboxSettings.ReadWrite", "People.Read", "People.Read.All", "Subscription.Read.All",
     "OnlineMeetings.Read", "OnlineMeetings.ReadWrite", "Team.ReadBasic.All", "Chat.Read",
     "Chat.ReadWrite", "ChannelMessage.Read.All", "Sites.Read.All", "Files.Read",
-    "Files.Read.All", "Organization.Read.All", "Application.Read.All",
+    "Files.Read.All", "Organization.Read.All", "Application.Read.All", "OrgContact.Read.All",
 }) | frozenset(IMPLIED) | frozenset(p for implied in IMPLIED.values() for p in implied)
 
 

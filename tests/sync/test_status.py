@@ -42,7 +42,9 @@ async def test_a_part_without_since_keeps_the_moment_its_state_began() -> None:
     assert registry.snapshot()[0].since == later
 
 
-def test_a_broken_reader_is_a_part_in_error_and_hides_nothing_else() -> None:
+def test_a_broken_reader_is_a_part_in_error_and_hides_nothing_else(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     registry = StatusRegistry(VirtualClock(START))
 
     def broken() -> list[PartStatus]:
@@ -50,7 +52,10 @@ def test_a_broken_reader_is_a_part_in_error_and_hides_nothing_else() -> None:
 
     registry.add(broken)
     registry.add(lambda: [PartStatus("store", "store", PartState.OK, START)])
+    registry.snapshot()
     found = {s.part: s for s in registry.snapshot()}
+    assert caplog.text.count("reading the status of broken failed") == 1  # not every time
+    assert found["status/broken"].since == START
     assert found["store"].state is PartState.OK
     assert found["status/broken"].state is PartState.ERROR
     assert "KeyError" in (found["status/broken"].error or "")

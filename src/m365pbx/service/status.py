@@ -227,8 +227,9 @@ def wire_registry(registry: StatusRegistry, *, tenants: Mapping[str, TenantRunti
                   connections: Mapping[str, PbxConnection], teams_sink: BatchingTeamsSink,
                   store: Store) -> StatusRegistry:
     """Register every part of a service with `registry`; returns it."""
-    registry.add(lambda: tenant_statuses(tenants))
-    registry.add(lambda: connection_statuses(connections))
-    registry.add(lambda: [teams_writes_status(teams_sink, registry.clock.now())])
-    registry.add(lambda: [store_status(store)])
+    registry.add(lambda: tenant_statuses(tenants), name="tenants")
+    registry.add(lambda: connection_statuses(connections), name="pbx_connections")
+    registry.add(lambda: [teams_writes_status(teams_sink, registry.clock.now())],
+                 name="teams_writes")
+    registry.add(lambda: [store_status(store)], name="store")
     return registry

@@ -36,7 +36,7 @@ StatusSource = Callable[[], Iterable[PartStatus]]
 
 
 class StatusSink(Protocol):
-    """Where recorded statuses go (the store, in service/part_status.py)."""
+    """Where recorded statuses go (the store, in service/status_store.py)."""
 
     async def save(self, statuses: Sequence[PartStatus], *, gone: Sequence[str]) -> None:
         """Write these statuses (replacing older ones of the same part); forget `gone`."""
@@ -52,26 +52,30 @@ class StatusRegistry:
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
-        self._sources: list[StatusSource] = []
+        self._sources: list[tuple[str, StatusSource]] = []
         self._seen: dict[str, PartStatus] = {}
+        self._broken: set[str] = set()  # sources whose failure is logged already
 
-    def add(self, source: StatusSource) -> None:
-        """Read `source` from now on."""
-        self._sources.append(source)
+    def add(self, source: StatusSource, *, name: str | None = None) -> None:
+        """Read `source` from now on; `name` names it if reading it fails."""
+        self._sources.append((name or str(getattr(source, "__name__", "source")), source))
 
     def snapshot(self) -> list[PartStatus]:
         """Every part's status now, in a stable order (by part name)."""
         now = self.clock.now()
         found: dict[str, PartStatus] = {}
-        for source in self._sources:
+        for name, source in self._sources:
             try:
                 statuses = list(source())
             except Exception as exc:  # a broken reader must not hide the others
-                log.exception("reading a part's status failed")
-                statuses = [PartStatus(f"status/{getattr(source, '__name__', 'source')}",
-                                       "status", PartState.ERROR, now,
-                                       f"reading this part's status failed: {exc!r}",
-                                       "report this as a bug of m365pbx")]
+                if name not in self._broken:  # once, not at every scrape
+                    log.exception("reading the status of %s failed", name)
+                    self._broken.add(name)
+                statuses = [PartStatus(f"status/{name}", "status", PartState.ERROR, None,
+                                       f"reading the status of {name} failed: {exc!r}",
+                                       "Report this as a bug of m365pbx")]
+            else:
+                self._broken.discard(name)
             for status in statuses:
                 previous = self._seen.get(status.part)
                 if status.since is None:

@@ -188,7 +188,7 @@ class TeamsToPbxConfig(BaseModel):
         default=timedelta(minutes=5), description="slow poll that repairs lost notifications"
     )
     min_poll_interval: Duration = Field(
-        default=timedelta(seconds=10), description="fastest polling round in polling mode"
+        default=timedelta(seconds=1), description="fastest polling round in polling mode"
     )
     rich_notifications: bool = Field(
         default=True, description="ask Graph to include (encrypted) presence in notifications"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -9,9 +10,15 @@ from typing import Any
 
 from m365pbx.core.durations import iso_duration
 from m365pbx.graph.client import GraphClient
+from m365pbx.graph.errors import Throttled
 
-# getPresencesByUserId takes at most 650 ids per request (graph.md 3.2).
+# getPresencesByUserId takes at most 650 ids per request, and the presence limit (1,500
+# requests per 30 s per app and tenant) counts each call as one request, however many ids
+# it names (api-reference/v1.0/api/cloudcommunications-getpresencesbyuserid.md,
+# concepts/throttling-limits.md "Cloud communication service limits").
 MAX_IDS_PER_REQUEST = 650
+PRESENCE_REQUESTS_PER_WINDOW = 1500
+PRESENCE_WINDOW_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,16 +60,39 @@ def chunks(ids: Sequence[str], size: int = MAX_IDS_PER_REQUEST) -> Iterable[Sequ
         yield ids[start:start + size]
 
 
-async def get_presences(client: GraphClient, user_ids: Sequence[str]) -> list[PresenceReading]:
-    """Presence of many people, 650 per request (order of the answer is not guaranteed)."""
-    readings: list[PresenceReading] = []
-    for part in chunks(list(dict.fromkeys(user_ids))):
-        answer = await client.post_json("/v1.0/communications/getPresencesByUserId",
-                                        {"ids": list(part)})
-        for item in (answer or {}).get("value", []):
-            if isinstance(item, dict):
-                readings.append(parse_presence(item))
-    return readings
+async def get_presences(client: GraphClient, user_ids: Sequence[str], *,
+                        parallel: int = 1) -> list[PresenceReading]:
+    """Presence of many people, 650 per request, up to `parallel` requests at a time.
+
+    The order of the answer is not guaranteed. When a request fails the others still
+    finish; then the error is raised (a 429 first, the longest Retry-After among them).
+    """
+    parts = list(chunks(list(dict.fromkeys(user_ids))))
+    if parallel <= 1 or len(parts) <= 1:
+        readings: list[PresenceReading] = []
+        for part in parts:
+            readings.extend(await _read_part(client, part))
+        return readings
+    gate = asyncio.Semaphore(parallel)
+
+    async def one(part: Sequence[str]) -> list[PresenceReading]:
+        async with gate:
+            return await _read_part(client, part)
+
+    answers = await asyncio.gather(*(one(part) for part in parts), return_exceptions=True)
+    failures = [a for a in answers if isinstance(a, BaseException)]
+    if failures:
+        throttled = [f for f in failures if isinstance(f, Throttled)]
+        raise (max(throttled, key=lambda t: t.retry_after) if throttled else failures[0])
+    return [reading for answer in answers if not isinstance(answer, BaseException)
+            for reading in answer]
+
+
+async def _read_part(client: GraphClient, part: Sequence[str]) -> list[PresenceReading]:
+    answer = await client.post_json("/v1.0/communications/getPresencesByUserId",
+                                    {"ids": list(part)})
+    return [parse_presence(item) for item in (answer or {}).get("value", [])
+            if isinstance(item, dict)]
 
 
 async def get_presence(client: GraphClient, user_id: str) -> PresenceReading:

@@ -47,8 +47,9 @@ def create(
         typer.Option(
             "--scope",
             "-s",
-            help="'read' (people, presence, stream) or 'write' (events, users, directory "
-            "sync); repeat for both. Default: read.",
+            help="'read' (people, presence, stream), 'write' (events, users, directory "
+            "sync) or 'contacts' (contact search, caller lookup); repeat for several. "
+            "Default: read.",
         ),
     ] = None,
     config: ConfigOption = None,

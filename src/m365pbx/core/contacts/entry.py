@@ -15,6 +15,8 @@ _WORD_SPLIT = re.compile(r"[\W_]+")
 # A written number: digits with the usual separators, an optional + and an extension.
 _NUMBER_LIKE = re.compile(r"^\+?[\d\s()./\-]+((x|ext\.?|extension)\s*\d+)?$", re.IGNORECASE)
 _MIN_NUMBER_DIGITS = 2
+# Ligatures and letters without a decomposition, as people type them on a plain keyboard.
+_LIGATURES = str.maketrans({"æ": "ae", "œ": "oe", "þ": "th", "ð": "d"})
 
 
 class Source(StrEnum):
@@ -54,7 +56,7 @@ class ContactEntry:
 
 def fold(text: str) -> str:
     """Text compared case- and accent-insensitively (NFKC, accents off, casefolded)."""
-    return fold_unicode(text).casefold()
+    return fold_unicode(text).casefold().translate(_LIGATURES)
 
 
 def words_of(text: str) -> list[str]:

@@ -29,10 +29,12 @@ _KEY_LENGTH = len(KEY_PREFIX) + 43  # token_urlsafe(32) is always 43 characters
 
 
 class Scope(StrEnum):
-    """What a key may do: `read` people, presence and the stream; `write` events and users."""
+    """What a key may do: `read` people, presence and the stream; `write` events and users;
+    `contacts` search contacts and look up callers' names."""
 
     READ = "read"
     WRITE = "write"
+    CONTACTS = "contacts"
 
 
 def parse_scopes(names: Iterable[str]) -> frozenset[Scope]:

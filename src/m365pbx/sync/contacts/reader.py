@@ -1,0 +1,291 @@
+"""Keeping the contact index current for one tenant: each person's folders, org contacts.
+
+Every person matched on a connection with `contacts` on is read once in full (every
+contact folder, through delta), then only their changes every `interval` (delta links per
+folder). A person who is no longer matched loses their contacts in the index at once, in
+the people listener itself, not at the next round. Organisational contacts are read in
+full each interval; the directory's users come from the directory sync (`set_directory`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from m365pbx.clock import Clock
+from m365pbx.core.contacts import ContactIndex, Source, Viewer
+from m365pbx.graph.client import GraphClient
+from m365pbx.graph.contacts import contact_folders, folder_delta, org_contacts
+from m365pbx.graph.errors import Forbidden, GraphError, M365Error
+from m365pbx.graph.users import delta_link_expired
+from m365pbx.sync.contacts.entries import contact_entry, directory_entries
+from m365pbx.sync.people import Person
+
+log = logging.getLogger(__name__)
+
+# A failed read is tried again this soon (the next round may be many minutes away).
+RETRY_AFTER = 60.0
+# Mailboxes read at once per tenant (bounds our burst; Outlook limits per mailbox).
+CONCURRENT_READS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class ContactsPlan:
+    """What one connection asks: the sources its people see, its number region, how often."""
+
+    sources: frozenset[Source]
+    region: str
+    interval: float  # seconds between delta rounds
+
+
+class PeopleSource(Protocol):
+    """Who is matched now, and news when that changes (the PresenceHub)."""
+
+    def people(self) -> list[Person]:
+        """Everyone matched."""
+        ...
+
+    def on_people(self, listener: Callable[[list[Person]], None]) -> None:
+        """Call `listener` with everyone after each change."""
+        ...
+
+
+@dataclass
+class ContactsStatus:
+    """What /healthz shows of a tenant's contacts."""
+
+    state: str = "starting"
+    since: datetime | None = None
+    last_error: str | None = None
+    people: int = 0
+    reads: int = 0
+    failed_reads: int = 0
+
+
+@dataclass
+class _Mailbox:
+    """What is kept to read one person's changes: a delta link and the ids per folder."""
+
+    links: dict[str, str] = field(default_factory=dict)
+    ids: dict[str, set[str]] = field(default_factory=dict)
+    due: float = 0.0
+
+
+class ContactsSync:
+    """Keeps a tenant's part of the contact index current."""
+
+    def __init__(self, tenant: str, client: GraphClient | None, index: ContactIndex,
+                 people: PeopleSource, clock: Clock,
+                 plan_for: Callable[[Person], ContactsPlan | None], *,
+                 region: str = "US", unavailable: str | None = None) -> None:
+        self.tenant = tenant
+        self.client = client
+        self.index = index
+        self.people = people
+        self.clock = clock
+        self.plan_for = plan_for
+        self.region = region  # for the directory's and org contacts' numbers
+        self.unavailable = unavailable
+        self.status = ContactsStatus(since=clock.now())
+        self._boxes: dict[str, _Mailbox] = {}
+        self._failing: dict[str, str] = {}
+        self._org_due = 0.0
+        self._org_error: str | None = None
+        self._wake = asyncio.Event()
+        self._followed: dict[str, tuple[Person, ContactsPlan]] = {}
+        self._viewers: dict[str, list[tuple[str, Viewer]]] = {}
+        people.on_people(self._people_changed)
+        self._people_changed(people.people())
+
+    # -- who is followed --------------------------------------------------------------
+
+    def _people_changed(self, everyone: list[Person]) -> None:
+        followed: dict[str, tuple[Person, ContactsPlan]] = {}
+        viewers: dict[str, list[tuple[str, Viewer]]] = {}
+        for person in everyone:
+            if person.tenant != self.tenant:
+                continue
+            plan = self.plan_for(person)
+            if plan is not None:
+                followed.setdefault(person.teams_user_id.lower(), (person, plan))
+                viewers.setdefault(person.key, []).append((person.connection, Viewer(
+                    person.teams_user_id, self.tenant, plan.region, plan.sources)))
+        self._viewers = viewers
+        for gone in set(self._followed) - set(followed):
+            person = self._followed[gone][0]
+            dropped = self.index.drop_person(self.tenant, person.teams_user_id)
+            self._boxes.pop(gone, None)
+            self._failing.pop(gone, None)
+            log.info("contacts of %s dropped (%d): no longer matched", person.teams_user_id,
+                     dropped)
+        self._followed = followed
+        self.status.people = len(followed)
+        self._wake.set()
+
+    def viewers(self, key: str, connection: str | None = None) -> list[Viewer]:
+        """What each person with this PBX key (on `connection`, if given) may see."""
+        return [viewer for on, viewer in self._viewers.get(key, ())
+                if connection is None or on == connection]
+
+    def _wants(self, source: Source) -> bool:
+        return any(source in plan.sources for _, plan in self._followed.values())
+
+    # -- directory --------------------------------------------------------------------
+
+    def set_directory(self, users: Iterable[Mapping[str, Any]]) -> int:
+        """Take the Teams users the directory sync read (phones, mail) as the directory."""
+        return self.index.replace_shared(self.tenant, Source.DIRECTORY,
+                                         directory_entries(users, self.region))
+
+    # -- reading ----------------------------------------------------------------------
+
+    def health(self) -> dict[str, object]:
+        """What /healthz shows."""
+        status = self.status
+        return {"state": status.state,
+                "since": None if status.since is None else status.since.isoformat(),
+                "last_error": status.last_error, "people": status.people,
+                "reads": status.reads, "failed_reads": status.failed_reads}
+
+    def read_soon(self) -> None:
+        """Read everyone's changes now ("Sync now")."""
+        for box in self._boxes.values():
+            box.due = 0.0
+        self._org_due = 0.0
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Read contacts as they come due, until cancelled."""
+        if self.unavailable is not None or self.client is None:
+            self._set_state("off", self.unavailable or "no Graph client")
+            log.warning("contacts are off for tenant %s: %s", self.tenant, self.unavailable)
+            await asyncio.Event().wait()
+        while True:
+            self._wake.clear()
+            await self.run_once()
+            now = self.clock.now().timestamp()
+            dues = [box.due for box in self._boxes.values()]
+            if self._wants(Source.ORGANISATION):
+                dues.append(self._org_due)
+            wake = min(dues, default=now + 3600.0)
+            sleeper = asyncio.ensure_future(self.clock.sleep(max(0.0, wake - now)))
+            woken = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait({sleeper, woken}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                sleeper.cancel()
+                woken.cancel()
+
+    async def run_once(self) -> None:
+        """Read everyone who is due (new people in full, the others' changes)."""
+        now = self.clock.now().timestamp()
+        limit = asyncio.Semaphore(CONCURRENT_READS)
+        due = [uid for uid in self._followed
+               if self._boxes.get(uid) is None or self._boxes[uid].due <= now]
+        tasks = [self._read(uid, limit) for uid in due]
+        if self._wants(Source.ORGANISATION) and self._org_due <= now:
+            tasks.append(self._read_org())
+        await asyncio.gather(*tasks)
+        self._report()
+
+    async def _read(self, uid: str, limit: asyncio.Semaphore) -> None:
+        assert self.client is not None
+        entry = self._followed.get(uid)
+        if entry is None:
+            return
+        person, plan = entry
+        box = self._boxes.get(uid) or _Mailbox()
+        async with limit:
+            try:
+                await self._read_box(person, plan, box)
+            except M365Error as exc:
+                self.status.failed_reads += 1
+                reason = str(exc) if not isinstance(exc, Forbidden) else (
+                    f"{exc} (is Contacts.Read granted to the app?)")
+                self._failing[uid] = reason
+                box.due = self.clock.now().timestamp() + RETRY_AFTER
+                log.warning("contacts read failed", extra={"user": uid, "reason": reason})
+                if uid in self._followed:
+                    self._boxes[uid] = box
+                return
+        if uid not in self._followed:  # left while being read: keep nothing of them
+            self.index.drop_person(self.tenant, person.teams_user_id)
+            return
+        self.status.reads += 1
+        self._failing.pop(uid, None)
+        box.due = self.clock.now().timestamp() + plan.interval
+        self._boxes[uid] = box
+
+    async def _read_box(self, person: Person, plan: ContactsPlan, box: _Mailbox) -> None:
+        assert self.client is not None
+        owner = person.teams_user_id
+        folders = await contact_folders(self.client, owner)
+        for vanished in set(box.ids) - set(folders):
+            for contact_id in box.ids.pop(vanished):
+                self.index.remove_personal(self.tenant, owner, contact_id)
+            box.links.pop(vanished, None)
+        for folder in folders:
+            link = box.links.get(folder)
+            try:
+                changes = await folder_delta(self.client, owner, folder, link)
+            except GraphError as exc:
+                if link is None or not delta_link_expired(exc):
+                    raise
+                log.info("contact delta of %s restarts: %s", owner, exc)
+                changes = await folder_delta(self.client, owner, folder)
+                link = None
+            ids = box.ids.setdefault(folder, set())
+            if link is None:  # a first round lists everything: what it lacks is gone
+                listed = {c.id for c in changes.changed}
+                for contact_id in ids - listed:
+                    self.index.remove_personal(self.tenant, owner, contact_id)
+                ids.clear()
+            for contact in changes.changed:
+                self.index.put_personal(self.tenant, owner,
+                                        contact_entry(contact, Source.PERSONAL, plan.region))
+                ids.add(contact.id)
+            for contact_id in changes.removed:
+                self.index.remove_personal(self.tenant, owner, contact_id)
+                ids.discard(contact_id)
+            box.links[folder] = changes.delta_link
+
+    async def _read_org(self) -> None:
+        assert self.client is not None
+        interval = min((plan.interval for _, plan in self._followed.values()
+                        if Source.ORGANISATION in plan.sources), default=3600.0)
+        try:
+            found = await org_contacts(self.client)
+        except M365Error as exc:
+            self._org_error = str(exc) if not isinstance(exc, Forbidden) else (
+                f"{exc} (is OrgContact.Read.All granted to the app?)")
+            self._org_due = self.clock.now().timestamp() + RETRY_AFTER
+            log.warning("organisational contacts read failed",
+                        extra={"tenant": self.tenant, "reason": self._org_error})
+            return
+        self._org_error = None
+        self.index.replace_shared(self.tenant, Source.ORGANISATION,
+                                  [contact_entry(c, Source.ORGANISATION, self.region)
+                                   for c in found])
+        self._org_due = self.clock.now().timestamp() + interval
+
+    def _set_state(self, state: str, error: str | None = None) -> None:
+        if state != self.status.state:
+            self.status.since = self.clock.now()
+        self.status.state = state
+        self.status.last_error = error
+
+    def _report(self) -> None:
+        problems = [f"contacts of {uid}: {reason}" for uid, reason in self._failing.items()]
+        if self._org_error is not None:
+            problems.insert(0, f"organisational contacts: {self._org_error}")
+        if problems:
+            more = len(problems) - 1
+            self._set_state("failing", problems[0] + (f" (and {more} more)" if more else ""))
+        elif not self._followed:
+            self._set_state("idle: nobody matched on a connection with contacts on")
+        else:
+            self._set_state("following")

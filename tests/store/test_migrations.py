@@ -17,6 +17,7 @@ from m365pbx.store.migrate import MIGRATIONS_DIR
 from m365pbx.store.tables import Base
 
 EXPECTED_TABLES = {
+    "admin_users",
     "alembic_version",
     "api_clients",
     "api_users",
@@ -60,10 +61,10 @@ async def test_comparison_notices_a_difference(engine: AsyncEngine) -> None:
 
 
 async def test_database_is_at_head_and_upgrade_again_is_a_no_op(database_url: str) -> None:
-    assert head_revision() == "0005"
-    assert await database_revision(database_url) == "0005"
+    assert head_revision() == "0006"
+    assert await database_revision(database_url) == "0006"
     await upgrade_database(database_url)
-    assert await database_revision(database_url) == "0005"
+    assert await database_revision(database_url) == "0006"
 
 
 async def test_upgrade_from_empty_database(empty_database_url: str) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from m365pbx.store.db import create_engine, mask_url, session_factory
 from m365pbx.store.repositories import (
+    AdminUserRepository,
     ApiClientRepository,
     ApiUserRepository,
     AuditRepository,
@@ -64,6 +65,7 @@ class Repositories:
         self.api_clients = ApiClientRepository(session)
         self.api_users = ApiUserRepository(session, box)
         self.part_status = PartStatusRepository(session)
+        self.admin_users = AdminUserRepository(session)
 
     async def sync_declared(self, declarations: Declarations) -> SyncReport:
         """Write the file's declarations (see `repositories.declarations.sync_declared`)."""

@@ -314,5 +314,21 @@ class PartStatusRow(Base):
     written_at: Mapped[datetime] = mapped_column()
 
 
+class AdminUser(Base):
+    """A local administrator of the admin UI: an argon2 hash of the password (never the
+    password), and the failed sign-ins that lock the account for a while."""
+
+    __tablename__ = "admin_users"
+    repr_fields = ("name", "failed_attempts", "locked_until")
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column()
+    failed_attempts: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None] = mapped_column()
+    last_sign_in_at: Mapped[datetime | None] = mapped_column()
+
+
 DECLARABLE: tuple[type[Declared], ...] = (Tenant, Credential, ServiceAccount, PbxConnection)
 """The models that the YAML file can declare, parents first."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from m365pbx.store.repositories.accounts import ServiceAccountRepository, ServiceAccountSpec
+from m365pbx.store.repositories.admin_users import AdminUserRepository
 from m365pbx.store.repositories.api_clients import ApiClientRepository
 from m365pbx.store.repositories.api_users import ApiUserRecord, ApiUserRepository
 from m365pbx.store.repositories.audit import AuditRepository
@@ -29,6 +30,7 @@ from m365pbx.store.repositories.tenants import (
 )
 
 __all__ = [
+    "AdminUserRepository",
     "ApiClientRepository",
     "ApiUserRecord",
     "ApiUserRepository",

@@ -1,7 +1,8 @@
 """The matcher's fast paths give what the plain definitions give.
 
 Folding in one memoised call equals fold_unicode then casefold; the phone filing without a
-regular expression equals the one with it.
+regular expression equals the one with it; reading a field for all users at once reads what
+the per-user readers read.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from m365pbx.core.matching import fold_unicode, strip_domain, text_normalizer
+from m365pbx.core.matching.fields import MICROSOFT_FIELD_READERS, field_values
 from m365pbx.core.matching.lookups import (
     _PLAIN_PHONE,
     _SEPARATORS,
@@ -71,3 +73,22 @@ def _plain_suffix_by_pattern(value: str) -> str | None:
 @given(st.text(alphabet="+0123456789 ()./-x\u0660\u00a0", max_size=24))
 def test_plain_suffix_equals_the_pattern(value: str) -> None:
     assert plain_suffix(value) == _plain_suffix_by_pattern(value)
+
+
+ODD_USERS: list[dict[str, object]] = [
+    {"displayName": "Anna", "mail": "  ", "businessPhones": "+49 30 1", "mobilePhone": 5,
+     "proxyAddresses": ["SMTP:a@x.de", "smtp:A@X.DE", "Smtp:b@x.de", "smtp:  ", "SIP:a@x.de",
+                        "x500:/o=x", 7, "smtp:"]},
+    {"displayName": None, "businessPhones": ["+49 30 2", "", None, "  ", "030 3"],
+     "proxyAddresses": "SMTP:c@x.de", "sipProxyAddresses": ["sip:d@x.de"]},
+    {},
+    {"userPrincipalName": "e@x.de", "onPremisesSamAccountName": "e", "businessPhones": None,
+     "proxyAddresses": ["sip:E@X.DE", "SIP:f@x.de"]},
+]
+
+
+def test_field_values_reads_what_the_readers_read() -> None:
+    for name, read in MICROSOFT_FIELD_READERS.items():
+        expected = [(position, value) for position, user in enumerate(ODD_USERS)
+                    for value in read(user)]
+        assert list(field_values(ODD_USERS, name)) == expected, name

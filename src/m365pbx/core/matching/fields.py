@@ -101,6 +101,15 @@ def field_values(users: Sequence[MicrosoftUser], name: str) -> Iterator[tuple[in
                         width:
                     ].strip():
                         yield position, value[width:]
+    elif name == "businessPhones":
+        for position, user in enumerate(users):
+            values = user.get(name)
+            if isinstance(values, str):
+                values = [values]
+            if isinstance(values, list):
+                for value in values:
+                    if isinstance(value, str) and value.strip():
+                        yield position, value
     else:
         read = MICROSOFT_FIELD_READERS[name]
         for position, user in enumerate(users):

@@ -71,16 +71,21 @@ class PhoneLookup:
 
     def __init__(self, directory: MicrosoftDirectory, field: str, keys: PhoneKeys) -> None:
         self._keys = keys
-        self._values: list[tuple[int, str]] = []
+        self._users = directory.users
+        self._field = field
         self._buckets: dict[str, list[tuple[int, str]]] = {}
         self._exact: ValueIndex | None = None
+        buckets = self._buckets
         for position, value in field_values(directory.users, field):
-            self._values.append((position, value))
             suffix = plain_suffix(value)
             if suffix is None:
                 suffix = digits_suffix(keys(value).key)
             if suffix:
-                self._buckets.setdefault(suffix, []).append((position, value))
+                bucket = buckets.get(suffix)
+                if bucket is None:
+                    buckets[suffix] = [(position, value)]
+                else:
+                    bucket.append((position, value))
 
     def find(self, value: str) -> list[int] | None:
         """Return the positions of users with a number equal to the PBX value."""
@@ -99,7 +104,7 @@ class PhoneLookup:
     def _exact_index(self) -> ValueIndex:
         if self._exact is None:
             self._exact = {}
-            for position, raw in self._values:
+            for position, raw in field_values(self._users, self._field):
                 bucket = self._exact.setdefault(self._keys(raw).key, [])
                 if not bucket or bucket[-1] != position:
                     bucket.append(position)

@@ -340,6 +340,52 @@ class CalendarSettings(BaseModel):
         return self
 
 
+class ContactsSettings(BaseModel):
+    """Contact search and caller lookup for one connection's people (docs/contacts.md)."""
+
+    model_config = MODEL_CONFIG
+
+    enabled: bool = Field(
+        default=False,
+        description="let PBX apps search contacts and look up callers' names for this "
+        "connection's people; needs a credential with contacts.read",
+    )
+    personal: bool = Field(default=True, description="each person's own Outlook contacts")
+    directory: bool = Field(
+        default=True, description="the organisation's users with their phones and mail"
+    )
+    organisation: bool = Field(
+        default=False,
+        description="organisational contacts (/contacts); needs OrgContact.Read.All",
+    )
+    phone_region: str | None = Field(
+        default=None,
+        description="region for numbers written without country code, e.g. DE; "
+        "default: matching.phone_region",
+    )
+    poll_interval: Duration = Field(
+        default=timedelta(minutes=15),
+        description="how often each person's contacts are read again (changes show within it)",
+    )
+
+    @field_validator("phone_region")
+    @classmethod
+    def _check_region(cls, region: str | None) -> str | None:
+        if region is None:
+            return None
+        upper = region.strip().upper()
+        if upper not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError("expected a two-letter region code such as DE, AT, CH, GB or US")
+        return upper
+
+    @field_validator("poll_interval")
+    @classmethod
+    def _check_poll(cls, value: timedelta) -> timedelta:
+        if not timedelta(minutes=1) <= value <= timedelta(days=1):
+            raise ValueError("must lie between 1 minute and 1 day")
+        return value
+
+
 class _ConnectionBase(BaseModel):
     model_config = MODEL_CONFIG
 
@@ -386,11 +432,24 @@ class _ConnectionBase(BaseModel):
         default_factory=CalendarSettings,
         description="calendar events of this connection's people as PBX presence",
     )
+    contacts: ContactsSettings = Field(
+        default_factory=ContactsSettings,
+        description="contact search and caller lookup for this connection's people",
+    )
     users_file: Path | None = Field(
         default=None,
         description="the PBX's users as a CSV or JSON export (as for 'm365pbx match --pbx'), "
         "for PBXs that cannot list them (SIP); read again at every directory sync",
     )
+
+    @model_validator(mode="after")
+    def _contacts_region(self) -> _ConnectionBase:
+        if self.contacts.enabled and not (self.contacts.phone_region
+                                          or self.matching.phone_region):
+            raise ValueError("contacts need a region for numbers written without country "
+                             "code: set contacts.phone_region (or matching.phone_region), "
+                             "e.g. DE")
+        return self
 
     @model_validator(mode="after")
     def _each_person_once(self) -> _ConnectionBase:

@@ -143,6 +143,10 @@ async def test_another_installation_holds_the_subscription_then_the_admin_takes_
              str(tmp_path / "m365pbx.yaml")])
         assert result.exit_code == 0, result.output
         assert f"deleted another installation's presence subscription {theirs}" in result.output
+        async with service.store.transaction() as tx:  # in the audit trail (issue 21 §4)
+            [takeover] = await tx.audit.list_recent(object_type="service_account", object_id=SVC)
+        assert takeover.action == "subscription.takeover" and takeover.actor == "cli"
+        assert takeover.details["deleted"] == [theirs]
         await eventually(lambda: owner.healthy, clock)
         assert owner.last_error is None
         assert service.health()["tenants"]["contoso"]["subscriptions"][SVC] == {

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from m365pbx.cli import (
+    admin,
     api_keys,
+    audit,
     check,
     config,
     db,
@@ -18,5 +20,5 @@ from m365pbx.cli import (
     sync,
 )
 
-COMMAND_MODULES = (api_keys, check, config, db, demo, mapping, match, secrets, serve, signin,
-                   status, subscriptions, sync)
+COMMAND_MODULES = (admin, api_keys, audit, check, config, db, demo, mapping, match, secrets,
+                   serve, signin, status, subscriptions, sync)

@@ -75,14 +75,24 @@ def example() -> None:
 @reports_input_errors
 def apply(config: ConfigOption = None) -> None:
     """Migrate the database and write the file's declared objects into it (file-managed)."""
+    from datetime import UTC, datetime
+
     from m365pbx.cli.store_access import in_store
     from m365pbx.config import load_config
     from m365pbx.declarations import declarations_from_settings
-    from m365pbx.store import mask_url, parse_database_url
+    from m365pbx.service.audit_events import configuration_applied
+    from m365pbx.store import Repositories, SyncReport, mask_url, parse_database_url
 
     settings = load_config(config)
     declarations = declarations_from_settings(settings)
-    report = in_store(settings, lambda tx: tx.sync_declared(declarations))
+
+    async def work(tx: Repositories) -> SyncReport:
+        report = await tx.sync_declared(declarations)
+        await configuration_applied(tx, report, now=datetime.now(UTC),
+                                    source=settings.source_file, actor="cli (config apply)")
+        return report
+
+    report = in_store(settings, work)
     shown = mask_url(parse_database_url(settings.database.url))
     typer.echo(f"applied {settings.source_file or 'defaults'} to {shown}:")
     for label, items in (

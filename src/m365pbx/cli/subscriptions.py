@@ -125,6 +125,7 @@ def takeover(
         typer.echo(f"{declared.upn} holds no presence subscription of this app: nothing to "
                    "take over")
         return
+    _audit_takeover(settings, declared.upn, removed)
     ours = settings.webhook_url
     for subscription in removed:
         whose = "this installation's" if subscription.notification_url == ours else (
@@ -133,3 +134,19 @@ def takeover(
                    f"{declared.upn} (it delivered to {subscription.notification_url})")
     typer.echo("m365pbx creates its own subscription for this account at its next attempt "
                "(within minutes; at once after a restart)")
+
+
+def _audit_takeover(settings: Settings, upn: str, removed: list[Subscription]) -> None:
+    """Record the takeover in the audit trail (which subscriptions, where they delivered)."""
+    from datetime import UTC, datetime
+
+    from m365pbx.cli.store_access import in_store
+
+    async def work(tx: Repositories) -> None:
+        await tx.audit.append(
+            at=datetime.now(UTC), actor="cli", action="subscription.takeover",
+            object_type="service_account", object_id=upn,
+            details={"deleted": [s.id for s in removed],
+                     "delivered_to": sorted({s.notification_url for s in removed})})
+
+    in_store(settings, work)

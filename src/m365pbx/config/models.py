@@ -74,6 +74,14 @@ class Listen(BaseModel):
     port: int = Field(default=8080, ge=0, le=65535, description="TCP port; 0 picks a free one")
 
 
+class AdminConfig(BaseModel):
+    """The admin UI under /admin (off unless enabled)."""
+
+    model_config = MODEL_CONFIG
+
+    enabled: bool = Field(default=False, description="serve the admin UI under /admin")
+
+
 class SecretsConfig(BaseModel):
     """Where the key that encrypts secrets in the database comes from."""
 
@@ -216,6 +224,7 @@ class Settings(BaseSettings):
         default="/graph/notifications", description="path of the Graph webhook endpoint"
     )
     secrets: SecretsConfig = Field(default_factory=SecretsConfig, description="secret key")
+    admin: AdminConfig = Field(default_factory=AdminConfig, description="the admin UI")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="logging")
     presence: PresenceConfig = Field(
         default_factory=PresenceConfig, description="fallbacks for unknown Teams values"

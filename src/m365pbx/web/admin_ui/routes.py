@@ -1,0 +1,284 @@
+"""The admin UI's routes under /admin: sign-in, overview, people, API keys, audit trail.
+
+Server-rendered with Jinja2 (autoescaped); the little JavaScript there is refreshes the
+lights (static/admin.js). Every page needs a session (else: to /admin/login), every POST
+its CSRF token, every answer forbids framing and caching.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from m365pbx.clock import Clock
+from m365pbx.config.fields import check_slug
+from m365pbx.core.status import PartStatus
+from m365pbx.pbx.api.keys import Scope, parse_scopes
+from m365pbx.pbx.api.view import PersonPresence
+from m365pbx.service.admin_signin import audit_sign_in, check_sign_in
+from m365pbx.service.api_keys import create_api_client, revoke_api_client
+from m365pbx.store import Repositories, Store
+from m365pbx.store.errors import ConflictError, NotFoundError
+from m365pbx.web.admin_ui.overview import PEOPLE_PER_ACCOUNT, groups
+from m365pbx.web.admin_ui.sessions import (
+    LOGIN_CSRF_COOKIE,
+    SESSION_COOKIE,
+    AdminSession,
+    SessionBook,
+    new_token,
+    same_token,
+)
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/admin"
+_STATIC = {"admin.css": "text/css", "admin.js": "text/javascript"}
+_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+@dataclass
+class AdminUi:
+    """What the admin UI reads and changes."""
+
+    store: Store
+    clock: Clock
+    statuses: Callable[[], list[PartStatus]]
+    people: Callable[[], list[PersonPresence]]
+    secure_cookies: bool = False
+
+    def __post_init__(self) -> None:
+        self.sessions = SessionBook(self.clock)
+        self.templates = Environment(loader=PackageLoader("m365pbx.web.admin_ui", "templates"),
+                                     autoescape=select_autoescape(default=True),
+                                     trim_blocks=True, lstrip_blocks=True)
+
+
+class _Refused(Exception):
+    """A POST without the right CSRF token."""
+
+
+async def _form(request: Request) -> dict[str, list[str]]:
+    body = (await request.body()).decode("utf-8", "replace")
+    return parse_qs(body, keep_blank_values=True, max_num_fields=50)
+
+
+def _one(form: dict[str, list[str]], key: str) -> str:
+    return (form.get(key) or [""])[0]
+
+
+def admin_ui_router(ui: AdminUi) -> APIRouter:
+    """The routes of the admin UI (include it only when `admin.enabled`)."""
+    router = APIRouter(prefix=PREFIX, include_in_schema=False)
+    static = {name: resources.files("m365pbx.web.admin_ui").joinpath("static", name)
+              .read_bytes() for name in _STATIC}
+
+    def page(template: str, status_code: int = 200, **values: Any) -> HTMLResponse:
+        html = ui.templates.get_template(template).render(**values)
+        return HTMLResponse(html, status_code=status_code, headers=_HEADERS)
+
+    def session_of(request: Request) -> AdminSession | None:
+        return ui.sessions.find(request.cookies.get(SESSION_COOKIE))
+
+    def to_login() -> RedirectResponse:
+        return RedirectResponse(f"{PREFIX}/login", status_code=303, headers=_HEADERS)
+
+    def signed_in_as(name: str) -> RedirectResponse:
+        response = RedirectResponse(PREFIX, status_code=303, headers=_HEADERS)
+        response.set_cookie(SESSION_COOKIE, ui.sessions.open(name), path=PREFIX, httponly=True,
+                            samesite="strict", secure=ui.secure_cookies)
+        response.delete_cookie(LOGIN_CSRF_COOKIE, path=PREFIX)
+        return response
+
+    async def checked_form(request: Request, session: AdminSession) -> dict[str, list[str]]:
+        form = await _form(request)
+        if not same_token(session.csrf, _one(form, "csrf")):
+            log.warning("admin UI: %s %s refused: no valid CSRF token (admin %r)",
+                        request.method, request.url.path, session.name)
+            raise _Refused
+        return form
+
+    def refused() -> HTMLResponse:
+        return HTMLResponse("<h1>403: this form is stale or was not sent from the admin UI; "
+                            "reload the page and try again</h1>", status_code=403,
+                            headers=_HEADERS)
+
+    def common(session: AdminSession, active: str) -> dict[str, Any]:
+        return {"admin": session.name, "csrf": session.csrf, "active": active}
+
+    @router.get("/static/{name}")
+    async def static_file(name: str) -> Response:
+        if name not in static:
+            return Response(status_code=404)
+        return Response(static[name], media_type=_STATIC[name],
+                        headers={"X-Content-Type-Options": "nosniff"})
+
+    @router.get("/login")
+    async def login_page(request: Request) -> Response:
+        token = new_token()
+        response = page("login.html", csrf=token, error=None)
+        response.set_cookie(LOGIN_CSRF_COOKIE, token, path=PREFIX, httponly=True,
+                            samesite="strict", secure=ui.secure_cookies)
+        return response
+
+    @router.post("/login")
+    async def login(request: Request) -> Response:
+        form = await _form(request)
+        if not same_token(request.cookies.get(LOGIN_CSRF_COOKIE), _one(form, "csrf")):
+            log.warning("admin UI: a sign-in without a valid CSRF token was refused")
+            return refused()
+        name, password = _one(form, "name").strip(), _one(form, "password")
+        result = await check_sign_in(ui.store, name, password, ui.clock.now())
+        if result.ok:
+            return signed_in_as(name)
+        token = new_token()
+        response = page("login.html", status_code=401, csrf=token, error=result.shown,
+                        name=name)
+        response.set_cookie(LOGIN_CSRF_COOKIE, token, path=PREFIX, httponly=True,
+                            samesite="strict", secure=ui.secure_cookies)
+        return response
+
+    @router.get("/link/{token}")
+    async def one_time_link(token: str) -> Response:
+        name = ui.sessions.use_link(token)
+        if name is None:
+            return to_login()
+
+        async def work(tx: Repositories) -> None:
+            await audit_sign_in(tx, name, now=ui.clock.now(), ok=True, how="one-time link")
+
+        await ui.store.write(work, what=f"the sign-in of admin {name!r}")
+        return signed_in_as(name)
+
+    @router.post("/logout")
+    async def logout(request: Request) -> Response:
+        session = session_of(request)
+        if session is None:
+            return to_login()
+        try:
+            await checked_form(request, session)
+        except _Refused:
+            return refused()
+        ui.sessions.close(request.cookies.get(SESSION_COOKIE))
+        response = to_login()
+        response.delete_cookie(SESSION_COOKIE, path=PREFIX)
+        return response
+
+    @router.get("")
+    async def overview(request: Request) -> Response:
+        session = session_of(request)
+        if session is None:
+            return to_login()
+        return page("overview.html", groups=groups(ui.statuses()),
+                    per_account=PEOPLE_PER_ACCOUNT, **common(session, "overview"))
+
+    @router.get("/lights")
+    async def lights(request: Request) -> Response:
+        session = session_of(request)
+        if session is None:
+            return to_login()
+        return page("_lights.html", groups=groups(ui.statuses()),
+                    per_account=PEOPLE_PER_ACCOUNT)
+
+    @router.get("/people")
+    async def people(request: Request, q: str = "") -> Response:
+        session = session_of(request)
+        if session is None:
+            return to_login()
+        wanted = q.strip().casefold()
+        found = [p for p in ui.people() if not wanted or any(
+            wanted in (value or "").casefold()
+            for value in (p.display_name, p.key, p.connection, p.teams_user_id))]
+        found.sort(key=lambda p: ((p.display_name or "").casefold(), p.connection, p.key))
+        return page("people.html", people=found[:200], total=len(found), q=q,
+                    **common(session, "people"))
+
+    @router.get("/audit")
+    async def audit(request: Request) -> Response:
+        session = session_of(request)
+        if session is None:
+            return to_login()
+        async with ui.store.transaction() as tx:
+            events = await tx.audit.list_recent(limit=200)
+        return page("audit.html", events=events, **common(session, "audit"))
+
+    @router.get("/api-keys")
+    async def api_keys(request: Request) -> Response:
+        session = session_of(request)
+        if session is None:
+            return to_login()
+        return await api_keys_page(session)
+
+    async def api_keys_page(session: AdminSession, *, created: tuple[str, str] | None = None,
+                            error: str | None = None) -> HTMLResponse:
+        async with ui.store.transaction() as tx:
+            clients = await tx.api_clients.list_all()
+        return page("api_keys.html", status_code=400 if error else 200, clients=clients,
+                    created=created, error=error, scopes=[s.value for s in Scope],
+                    **common(session, "api-keys"))
+
+    @router.post("/api-keys")
+    async def create_api_key(request: Request) -> Response:
+        session = session_of(request)
+        if session is None:
+            return to_login()
+        try:
+            form = await checked_form(request, session)
+        except _Refused:
+            return refused()
+        name = _one(form, "name").strip()
+        try:
+            name = check_slug(name)
+            scopes = parse_scopes(form.get("scope") or [])
+            if not scopes:
+                raise ValueError("choose at least one scope")
+        except ValueError as exc:
+            return await api_keys_page(session, error=str(exc))
+
+        async def work(tx: Repositories) -> str:
+            return await create_api_client(tx, name, scopes, now=ui.clock.now(),
+                                           actor=f"admin {session.name}")
+
+        try:
+            key = await ui.store.write(work, what=f"the API client {name!r}")
+        except ConflictError as exc:
+            return await api_keys_page(session, error=str(exc))
+        log.info("admin %r created API client %r", session.name, name)
+        return await api_keys_page(session, created=(name, key))
+
+    @router.post("/api-keys/revoke")
+    async def revoke_api_key(request: Request) -> Response:
+        session = session_of(request)
+        if session is None:
+            return to_login()
+        try:
+            form = await checked_form(request, session)
+        except _Refused:
+            return refused()
+        name = _one(form, "name")
+
+        async def work(tx: Repositories) -> bool:
+            return await revoke_api_client(tx, name, now=ui.clock.now(),
+                                           actor=f"admin {session.name}")
+
+        try:
+            await ui.store.write(work, what=f"the API client {name!r}")
+        except NotFoundError as exc:
+            return await api_keys_page(session, error=str(exc))
+        log.info("admin %r revoked API client %r", session.name, name)
+        return RedirectResponse(f"{PREFIX}/api-keys", status_code=303, headers=_HEADERS)
+
+    return router

@@ -34,11 +34,18 @@ from m365pbx.graph.proxy import ProxyChoice
 from m365pbx.graph.users import list_users, users_delta, users_delta_link
 from m365pbx.pbx.base import PbxConnection, PbxUser
 from m365pbx.service.certificates import CertificateKeeper
+from m365pbx.service.contacts import (
+    ContactsBook,
+    contacts_sync,
+    directory_properties,
+    feeding_directory,
+)
 from m365pbx.service.persistence import StorePeople, StoreSubscriptionRecords
 from m365pbx.service.tenant_identity import TenantClaims, TenantIdentity
 from m365pbx.store import Store
 from m365pbx.sync.calendar import CalendarPlan, CalendarReader
 from m365pbx.sync.calendar.subscriptions import CalendarSubscriptions
+from m365pbx.sync.contacts import ContactsSync
 from m365pbx.sync.directory import ConnectionDirectory, DirectorySync, teams_user_properties
 from m365pbx.sync.directory_delta import DirectoryChanges
 from m365pbx.sync.hub import PresenceHub
@@ -157,6 +164,8 @@ class TenantParts:
     calendar: CalendarReader | None = None
     # Event change notifications that make `calendar` read a person at once (public URL).
     calendar_subscriptions: CalendarSubscriptions | None = None
+    # Contact search and caller lookup (None when no connection switches `contacts` on).
+    contacts: ContactsSync | None = None
 
 
 class TenantRuntime:
@@ -177,6 +186,7 @@ class TenantRuntime:
         service_account_tokens: Mapping[str, TokenSource] | None = None,
         converter: ReadingConverter | None = None,
         claims: TenantClaims | None = None,
+        contacts: ContactsBook | None = None,
     ) -> None:
         self.settings = settings
         self.tenant = tenant
@@ -223,7 +233,7 @@ class TenantRuntime:
                                 source=users_file_reader(c.users_file) if c.users_file else None)
             for c in tenant_connections if c.name in connections
         ]
-        keep = teams_user_properties(directories)
+        keep = teams_user_properties(directories) | directory_properties(tenant_connections)
         follow = tenant.directory.follow_changes
         directory = DirectorySync(
             tenant.name,
@@ -281,6 +291,10 @@ class TenantRuntime:
                 calendar.client, clock, calendar, notification_url=webhook,
                 lifecycle_url=webhook.rstrip("/") + "/lifecycle",
                 tenant_id=str(tenant.tenant_id), app_id=self.app_id)
+        self.parts.contacts = contacts_sync(self, tenant_connections, contacts)
+        if self.parts.contacts is not None:
+            directory.fetch_teams_users = feeding_directory(directory.fetch_teams_users,
+                                                            self.parts.contacts)
 
     def _calendar(self, tenant_connections: Sequence[Any], reader: Credential,
                   writer: Credential | None, graph_url: str) -> CalendarReader | None:
@@ -320,6 +334,8 @@ class TenantRuntime:
         self.parts.directory.sync_now()
         if self.parts.calendar is not None:
             self.parts.calendar.read_soon()
+        if self.parts.contacts is not None:
+            self.parts.contacts.read_soon()
 
     def people(self) -> list[Person]:
         """This tenant's matched people."""
@@ -382,6 +398,9 @@ class TenantRuntime:
             if parts.calendar_subscriptions is not None:
                 group.create_task(supervised(f"{name} calendar change notifications",
                                              parts.calendar_subscriptions.run, self.clock))
+            if parts.contacts is not None:
+                group.create_task(supervised(f"{name} contacts", parts.contacts.run,
+                                             self.clock))
             if parts.pool is not None:
                 group.create_task(supervised(f"{name} subscriptions", parts.pool.run,
                                              self.clock))

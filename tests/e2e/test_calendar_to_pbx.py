@@ -4,11 +4,13 @@ on the virtual clock (issue 22)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from prometheus_client import generate_latest
 
@@ -71,6 +73,8 @@ def calendar_with_webhooks(server: RunningServer, sim: Simulator, tmp: Path) -> 
     data = yaml.safe_load(path.read_text())
     data["tenants"][0]["credentials"][0]["permissions"].append("calendars.read")
     data["pbx_connections"][0]["calendar"] = {"enabled": True, "poll_interval": "12h"}
+    # Presence reconciliation is not under test: hourly keeps long runs of the clock quick.
+    data["teams_to_pbx"]["reconcile_interval"] = "1h"
     path.write_text(yaml.safe_dump(data))
     return load_config(path, environ={})
 
@@ -97,17 +101,18 @@ async def until_shown(pbx: ApiConnection, key: str, wanted: PbxPresence,
     return now(clock)
 
 
-async def advance_to(clock: VirtualClock, when: float) -> None:
+async def advance_to(clock: VirtualClock, when: float, step: float = 15.0) -> None:
     """Advance the virtual clock to `when` in steps (the service's timers run on the way)."""
     while now(clock) < when:
-        await clock.advance(min(15.0, when - now(clock)))
+        await clock.advance(min(step, when - now(clock)))
         await asyncio.sleep(0.01)  # let answers from the simulator arrive on the way
 
 
 async def test_meetings_show_at_their_start_privately_and_go_at_their_end(
     sim_server: RunningServer, sim: Simulator, tenant: Tenant, clock: VirtualClock,
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     settings = calendar_settings(sim_server, tmp_path, show_working_elsewhere=True)
     start = now(clock) + 10 * MINUTE
     add_event(sim, tenant, "anna@contoso.com", subject="Board review", start_in="10m",
@@ -141,6 +146,8 @@ async def test_meetings_show_at_their_start_privately_and_go_at_their_end(
         views = [person_presence(person, service.hub) for person in service.hub.people()]
         assert views and "Doctor" not in repr(views)
         assert all("Doctor" not in state.note for state in pbx.shown_all().values())
+        assert not [r for r in caplog.records if "Doctor" in r.getMessage()
+                    or "Doctor" in str(r.__dict__)]
         metrics = generate_latest(service.registry).decode()
         assert 'm365pbx_calendar_people{tenant="contoso"} 2.0' in metrics
         assert 'm365pbx_calendar_events_ahead{tenant="contoso"} 3.0' in metrics
@@ -386,3 +393,39 @@ async def test_a_meeting_moved_while_in_progress_is_followed(
         await advance_to(clock, later - 2)
         at = await until_shown(pbx, "anna", PbxPresence.AWAY, clock)
         assert 0 <= at - later <= 1.0
+
+
+async def test_notifications_lost_without_a_word_are_repaired_by_reading_again(
+    sim_server: RunningServer, sim: Simulator, tenant: Tenant, clock: VirtualClock,
+    tmp_path: Path,
+) -> None:
+    settings = calendar_with_webhooks(sim_server, sim, tmp_path)
+    anna = tenant.find_user("anna@contoso.com")
+    assert anna is not None
+    async with running(settings, clock) as service:
+        pbx = switchboard(service)
+        await started_with_calendars(service, clock, 2)
+        events = service.tenants["contoso"].parts.calendar_subscriptions
+        assert events is not None
+        await eventually(lambda: events.health()["active"] == 2, clock, step=0.2)
+        # Graph forgets Anna's subscription and tells nobody: no notification, no lifecycle.
+        theirs = next(s for s in sim.subscriptions.subscriptions.values()
+                      if s.resource.strip("/").casefold() == f"users/{anna.id}/events".casefold())
+        sim.subscriptions.subscriptions.pop(theirs.id)
+        start = now(clock) + 20 * 3600
+        add_event(sim, tenant, "anna@contoso.com", subject="Quarterly", start_in="20h",
+                  duration="1h", show_as="busy")
+        assert events.notifications == 0
+        # The renewal (at 18 h) finds it gone: a new one, and the calendar read again.
+        await advance_to(clock, start - 60, step=300.0)
+        assert events.health()["active"] == 2
+        await advance_to(clock, start - 2)
+        at = await until_shown(pbx, "anna", PbxPresence.MEETING, clock)
+        assert 0 <= at - start <= 1.0
+        assert shown(pbx, "anna")[1] == "Quarterly"
+        # Graph asks to reauthorize before each hourly token runs out; answered with a fresh
+        # token, once per hour and subscription (with the cached one, once a minute).
+        reauthorized = [r for r in sim.faults.requests()
+                        if r["path"].endswith("/reauthorize")
+                        and r["path"].split("/")[3] in events._by_id]
+        assert len(reauthorized) <= 2 * 21, len(reauthorized)

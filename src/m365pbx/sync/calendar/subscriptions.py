@@ -46,6 +46,11 @@ CHANGE_TYPES = "created,updated,deleted"
 LIFETIME = timedelta(days=1)
 RENEW_MARGIN = timedelta(hours=6)
 RETRY_AFTER = 300.0
+# A reauthorization lends the subscription the lifetime of the token it is made with: one
+# cached for most of its hour would leave Graph asking again at once (the simulator asked
+# once a minute for ten minutes of every hour). A fresh token is fetched for the first
+# challenge of a wave, at most this often.
+FRESH_TOKEN_EVERY = 600.0
 # Subscription requests in flight at once (each create is validated by Graph against our
 # URL before it answers).
 CONCURRENT = 8
@@ -86,6 +91,7 @@ class CalendarSubscriptions:
         self._by_id: dict[str, str] = {}  # subscription id → lower-case user id
         self._events: list[tuple[str, str]] = []
         self._wake = asyncio.Event()
+        self._fresh_token_at: float | None = None
         reader.covered = self.covers
         reader.hub.on_people(lambda _people: self._wake.set())
 
@@ -162,6 +168,7 @@ class CalendarSubscriptions:
                 self.reader.read_now(uid)  # changes since it was removed
             elif event == "reauthorizationRequired":
                 with contextlib.suppress(M365Error):
+                    await self._fresh_token()
                     await reauthorize_subscription(self.client, held.subscription.id)
         now = self.clock.now()
         due = [held for held in self._held.values() if self._due(held, now)]
@@ -209,6 +216,12 @@ class CalendarSubscriptions:
                     self.reader.read_now(held.user_id.lower())  # back to polling's pace
                 log.warning("calendar change notifications for %s: %s; read every poll "
                             "interval meanwhile", held.user_id, held.error)
+
+    async def _fresh_token(self) -> None:
+        now = self.clock.now().timestamp()
+        if self._fresh_token_at is None or now - self._fresh_token_at >= FRESH_TOKEN_EVERY:
+            self._fresh_token_at = now
+            await self.client.tokens.invalidate()
 
     async def _create(self, held: _Held, now: datetime) -> None:
         client_state = secrets.token_urlsafe(32)

@@ -20,6 +20,7 @@ from m365pbx.core.contacts import EXACT, PREFIX, ContactEntry, ContactIndex, Sou
 from m365pbx.pbx.api.guard import ERROR_RESPONSES, ApiError, guarded_route_class
 from m365pbx.pbx.api.guard import requires as needs
 from m365pbx.pbx.api.keys import ApiKeyChecker, Scope
+from m365pbx.pbx.api.redact import install_key_redaction
 from m365pbx.pbx.api.schemas import ErrorBody
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,8 @@ def contacts_router(index: ContactIndex, viewers_of: ViewersOf, keys: ApiKeyChec
                     counters: ContactCounters | None = None) -> APIRouter:
     """Return the router of `/api/v1/contacts` and `/api/v1/lookup`."""
     counts = counters if counters is not None else ContactCounters()
+    # The web server logs each request's query string: searched names and numbers are masked.
+    install_key_redaction()
     router = APIRouter(prefix=PREFIX_PATH, tags=["contacts"],
                        route_class=guarded_route_class(keys), responses=ERROR_RESPONSES)
 

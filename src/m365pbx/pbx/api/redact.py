@@ -3,7 +3,9 @@
 Browsers cannot set headers on a WebSocket, so the stream also takes `?key=`; uvicorn
 logs each WebSocket's path with its query string ('"WebSocket /api/v1/stream?key=..."
 [accepted]' on `uvicorn.error`) and each request's on `uvicorn.access`. This filter masks
-`key=` values and anything shaped like a key before a record is formatted.
+`key=` values and anything shaped like a key before a record is formatted, and the
+searched text and looked-up numbers (`q=`, `number=`): who called whom stays out of the
+logs too (docs/contacts.md).
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ MASK = "***"
 SERVER_LOGGERS = ("uvicorn.access", "uvicorn.error")
 _KEY_PARAMETER = re.compile(r"(?i)(\bkey=)[^&\s\"']+")
 _KEY_SHAPE = re.compile(r"m365pbx_[A-Za-z0-9_-]{20,}")
+_PRIVATE_PARAMETER = re.compile(r"(?i)([?&](?:q|number)=)[^&\s\"']+")
 
 
 def redact_keys(text: str) -> str:
-    """Return `text` with `key=` values and key-shaped tokens masked."""
+    """Return `text` with `key=`, `q=` and `number=` values and key-shaped tokens masked."""
+    text = _PRIVATE_PARAMETER.sub(rf"\g<1>{MASK}", text)
     return _KEY_SHAPE.sub(MASK, _KEY_PARAMETER.sub(rf"\g<1>{MASK}", text))
 
 

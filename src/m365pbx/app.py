@@ -43,6 +43,7 @@ from m365pbx.graph.signing_keys import SigningKeys
 from m365pbx.pbx.api.connection import ApiConnection
 from m365pbx.pbx.base import PbxConnection, PbxUser
 from m365pbx.service.api_keys import StoreApiKeyChecker
+from m365pbx.service.audit_events import configuration_applied
 from m365pbx.service.certificates import CertificateKeeper
 from m365pbx.service.connections import build_connection, pump_events
 from m365pbx.service.health import iso, tenant_report
@@ -71,6 +72,7 @@ from m365pbx.sync.supervise import supervised
 from m365pbx.sync.teams_to_pbx.readings import ReadingConverter
 from m365pbx.sync.teams_to_pbx.receiver import NotificationReceiver
 from m365pbx.web.admin import admin_router
+from m365pbx.web.admin_ui import AdminUi, admin_ui_router
 from m365pbx.web.app import create_web_app
 from m365pbx.web.graph_webhook import WebhookFront, webhook_router
 from m365pbx.web.listen import listening_socket
@@ -164,6 +166,10 @@ class Service:
         self.registry = CollectorRegistry()
         self.registry.register(ServiceCollector(self))
         self.server: uvicorn.Server | None = None
+        self.admin_ui = None if not settings.admin.enabled else AdminUi(
+            self.store, self.clock, self.status.snapshot, self.view.people,
+            secure_cookies=settings.public_url is not None
+            and settings.public_url.scheme == "https")
 
     # --- wiring callbacks ---------------------------------------------------------------------
     def _verify(self) -> ssl.SSLContext | bool:
@@ -241,6 +247,8 @@ class Service:
         keys = self.options.api_keys or StoreApiKeyChecker(self.store, clock=self.clock)
         routers += self.view.routers(self.connections, keys, self.clock)
         routers.append(admin_router(self.sync_now, keys))
+        if self.admin_ui is not None:
+            routers.append(admin_ui_router(self.admin_ui))
         app = create_web_app(routers, health=self.health, registry=self.registry,
                              ready=self.readiness)
         return WebhookFront(app, self.receiver, (path, path + "/lifecycle"))
@@ -318,7 +326,9 @@ class Service:
         ensure_sqlite_directory(parse_database_url(url))
         await upgrade_database(url)
         async with self.store.transaction() as tx:
-            await tx.sync_declared(declarations_from_settings(self.settings))
+            report = await tx.sync_declared(declarations_from_settings(self.settings))
+            await configuration_applied(tx, report, now=self.clock.now(),
+                                        source=self.settings.source_file)
         tokens = dict(self.options.service_account_tokens)
         tokens.update(await self._stored_sign_ins(tokens))
         for tenant in self.settings.tenants:

@@ -43,6 +43,13 @@ async def test_the_demo_shows_teams_presence_on_the_presence_api(tmp_path: Path)
             answers.append(await http.get(f"http://127.0.0.1:{port}/api/v1/presence",
                                           headers={"Authorization": f"Bearer {key}"}))
             answers.append(await http.get(f"http://127.0.0.1:{port}/api/v1/presence"))
+            # The printed one-time link signs the throwaway admin in, once.
+            link = next(line for line in lines if "admin UI" in line).split()[2]
+            signed_in = await http.get(link)
+            answers.append(signed_in)
+            answers.append(await http.get(f"http://127.0.0.1:{port}/admin",
+                                          cookies=signed_in.cookies))
+            answers.append(await http.get(link))
 
     probing = asyncio.create_task(probe())
     service = await run_demo(options, say)
@@ -52,9 +59,12 @@ async def test_the_demo_shows_teams_presence_on_the_presence_api(tmp_path: Path)
     assert matched is not None and matched.group(1) == matched.group(2) != "0"
     changes = [line for line in lines if "PBX now shows" in line]
     assert changes, "no Teams presence reached the PBX side"
-    authorised, anonymous = answers
+    authorised, anonymous, signed_in, overview, used_again = answers
     assert authorised.status_code == 200
     assert anonymous.status_code == 401
+    assert signed_in.status_code == 303 and "m365pbx_admin" in signed_in.cookies
+    assert overview.status_code == 200 and "Tenant contoso" in overview.text
+    assert used_again.headers["location"] == "/admin/login"
     assert service.health()["tenants"]["contoso"]["directory"]["error"] is None
     secret = (tmp_path / "m365pbx.yaml").read_text()
     assert "client_secret" in secret  # written for the service, never printed:

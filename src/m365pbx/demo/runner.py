@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import ssl
 import tempfile
 from collections.abc import Callable
@@ -24,8 +25,11 @@ from m365pbx.graph.users import list_users
 from m365pbx.pbx.api.connection import ApiConnection, ShownPresence
 from m365pbx.pbx.api.keys import Scope
 from m365pbx.pbx.base import PbxUser
+from m365pbx.service.admin_signin import create_admin
 from m365pbx.service.api_keys import create_api_client
 from m365pbx.store import load_secret_box
+
+DEMO_ADMIN = "demo"
 
 
 @dataclass
@@ -105,6 +109,11 @@ async def _play(service: Service, sim_url: str, ca_file: Path, options: DemoOpti
         key = await create_api_client(tx, f"demo-{datetime.now(UTC):%H%M%S%f}",
                                       [Scope.READ, Scope.WRITE], now=datetime.now(UTC),
                                       actor="demo")
+        # A throwaway admin whose password nobody knows: the one-time link signs it in.
+        await create_admin(tx, DEMO_ADMIN, secrets.token_urlsafe(24), now=datetime.now(UTC),
+                           actor="demo")
+    assert service.admin_ui is not None
+    link = service.admin_ui.sessions.one_time_link(DEMO_ADMIN)
     base = f"http://127.0.0.1:{options.port}"
     names = {p.pbx_user.key: p.name for p in people}
     if not options.quiet:
@@ -114,6 +123,7 @@ async def _play(service: Service, sim_url: str, ca_file: Path, options: DemoOpti
     say(f"  presence     curl -H 'Authorization: Bearer {key}' {base}/api/v1/presence")
     say(f"  people       curl -H 'Authorization: Bearer {key}' {base}/api/v1/people")
     say(f"  live stream  ws://127.0.0.1:{options.port}/api/v1/stream?key={key}")
+    say(f"  admin UI     {base}/admin/link/{link}  (signs you in once, within 10 minutes)")
     say(f"  API docs     {base}/api/docs      health {base}/healthz      metrics {base}/metrics")
     say(f"  simulator    {sim_url}  (CA: {ca_file}; try `m365sim show sessions --url {sim_url}`)")
     say("  (the key is a throwaway for this demo; Ctrl-C stops everything)")

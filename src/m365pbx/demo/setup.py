@@ -66,6 +66,7 @@ class DemoSetup:
             "secrets": {"key_file": str(self.directory / "secret.key")},
             "listen": {"host": "127.0.0.1", "port": port},
             "public_url": f"http://127.0.0.1:{port}",
+            "admin": {"enabled": True},
             "microsoft": {"login_url": sim_url, "graph_url": sim_url, "ca_file": str(ca_file)},
             "tenants": [{
                 "name": "contoso",

@@ -39,12 +39,6 @@ class Light:
     counters: dict[str, int]
     people: int | None = None  # service accounts: people carried, of PEOPLE_PER_ACCOUNT
 
-    @property
-    def load(self) -> int:
-        """Percent of a service account's capacity in use."""
-        return 0 if self.people is None else min(100, round(100 * self.people
-                                                            / PEOPLE_PER_ACCOUNT))
-
 
 @dataclass
 class Group:

@@ -1,0 +1,223 @@
+"""The admin UI in a real browser against m365pbx and the simulator (issue 21, §2 and §4):
+sign-in, lockout, every route behind sign-in, CSRF, escaping, the lights, the audit trail.
+
+Screenshots of each page go to the test's tmp folder (screenshots/*.png).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from pathlib import Path
+
+import httpx
+from playwright.async_api import Page, expect
+from typer.testing import CliRunner, Result
+
+from m365pbx.app import Service
+from m365pbx.cli.app import _register, app
+from m365pbx.web.admin_ui import admin_ui_router
+from m365sim.clock import VirtualClock
+from m365sim.model import Tenant
+from m365sim.server import RunningServer
+from m365sim.simulator import Simulator
+from tests.e2e.browser import chromium
+from tests.e2e.harness import eventually, free_port, pbx_users, running, settings_for, switchboard
+from tests.sim.conftest import APP_ID
+
+PASSWORD = "correct horse battery staple"
+EVIL = 'Ben <script>document.title="pwned"</script> Weber'
+# Routes anybody may reach: the sign-in page, the one-time link, the stylesheet and script.
+OPEN = {"/admin/login", "/admin/link/{token}", "/admin/static/{name}"}
+
+
+async def cli(*args: str, stdin: str | None = None) -> Result:
+    """The m365pbx CLI as an admin runs it (in a thread: it runs its own event loop)."""
+    _register()
+    return await asyncio.to_thread(CliRunner().invoke, app, list(args), input=stdin)
+
+
+async def create_admin(config: Path, name: str = "alice") -> None:
+    """`m365pbx admin create` with the password on stdin."""
+    result = await cli("admin", "create", name, "--password-stdin", "--config", str(config),
+                       stdin=PASSWORD + "\n")
+    assert result.exit_code == 0, result.output
+
+
+def base(service: Service) -> str:
+    """The service's own address."""
+    return f"http://127.0.0.1:{service.settings.listen.port}"
+
+
+async def sign_in(page: Page, service: Service, name: str = "alice",
+                  password: str = PASSWORD) -> None:
+    """Fill the sign-in form."""
+    await page.goto(base(service) + "/admin")
+    await expect(page).to_have_url(re.compile(r"/admin/login$"))
+    await page.fill("input[name=name]", name)
+    await page.fill("input[name=password]", password)
+    await page.click("button[type=submit]")
+
+
+async def test_sign_in_pages_api_keys_csrf_escaping_and_the_audit_trail(
+    sim_server: RunningServer, sim: Simulator, tenant: Tenant, clock: VirtualClock,
+    tmp_path: Path,
+) -> None:
+    shots = tmp_path / "screenshots"
+    sim.settings.extra["notification_allow_http_loopback"] = True  # our public URL is http
+    sim.subscriptions.settings.allow_http_loopback = True
+    ben = tenant.users[tenant.users_by_upn["ben@contoso.com"]]
+    ben.display_name = EVIL
+    tenant.touch_user(ben)
+    # With a public URL: the service account carries a presence subscription.
+    settings = settings_for(sim_server, tmp_path, webhook_port=free_port(),
+                            admin={"enabled": True})
+    config = tmp_path / "m365pbx.yaml"
+    await create_admin(config)
+    async with running(settings, clock) as service, chromium() as browser:
+        switchboard(service).replace_users(pbx_users(("anna", "Anna Schmidt"), ("ben", EVIL)))
+        await eventually(lambda: len(service.hub.people()) == 2, clock)
+        account = "tenant/contoso/subscription/svc-presence@contoso.com"
+
+        def subscribed() -> bool:
+            part = service.status.get(account)
+            return part is not None and part.state.value == "ok"
+
+        await eventually(subscribed, clock)
+
+        # Without a session every UI route (GET or POST) leads to the sign-in page.
+        assert service.admin_ui is not None
+        routes = [(method, route.path) for route in admin_ui_router(service.admin_ui).routes
+                  for method in getattr(route, "methods", ())]
+        async with httpx.AsyncClient(base_url=base(service)) as http:
+            for method, path in routes:
+                if path in OPEN:
+                    continue
+                answer = await http.request(method, path)
+                assert (answer.status_code, answer.headers.get("location")) == (
+                    303, "/admin/login"), (method, path)
+            assert any(path == "/admin/api-keys" for _, path in routes)
+
+        page = await browser.new_page()
+        await page.goto(base(service) + "/admin/login")
+        await page.screenshot(path=shots / "login.png", full_page=True)
+        await sign_in(page, service)
+        await expect(page).to_have_url(re.compile(r"/admin$"))
+        cookie = next(c for c in await page.context.cookies() if c["name"] == "m365pbx_admin")
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        assert not cookie["secure"]  # http://127.0.0.1 here; Secure when public_url is https
+        pbx = page.locator("article[data-part='pbx/switchboard']")
+        await expect(pbx).to_contain_text("PBX connection: switchboard")
+        await expect(pbx).to_have_class(re.compile(r"\bgreen\b"))
+        carried = page.locator(
+            "article[data-part='tenant/contoso/service_account/svc-presence@contoso.com']")
+        await expect(carried).to_contain_text("2 of 650 people")
+        await expect(carried.locator("meter")).to_have_attribute("value", "2")
+        await expect(page.locator(f"article[data-part='{account}']")).to_have_class(
+            re.compile(r"\bgreen\b"))
+        await page.screenshot(path=shots / "overview.png", full_page=True)
+
+        # A display name with a script is shown as text and never runs.
+        await page.goto(base(service) + "/admin/people?q=ben")
+        await expect(page.locator("tbody td").first).to_have_text(EVIL)
+        assert await page.title() != "pwned"
+        await page.screenshot(path=shots / "people.png", full_page=True)
+
+        # API keys: create one (shown once), then revoke it.
+        await page.goto(base(service) + "/admin/api-keys")
+        await page.fill("input[name=name]", "reception")
+        await page.check("input[name=scope][value=write]")
+        await page.click("form.inline button[type=submit]")
+        key = (await page.locator("code.key").inner_text()).strip()
+        assert key.startswith("m365pbx_")
+        await page.screenshot(path=shots / "api_keys.png", full_page=True)
+        await page.click("tr:has-text('reception') button.danger")
+        await expect(page.locator("tr:has-text('reception') button.danger")).to_have_count(0)
+
+        # A POST without the CSRF token is refused, even with the session cookie.
+        forged = await page.request.post(base(service) + "/admin/api-keys",
+                                         form={"name": "forged", "scope": "read"},
+                                         max_redirects=0)
+        assert forged.status == 403
+        async with service.store.transaction() as tx:
+            assert [c.name for c in await tx.api_clients.list_all()] == ["reception"]
+
+        await page.goto(base(service) + "/admin/audit")
+        trail = page.locator("table.audit tbody")
+        for action in ("admin.create", "admin.sign_in", "api_client.create",
+                       "api_client.revoke", "configuration.applied"):
+            await expect(trail).to_contain_text(action)
+        assert key not in await trail.inner_text()  # secrets never in it
+        await page.screenshot(path=shots / "audit.png", full_page=True)
+
+        await page.click("header button[type=submit]")  # sign out
+        await expect(page).to_have_url(re.compile(r"/admin/login$"))
+        await page.goto(base(service) + "/admin/audit")
+        await expect(page).to_have_url(re.compile(r"/admin/login$"))
+
+    # The same trail in the CLI, secrets never in it.
+    result = await cli("audit", "--format", "json", "--config", str(config))
+    assert result.exit_code == 0, result.output
+    events = json.loads(result.output)
+    actions = [e["action"] for e in events]
+    assert {"admin.create", "admin.sign_in", "api_client.create", "api_client.revoke",
+            "configuration.applied"} <= set(actions)
+    assert next(e for e in events if e["action"] == "api_client.create")["actor"] == (
+        "admin alice")
+    assert key not in result.output and PASSWORD not in result.output
+    text = await cli("audit", "--config", str(config))
+    assert "admin.sign_in  admin alice" in text.output
+
+
+async def test_five_wrong_passwords_lock_the_admin_for_15_minutes(
+    sim_server: RunningServer, clock: VirtualClock, tmp_path: Path,
+) -> None:
+    settings = settings_for(sim_server, tmp_path, admin={"enabled": True})
+    await create_admin(tmp_path / "m365pbx.yaml")
+    async with running(settings, clock) as service, chromium() as browser:
+        page = await browser.new_page()
+        for attempt in range(4):
+            await sign_in(page, service, password=f"wrong guess {attempt}")
+            await expect(page.locator(".error")).to_have_text("wrong name or password")
+        await sign_in(page, service, password="wrong guess 5")
+        await expect(page.locator(".error")).to_contain_text("locked for 15 minutes")
+        # Locked: the right password does not help now, and the page says why.
+        await sign_in(page, service)
+        await expect(page.locator(".error")).to_contain_text("locked")
+        await page.screenshot(path=tmp_path / "screenshots" / "locked.png", full_page=True)
+        async with service.store.transaction() as tx:
+            trail = await tx.audit.list_recent(object_type="admin", object_id="alice")
+        failed = [e for e in trail if e.action == "admin.sign_in_failed"]
+        assert len(failed) == 6 and "locked" in failed[0].details["reason"]
+        assert all(PASSWORD not in str(e.details) for e in trail)
+
+        await clock.advance(15 * 60 + 1)
+        await sign_in(page, service)
+        await expect(page).to_have_url(re.compile(r"/admin$"))
+
+
+async def test_a_wrong_app_secret_is_a_red_light_with_its_aadsts_code_and_fix(
+    sim_server: RunningServer, clock: VirtualClock, tmp_path: Path,
+) -> None:
+    settings = settings_for(sim_server, tmp_path, admin={"enabled": True}, tenants=[{
+        "name": "contoso", "tenant_id": "contoso.com",
+        "credentials": [{"name": "graph", "client_id": APP_ID,
+                         "client_secret": "Wr0ng~secret~value~pasted~here",
+                         "permissions": ["presence.read", "presence.write", "users.read"]}],
+    }])
+    await create_admin(tmp_path / "m365pbx.yaml")
+    async with running(settings, clock) as service, chromium() as browser:
+        def refused() -> bool:
+            part = service.status.get("tenant/contoso/sign_in")
+            return part is not None and part.state.value == "bad_credentials"
+
+        await eventually(refused, clock)
+        page = await browser.new_page()
+        await sign_in(page, service)
+        light = page.locator("article[data-part='tenant/contoso/sign_in']")
+        await expect(light).to_have_class(re.compile(r"\bred\b"))
+        await expect(light.locator(".code")).to_have_text("AADSTS7000215")
+        await expect(light.locator(".fix")).to_contain_text("Paste the secret's Value")
+        assert "Wr0ng~secret" not in await page.content()
+        await page.screenshot(path=tmp_path / "screenshots" / "red_light.png", full_page=True)

@@ -33,6 +33,9 @@ RETRY_AFTER = 60.0
 # Reads in flight at once per tenant: Outlook allows 4 concurrent requests per mailbox and
 # its own limit per app; people are different mailboxes, so this bounds our burst only.
 CONCURRENT_READS = 8
+# Reads due this soon are made with those due now: each person's next read is set when
+# their read ends, so 50,000 of them would otherwise wake the loop 50,000 times a round.
+READ_SLACK = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +78,9 @@ class CalendarReader:
         self._failing: dict[str, str] = {}
         self._again: set[str] = set()
         self._wake = asyncio.Event()
-        hub.on_people(lambda _people: self._wake.set())
+        self._followed: dict[str, list[tuple[Person, CalendarPlan]]] | None = None
+        self._blocks: dict[int, int] = {}
+        hub.on_people(self._people_changed)
         # Whether change notifications flow for a (lower-case) user id (subscriptions.py).
         self.covered: Callable[[str], bool] = lambda _uid: False
 
@@ -106,8 +111,14 @@ class CalendarReader:
         self.status.state = state
         self.status.last_error = error
 
+    def _people_changed(self, _people: list[Person]) -> None:
+        self._followed = None
+        self._wake.set()
+
     def followed(self) -> dict[str, list[tuple[Person, CalendarPlan]]]:
         """The people to follow now, by Teams user id, each with their connection's plan."""
+        if self._followed is not None:
+            return self._followed
         users: dict[str, list[tuple[Person, CalendarPlan]]] = {}
         for person in self.hub.people():
             if person.tenant != self.tenant:
@@ -115,6 +126,9 @@ class CalendarReader:
             plan = self.plan_for(person)
             if plan is not None:
                 users.setdefault(person.teams_user_id.lower(), []).append((person, plan))
+        self._followed = users
+        ids = {person.id for entries in users.values() for person, _ in entries}
+        self._blocks = {pid: count for pid, count in self._blocks.items() if pid in ids}
         return users
 
     async def run(self) -> None:
@@ -123,7 +137,6 @@ class CalendarReader:
             self._set_state("off", self.unavailable)
             log.warning("calendar → PBX is off for tenant %s: %s", self.tenant, self.unavailable)
             await asyncio.Event().wait()
-        limit = asyncio.Semaphore(CONCURRENT_READS)
         while True:
             self._wake.clear()
             users = self.followed()
@@ -133,9 +146,9 @@ class CalendarReader:
                 self._failing.pop(gone, None)
                 self._again.discard(gone)
             now = self.clock.now().timestamp()
-            due = [uid for uid in users if self._next_read.get(uid, 0.0) <= now]
+            due = [uid for uid in users if self._next_read.get(uid, 0.0) <= now + READ_SLACK]
             if due:
-                await asyncio.gather(*(self._read(uid, users[uid], limit) for uid in due))
+                await self._read_all(due, users)
                 self._report()
                 continue
             if not users:
@@ -149,9 +162,19 @@ class CalendarReader:
                 sleeper.cancel()
                 woken.cancel()
 
+    async def _read_all(self, due: list[str],
+                        users: dict[str, list[tuple[Person, CalendarPlan]]]) -> None:
+        # A few workers over one list: 50,000 waiting coroutines would hold ~100 MB.
+        pending = iter(due)
+
+        async def worker() -> None:
+            for uid in pending:
+                await self._read(uid, users[uid])
+
+        await asyncio.gather(*(worker() for _ in range(min(CONCURRENT_READS, len(due)))))
+
     def _report(self) -> None:
-        self.status.blocks = sum(len(state.calendar) for person in self.hub.people()
-                                 if (state := self.hub.state_of(person.id)) is not None)
+        self.status.blocks = sum(self._blocks.values())
         if self._failing:
             uid, reason = next(iter(self._failing.items()))
             more = len(self._failing) - 1
@@ -160,27 +183,25 @@ class CalendarReader:
         else:
             self._set_state("following")
 
-    async def _read(self, uid: str, entries: list[tuple[Person, CalendarPlan]],
-                    limit: asyncio.Semaphore) -> None:
+    async def _read(self, uid: str, entries: list[tuple[Person, CalendarPlan]]) -> None:
         assert self.client is not None
         window = max(plan.window for _, plan in entries)
         interval = min(plan.interval for _, plan in entries)
         if self.covered(uid):
             interval = max(interval, COVERED_INTERVAL)
-        async with limit:
-            self._again.discard(uid)
-            start = self.clock.now()
-            try:
-                events = await calendar_view(self.client, entries[0][0].teams_user_id, start,
-                                             start + timedelta(seconds=window))
-            except M365Error as exc:
-                self.status.failed_reads += 1
-                reason = str(exc) if not isinstance(exc, Forbidden) else (
-                    f"{exc} (is Calendars.Read granted to the app?)")
-                self._failing[uid] = reason
-                self._next_read[uid] = start.timestamp() + RETRY_AFTER
-                log.warning("calendar read failed", extra={"user": uid, "reason": reason})
-                return
+        self._again.discard(uid)
+        start = self.clock.now()
+        try:
+            events = await calendar_view(self.client, entries[0][0].teams_user_id, start,
+                                         start + timedelta(seconds=window))
+        except M365Error as exc:
+            self.status.failed_reads += 1
+            reason = str(exc) if not isinstance(exc, Forbidden) else (
+                f"{exc} (is Calendars.Read granted to the app?)")
+            self._failing[uid] = reason
+            self._next_read[uid] = start.timestamp() + RETRY_AFTER
+            log.warning("calendar read failed", extra={"user": uid, "reason": reason})
+            return
         self.status.reads += 1
         self._failing.pop(uid, None)
         self._next_read[uid] = (0.0 if uid in self._again
@@ -193,4 +214,5 @@ class CalendarReader:
             to_pbx = self.hub.config_for(person).mapping.to_pbx
             blocks = tuple(block for block in select_blocks(events, plan.rules, to_pbx)
                            if block.end > now)
+            self._blocks[person.id] = len(blocks)
             self.hub.calendar(person.id, blocks)

@@ -48,6 +48,7 @@ from m365pbx.service.certificates import CertificateKeeper
 from m365pbx.service.connections import build_connection, pump_events
 from m365pbx.service.health import iso, tenant_report
 from m365pbx.service.metrics import ServiceCollector
+from m365pbx.service.person_explain import explain_person
 from m365pbx.service.presence_view import HubPresenceView
 from m365pbx.service.session_store import SessionPersistence
 from m365pbx.service.status import part_report, wire_registry
@@ -169,7 +170,8 @@ class Service:
         self.admin_ui = None if not settings.admin.enabled else AdminUi(
             self.store, self.clock, self.status.snapshot, self.view.people,
             secure_cookies=settings.public_url is not None
-            and settings.public_url.scheme == "https")
+            and settings.public_url.scheme == "https",
+            explain=functools.partial(explain_person, self.hub, self._policy_for))
 
     # --- wiring callbacks ---------------------------------------------------------------------
     def _verify(self) -> ssl.SSLContext | bool:

@@ -94,7 +94,7 @@ async def test_sign_in_pages_api_keys_csrf_escaping_and_the_audit_trail(
             for method, path in routes:
                 if path in OPEN:
                     continue
-                answer = await http.request(method, path)
+                answer = await http.request(method, re.sub(r"\{\w+\}", "1", path))
                 assert (answer.status_code, answer.headers.get("location")) == (
                     303, "/admin/login"), (method, path)
             assert any(path == "/admin/api-keys" for _, path in routes)
@@ -123,6 +123,13 @@ async def test_sign_in_pages_api_keys_csrf_escaping_and_the_audit_trail(
         await expect(page.locator("tbody td").first).to_have_text(EVIL)
         assert await page.title() != "pwned"
         await page.screenshot(path=shots / "people.png", full_page=True)
+        # One person: both sides and why (the connection's mapping, `mapping explain`).
+        await page.click("tbody a")
+        await expect(page.locator("h1")).to_have_text(EVIL)
+        await expect(page.locator("p.explain")).to_contain_text(
+            "→ PBX online, because")
+        await expect(page.locator("ul.explain li")).to_have_count(2)
+        await page.screenshot(path=shots / "person.png", full_page=True)
 
         # API keys: create one (shown once), then revoke it.
         await page.goto(base(service) + "/admin/api-keys")

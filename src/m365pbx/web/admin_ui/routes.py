@@ -25,6 +25,7 @@ from m365pbx.pbx.api.keys import Scope, parse_scopes
 from m365pbx.pbx.api.view import PersonPresence
 from m365pbx.service.admin_signin import audit_sign_in, check_sign_in
 from m365pbx.service.api_keys import create_api_client, revoke_api_client
+from m365pbx.service.person_explain import PersonExplanation
 from m365pbx.store import Repositories, Store
 from m365pbx.store.errors import ConflictError, NotFoundError
 from m365pbx.web.admin_ui.overview import PEOPLE_PER_ACCOUNT, groups
@@ -59,6 +60,8 @@ class AdminUi:
     statuses: Callable[[], list[PartStatus]]
     people: Callable[[], list[PersonPresence]]
     secure_cookies: bool = False
+    # Why the PBX shows what it shows for one person (by id); None: not offered.
+    explain: Callable[[int], PersonExplanation | None] | None = None
 
     def __post_init__(self) -> None:
         self.sessions = SessionBook(self.clock)
@@ -205,6 +208,18 @@ def admin_ui_router(ui: AdminUi) -> APIRouter:
         found.sort(key=lambda p: ((p.display_name or "").casefold(), p.connection, p.key))
         return page("people.html", people=found[:200], total=len(found), q=q,
                     **common(session, "people"))
+
+    @router.get("/people/{person_id}")
+    async def person(request: Request, person_id: int) -> Response:
+        session = session_of(request)
+        if session is None:
+            return to_login()
+        found = next((p for p in ui.people() if p.person_id == person_id), None)
+        if found is None:
+            return page("person.html", status_code=404, person=None,
+                        **common(session, "people"))
+        why = None if ui.explain is None else ui.explain(person_id)
+        return page("person.html", person=found, why=why, **common(session, "people"))
 
     @router.get("/audit")
     async def audit(request: Request) -> Response:

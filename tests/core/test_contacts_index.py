@@ -210,3 +210,27 @@ def test_any_formatting_of_a_number_finds_the_same_entry(
     viewer = Viewer("me", "t", "DE")
     assert index.lookup(viewer, written).found is not None, written
     assert [h.entry.id for h in index.search(viewer, written).hits if h.rank == EXACT] == ["x"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    people=st.lists(st.tuples(_WORDS, _WORDS, st.integers(1_000_000, 9_999_999)), max_size=8),
+    query=_QUERIES,
+)
+def test_scanned_and_indexed_buckets_answer_alike(
+    people: list[tuple[str, str, int]], query: str
+) -> None:
+    # A person's own contacts are scanned, the shared sources indexed: one answer either way.
+    personal, shared = ContactIndex(), ContactIndex()
+    entries = [entry(f"e{n}", Source.PERSONAL, region="DE", display_name=f"{a} {b}",
+                     phones=[("business", f"030 {phone}")])
+               for n, (a, b, phone) in enumerate(people)]
+    personal.replace_personal("t", "me", entries)
+    shared.replace_shared("t", Source.PERSONAL, [])
+    shared.replace_shared("t", Source.DIRECTORY, [
+        entry(e.id, Source.DIRECTORY, region="DE", display_name=e.display_name,
+              phones=[(p.kind, p.written) for p in e.phones]) for e in entries])
+    viewer = Viewer("me", "t", "DE")
+    mine = [(h.entry.id, h.rank) for h in personal.search(viewer, query, limit=100).hits]
+    ours = [(h.entry.id, h.rank) for h in shared.search(viewer, query, limit=100).hits]
+    assert mine == ours

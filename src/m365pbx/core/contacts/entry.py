@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -29,28 +30,38 @@ class Source(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Phone:
-    """A number as written, what kind it is, and its normalised key (None: unreadable)."""
+    """A number as written, its kind, its key (None: unreadable) and national digits."""
 
     kind: str  # business, home, mobile
     written: str
     key: str | None
+    # The national significant number with the extension's digits ("" where none).
+    national: str = ""
+
+    def digit_forms(self) -> tuple[str, ...]:
+        """Digit strings the number is found by as a prefix: full, national, national with 0."""
+        if self.key is None:
+            return ()
+        if self.key.startswith("#"):
+            return (self.key[1:],)
+        main, _, extension = self.key.partition(";ext=")
+        full = main[1:] + extension
+        return (full, self.national, "0" + self.national) if self.national else (full,)
 
 
 @dataclass(frozen=True, slots=True)
 class ContactEntry:
-    """A contact as the index keeps it."""
+    """A contact as the index keeps it (small: a million of them are held in memory)."""
 
     id: str
     source: Source
     display_name: str
-    given_name: str = ""
-    surname: str = ""
     company: str = ""
     job_title: str = ""
     emails: tuple[str, ...] = ()
     phones: tuple[Phone, ...] = ()
-    # The folded words of names, company and mail addresses (built by `entry()`).
-    words: frozenset[str] = field(default=frozenset(), compare=False)
+    # The folded words of names, company and mail addresses, interned (built by `entry()`).
+    words: tuple[str, ...] = field(default=(), compare=False)
     full_name: str = field(default="", compare=False)
 
 
@@ -77,33 +88,26 @@ def number_key(written: str, region: str) -> str | None:
     `region` is the ISO country of numbers written without a country code ("030 1234567"
     in DE). Spaces, dashes, slashes, brackets and Germany's "+49 (0)30" all give one key.
     """
+    return read_number(written, region)[0]
+
+
+def read_number(written: str, region: str) -> tuple[str | None, str]:
+    """A number's key (see `number_key`) and its national digits with the extension's."""
     text = written.strip()
     if not text:
-        return None
+        return None, ""
     try:
         parsed = phonenumbers.parse(text, region.upper() or None)
     except phonenumbers.NumberParseException:
         parsed = None
     if parsed is not None and phonenumbers.is_possible_number(parsed):
         key = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-        return f"{key};ext={parsed.extension}" if parsed.extension else key
+        extension = parsed.extension or ""
+        national = str(parsed.national_number) + extension
+        return (f"{key};ext={extension}" if extension else key), national
     digits = "".join(c for c in text if c.isdigit())
     # Internal extensions and numbers phonenumbers cannot place: compared as digits.
-    return f"#{digits}" if len(digits) >= _MIN_NUMBER_DIGITS else None
-
-
-def number_words(key: str) -> list[str]:
-    """Digit strings a number is found by as a prefix: full, national with and without 0."""
-    if key.startswith("#"):
-        return [key[1:]]
-    main, _, extension = key.partition(";ext=")
-    digits = main.lstrip("+")
-    found = [digits + extension]
-    try:
-        national = str(phonenumbers.parse(main).national_number)
-    except phonenumbers.NumberParseException:
-        return found
-    return [*found, national + extension, "0" + national + extension]
+    return (f"#{digits}" if len(digits) >= _MIN_NUMBER_DIGITS else None), ""
 
 
 def entry(
@@ -123,19 +127,14 @@ def entry(
     name = display_name.strip() or " ".join(p for p in (given_name, surname) if p).strip()
     if not name:
         name = company.strip() or (emails[0] if emails else "")
-    keyed = tuple(Phone(kind, written, number_key(written, region))
+    keyed = tuple(Phone(kind, written, *read_number(written, region))
                   for kind, written in phones if written.strip())
-    words: set[str] = set()
+    words: dict[str, None] = {}  # ordered and unique
     for text in (name, given_name, surname, company, *emails):
-        words.update(words_of(text))
-    for address in emails:
-        folded = fold(address)
-        words.add(folded)
-    for phone in keyed:
-        if phone.key is not None:
-            words.update(number_words(phone.key))
+        for word in words_of(text):
+            words[sys.intern(word)] = None
     return ContactEntry(
-        id=id, source=source, display_name=name, given_name=given_name, surname=surname,
-        company=company, job_title=job_title, emails=tuple(emails), phones=keyed,
-        words=frozenset(words), full_name=" ".join(words_of(name)),
+        id=id, source=source, display_name=name, company=sys.intern(company),
+        job_title=sys.intern(job_title), emails=tuple(emails), phones=keyed,
+        words=tuple(words), full_name=" ".join(words_of(name)),
     )

@@ -10,17 +10,19 @@ edits away from one).
 
 from __future__ import annotations
 
+import heapq
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from m365pbx.core.contacts.entry import (
     ContactEntry,
+    Phone,
     Source,
     fold,
     looks_like_number,
     number_key,
-    number_words,
+    read_number,
     words_of,
 )
 
@@ -70,71 +72,127 @@ class Lookup:
         return self.matches[0] if self.matches else None
 
 
-@dataclass
-class _Bucket:
-    """Entries of one owner (or one shared source) with their word and number indexes."""
+class _Prefixes:
+    """Words to the entries holding them, searchable by prefix (sorted on demand)."""
 
-    entries: dict[str, ContactEntry] = field(default_factory=dict)
-    words: dict[str, set[str]] = field(default_factory=dict)
-    numbers: dict[str, set[str]] = field(default_factory=dict)
-    _sorted: list[str] | None = None
+    __slots__ = ("_sorted", "words")
 
-    def put(self, item: ContactEntry) -> None:
-        self.remove(item.id)
-        self.entries[item.id] = item
-        for word in item.words:
-            if word not in self.words:
+    def __init__(self) -> None:
+        self.words: dict[str, set[str]] = {}
+        self._sorted: list[str] | None = None
+
+    def add(self, word: str, entry_id: str) -> None:
+        if word not in self.words:
+            self._sorted = None
+        self.words.setdefault(word, set()).add(entry_id)
+
+    def discard(self, word: str, entry_id: str) -> None:
+        found = self.words.get(word)
+        if found is not None:
+            found.discard(entry_id)
+            if not found:
+                del self.words[word]
                 self._sorted = None
-            self.words.setdefault(word, set()).add(item.id)
-        for phone in item.phones:
-            if phone.key is not None:
-                self.numbers.setdefault(phone.key, set()).add(item.id)
 
-    def remove(self, entry_id: str) -> bool:
-        old = self.entries.pop(entry_id, None)
-        if old is None:
-            return False
-        for word in old.words:
-            ids = self.words.get(word)
-            if ids is not None:
-                ids.discard(entry_id)
-                if not ids:
-                    del self.words[word]
-                    self._sorted = None
-        for phone in old.phones:
-            ids = self.numbers.get(phone.key or "")
-            if ids is not None:
-                ids.discard(entry_id)
-                if not ids:
-                    del self.numbers[phone.key or ""]
-        return True
-
-    def sorted_words(self) -> list[str]:
+    def starting(self, prefix: str) -> Iterator[str]:
         if self._sorted is None:
             self._sorted = sorted(self.words)
-        return self._sorted
-
-    def with_prefix(self, prefix: str) -> Iterator[str]:
-        ordered = self.sorted_words()
+        ordered = self._sorted
         at = bisect_left(ordered, prefix)
         while at < len(ordered) and ordered[at].startswith(prefix):
             yield ordered[at]
             at += 1
 
+    def ids(self, prefix: str) -> set[str]:
+        found: set[str] = set()
+        for word in self.starting(prefix):
+            found |= self.words[word]
+        return found
+
+
+class _Bucket:
+    """Entries of one owner (or one shared source) with their number and word indexes.
+
+    A person's own contacts are few: their words are scanned, not indexed (a word index
+    per person would cost more memory than the contacts). The shared sources are indexed.
+    """
+
+    __slots__ = ("digits", "entries", "indexed", "names", "numbers")
+
+    def __init__(self, indexed: bool) -> None:
+        self.indexed = indexed
+        self.entries: dict[str, ContactEntry] = {}
+        self.numbers: dict[str, tuple[str, ...]] = {}
+        self.names = _Prefixes()
+        self.digits = _Prefixes()
+
+    def put(self, item: ContactEntry) -> None:
+        self.remove(item.id)
+        self.entries[item.id] = item
+        for phone in item.phones:
+            if phone.key is not None and item.id not in self.numbers.get(phone.key, ()):
+                self.numbers[phone.key] = (*self.numbers.get(phone.key, ()), item.id)
+        if self.indexed:
+            for word in item.words:
+                self.names.add(word, item.id)
+            for phone in item.phones:
+                for form in phone.digit_forms():
+                    self.digits.add(form, item.id)
+
+    def remove(self, entry_id: str) -> bool:
+        old = self.entries.pop(entry_id, None)
+        if old is None:
+            return False
+        for phone in old.phones:
+            ids = tuple(i for i in self.numbers.get(phone.key or "", ()) if i != entry_id)
+            if ids:
+                self.numbers[phone.key or ""] = ids
+            else:
+                self.numbers.pop(phone.key or "", None)
+        if self.indexed:
+            for word in old.words:
+                self.names.discard(word, entry_id)
+            for phone in old.phones:
+                for form in phone.digit_forms():
+                    self.digits.discard(form, entry_id)
+        return True
+
     def prefix_ids(self, prefix: str) -> set[str]:
+        """Entries with a word beginning with `prefix`."""
+        if not self.indexed:
+            return {item.id for item in self.entries.values()
+                    if any(word.startswith(prefix) for word in item.words)}
+        return self.names.ids(prefix)
+
+    def number_prefix_ids(self, prefixes: Iterable[str]) -> set[str]:
+        """Entries with a number whose digits begin with one of `prefixes`."""
+        starts = tuple(prefixes)
+        if not self.indexed:
+            return {item.id for item in self.entries.values()
+                    if any(form.startswith(starts) for phone in item.phones
+                           for form in phone.digit_forms())}
         ids: set[str] = set()
-        for word in self.with_prefix(prefix):
-            ids |= self.words[word]
+        for start in starts:
+            ids |= self.digits.ids(start)
         return ids
 
     def fuzzy_ids(self, wanted: str) -> set[str]:
+        """Entries with a word beginning with `wanted` or one or two edits away from it."""
         ids = self.prefix_ids(wanted)
         if len(wanted) < _FUZZY_MIN_LENGTH:
             return ids
         limit = 2 if len(wanted) >= _FUZZY_TWO_EDITS else 1
-        for word in self.with_prefix(wanted[0]):
-            if abs(len(word) - len(wanted)) <= limit and within_edits(word, wanted, limit):
-                ids |= self.words[word]
+
+        def near(word: str) -> bool:
+            return (word[:1] == wanted[:1] and abs(len(word) - len(wanted)) <= limit
+                    and within_edits(word, wanted, limit))
+
+        if not self.indexed:
+            return ids | {item.id for item in self.entries.values()
+                          if any(near(word) for word in item.words)}
+        for word in self.names.starting(wanted[0]):
+            if near(word):
+                ids |= self.names.words[word]
         return ids
 
 
@@ -163,7 +221,7 @@ class ContactIndex:
 
     def put_personal(self, tenant: str, owner: str, item: ContactEntry) -> None:
         """Add or replace one of a person's own contacts."""
-        self._personal.setdefault((tenant, owner), _Bucket()).put(item)
+        self._personal.setdefault((tenant, owner), _Bucket(indexed=False)).put(item)
 
     def remove_personal(self, tenant: str, owner: str, entry_id: str) -> bool:
         """Forget one of a person's contacts; return whether it was known."""
@@ -172,7 +230,7 @@ class ContactIndex:
 
     def replace_personal(self, tenant: str, owner: str, items: Iterable[ContactEntry]) -> int:
         """Replace all of a person's contacts; return how many they have now."""
-        bucket = _Bucket()
+        bucket = _Bucket(indexed=False)
         for item in items:
             bucket.put(item)
         self._personal[(tenant, owner)] = bucket
@@ -189,7 +247,7 @@ class ContactIndex:
 
     def replace_shared(self, tenant: str, source: Source, items: Iterable[ContactEntry]) -> int:
         """Replace a tenant's directory or organisational contacts; return their number."""
-        bucket = _Bucket()
+        bucket = _Bucket(indexed=True)
         for item in items:
             bucket.put(item)
         self._shared[(tenant, source)] = bucket
@@ -225,10 +283,13 @@ class ContactIndex:
             for entry_id, rank in _matches(bucket, query, viewer.region):
                 item = bucket.entries[entry_id]
                 ranked[(_SOURCE_ORDER[item.source], entry_id)] = Hit(item, rank)
-        hits = sorted(ranked.values(), key=lambda hit: (
-            hit.rank, _SOURCE_ORDER[hit.entry.source], fold(hit.entry.display_name),
-            hit.entry.id))
-        return SearchPage(len(hits), hits[offset:offset + limit])
+        def order(hit: Hit) -> tuple[int, int, str, str]:
+            return (hit.rank, _SOURCE_ORDER[hit.entry.source], hit.entry.full_name,
+                    hit.entry.id)
+
+        # Only the page is ordered: a short prefix may match most of a large directory.
+        hits = heapq.nsmallest(offset + limit, ranked.values(), key=order)
+        return SearchPage(len(ranked), hits[offset:offset + limit])
 
     def lookup(self, viewer: Viewer, number: str) -> Lookup:
         """Who `number` belongs to: own contacts first, then directory, then organisation."""
@@ -243,26 +304,24 @@ class ContactIndex:
                 ids = bucket.numbers.get(wanted)
                 if ids:
                     found = sorted((bucket.entries[i] for i in ids),
-                                   key=lambda e: (fold(e.display_name), e.id))
+                                   key=lambda e: (e.full_name, e.id))
                     return Lookup(key, found[0].source, found)
         return Lookup(key, None, [])
 
 
 def _matches(bucket: _Bucket, query: str, region: str) -> Iterator[tuple[str, int]]:
     if looks_like_number(query):
-        key = number_key(query, region)
+        key, national = read_number(query, region)
         same = set(bucket.numbers.get(key, ())) if key is not None else set()
         for entry_id in same:
             yield entry_id, EXACT
         digits = "".join(c for c in query if c.isdigit())
         prefixes = {digits}
         if key is not None and not key.startswith("#"):
-            found = number_words(key)
+            forms = Phone("", query, key, national).digit_forms()
             # Full and national with its 0: "+49 (0)30 12" and "030 12" both begin 030 12...
-            prefixes |= {found[0], found[-1]}
-        near: set[str] = set()
-        for start in prefixes:
-            near |= bucket.prefix_ids(start)
+            prefixes |= {forms[0], forms[-1]}
+        near = bucket.number_prefix_ids(prefixes)
         for entry_id in near - same:
             yield entry_id, PREFIX
         return

@@ -1,0 +1,278 @@
+"""Contacts: index memory, search and lookup latency (in process and over HTTP), sync time.
+
+1. `contacts_index`: `--people` (50,000) people × `--contacts` (20) personal contacts, each
+   with a name, company, mail and two numbers written in assorted German formats, plus a
+   directory of `--people` users: the process's resident memory the index adds (RSS before
+   and after building it), the build time, then `--queries` (20,000) searches (name
+   prefixes, whole names, typos, numbers) and lookups (numbers in another format than the
+   stored one, half unknown) by random people: p50/p99/max in microseconds.
+2. `contacts_http`: the same index behind the real API routes on uvicorn (127.0.0.1),
+   `--http-queries` (2,000) sequential requests of each kind over one keep-alive
+   connection: p50/p99 in milliseconds (includes the key check and JSON).
+3. `contacts_sync`: `--mailboxes` (1,000) simulator mailboxes with `--contacts` contacts in
+   two folders, read by ContactsSync over the simulator's ASGI app (first full round):
+   seconds, ms per mailbox, the extrapolation to 50,000, and Graph requests per person.
+
+Prints one JSON line per part.
+Run: .venv/bin/python bench/bench_contacts.py [--people 50000] [--contacts 20]
+     [--queries 20000] [--http-queries 2000] [--mailboxes 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import random
+import socket
+import statistics
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+
+from m365pbx.core.contacts import ContactIndex, Source, Viewer, entry
+from m365pbx.graph.client import GraphClient, RetryPolicy
+from m365pbx.pbx.api import MemoryApiKeyChecker
+from m365pbx.pbx.api.contacts import contacts_router
+from m365pbx.pbx.base import PbxUser
+from m365pbx.sync.contacts import ContactsPlan, ContactsSync
+from m365pbx.sync.people import Person
+from m365sim.app import create_app
+from m365sim.clock import VirtualClock
+from m365sim.model import AppRegistration, Tenant, User
+from m365sim.simulator import SimSettings, Simulator
+
+GIVEN = ["Anna", "Jürgen", "Zoë", "Björn", "Élodie", "Mehmet", "Sofia", "Łukasz", "Ines",
+         "Paul", "Chiara", "Dmitri", "Fatima", "Lars", "Noémie", "Oskar", "Renée", "Tomás"]
+FAMILY = ["Müller", "Schmidt", "Schneider", "Fischer", "Weber", "Meyer", "Wagner", "Becker",
+          "Schulz", "Hoffmann", "Koch", "Richter", "Klein", "Wolf", "Schröder", "Neumann",
+          "Schwarz", "Zimmermann", "Braun", "Krüger", "Hofmann", "Hartmann", "Lange"]
+COMPANIES = ["Fabrikam", "Contoso", "Northwind", "Litware", "Adatum", "Tailspin", "Woodgrove"]
+AREAS = ["30", "40", "89", "221", "69", "711", "211", "341", "351", "170", "151", "160"]
+STYLES: list[Callable[[str, str], str]] = [
+    lambda a, s: f"0{a} {s}", lambda a, s: f"+49 {a} {s}",
+    lambda a, s: f"+49 (0){a} {s[:3]}-{s[3:]}", lambda a, s: f"0{a}/{s}",
+    lambda a, s: f"0049{a}{s}"]
+
+
+def rss_mb() -> float:
+    """The process's resident set size in MiB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def number(rng: random.Random) -> tuple[str, str]:
+    return rng.choice(AREAS), str(rng.randrange(1_000_000, 9_999_999))
+
+
+def build(people: int, contacts: int, rng: random.Random) -> tuple[ContactIndex, list[Any]]:
+    """The index and the (area, subscriber) numbers it holds, per person."""
+    index = ContactIndex()
+    numbers: list[Any] = []
+    for person in range(people):
+        own = []
+        for item in range(contacts):
+            given, family = rng.choice(GIVEN), rng.choice(FAMILY)
+            phones = [number(rng), number(rng)]
+            own.append(phones[0])
+            index.put_personal("t", f"p{person}", entry(
+                f"c{person}-{item}", Source.PERSONAL, region="DE",
+                display_name=f"{given} {family}", given_name=given, surname=family,
+                company=rng.choice(COMPANIES), emails=[f"{given}.{family}@example.com".lower()],
+                phones=[("business", rng.choice(STYLES)(*phones[0])),
+                        ("mobile", rng.choice(STYLES)(*phones[1]))]))
+        numbers.append(own)
+    index.replace_shared("t", Source.DIRECTORY, [
+        entry(f"u{n}", Source.DIRECTORY, region="DE",
+              display_name=f"{rng.choice(GIVEN)} {rng.choice(FAMILY)}",
+              emails=[f"user{n}@contoso.com"], phones=[("business", f"+49 30 5{n:07}")])
+        for n in range(people)])
+    return index, numbers
+
+
+def percentiles(samples: list[float], scale: float) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {"p50": round(statistics.median(ordered) * scale, 1),
+            "p99": round(ordered[int(len(ordered) * 0.99) - 1] * scale, 1),
+            "max": round(ordered[-1] * scale, 1)}
+
+
+def queries(numbers: list[Any], count: int, rng: random.Random) -> list[tuple[str, str, str]]:
+    """(kind, person, text) for searches and lookups."""
+    found: list[tuple[str, str, str]] = []
+    for _ in range(count):
+        person = rng.randrange(len(numbers))
+        kind = rng.choice(["prefix", "whole", "typo", "number"])
+        if kind == "prefix":
+            text = rng.choice(FAMILY)[:3]
+        elif kind == "whole":
+            text = f"{rng.choice(GIVEN)} {rng.choice(FAMILY)}"
+        elif kind == "typo":
+            word = rng.choice(FAMILY)
+            text = word[:2] + word[3:]
+        else:
+            area, subscriber = rng.choice(numbers[person])
+            text = f"0{area} {subscriber[:4]}"
+        found.append(("search", f"p{person}", text))
+        area, subscriber = (rng.choice(numbers[person]) if rng.random() < 0.5
+                            else number(rng))
+        found.append(("lookup", f"p{person}", rng.choice(STYLES)(area, subscriber)))
+    return found
+
+
+def in_process(index: ContactIndex, asked: list[tuple[str, str, str]]) -> dict[str, Any]:
+    times: dict[str, list[float]] = {"search": [], "lookup": []}
+    for kind, person, text in asked:
+        viewer = Viewer(person, "t", "DE")
+        start = time.perf_counter()
+        if kind == "search":
+            index.search(viewer, text)
+        else:
+            index.lookup(viewer, text)
+        times[kind].append(time.perf_counter() - start)
+    return {f"{kind}_us": percentiles(samples, 1e6) for kind, samples in times.items()}
+
+
+async def over_http(index: ContactIndex, asked: list[tuple[str, str, str]]) -> dict[str, Any]:
+    checker = MemoryApiKeyChecker()
+    key = checker.add("bench", ["contacts"])
+    app = FastAPI()
+    app.include_router(contacts_router(
+        index, lambda person, _c: [Viewer(person, "t", "DE")], checker))
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    for _ in range(3000):  # uvicorn offers no event for it
+        if server.started:
+            break
+        await asyncio.sleep(0.01)
+    times: dict[str, list[float]] = {"search": [], "lookup": []}
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}",
+                                 headers={"Authorization": f"Bearer {key}"}) as http:
+        for kind, person, text in asked:
+            params = ({"person": person, "q": text} if kind == "search"
+                      else {"person": person, "number": text})
+            start = time.perf_counter()
+            answer = await http.get("/api/v1/contacts" if kind == "search" else "/api/v1/lookup",
+                                    params=params)
+            times[kind].append(time.perf_counter() - start)
+            assert answer.status_code == 200, answer.text
+    server.should_exit = True
+    await task
+    return {f"{kind}_ms": percentiles(samples, 1e3) for kind, samples in times.items()}
+
+
+class Tokens:
+    def __init__(self, sim: Simulator, tenant: Tenant) -> None:
+        self.sim, self.tenant = sim, tenant
+
+    async def token(self) -> str:
+        from datetime import timedelta
+        return self.sim.issuer.access_token(
+            tenant_id=self.tenant.id, app_id=APP_ID, now=self.sim.clock.now(),
+            lifetime=timedelta(hours=1), roles=["Contacts.Read"])
+
+    async def invalidate(self) -> None:
+        return None
+
+
+APP_ID = str(uuid.UUID(int=1))
+
+
+class People:
+    def __init__(self, people: list[Person]) -> None:
+        self.everyone = people
+
+    def people(self) -> list[Person]:
+        return self.everyone
+
+    def on_people(self, listener: Callable[[list[Person]], None]) -> None:
+        return None
+
+
+async def sync_time(mailboxes: int, contacts: int, rng: random.Random) -> dict[str, Any]:
+    clock = VirtualClock()
+    sim = Simulator(clock, SimSettings(base_url="https://sim.test"))
+    tenant = Tenant(str(uuid.UUID(int=7)), "Bench", ["bench.example"])
+    tenant.apps[APP_ID] = AppRegistration(APP_ID, "bench", application_roles={"Contacts.Read"})
+    sim.directory.tenants[tenant.id] = tenant
+    people = []
+    for n in range(mailboxes):
+        user = tenant.add_user(User(str(uuid.UUID(int=1000 + n)), f"User {n}",
+                                    f"user{n}@bench.example"))
+        for item in range(contacts):
+            area, subscriber = number(rng)
+            sim.outlook.add_contact(tenant, user, {
+                "display_name": f"{rng.choice(GIVEN)} {rng.choice(FAMILY)}",
+                "business_phones": [f"0{area} {subscriber}"],
+                **({"folder": "Kunden"} if item % 2 else {})}, notify=False)
+        people.append(Person(n + 1, "office", PbxUser(f"k{n}"), user.id, tenant="bench"))
+    requests = 0
+
+    async def count(_request: httpx.Request) -> None:
+        nonlocal requests
+        requests += 1
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(create_app(sim)),
+                                 base_url="https://sim.test",
+                                 event_hooks={"request": [count]}) as http:
+        graph = GraphClient(Tokens(sim, tenant), http, base_url="https://sim.test", clock=clock,
+                            retry=RetryPolicy(attempts=2))
+        index = ContactIndex()
+        sync = ContactsSync("bench", graph, index, People(people), clock,
+                            lambda _p: ContactsPlan(frozenset({Source.PERSONAL}), "DE", 900.0))
+        start = time.perf_counter()
+        await sync.run_once()
+        seconds = time.perf_counter() - start
+    assert sync.status.reads == mailboxes and index.size()["personal"] == mailboxes * contacts
+    return {"bench": "contacts_sync", "mailboxes": mailboxes, "contacts": contacts,
+            "seconds": round(seconds, 2),
+            "per_mailbox_ms": round(seconds / mailboxes * 1000, 2),
+            "for_50000_s": round(seconds / mailboxes * 50_000, 1),
+            "requests_per_person": round(requests / mailboxes, 2)}
+
+
+def main() -> None:
+    """Run the three parts and print their JSON lines."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--people", type=int, default=50_000)
+    parser.add_argument("--contacts", type=int, default=20)
+    parser.add_argument("--queries", type=int, default=20_000)
+    parser.add_argument("--http-queries", type=int, default=2_000)
+    parser.add_argument("--mailboxes", type=int, default=1_000)
+    args = parser.parse_args()
+    rng = random.Random(23)
+    entry("warm", Source.PERSONAL, region="DE", phones=[("business", "030 1234567")])
+    gc.collect()
+    before = rss_mb()  # phonenumbers' metadata for DE is loaded: not the index's
+    start = time.perf_counter()
+    index, numbers = build(args.people, args.contacts, rng)
+    built = time.perf_counter() - start
+    gc.collect()
+    size = index.size()
+    asked = queries(numbers, args.queries, rng)
+    result = {"bench": "contacts_index", "people": args.people,
+              "entries": sum(size.values()), "index_mb": round(rss_mb() - before, 1),
+              "build_s": round(built, 1), **in_process(index, asked)}
+    print(json.dumps(result), flush=True)
+    http = asyncio.run(over_http(index, asked[: 2 * args.http_queries]))
+    print(json.dumps({"bench": "contacts_http", "requests": 2 * args.http_queries, **http}),
+          flush=True)
+    del index, numbers
+    gc.collect()
+    print(json.dumps(asyncio.run(sync_time(args.mailboxes, args.contacts, rng))), flush=True)
+
+
+if __name__ == "__main__":
+    main()

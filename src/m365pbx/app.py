@@ -46,7 +46,9 @@ from m365pbx.service.api_keys import StoreApiKeyChecker
 from m365pbx.service.audit_events import configuration_applied
 from m365pbx.service.certificates import CertificateKeeper
 from m365pbx.service.connections import build_connection, pump_events
+from m365pbx.service.contacts import ContactsBook
 from m365pbx.service.health import iso, tenant_report
+from m365pbx.service.matching_view import matching_views
 from m365pbx.service.metrics import ServiceCollector
 from m365pbx.service.person_explain import explain_person
 from m365pbx.service.presence_view import HubPresenceView
@@ -164,6 +166,8 @@ class Service:
         node = self.options.node or default_node()
         self.recorder = StatusRecorder(self.status, StoreStatusSink(self.store, self.clock, node),
                                        self.clock, node=node)
+        # Contact search and caller lookup: one index for every tenant (service/contacts.py).
+        self.contacts = ContactsBook()
         self.registry = CollectorRegistry()
         self.registry.register(ServiceCollector(self))
         self.server: uvicorn.Server | None = None
@@ -171,7 +175,8 @@ class Service:
             self.store, self.clock, self.status.snapshot, self.view.people,
             secure_cookies=settings.public_url is not None
             and settings.public_url.scheme == "https",
-            explain=functools.partial(explain_person, self.hub, self._policy_for))
+            explain=functools.partial(explain_person, self.hub, self._policy_for),
+            matching=lambda: matching_views(self.tenants))
 
     # --- wiring callbacks ---------------------------------------------------------------------
     def _verify(self) -> ssl.SSLContext | bool:
@@ -249,6 +254,7 @@ class Service:
         keys = self.options.api_keys or StoreApiKeyChecker(self.store, clock=self.clock)
         routers += self.view.routers(self.connections, keys, self.clock)
         routers.append(admin_router(self.sync_now, keys))
+        routers.append(self.contacts.router(keys))
         if self.admin_ui is not None:
             routers.append(admin_ui_router(self.admin_ui))
         app = create_web_app(routers, health=self.health, registry=self.registry,
@@ -277,7 +283,7 @@ class Service:
             writes["state"] == "writing") and all(s.state.is_ok for s in statuses)
         return {"ok": ok, "tenants": tenants, "connections": connections,
                 "teams_writes": writes, "store": self.store.health(),
-                "notifications": self.receiver.health(),
+                "notifications": self.receiver.health(), "contacts": self.contacts.health(),
                 "parts": [part_report(s) for s in statuses]}
 
     def _service_status(self) -> list[PartStatus]:
@@ -342,6 +348,7 @@ class Service:
                 store=self.store, clock=self.clock, http=self.http,
                 certificates=self.certificates, on_people=self._people_changed,
                 service_account_tokens=tokens, converter=self.converter, claims=self._claims,
+                contacts=self.contacts,
             )
             self.tenants[tenant.name] = runtime
             for config in self.settings.pbx_connections:

@@ -102,6 +102,7 @@ class ServiceCollector(Collector):
         yield unknown
         yield from part_metrics(service.status.snapshot())
         yield from calendar_metrics(service)
+        yield from service.contacts.metrics()
 
 
 def calendar_metrics(service: Service) -> Iterator[Metric]:

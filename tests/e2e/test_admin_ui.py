@@ -228,3 +228,28 @@ async def test_a_wrong_app_secret_is_a_red_light_with_its_aadsts_code_and_fix(
         await expect(light.locator(".fix")).to_contain_text("Paste the secret's Value")
         assert "Wr0ng~secret" not in await page.content()
         await page.screenshot(path=tmp_path / "screenshots" / "red_light.png", full_page=True)
+
+
+async def test_the_matching_page_shows_ambiguous_and_unmatched_people_with_reasons(
+    sim_server: RunningServer, clock: VirtualClock, tmp_path: Path,
+) -> None:
+    settings = settings_for(sim_server, tmp_path, admin={"enabled": True})
+    await create_admin(tmp_path / "m365pbx.yaml")
+    async with running(settings, clock) as service, chromium() as browser:
+        switchboard(service).replace_users(pbx_users(
+            ("anna", "Anna Schmidt"), ("anna2", "Anna Schmidt"), ("ben", "Ben Weber"),
+            ("zoe", "Zoe Nobody")))
+        await eventually(lambda: len(service.hub.people()) == 1, clock)
+        page = await browser.new_page()
+        await sign_in(page, service)
+        await page.goto(base(service) + "/admin/matching")
+        section = page.locator("section[data-connection='switchboard']")
+        await expect(section.locator(".count.green")).to_have_text("1 matched")
+        await expect(section.locator(".count.amber")).to_have_text("2 ambiguous")
+        ambiguous = section.locator("table.ambiguous tbody tr")
+        await expect(ambiguous).to_have_count(2)
+        await expect(ambiguous.first).to_contain_text("Anna Schmidt")
+        zoe = section.locator("table.unmatched tr:has-text('zoe')")
+        await expect(zoe).to_contain_text("Zoe Nobody")
+        assert (await zoe.locator("td").last.inner_text()).strip()  # a reason in words
+        await page.screenshot(path=tmp_path / "screenshots" / "matching.png", full_page=True)

@@ -25,6 +25,7 @@ from m365pbx.pbx.api.keys import Scope, parse_scopes
 from m365pbx.pbx.api.view import PersonPresence
 from m365pbx.service.admin_signin import audit_sign_in, check_sign_in
 from m365pbx.service.api_keys import create_api_client, revoke_api_client
+from m365pbx.service.matching_view import ConnectionMatching
 from m365pbx.service.person_explain import PersonExplanation
 from m365pbx.store import Repositories, Store
 from m365pbx.store.errors import ConflictError, NotFoundError
@@ -62,6 +63,8 @@ class AdminUi:
     secure_cookies: bool = False
     # Why the PBX shows what it shows for one person (by id); None: not offered.
     explain: Callable[[int], PersonExplanation | None] | None = None
+    # The last matching per connection; None: not offered.
+    matching: Callable[[], list[ConnectionMatching]] | None = None
 
     def __post_init__(self) -> None:
         self.sessions = SessionBook(self.clock)
@@ -220,6 +223,14 @@ def admin_ui_router(ui: AdminUi) -> APIRouter:
                         **common(session, "people"))
         why = None if ui.explain is None else ui.explain(person_id)
         return page("person.html", person=found, why=why, **common(session, "people"))
+
+    @router.get("/matching")
+    async def matching(request: Request) -> Response:
+        session = session_of(request)
+        if session is None:
+            return to_login()
+        views = [] if ui.matching is None else ui.matching()
+        return page("matching.html", views=views, **common(session, "matching"))
 
     @router.get("/audit")
     async def audit(request: Request) -> Response:

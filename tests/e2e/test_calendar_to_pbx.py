@@ -16,8 +16,9 @@ from prometheus_client import generate_latest
 
 from m365pbx.app import Service
 from m365pbx.config import Settings, load_config
-from m365pbx.core.presence import PbxPresence
+from m365pbx.core.presence import LineState, PbxPresence
 from m365pbx.pbx.api.connection import ApiConnection
+from m365pbx.pbx.base import LineStateEvent
 from m365pbx.service.presence_view import person_presence
 from m365sim.clock import VirtualClock
 from m365sim.faults import FaultRule
@@ -429,3 +430,39 @@ async def test_notifications_lost_without_a_word_are_repaired_by_reading_again(
                         if r["path"].endswith("/reauthorize")
                         and r["path"].split("/")[3] in events._by_id]
         assert len(reauthorized) <= 2 * 21, len(reauthorized)
+
+
+def teams_shows(sim: Simulator, tenant: Tenant, upn: str) -> tuple[str, str]:
+    """What Teams shows for a person right now (the simulator's aggregation)."""
+    user = tenant.find_user(upn)
+    assert user is not None
+    presence = sim.presence.read(tenant, user.id, own=True)
+    assert presence is not None
+    return str(presence["availability"]), str(presence["activity"])
+
+
+async def test_a_call_during_a_meeting_shows_in_teams_then_the_meeting_again(
+    sim_server: RunningServer, sim: Simulator, tenant: Tenant, clock: VirtualClock,
+    tmp_path: Path,
+) -> None:
+    settings = calendar_settings(sim_server, tmp_path)
+    start = now(clock) + 10 * MINUTE
+    add_event(sim, tenant, "anna@contoso.com", subject="Steering", start_in="10m",
+              duration="1h", show_as="busy")
+    async with running(settings, clock) as service:
+        pbx = switchboard(service)
+        await started_with_calendars(service, clock, 2)
+        await advance_to(clock, start - 2)
+        await until_shown(pbx, "anna", PbxPresence.MEETING, clock)
+        await advance_to(clock, start + 5 * MINUTE)
+        assert teams_shows(sim, tenant, "anna@contoso.com") == ("Busy", "InAMeeting")
+        pbx.submit([LineStateEvent("anna", LineState.ON_THE_PHONE, clock.now(), 1)])
+        await eventually(lambda: teams_shows(sim, tenant, "anna@contoso.com")
+                         == ("Busy", "InACall"), clock, step=0.2)
+        # The PBX knows its own call; what m365pbx shows there stays the meeting.
+        assert shown(pbx, "anna") == (PbxPresence.MEETING, "Steering")
+        pbx.submit([LineStateEvent("anna", LineState.IDLE, clock.now(), 2)])
+        await eventually(lambda: teams_shows(sim, tenant, "anna@contoso.com")
+                         == ("Busy", "InAMeeting"), clock, step=0.5)
+        await advance_to(clock, start + 10 * MINUTE)
+        assert shown(pbx, "anna") == (PbxPresence.MEETING, "Steering")

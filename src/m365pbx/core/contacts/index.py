@@ -176,9 +176,9 @@ class _Bucket:
             ids |= self.digits.ids(start)
         return ids
 
-    def fuzzy_ids(self, wanted: str) -> set[str]:
-        """Entries with a word beginning with `wanted` or one or two edits away from it."""
-        ids = self.prefix_ids(wanted)
+    def fuzzy_ids(self, wanted: str, begun: set[str]) -> set[str]:
+        """Entries with a word one or two edits from `wanted`, plus `begun` (its prefix ids)."""
+        ids = set(begun)
         if len(wanted) < _FUZZY_MIN_LENGTH:
             return ids
         limit = 2 if len(wanted) >= _FUZZY_TWO_EDITS else 1
@@ -330,12 +330,22 @@ def _matches(bucket: _Bucket, query: str, region: str) -> Iterator[tuple[str, in
         return
     whole = " ".join(wanted)
     address = fold(query.strip())
-    begun = _all_of(bucket.prefix_ids(word) for word in wanted)
-    fuzzy = _all_of(bucket.fuzzy_ids(word) for word in wanted) - begun
-    for entry_id in begun:
-        item = bucket.entries[entry_id]
-        whole_match = item.full_name == whole or any(fold(e) == address for e in item.emails)
-        yield entry_id, EXACT if whole_match else PREFIX
+    per_word = [bucket.prefix_ids(word) for word in wanted]
+    begun = _all_of(per_word)
+    fuzzy: set[str] = set()
+    if any(len(word) >= _FUZZY_MIN_LENGTH for word in wanted):
+        fuzzy = _all_of(bucket.fuzzy_ids(word, ids)
+                        for word, ids in zip(wanted, per_word, strict=True)) - begun
+    entries = bucket.entries
+    if "@" not in address:
+        for entry_id in begun:
+            yield entry_id, EXACT if entries[entry_id].full_name == whole else PREFIX
+    else:  # only a query with an @ can be a whole mail address
+        for entry_id in begun:
+            item = entries[entry_id]
+            whole_match = item.full_name == whole or any(fold(e) == address
+                                                         for e in item.emails)
+            yield entry_id, EXACT if whole_match else PREFIX
     for entry_id in fuzzy:
         yield entry_id, FUZZY
 

@@ -8,7 +8,7 @@
    the time; nothing else runs).
 2. `calendar_load`: `--mailboxes` (2,000) mailboxes of the simulator with 10 events each
    over the next 36 hours, read through m365pbx's calendarView call over the simulator's
-   ASGI app (8 at once, as the reader does); time per calendar, extrapolated to 50,000,
+   ASGI app (8 at once); time per calendar, extrapolated to 50,000,
    and Graph requests per person for the first read.
 3. Requests per person per day follow from the configuration: 86,400 / poll_interval when
    polling (288 at 5 minutes); with change notifications 1 daily read + 1 per change + 1

@@ -45,6 +45,7 @@ from m365pbx.pbx.base import PbxConnection, PbxUser
 from m365pbx.service.api_keys import StoreApiKeyChecker
 from m365pbx.service.audit_events import configuration_applied
 from m365pbx.service.certificates import CertificateKeeper
+from m365pbx.service.check_page import run_check
 from m365pbx.service.connections import build_connection, pump_events
 from m365pbx.service.contacts import ContactsBook
 from m365pbx.service.health import iso, tenant_report
@@ -176,7 +177,8 @@ class Service:
             secure_cookies=settings.public_url is not None
             and settings.public_url.scheme == "https",
             explain=functools.partial(explain_person, self.hub, self._policy_for),
-            matching=lambda: matching_views(self.tenants))
+            matching=lambda: matching_views(self.tenants),
+            check=lambda: run_check(settings, self.store, self.clock))
 
     # --- wiring callbacks ---------------------------------------------------------------------
     def _verify(self) -> ssl.SSLContext | bool:

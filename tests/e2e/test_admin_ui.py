@@ -230,6 +230,14 @@ async def test_a_wrong_app_secret_is_a_red_light_with_its_aadsts_code_and_fix(
         assert "Wr0ng~secret" not in await page.content()
         await page.screenshot(path=tmp_path / "screenshots" / "red_light.png", full_page=True)
 
+        # The check page runs `m365pbx check` from the service: the same code and fix.
+        await page.goto(base(service) + "/admin/check")
+        await page.click("main button[type=submit]")
+        refused = page.locator("tr.finding.fail", has_text="AADSTS7000215")
+        await expect(refused.first).to_contain_text("Paste the secret's Value")
+        await expect(page.locator("tr.finding.ok").first).to_be_visible()
+        await page.screenshot(path=tmp_path / "screenshots" / "check.png", full_page=True)
+
 
 async def test_the_matching_page_shows_ambiguous_and_unmatched_people_with_reasons(
     sim_server: RunningServer, clock: VirtualClock, tmp_path: Path,

@@ -7,9 +7,11 @@ its CSRF token, every answer forbids framing and caching.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs
@@ -18,6 +20,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from m365pbx.check import Finding, worst
 from m365pbx.clock import Clock
 from m365pbx.config.fields import check_slug
 from m365pbx.core.status import PartStatus
@@ -65,9 +68,13 @@ class AdminUi:
     explain: Callable[[int], PersonExplanation | None] | None = None
     # The last matching per connection; None: not offered.
     matching: Callable[[], list[ConnectionMatching]] | None = None
+    # `m365pbx check` run inside the service; None: not offered.
+    check: Callable[[], Awaitable[list[Finding]]] | None = None
 
     def __post_init__(self) -> None:
         self.sessions = SessionBook(self.clock)
+        self.last_check: tuple[datetime, list[Finding], str] | None = None  # when, what, who
+        self._checking = asyncio.Lock()
         self.templates = Environment(loader=PackageLoader("m365pbx.web.admin_ui", "templates"),
                                      autoescape=select_autoescape(default=True),
                                      trim_blocks=True, lstrip_blocks=True)
@@ -231,6 +238,30 @@ def admin_ui_router(ui: AdminUi) -> APIRouter:
             return to_login()
         views = [] if ui.matching is None else ui.matching()
         return page("matching.html", views=views, **common(session, "matching"))
+
+    @router.get("/check")
+    async def check_page(request: Request) -> Response:
+        session = session_of(request)
+        if session is None:
+            return to_login()
+        return page("check.html", last=ui.last_check, offered=ui.check is not None,
+                    **common(session, "check"))
+
+    @router.post("/check")
+    async def run_check(request: Request) -> Response:
+        session = session_of(request)
+        if session is None:
+            return to_login()
+        try:
+            await checked_form(request, session)
+        except _Refused:
+            return refused()
+        if ui.check is not None:
+            async with ui._checking:  # one run at a time; a second click waits for it
+                findings = await ui.check()
+                ui.last_check = (ui.clock.now(), findings, session.name)
+            log.info("admin %r ran the check: %s", session.name, worst(findings).value)
+        return RedirectResponse(f"{PREFIX}/check", status_code=303, headers=_HEADERS)
 
     @router.get("/audit")
     async def audit(request: Request) -> Response:

@@ -244,12 +244,23 @@ class CalendarSubscriptions:
             log.warning("calendar change notifications: cannot list earlier subscriptions: %s",
                         exc.describe())
             return
-        for subscription in found:
-            resource = subscription.resource.strip("/").casefold()
-            if (resource.startswith("users/") and resource.endswith("/events")
-                    and subscription.notification_url == self.notification_url):
+        leftovers = [s.id for s in found
+                     if s.resource.strip("/").casefold().startswith("users/")
+                     and s.resource.strip("/").casefold().endswith("/events")
+                     and s.notification_url == self.notification_url]
+        # One per followed person of the earlier run: deleted side by side, not one by one
+        # (their client states were not kept, so they cannot be taken over).
+        pending = iter(leftovers)
+
+        async def worker() -> None:
+            for subscription_id in pending:
                 with contextlib.suppress(M365Error):
-                    await delete_subscription(self.client, subscription.id)
+                    await delete_subscription(self.client, subscription_id)
+
+        await asyncio.gather(*(worker() for _ in range(min(CONCURRENT, len(leftovers)))))
+        if leftovers:
+            log.info("calendar change notifications: removed %d subscriptions left by an "
+                     "earlier run", len(leftovers))
 
     async def _sleep(self, seconds: float) -> None:
         sleeper = asyncio.ensure_future(self.clock.sleep(seconds))

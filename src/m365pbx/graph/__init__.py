@@ -13,6 +13,7 @@ PUBLIC_MODULES = (
     "calendar",
     "certificates",
     "client",
+    "contacts",
     "decrypt_worker",
     "errors",
     "groups",

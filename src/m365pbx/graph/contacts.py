@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from m365pbx.graph.client import GraphClient
-from m365pbx.graph.errors import GraphError
-from m365pbx.graph.users import delta_link_expired
 
 # Only what the index reads; a contact's notes, photo and addresses stay in Outlook.
 CONTACT_FIELDS = ("id", "displayName", "givenName", "surname", "companyName", "jobTitle",
@@ -97,7 +95,8 @@ async def folder_delta(client: GraphClient, user_id: str, folder_id: str,
                        link: str | None = None) -> ContactChanges:
     """One delta round of a folder: everything (no link) or what changed since `link`.
 
-    Raises GraphError; `delta_link_expired(error)` tells that only a new first round helps.
+    Raises GraphError; `graph.users.delta_link_expired(error)` tells that only a new first
+    round helps.
     """
     if link is None:
         path = f"/v1.0/users/{user_id}/contactFolders/{folder_id}/contacts/delta"
@@ -133,11 +132,10 @@ async def org_contacts(client: GraphClient) -> list[GraphContact]:
 
 __all__ = [
     "CONTACT_FIELDS",
+    "ORG_CONTACT_FIELDS",
     "ContactChanges",
     "GraphContact",
-    "GraphError",
     "contact_folders",
-    "delta_link_expired",
     "folder_delta",
     "org_contacts",
     "parse_contact",

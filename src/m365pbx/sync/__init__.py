@@ -13,6 +13,7 @@ from typing import Any
 PUBLIC_MODULES = (
     "calendar",
     "calendar.*",
+    "contacts",
     "directory",
     "directory_delta",
     "hub",

@@ -488,7 +488,7 @@ async def test_subscriptions_a_crashed_run_left_are_removed_at_start(
     assert ours() == left and len(left) == 2
     async with running(settings, clock) as service:
         await started_with_calendars(service, clock, 2)
-        events = service.tenants["contoso"].parts.calendar_subscriptions
-        assert events is not None
-        await eventually(lambda: events.health()["active"] == 2, clock, step=0.2)
+        again = service.tenants["contoso"].parts.calendar_subscriptions
+        assert again is not None
+        await eventually(lambda: again.health()["active"] == 2, clock, step=0.2)
         assert len(ours()) == 2 and not ours() & left

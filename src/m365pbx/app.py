@@ -178,7 +178,8 @@ class Service:
             and settings.public_url.scheme == "https",
             explain=functools.partial(explain_person, self.hub, self._policy_for),
             matching=lambda: matching_views(self.tenants),
-            check=lambda: run_check(settings, self.store, self.clock))
+            check=lambda: run_check(settings, self.store, self.clock),
+            changes=self.view.changes)
 
     # --- wiring callbacks ---------------------------------------------------------------------
     def _verify(self) -> ssl.SSLContext | bool:

@@ -24,7 +24,15 @@ from m365sim.model import Tenant
 from m365sim.server import RunningServer
 from m365sim.simulator import Simulator
 from tests.e2e.browser import chromium
-from tests.e2e.harness import eventually, free_port, pbx_users, running, settings_for, switchboard
+from tests.e2e.harness import (
+    eventually,
+    free_port,
+    in_teams,
+    pbx_users,
+    running,
+    settings_for,
+    switchboard,
+)
 from tests.sim.conftest import APP_ID
 
 PASSWORD = "correct horse battery staple"
@@ -103,6 +111,13 @@ async def test_sign_in_pages_api_keys_csrf_escaping_and_the_audit_trail(
         page = await browser.new_page()
         await page.goto(base(service) + "/admin/login")
         await page.screenshot(path=shots / "login.png", full_page=True)
+        # Nor does the live view's socket open without a session.
+        opened = await page.evaluate("""() => new Promise(done => {
+            const socket = new WebSocket(`ws://${location.host}/admin/live/changes`);
+            socket.onopen = () => done("open");
+            socket.onclose = () => done("closed");
+        })""")
+        assert opened == "closed"
         await sign_in(page, service)
         await expect(page).to_have_url(re.compile(r"/admin$"))
         cookie = next(c for c in await page.context.cookies() if c["name"] == "m365pbx_admin")
@@ -131,6 +146,21 @@ async def test_sign_in_pages_api_keys_csrf_escaping_and_the_audit_trail(
             "→ PBX online, because")
         await expect(page.locator("ul.explain li")).to_have_count(2)
         await page.screenshot(path=shots / "person.png", full_page=True)
+
+        # The live view: a change in Teams shows up as it happens.
+        await page.goto(base(service) + "/admin/live")
+        await expect(page.locator("#live-state")).to_have_text("connected")
+        await in_teams(sim_server, "anna@contoso.com",
+                       {"preferred": {"availability": "DoNotDisturb",
+                                      "activity": "DoNotDisturb"}})
+        row = page.locator("#live tbody tr", has_text="Anna Schmidt")
+        for _ in range(100):
+            if await row.filter(has_text="DoNotDisturb").count():
+                break
+            await clock.advance(0.5)
+            await asyncio.sleep(0.05)
+        await expect(row.filter(has_text="DoNotDisturb").first).to_contain_text("dnd")
+        await page.screenshot(path=shots / "live.png", full_page=True)
 
         # API keys: create one (shown once), then revoke it.
         await page.goto(base(service) + "/admin/api-keys")

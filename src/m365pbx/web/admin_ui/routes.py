@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, WebSocket
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
@@ -32,6 +32,7 @@ from m365pbx.service.matching_view import ConnectionMatching
 from m365pbx.service.person_explain import PersonExplanation
 from m365pbx.store import Repositories, Store
 from m365pbx.store.errors import ConflictError, NotFoundError
+from m365pbx.web.admin_ui.live import CLOSE_REFUSED, same_origin, stream_changes
 from m365pbx.web.admin_ui.overview import PEOPLE_PER_ACCOUNT, groups
 from m365pbx.web.admin_ui.sessions import (
     LOGIN_CSRF_COOKIE,
@@ -70,6 +71,8 @@ class AdminUi:
     matching: Callable[[], list[ConnectionMatching]] | None = None
     # `m365pbx check` run inside the service; None: not offered.
     check: Callable[[], Awaitable[list[Finding]]] | None = None
+    # Every presence change from now on (the live view); None: not offered.
+    changes: Callable[[], AsyncIterator[PersonPresence]] | None = None
 
     def __post_init__(self) -> None:
         self.sessions = SessionBook(self.clock)
@@ -262,6 +265,24 @@ def admin_ui_router(ui: AdminUi) -> APIRouter:
                 ui.last_check = (ui.clock.now(), findings, session.name)
             log.info("admin %r ran the check: %s", session.name, worst(findings).value)
         return RedirectResponse(f"{PREFIX}/check", status_code=303, headers=_HEADERS)
+
+    @router.get("/live")
+    async def live(request: Request) -> Response:
+        session = session_of(request)
+        if session is None:
+            return to_login()
+        return page("live.html", offered=ui.changes is not None, **common(session, "live"))
+
+    @router.websocket("/live/changes")
+    async def live_changes(websocket: WebSocket) -> None:
+        session = ui.sessions.find(websocket.cookies.get(SESSION_COOKIE))
+        if session is None or ui.changes is None or not same_origin(websocket):
+            log.warning("admin UI: a live view socket was refused (%s)",
+                        "no session" if session is None else "another origin")
+            await websocket.close(code=CLOSE_REFUSED)
+            return
+        await websocket.accept()
+        await stream_changes(websocket, ui.changes(), ui.clock.now)
 
     @router.get("/audit")
     async def audit(request: Request) -> Response:

@@ -91,3 +91,26 @@ async def test_a_weekly_series_keeps_its_local_time_across_daylight_saving(
     assert [(s.day, s.hour) for s in starts] == [(16, 8), (23, 8), (30, 7), (6, 7)]
     berlin = ZoneInfo("Europe/Berlin")
     assert {s.astimezone(berlin).hour for s in starts} == {9}
+
+
+async def test_a_cancelled_occurrence_is_gone_and_a_moved_one_read_at_its_new_time(
+    sim: Simulator, tenant: Tenant, app_client: GraphClient, clock: VirtualClock,
+) -> None:
+    ben = tenant.find_user("ben@contoso.com")
+    assert ben is not None
+    start = clock.now()
+    series = sim.outlook.add_event(tenant, ben, {
+        "subject": "Standup", "start_in": "1h", "duration": "15m",
+        "recurrence": {"type": "daily", "count": 3}})
+    first = datetime.fromtimestamp(
+        (await calendar_view(app_client, ben.id, start, start + timedelta(hours=2)))[0].start,
+        UTC)
+    occurrences = [e for e in await calendar_view(app_client, ben.id, start,
+                                                  start + timedelta(days=3))]
+    assert len(occurrences) == 3 and all(e.id.startswith(series.id) for e in occurrences)
+    sim.outlook.cancel_event(tenant, ben, occurrences[1].id)
+    moved_to = first + timedelta(days=2, hours=3)
+    sim.outlook.update_event(tenant, ben, occurrences[2].id, {"start": moved_to.isoformat()})
+    after = await calendar_view(app_client, ben.id, start, start + timedelta(days=3))
+    assert [datetime.fromtimestamp(e.start, UTC) for e in after] == [first, moved_to]
+    assert after[1].end - after[1].start == 900

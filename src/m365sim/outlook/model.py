@@ -68,6 +68,10 @@ class Event:
     body: str = ""
     categories: list[str] = field(default_factory=list)
     recurrence: Recurrence | None = None
+    # Exceptions of a series, by the occurrence's original local date: cancelled (deleted)
+    # occurrences, and moved ones with their new start and end.
+    cancelled_occurrences: set[date] = field(default_factory=set)
+    moved_occurrences: dict[date, tuple[datetime, datetime]] = field(default_factory=dict)
     change_key: str = field(default_factory=new_change_key)
     ical_uid: str = field(default_factory=lambda: uuid.uuid4().hex.upper())
 
@@ -85,6 +89,8 @@ class Instance:
     start: datetime
     end: datetime
     occurrence_id: str | None = None
+    # A moved occurrence (Graph's type "exception").
+    exception: bool = False
 
     @property
     def id(self) -> str:

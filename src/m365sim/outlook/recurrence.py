@@ -7,8 +7,9 @@ Supported: all six pattern types of resources/recurrencepattern.md (`daily`, `we
 wall-clock time in its own time zone, so a 09:00 meeting stays at 09:00 across a
 daylight-saving change. Chosen where the page is silent: a `dayOfMonth` beyond the month's
 end falls on its last day (as Outlook shows "day 31" in April); a relative pattern with
-several days of the week has an occurrence on the index-th of each of them. Exceptions
-(moved or cancelled single occurrences) are not simulated.
+several days of the week has an occurrence on the index-th of each of them. Single
+occurrences can be cancelled (they leave the series) or moved (type "exception", with
+their own start and end; found by their new times).
 """
 
 from __future__ import annotations
@@ -107,6 +108,10 @@ def occurrence_dates(event: Event, until: date) -> Iterator[date]:
 
 
 def _occurrence(event: Event, day: date) -> Instance:
+    moved = event.moved_occurrences.get(day)
+    if moved is not None:
+        return Instance(event, moved[0], moved[1], occurrence_id(event.id, day),
+                        exception=True)
     zone = resolve_zone(event.time_zone)
     local_start = event.start.astimezone(zone).replace(tzinfo=None)
     local_end = event.end.astimezone(zone).replace(tzinfo=None)
@@ -129,17 +134,24 @@ def instances(event: Event, window_start: datetime, window_end: datetime) -> lis
     from_day = (window_start - duration).astimezone(zone).date() - timedelta(days=1)
     until = window_end.astimezone(zone).date()
     for day in occurrence_dates(event, until):
-        if day < from_day:
+        if day < from_day or day in event.cancelled_occurrences:
             continue
+        if day in event.moved_occurrences:
+            continue  # found by its new times below
         occurrence = _occurrence(event, day)
         if overlaps(occurrence.start, occurrence.end, window_start, window_end):
             found.append(occurrence)
+    for day, (start, end) in event.moved_occurrences.items():
+        if day not in event.cancelled_occurrences and overlaps(start, end, window_start,
+                                                               window_end):
+            found.append(_occurrence(event, day))
+    found.sort(key=lambda instance: (instance.start, instance.end))
     return found
 
 
 def find_occurrence(event: Event, day: date) -> Instance | None:
     """The occurrence of a series on a local date, if the series has one then."""
-    if event.recurrence is None:
+    if event.recurrence is None or day in event.cancelled_occurrences:
         return None
     for candidate in occurrence_dates(event, day):
         if candidate == day:

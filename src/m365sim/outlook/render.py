@@ -73,7 +73,8 @@ def event_json(instance: Instance, zone_name: str = "UTC", *,
     """The full JSON of an event instance, times shown in `zone_name`."""
     event = instance.event
     if instance.occurrence_id is not None:
-        kind, master_id, recurrence = "occurrence", event.id, None
+        kind = "exception" if instance.exception else "occurrence"
+        master_id, recurrence = event.id, None
     elif event.recurrence is not None:
         kind, master_id, recurrence = "seriesMaster", None, recurrence_json(
             event.recurrence, event.time_zone)

@@ -61,7 +61,8 @@ def register(app: FastAPI, sim: Simulator) -> None:
         box = sim.outlook.mailbox(tenant.id, user.id)
         event = sim.outlook.cancel_event(tenant, user, event_id, remove=remove)
         removed = event_id not in box.events
-        return graph_json({"id": event.id, "outcome": "removed" if removed else "cancelled",
+        # An occurrence id names what was cancelled (its series stays).
+        return graph_json({"id": event_id, "outcome": "removed" if removed else "cancelled",
                            "event": None if removed else shown(
                                Instance(event, event.start, event.end))})
 

@@ -9,7 +9,7 @@ Other parts may call: `mailbox`, `find_mailbox`, `instances`, `add_event`, `upda
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from m365sim.errors import GraphError
@@ -196,6 +196,8 @@ class OutlookService:
         """Change an event's fields (times, showAs, subject, ...) and notify."""
         box = self.mailbox(tenant.id, user.id)
         event = box.events.get(event_id)
+        if event is None and split_occurrence_id(event_id) is not None:
+            return self._move_occurrence(box, event_id, changes)
         if event is None:
             raise item_not_found()
         data = specs.normalise(changes)
@@ -234,8 +236,7 @@ class OutlookService:
         event = box.events.get(event_id)
         if event is None:
             if split_occurrence_id(event_id) is not None:
-                raise GraphError(400, "BadRequest", "m365sim cannot cancel a single occurrence "
-                                 "of a series; cancel the series master.")
+                return self._cancel_occurrence(box, event_id)
             raise item_not_found()
         if remove or event.is_organizer:
             del box.events[event_id]
@@ -248,6 +249,60 @@ class OutlookService:
         self._touch(event)
         self._event_changed(box, event, "updated", True)
         return event
+
+    def _occurrence(self, box: Mailbox, occurrence_id: str) -> tuple[Event, date]:
+        parts = split_occurrence_id(occurrence_id)
+        master = None if parts is None else box.events.get(parts[0])
+        if parts is None or master is None or find_occurrence(master, parts[1]) is None:
+            raise item_not_found()
+        return master, parts[1]
+
+    def _move_occurrence(self, box: Mailbox, occurrence_id: str,
+                         changes: Mapping[str, Any]) -> Event:
+        """One occurrence gets its own start and end (an exception of the series)."""
+        master, day = self._occurrence(box, occurrence_id)
+        data = specs.normalise(changes)
+        if set(data) - set(_TIME_KEYS):
+            raise GraphError(400, "BadRequest", "m365sim changes only the start and end of a "
+                             "single occurrence; change the series master for the rest.")
+        current = find_occurrence(master, day)
+        assert current is not None
+        timing: dict[str, Any] = {"timezone": master.time_zone,
+                                  "isallday": master.is_all_day, **data}
+        if "start" not in data and "startin" not in data:
+            timing["start"] = current.start
+        if "end" not in data and "duration" not in data:
+            timing["duration"] = (current.end - current.start).total_seconds()
+        start, end, _zone = specs.event_times(timing, now=self.sim.clock.now(),
+                                              default_zone=master.time_zone,
+                                              all_day=master.is_all_day)
+        master.moved_occurrences[day] = (start, end)
+        self._touch(master)
+        moved = find_occurrence(master, day)
+        assert moved is not None
+        self._occurrence_changed(box, moved, "updated")
+        return master
+
+    def _cancel_occurrence(self, box: Mailbox, occurrence_id: str) -> Event:
+        """One occurrence leaves the series (as Outlook deletes it)."""
+        master, day = self._occurrence(box, occurrence_id)
+        gone = find_occurrence(master, day)
+        assert gone is not None
+        master.cancelled_occurrences.add(day)
+        self._touch(master)
+        self._occurrence_changed(box, gone, "deleted")
+        return master
+
+    def _occurrence_changed(self, box: Mailbox, instance: Instance, change: str) -> None:
+        self.presence_effects.changed(box)
+        odata_id = f"Users/{box.user_id}/Events/{instance.id}"
+        data = ({"@odata.type": "#microsoft.graph.event", "@odata.id": odata_id,
+                 "id": instance.id} if change == "deleted" else
+                {"@odata.type": "#microsoft.graph.event", "@odata.id": odata_id,
+                 **event_json(instance)})
+        self.sim.bus.publish(ResourceChange(
+            box.tenant_id, f"users/{box.user_id}/events/{instance.id}", change, instance.id,
+            "#microsoft.graph.event", odata_id, data))
 
     def _touch(self, item: Event | Contact) -> None:
         item.modified = self.sim.clock.now()

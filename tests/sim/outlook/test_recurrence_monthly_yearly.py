@@ -82,3 +82,19 @@ def test_incomplete_patterns_are_refused_with_the_missing_key(spec: dict[str, ob
                                                               says: str) -> None:
     with pytest.raises(SpecError, match=says):
         recurrence(spec)
+
+
+def test_a_cancelled_occurrence_leaves_and_a_moved_one_is_found_at_its_new_time() -> None:
+    rule = Recurrence("daily", range_type="numbered", number_of_occurrences=4)
+    series = _series(rule, datetime(2026, 1, 5, 8, tzinfo=UTC))
+    series.cancelled_occurrences.add(date(2026, 1, 6))
+    # The 7th moves to the evening of the 8th: found there, not on the 7th.
+    series.moved_occurrences[date(2026, 1, 7)] = (datetime(2026, 1, 8, 17, tzinfo=UTC),
+                                                   datetime(2026, 1, 8, 18, tzinfo=UTC))
+    found = instances(series, T0, T0 + timedelta(days=30))
+    assert [(i.start.day, i.start.hour, i.exception) for i in found] == [
+        (5, 8, False), (8, 8, False), (8, 17, True)]
+    assert found[2].id.endswith("_20260107")
+    only_the_8th = instances(series, datetime(2026, 1, 8, 12, tzinfo=UTC),
+                             datetime(2026, 1, 9, tzinfo=UTC))
+    assert [i.start.hour for i in only_the_8th] == [17]

@@ -49,6 +49,7 @@ from m365pbx.service.check_page import run_check
 from m365pbx.service.connections import build_connection, pump_events
 from m365pbx.service.contacts import ContactsBook
 from m365pbx.service.health import iso, tenant_report
+from m365pbx.service.mapping_view import connection_mappings
 from m365pbx.service.matching_view import matching_views
 from m365pbx.service.metrics import ServiceCollector
 from m365pbx.service.person_explain import explain_person
@@ -179,7 +180,7 @@ class Service:
             explain=functools.partial(explain_person, self.hub, self._policy_for),
             matching=lambda: matching_views(self.tenants),
             check=lambda: run_check(settings, self.store, self.clock),
-            changes=self.view.changes)
+            changes=self.view.changes, mappings=lambda: connection_mappings(settings))
 
     # --- wiring callbacks ---------------------------------------------------------------------
     def _verify(self) -> ssl.SSLContext | bool:

@@ -292,3 +292,27 @@ async def test_the_matching_page_shows_ambiguous_and_unmatched_people_with_reaso
         await expect(zoe).to_contain_text("Zoe Nobody")
         assert (await zoe.locator("td").last.inner_text()).strip()  # a reason in words
         await page.screenshot(path=tmp_path / "screenshots" / "matching.png", full_page=True)
+
+
+async def test_the_mapping_page_shows_the_rules_in_effect_and_explains_a_presence(
+    sim_server: RunningServer, clock: VirtualClock, tmp_path: Path,
+) -> None:
+    settings = settings_for(sim_server, tmp_path, admin={"enabled": True}, pbx_connections=[{
+        "name": "switchboard", "kind": "api", "tenant": "contoso",
+        "mapping": {"teams_to_pbx": [{"availability": "Busy", "activity": "Focusing",
+                                      "pbx": "dnd"}]}}])
+    await create_admin(tmp_path / "m365pbx.yaml")
+    async with running(settings, clock) as service, chromium() as browser:
+        page = await browser.new_page()
+        await sign_in(page, service)
+        await page.goto(base(service) + "/admin/mapping")
+        await expect(page.locator("table.teams-to-pbx")).to_contain_text(
+            "connection switchboard")
+        await page.select_option("select[name=availability]", "Busy")
+        await page.select_option("select[name=activity]", "Focusing")
+        await page.click("form.explain-form button[type=submit]")
+        await expect(page.locator("#answer")).to_contain_text("→ PBX dnd, because rule #")
+        await page.select_option("select[name=activity]", "Busy")
+        await page.click("form.explain-form button[type=submit]")
+        await expect(page.locator("#answer")).to_contain_text("→ PBX busy")
+        await page.screenshot(path=tmp_path / "screenshots" / "mapping.png", full_page=True)

@@ -23,11 +23,14 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from m365pbx.check import Finding, worst
 from m365pbx.clock import Clock
 from m365pbx.config.fields import check_slug
+from m365pbx.core.mapping import CompiledMapping
+from m365pbx.core.presence import Activity, Availability, LineState, PbxPresence
 from m365pbx.core.status import PartStatus
 from m365pbx.pbx.api.keys import Scope, parse_scopes
 from m365pbx.pbx.api.view import PersonPresence
 from m365pbx.service.admin_signin import audit_sign_in, check_sign_in
 from m365pbx.service.api_keys import create_api_client, revoke_api_client
+from m365pbx.service.mapping_view import Question, answer
 from m365pbx.service.matching_view import ConnectionMatching
 from m365pbx.service.person_explain import PersonExplanation
 from m365pbx.store import Repositories, Store
@@ -73,6 +76,8 @@ class AdminUi:
     check: Callable[[], Awaitable[list[Finding]]] | None = None
     # Every presence change from now on (the live view); None: not offered.
     changes: Callable[[], AsyncIterator[PersonPresence]] | None = None
+    # Each PBX connection's mapping in effect; None: not offered.
+    mappings: Callable[[], dict[str, CompiledMapping]] | None = None
 
     def __post_init__(self) -> None:
         self.sessions = SessionBook(self.clock)
@@ -233,6 +238,23 @@ def admin_ui_router(ui: AdminUi) -> APIRouter:
                         **common(session, "people"))
         why = None if ui.explain is None else ui.explain(person_id)
         return page("person.html", person=found, why=why, **common(session, "people"))
+
+    @router.get("/mapping")
+    async def mapping(request: Request, connection: str = "", availability: str = "",
+                      activity: str = "", line: str = "", pbx: str = "") -> Response:
+        session = session_of(request)
+        if session is None:
+            return to_login()
+        mappings = {} if ui.mappings is None else ui.mappings()
+        chosen = connection if connection in mappings else next(iter(mappings), "")
+        question = Question.parse(availability, activity, line, pbx)
+        compiled = mappings.get(chosen)
+        return page("mapping.html", connections=list(mappings), chosen=chosen,
+                    rules=None if compiled is None else compiled.rules, question=question,
+                    answer=None if compiled is None else answer(compiled, question),
+                    choices={"availability": list(Availability), "activity": list(Activity),
+                             "line": list(LineState), "pbx": list(PbxPresence)},
+                    **common(session, "mapping"))
 
     @router.get("/matching")
     async def matching(request: Request) -> Response:

@@ -492,3 +492,36 @@ async def test_subscriptions_a_crashed_run_left_are_removed_at_start(
         assert again is not None
         await eventually(lambda: again.health()["active"] == 2, clock, step=0.2)
         assert len(ours()) == 2 and not ours() & left
+
+
+async def test_one_cancelled_occurrence_of_a_series_never_shows(
+    sim_server: RunningServer, sim: Simulator, tenant: Tenant, clock: VirtualClock,
+    tmp_path: Path,
+) -> None:
+    settings = calendar_with_webhooks(sim_server, sim, tmp_path)
+    ben = tenant.find_user("ben@contoso.com")
+    assert ben is not None
+    start = now(clock) + 10 * MINUTE
+    series = add_event(sim, tenant, "ben@contoso.com", subject="Standup", start_in="10m",
+                       duration="15m", show_as="busy",
+                       recurrence={"type": "daily", "count": 2})
+    async with running(settings, clock) as service:
+        pbx = switchboard(service)
+        await started_with_calendars(service, clock, 2)
+        calendar = service.tenants["contoso"].parts.calendar
+        events = service.tenants["contoso"].parts.calendar_subscriptions
+        assert calendar is not None and events is not None
+        await eventually(lambda: events.health()["active"] == 2, clock, step=0.2)
+        reads = calendar.status.reads
+        today = datetime.fromtimestamp(start, UTC).strftime("%Y%m%d")
+        sim.outlook.cancel_event(tenant, ben, f"{series}_{today}")
+        # The notification makes the calendar read again at once.
+        await eventually(lambda: calendar.status.reads > reads, clock, step=0.2)
+        await advance_to(clock, start + 5 * MINUTE, step=5.0)
+        assert shown(pbx, "ben")[0] is PbxPresence.ONLINE
+        # Tomorrow's occurrence still shows, on the second.
+        tomorrow = start + 24 * 3600
+        await advance_to(clock, tomorrow - 60, step=300.0)
+        await advance_to(clock, tomorrow - 2)
+        at = await until_shown(pbx, "ben", PbxPresence.MEETING, clock)
+        assert 0 <= at - tomorrow <= 1.0

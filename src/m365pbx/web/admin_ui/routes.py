@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
@@ -18,6 +18,7 @@ from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request, WebSocket
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from m365pbx.check import Finding, worst
@@ -92,18 +93,47 @@ class _Refused(Exception):
     """A POST without the right CSRF token."""
 
 
+class _TooLarge(Exception):
+    """A form body beyond MAX_FORM bytes."""
+
+
+MAX_FORM = 16 * 1024  # the UI's forms are a few hundred bytes
+
+
 async def _form(request: Request) -> dict[str, list[str]]:
-    body = (await request.body()).decode("utf-8", "replace")
-    return parse_qs(body, keep_blank_values=True, max_num_fields=50)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM:
+            raise _TooLarge
+    return parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=50)
 
 
 def _one(form: dict[str, list[str]], key: str) -> str:
     return (form.get(key) or [""])[0]
 
 
+class _FormLimitRoute(APIRoute):
+    """Answers 413 to a form body beyond MAX_FORM instead of reading it all."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """The route's handler, with oversized forms refused."""
+        handler = super().get_route_handler()
+
+        async def limited(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except _TooLarge:
+                log.warning("admin UI: a form of more than %d bytes to %s was refused",
+                            MAX_FORM, request.url.path)
+                return Response("form too large", status_code=413, headers=_HEADERS)
+
+        return limited
+
+
 def admin_ui_router(ui: AdminUi) -> APIRouter:
     """The routes of the admin UI (include it only when `admin.enabled`)."""
-    router = APIRouter(prefix=PREFIX, include_in_schema=False)
+    router = APIRouter(prefix=PREFIX, include_in_schema=False, route_class=_FormLimitRoute)
     static = {name: resources.files("m365pbx.web.admin_ui").joinpath("static", name)
               .read_bytes() for name in _STATIC}
 

@@ -1,0 +1,67 @@
+"""The admin UI over plain HTTP (no browser): sign-in with the form's CSRF token, and forms
+beyond the size limit refused before they are read whole."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from m365pbx.service.admin_signin import create_admin
+from m365pbx.store import SecretBox, Store, generate_key, upgrade_database
+from m365pbx.web.admin_ui import AdminUi, admin_ui_router
+from m365pbx.web.admin_ui.routes import MAX_FORM
+from m365sim.clock import VirtualClock
+
+PASSWORD = "a long enough password"
+
+
+@pytest.fixture
+async def http(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'state.db'}"
+    await upgrade_database(url)
+    store = Store.open(url, SecretBox([generate_key()]))
+    async with store.transaction() as tx:
+        await create_admin(tx, "alice", PASSWORD, now=datetime.now(UTC), actor="test")
+    app = FastAPI()
+    app.include_router(admin_ui_router(AdminUi(store, VirtualClock(), list, list)))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://admin.test") as client:
+        yield client
+    await store.close()
+
+
+async def csrf_of(http: httpx.AsyncClient, path: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', (await http.get(path)).text)
+    assert found is not None
+    return found[1]
+
+
+async def test_sign_in_needs_the_form_token_and_then_opens_the_pages(
+    http: httpx.AsyncClient,
+) -> None:
+    token = await csrf_of(http, "/admin/login")
+    refused = await http.post("/admin/login", data={"name": "alice", "password": PASSWORD})
+    assert refused.status_code == 403
+    signed_in = await http.post("/admin/login", data={"name": "alice", "password": PASSWORD,
+                                                      "csrf": token})
+    assert (signed_in.status_code, signed_in.headers["location"]) == (303, "/admin")
+    assert "HttpOnly" in signed_in.headers["set-cookie"]
+    assert "SameSite=strict" in signed_in.headers["set-cookie"]
+    overview = await http.get("/admin")
+    assert overview.status_code == 200
+    assert overview.headers["content-security-policy"].startswith("default-src 'self'")
+    assert overview.headers["x-frame-options"] == "DENY"
+
+
+async def test_a_form_beyond_the_limit_is_refused_with_413(http: httpx.AsyncClient) -> None:
+    token = await csrf_of(http, "/admin/login")
+    answer = await http.post("/admin/login", content=b"csrf=" + token.encode() + b"&name="
+                             + b"a" * (MAX_FORM + 1),
+                             headers={"content-type": "application/x-www-form-urlencoded"})
+    assert answer.status_code == 413

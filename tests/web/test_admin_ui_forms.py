@@ -65,3 +65,31 @@ async def test_a_form_beyond_the_limit_is_refused_with_413(http: httpx.AsyncClie
                              + b"a" * (MAX_FORM + 1),
                              headers={"content-type": "application/x-www-form-urlencoded"})
     assert answer.status_code == 413
+
+
+async def test_a_name_that_is_no_admin_locks_like_one_so_the_lock_tells_nothing(
+    http: httpx.AsyncClient,
+) -> None:
+    shown = []
+    for name in ("alice", "mallory"):
+        for attempt in range(6):
+            token = await csrf_of(http, "/admin/login")
+            answer = await http.post("/admin/login", data={
+                "name": name, "password": f"guess {attempt}", "csrf": token})
+            assert answer.status_code == 401
+            error = re.search(r'class="error" role="alert">([^<]+)<', answer.text)
+            assert error is not None
+            shown.append((name, error[1]))
+    alice, mallory = shown[:6], shown[6:]
+    assert [text for _, text in alice] == [text for _, text in mallory]
+    assert alice[3][1] == "wrong name or password" and "locked" in alice[4][1]
+
+
+def test_unknown_names_are_forgotten_oldest_first() -> None:
+    from m365pbx.service.admin_signin import UnknownNames
+
+    names = UnknownNames(keep=2)
+    now = datetime.now(UTC)
+    for name in ("a", "b", "c"):
+        names.failed(name, now)
+    assert list(names._failures) == ["b", "c"]

@@ -32,6 +32,29 @@ class SignInResult:
         return "" if self.ok else "wrong name or password"
 
 
+class UnknownNames:
+    """Failed sign-ins under names that are no admin, counted like an admin's (in memory,
+    at most `keep` names): the page then says "locked" after the same number of tries
+    whether the name exists or not, so the lock does not tell which names do."""
+
+    def __init__(self, keep: int = 10_000) -> None:
+        self.keep = keep
+        self._failures: dict[str, tuple[int, datetime | None]] = {}
+
+    def failed(self, name: str, now: datetime) -> bool:
+        """Count one failure; whether the name is (now) locked."""
+        count, until = self._failures.pop(name, (0, None))
+        if until is not None and until > now:
+            self._failures[name] = (count, until)
+            return True
+        count = 1 if until is not None else count + 1  # an ended lock starts again
+        locked = count >= MAX_FAILURES
+        self._failures[name] = (0, now + LOCK_FOR) if locked else (count, None)
+        while len(self._failures) > self.keep:  # the oldest entry goes first
+            del self._failures[next(iter(self._failures))]
+        return locked
+
+
 async def audit_sign_in(tx: Repositories, name: str, *, now: datetime, ok: bool,
                         reason: str = "", how: str = "password") -> None:
     """Record a sign-in attempt in the audit trail (never the password)."""
@@ -40,8 +63,11 @@ async def audit_sign_in(tx: Repositories, name: str, *, now: datetime, ok: bool,
                           details={"how": how, **({"reason": reason} if reason else {})})
 
 
-async def check_sign_in(store: Store, name: str, password: str, now: datetime) -> SignInResult:
-    """Check `name`'s password; count a failure (locking at MAX_FAILURES); audit either way."""
+async def check_sign_in(store: Store, name: str, password: str, now: datetime,
+                        unknown: UnknownNames | None = None) -> SignInResult:
+    """Check `name`'s password; count a failure (locking at MAX_FAILURES); audit either way.
+
+    `unknown` counts the failures of names that are no admin (see UnknownNames)."""
 
     async def work(tx: Repositories) -> SignInResult:
         row = await tx.admin_users.find(name)
@@ -54,7 +80,8 @@ async def check_sign_in(store: Store, name: str, password: str, now: datetime) -
             await tx.admin_users.signed_in(row, now=now)
             result = SignInResult(True)
         elif row is None:
-            result = SignInResult(False, "unknown admin")
+            locked = unknown is not None and unknown.failed(name, now)
+            result = SignInResult(False, "unknown admin", locked=locked)
         else:
             locked = await tx.admin_users.failed(row, now=now, limit=MAX_FAILURES,
                                                  lock_for=LOCK_FOR)

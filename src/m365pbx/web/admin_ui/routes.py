@@ -29,7 +29,7 @@ from m365pbx.core.presence import Activity, Availability, LineState, PbxPresence
 from m365pbx.core.status import PartStatus
 from m365pbx.pbx.api.keys import Scope, parse_scopes
 from m365pbx.pbx.api.view import PersonPresence
-from m365pbx.service.admin_signin import audit_sign_in, check_sign_in
+from m365pbx.service.admin_signin import UnknownNames, audit_sign_in, check_sign_in
 from m365pbx.service.api_keys import create_api_client, revoke_api_client
 from m365pbx.service.mapping_view import Question, answer
 from m365pbx.service.matching_view import ConnectionMatching
@@ -82,6 +82,7 @@ class AdminUi:
 
     def __post_init__(self) -> None:
         self.sessions = SessionBook(self.clock)
+        self.unknown_names = UnknownNames()
         self.last_check: tuple[datetime, list[Finding], str] | None = None  # when, what, who
         self._checking = asyncio.Lock()
         self.templates = Environment(loader=PackageLoader("m365pbx.web.admin_ui", "templates"),
@@ -192,7 +193,8 @@ def admin_ui_router(ui: AdminUi) -> APIRouter:
             log.warning("admin UI: a sign-in without a valid CSRF token was refused")
             return refused()
         name, password = _one(form, "name").strip(), _one(form, "password")
-        result = await check_sign_in(ui.store, name, password, ui.clock.now())
+        result = await check_sign_in(ui.store, name, password, ui.clock.now(),
+                                     ui.unknown_names)
         if result.ok:
             return signed_in_as(name)
         token = new_token()

@@ -158,3 +158,28 @@ async def test_last_presence_for_unknown_person(store: Store) -> None:
     with pytest.raises(NotFoundError, match="person 424242"):
         async with store.transaction() as tx:
             await tx.last_presence.record_seen(424242, Side.PBX, {}, at=NOW, now=NOW)
+
+
+async def test_many_people_are_recorded_in_one_call_older_values_still_refused(
+    store: Store,
+) -> None:
+    alice, bob = await person(store, "alice"), await person(store, "bob")
+    async with store.transaction() as tx:
+        await tx.last_presence.record_seen(alice, Side.TEAMS, {"availability": "Busy"},
+                                           at=LATER, now=LATER)
+    seen = [{"person_id": pid, "side": Side.TEAMS, "seen_values": {"availability": value},
+             "seen_at": NOW, "updated_at": LATER}
+            for pid, value in ((alice, "Away"), (bob, "Available"))]
+    written = [{"person_id": bob, "side": Side.TEAMS, "written_values": {"presence": "busy"},
+                "written_at": LATER, "updated_at": LATER}]
+    async with store.transaction() as tx:
+        await tx.last_presence.record_many(seen, written)
+    async with store.transaction() as tx:
+        kept = await tx.last_presence.get(alice, Side.TEAMS)
+        assert kept is not None and kept.seen_values == {"availability": "Busy"}  # newer kept
+        row = await tx.last_presence.get(bob, Side.TEAMS)
+        assert row is not None and row.seen_values == {"availability": "Available"}
+        assert row.written_values == {"presence": "busy"}
+    with pytest.raises(NotFoundError):
+        async with store.transaction() as tx:
+            await tx.last_presence.record_many([{**seen[0], "person_id": 999_999}], [])

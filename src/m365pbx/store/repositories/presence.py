@@ -118,6 +118,24 @@ class LastPresenceRepository:
             "person_id": person_id, "side": side, "written_values": dict(values),
             "written_at": now, "updated_at": now})
 
+    async def record_many(self, seen: list[dict[str, Any]], written: list[dict[str, Any]]
+                          ) -> None:
+        """Several people's records at once: one statement per kind (executemany).
+
+        `seen` rows hold person_id, side, seen_values, seen_at, updated_at (no sequence);
+        `written` rows person_id, side, written_values, written_at, updated_at. An older
+        seen value is refused as in `record_seen`, but silently; a person missing from the
+        store fails the whole call (NotFoundError), to be retried person by person.
+        """
+        try:
+            if seen:
+                await self.session.execute(_statement(self.session, "seen_many"),
+                                           [{**row, "seen_sequence": None} for row in seen])
+            if written:
+                await self.session.execute(_statement(self.session, "written_many"), written)
+        except IntegrityError:
+            raise NotFoundError("a person of the batch does not exist") from None
+
     async def get(self, person_id: int, side: Side) -> LastPresence | None:
         """Return the stored presence of one side for the person, or None."""
         query = (
@@ -153,12 +171,15 @@ _STATEMENTS: dict[tuple[str, str], Any] = {}
 
 
 def _statement(session: AsyncSession, kind: str) -> Any:
-    """The upsert of `kind` ("seen", "seen_sequence" or "written") for this database."""
+    """The upsert of `kind` ("seen", "seen_sequence" or "written") for this database;
+    "..._many" without RETURNING, for executemany."""
     key = (session.get_bind().dialect.name, kind)
     statement = _STATEMENTS.get(key)
     if statement is None:
-        statement = _STATEMENTS[key] = _build(session, kind)
-    return statement
+        many = kind.endswith("_many")
+        statement = _build(session, kind.removesuffix("_many"))
+        _STATEMENTS[key] = statement if many else statement.returning(LastPresence.__table__.c.id)
+    return _STATEMENTS[key]
 
 
 def _build(session: AsyncSession, kind: str) -> Any:
@@ -174,7 +195,7 @@ def _build(session: AsyncSession, kind: str) -> Any:
         return insert.on_conflict_do_update(
             index_elements=[stored.person_id, stored.side],
             set_={name: getattr(insert.excluded, name) for name in columns},
-        ).returning(stored.id)
+        )
     at = bindparam("seen_at", type_=stored.seen_at.type)
     if kind == "seen":
         newer = or_(stored.seen_at.is_(None), stored.seen_at <= at)
@@ -193,4 +214,4 @@ def _build(session: AsyncSession, kind: str) -> Any:
         index_elements=[stored.person_id, stored.side],
         set_={name: getattr(insert.excluded, name) for name in seen},
         where=newer,
-    ).returning(stored.id)
+    )

@@ -59,6 +59,9 @@ async def test_the_demo_shows_teams_presence_on_the_presence_api(tmp_path: Path)
     assert matched is not None and matched.group(1) == matched.group(2) != "0"
     changes = [line for line in lines if "PBX now shows" in line]
     assert changes, "no Teams presence reached the PBX side"
+    # Both directions are told: after a PBX action, what Teams then shows.
+    told = [line for line in lines if "Teams now shows" in line]
+    assert told, "the narration never said what Teams shows after a PBX action"
     authorised, anonymous, signed_in, overview, used_again = answers
     assert authorised.status_code == 200
     assert anonymous.status_code == 401

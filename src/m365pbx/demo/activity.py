@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -45,12 +45,19 @@ class Person:
         return self.pbx_user.value("cn") or self.pbx_user.key
 
 
+TeamsShows = Callable[[Person], Awaitable[str | None]]
+"""What Teams shows for a person now, in words (None: not known)."""
+# PBX → Teams writes are batched for up to a second: look a little later.
+TEAMS_LOOK_AFTER_S = 2.0
+
+
 class Activity:
     """Makes one random person do one thing every `interval` seconds."""
 
     def __init__(self, people: Sequence[Person], connection: ApiConnection, sim_url: str,
                  http: httpx.AsyncClient, say: Callable[[str], None], *,
-                 interval: float = 2.0, seed: int | None = None) -> None:
+                 interval: float = 2.0, seed: int | None = None,
+                 teams_shows: TeamsShows | None = None) -> None:
         self.people = list(people)
         self.connection = connection
         self.sim_url = sim_url
@@ -60,6 +67,8 @@ class Activity:
         self.rng = random.Random(seed)  # noqa: S311 - a demo, not cryptography
         self._calls: set[str] = set()
         self._sequence = 0
+        self.teams_shows = teams_shows
+        self._looks: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
         """Act until cancelled."""
@@ -92,6 +101,7 @@ class Activity:
         self._line(key, LineState.RINGING)
         self._line(key, LineState.ON_THE_PHONE)
         self.say(f"{person.name} picks up a call on the PBX")
+        self._tell_teams(person)
         duration = self.rng.uniform(8, 40)
 
         async def hang_up() -> None:
@@ -99,6 +109,7 @@ class Activity:
             self._line(key, LineState.IDLE)
             self._calls.discard(key)
             self.say(f"{person.name} hangs up after {duration:.0f} s")
+            self._tell_teams(person)
 
         asyncio.get_running_loop().create_task(hang_up())
 
@@ -111,6 +122,27 @@ class Activity:
                                                  sequence=self._sequence)])
         told = f" with the note {note!r}" if note else ""
         self.say(f"{person.name} sets {presence.value} on their phone{told}")
+        self._tell_teams(person)
+
+    def _tell_teams(self, person: Person) -> None:
+        """Say what Teams shows for `person` once the PBX's change had time to arrive."""
+        if self.teams_shows is None:
+            return
+        teams_shows = self.teams_shows
+
+        async def look() -> None:
+            await asyncio.sleep(TEAMS_LOOK_AFTER_S)
+            try:
+                shown = await teams_shows(person)
+            except Exception as exc:  # a demo line, not a reason to stop the demo
+                self.say(f"    (Teams could not be read for {person.name}: {exc})")
+                return
+            if shown is not None:
+                self.say(f"    Teams now shows {person.name}: {shown}")
+
+        task = asyncio.get_running_loop().create_task(look())
+        self._looks.add(task)
+        task.add_done_callback(self._looks.discard)
 
     def _line(self, key: str, state: LineState) -> None:
         self._sequence += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import secrets
 import ssl
 import tempfile
@@ -21,6 +22,7 @@ from m365pbx.core.matching import has_teams_plan
 from m365pbx.demo.activity import Activity, Person
 from m365pbx.demo.setup import CONNECTION, SERVICE_ACCOUNTS, DemoSetup
 from m365pbx.demo.simulator_process import simulator
+from m365pbx.graph.presence import get_presence
 from m365pbx.graph.users import list_users
 from m365pbx.pbx.api.connection import ApiConnection, ShownPresence
 from m365pbx.pbx.api.keys import Scope
@@ -132,7 +134,8 @@ async def _play(service: Service, sim_url: str, ca_file: Path, options: DemoOpti
     async with httpx.AsyncClient(verify=context, timeout=10) as http:
         activity = Activity(people, connection, sim_url, http,
                             (lambda _line: None) if options.quiet else say,
-                            interval=options.activity_interval, seed=options.seed)
+                            interval=options.activity_interval, seed=options.seed,
+                            teams_shows=functools.partial(_teams_shows, service))
         playing = asyncio.create_task(activity.run())
         try:
             if options.duration is None:
@@ -143,6 +146,17 @@ async def _play(service: Service, sim_url: str, ca_file: Path, options: DemoOpti
             playing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await playing
+
+
+async def _teams_shows(service: Service, person: Person) -> str | None:
+    """What Teams shows for a demo person now (read from Graph as an admin would)."""
+    matched = service.hub.person_by_pbx_key(CONNECTION, person.pbx_user.key)
+    if matched is None:
+        return None
+    reading = await get_presence(service.tenants["contoso"].parts.app_client,
+                                 matched.teams_user_id)
+    message = f" ({reading.status_message!r})" if reading.status_message else ""
+    return f"{reading.availability} / {reading.activity}{message}"
 
 
 def _tell(shown: ShownPresence, names: dict[str, str], say: Callable[[str], None]) -> None:

@@ -5,8 +5,14 @@ runs in the same process in webhook mode with the built-in API connection as the
 its service accounts in with the real MSAL and creates its presence subscriptions as usual.
 Then the benchmark builds rich notification bodies exactly as the simulator delivers them
 (encrypted content for m365pbx's certificate, a validation token) and POSTs them, one
-notification per POST (Graph's worst case, no batching), to m365pbx's webhook route
-in-process (httpx.ASGITransport) at a steady rate. Each one changes a person's presence.
+notification per POST (Graph's worst case; `--batch N` puts N in each), straight into
+m365pbx's web app as ASGI calls (no HTTP client sharing the loop: httpx cost more than
+m365pbx's own work) at a steady rate. Each one changes a person's presence.
+
+The limit, measured in the same run: one RSA-2048 unwrap per rich notification, done by
+the decryption worker processes. `ceiling_per_s` = unwraps per second on one core (measured
+in this process before the start) x worker processes; a rate above it can only build a
+backlog, and `verdict` says so, so a slower CPU shows as a lower ceiling.
 
 Before measuring, `gc.freeze()` moves everything made at start-up (the simulator's tenant
 included, which shares this process only because of the benchmark) out of the cyclic
@@ -17,34 +23,42 @@ Latency is measured from the moment the POST reaches the web app (an ASGI wrappe
 it) to the moment the hub calls the API connection's `set_presence` for that person. It
 includes checking the client state and the validation token, queueing, decryption, the
 policy and the hub's worker; it excludes the network and Graph's own delay (typically
-seconds: graph.md 4.5). `answer_*` is the time until the webhook answered 202.
+seconds: graph.md 4.5). `decrypted_*` is the part until the readings reached the hub,
+`answer_*` the time until the webhook answered 202.
 
 Prints one JSON line: {"bench": "notify_latency", "people", "rate_per_s", "gc_freeze",
-"notifications", "measured" (fewer when two changes of a person went out as one write),
-"sent_per_s", "p50_ms", "p90_ms", "p99_ms", "max_ms", "answer_p50_ms", "answer_p99_ms",
-"peak_rss_mb"}.
+"per_post", "limit", "unwrap_per_s", "decrypt_processes", "ceiling_per_s", "load"
+(rate / ceiling), "verdict", "notifications", "measured" (fewer when two changes of a
+person went out as one write), "sent_per_s", "p50_ms", "p90_ms", "p99_ms", "max_ms",
+"decrypted_p50_ms", "decrypted_p99_ms", "answer_p50_ms", "answer_p99_ms", "peak_rss_mb"}.
 Run: .venv/bin/python bench/bench_notify_latency.py [--people 1000] [--rate 1000] [--seconds 5]
+     [--batch 1] [--profile]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import gc
 import json
 import logging
 import math
+import os
+import pstats
 import resource
 import socket
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from m365pbx.app import Service, ServiceOptions
@@ -149,7 +163,9 @@ class Stamped:
         if scope["type"] == "http":
             for name, value in scope["headers"]:
                 if name == b"x-bench-person":
-                    self.received[value.decode()] = time.perf_counter()
+                    now = time.perf_counter()
+                    for key in value.decode().split(","):
+                        self.received[key] = now
         await self.app(scope, receive, send)
 
 
@@ -167,8 +183,10 @@ def timed(connection: ApiConnection, received: dict[str, float],
     connection.set_presence = set_presence  # type: ignore[method-assign]
 
 
-def bodies_for(sim: Simulator, users: list[User], count: int) -> list[tuple[str, bytes]]:
-    """`count` single-notification bodies, round robin over the people, each a change."""
+def bodies_for(sim: Simulator, users: list[User], count: int, batch: int = 1
+               ) -> list[tuple[str, bytes]]:
+    """Bodies of `batch` notifications (`count` in all), round robin over the people, each a
+    change; with the people they are for, comma-separated."""
     now = sim.clock.now()
     subscription_of = {}
     for subscription in sim.subscriptions.subscriptions.values():
@@ -177,6 +195,7 @@ def bodies_for(sim: Simulator, users: list[User], count: int) -> list[tuple[str,
                 subscription_of[user_id] = subscription
     token = sim.subscriptions.tokens.token(APP, TENANT, now)
     made = []
+    items: list[tuple[str, dict[str, Any]]] = []
     for index in range(count):
         user = users[index % len(users)]
         availability, activity = STATES[(index // len(users)) % len(STATES)]
@@ -188,9 +207,12 @@ def bodies_for(sim: Simulator, users: list[User], count: int) -> list[tuple[str,
                            "@odata.id": f"users/{user.id}/presence", "id": user.id,
                            "availability": availability, "activity": activity},
         )
-        item = change_item(subscription_of[user.id], change)
-        body = json.dumps({"value": [item], "validationTokens": [token]}).encode()
-        made.append((user.mail_nickname or "", body))
+        items.append((user.mail_nickname or "", change_item(subscription_of[user.id], change)))
+    for start in range(0, len(items), batch):
+        part = items[start:start + batch]
+        body = json.dumps({"value": [item for _, item in part],
+                           "validationTokens": [token]}).encode()
+        made.append((",".join(key for key, _ in part), body))
     return made
 
 
@@ -200,36 +222,77 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(share * len(ordered)) - 1))]
 
 
+async def post_asgi(app: ASGIApp, path: str, body: bytes, key: str) -> int:
+    """One POST straight into the ASGI app (no HTTP client on this loop); its status."""
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "POST", "scheme": "http", "path": path, "raw_path": path.encode(),
+             "root_path": "", "query_string": b"", "client": ("127.0.0.1", 40000),
+             "server": ("127.0.0.1", 443),
+             "headers": [(b"content-type", b"application/json"),
+                         (b"content-length", str(len(body)).encode()),
+                         (b"x-bench-person", key.encode())]}
+    sent = False
+    status = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            await asyncio.Event().wait()  # the client stays connected
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    await app(scope, receive, send)  # type: ignore[arg-type]
+    return status
+
+
 async def send_all(app: ASGIApp, path: str, bodies: list[tuple[str, bytes]],
-                   rate: float) -> tuple[float, list[float]]:
-    """POST the bodies at `rate` per second; the sending rate reached and the answer times."""
+                   rate: float, batch: int = 1) -> tuple[float, list[float]]:
+    """POST the bodies, `batch` notifications each, at `rate` notifications per second; the
+    notification rate reached and the answer times."""
     answers: list[float] = []
 
-    async def post(client: httpx.AsyncClient, key: str, body: bytes) -> None:
+    async def post(key: str, body: bytes) -> None:
         started = time.perf_counter()
-        response = await client.post(path, content=body, headers={
-            "content-type": "application/json", "x-bench-person": key})
+        status = await post_asgi(app, path, body, key)
         answers.append(time.perf_counter() - started)
-        if response.status_code != 202:
-            raise RuntimeError(f"webhook answered {response.status_code}: {response.text}")
+        if status != 202:
+            raise RuntimeError(f"webhook answered {status}")
 
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://m365pbx") as client:
-        tasks: list[Awaitable[None]] = []
-        start = time.perf_counter()
-        for index, (key, body) in enumerate(bodies):
-            delay = start + index / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.ensure_future(post(client, key, body)))
-        sent = len(bodies) / (time.perf_counter() - start)
-        await asyncio.gather(*tasks)
+    tasks: list[Awaitable[None]] = []
+    start = time.perf_counter()
+    for index, (key, body) in enumerate(bodies):
+        delay = start + index * batch / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.ensure_future(post(key, body)))
+    sent = len(bodies) * batch / (time.perf_counter() - start)
+    await asyncio.gather(*tasks)
     return sent, answers
 
 
-async def main(people: int, rate: float, seconds: float, *, freeze: bool = True
-               ) -> dict[str, Any]:
+def unwrap_rate(seconds: float = 1.0) -> float:
+    """RSA-2048 OAEP(SHA-1) unwraps per second on one core, right now."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    oaep = padding.OAEP(mgf=padding.MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None)
+    wrapped = key.public_key().encrypt(os.urandom(32), oaep)
+    done = 0
+    started = time.perf_counter()
+    while (elapsed := time.perf_counter() - started) < seconds:
+        for _ in range(20):
+            key.decrypt(wrapped, oaep)
+        done += 20
+    return done / elapsed
+
+
+async def main(people: int, rate: float, seconds: float, *, freeze: bool = True,
+               batch: int = 1, profile: bool = False) -> dict[str, Any]:
     """Start both sides, then measure."""
+    unwrap = unwrap_rate()
     sim, _, users, accounts = make_sim(people)
     with tempfile.TemporaryDirectory(prefix="bench-notify-") as directory:
         tmp = Path(directory)
@@ -254,7 +317,7 @@ async def main(people: int, rate: float, seconds: float, *, freeze: bool = True
                 await wait_for(lambda: poller.rounds >= 1, 60, "the first polling round")
                 await service.hub.settled()
                 count = int(rate * seconds)
-                warm_up, *bodies = bodies_for(sim, users, count + 1)
+                warm_up, *bodies = bodies_for(sim, users, count + batch, batch)
                 app = Stamped(service.web_app())
                 # The first one alone: m365pbx fetches Entra's signing keys once.
                 await send_all(app, settings.webhook_path, [warm_up], rate)
@@ -264,20 +327,49 @@ async def main(people: int, rate: float, seconds: float, *, freeze: bool = True
                     gc.freeze()
                 latencies: list[float] = []
                 timed(pbx, app.received, latencies)
-                sent, answers = await send_all(app, settings.webhook_path, bodies, rate)
+                handed: list[float] = []
+                nickname = {u.id: u.mail_nickname or "" for u in users}
+                original = service.receiver.on_presence
+
+                def on_presence(readings: list[Any]) -> None:
+                    now = time.perf_counter()
+                    for reading in readings:
+                        stamp = app.received.get(nickname.get(reading.user_id, ""))
+                        if stamp is not None:
+                            handed.append(now - stamp)
+                    original(readings)
+
+                service.receiver.on_presence = on_presence
+                profiler = cProfile.Profile() if profile else None  # the loop's thread
+                if profiler is not None:
+                    profiler.enable()
+                sent, answers = await send_all(app, settings.webhook_path, bodies, rate, batch)
                 # A person's two notifications may meet in the hub and go out as one write
                 # (the newer state); the older one's stamp is then replaced, not measured.
                 await wait_for(lambda: not app.received, 60, "every PBX call")
+                if profiler is not None:
+                    profiler.disable()
+                    stats = pstats.Stats(profiler, stream=sys.stderr)
+                    stats.sort_stats("cumulative").print_stats(45)
             finally:
                 service.stop()
                 await running
     ms = [value * 1000 for value in latencies]
     answer_ms = [value * 1000 for value in answers]
+    processes = service.receiver.decrypt_processes
+    ceiling = unwrap * processes
     return {
         "bench": "notify_latency", "people": people, "rate_per_s": rate, "gc_freeze": freeze,
+        "per_post": batch, "limit": "RSA-2048 unwraps/s on one core x decryption processes",
+        "unwrap_per_s": round(unwrap, 1), "decrypt_processes": processes,
+        "ceiling_per_s": round(ceiling, 1), "load": round(rate / ceiling, 3),
+        "verdict": ("within this machine's ceiling" if rate <= ceiling else
+                    "above this machine's ceiling: the backlog, and latency, grow"),
         "notifications": count, "measured": len(ms), "sent_per_s": round(sent, 1),
         "p50_ms": round(statistics.median(ms), 3), "p90_ms": round(percentile(ms, 0.9), 3),
         "p99_ms": round(percentile(ms, 0.99), 3), "max_ms": round(max(ms), 3),
+        "decrypted_p50_ms": round(statistics.median(handed) * 1000, 3),
+        "decrypted_p99_ms": round(percentile(handed, 0.99) * 1000, 3),
         "answer_p50_ms": round(statistics.median(answer_ms), 3),
         "answer_p99_ms": round(percentile(answer_ms, 0.99), 3),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
@@ -289,9 +381,14 @@ if __name__ == "__main__":
     parser.add_argument("--people", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--batch", type=int, default=1,
+                        help="notifications per POST (Graph batches up to 100)")
+    parser.add_argument("--profile", action="store_true",
+                        help="cProfile the event loop's thread while sending (to stderr)")
     parser.add_argument("--no-gc-freeze", action="store_true",
                         help="leave the start-up objects to the cyclic garbage collector")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     print(json.dumps(asyncio.run(main(args.people, args.rate, args.seconds,
-                                      freeze=not args.no_gc_freeze))))
+                                      freeze=not args.no_gc_freeze, batch=args.batch,
+                                      profile=args.profile))))

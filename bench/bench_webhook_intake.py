@@ -51,10 +51,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
-
-from bench_notify_latency import APP, TENANT, free_port, make_sim, wait_for, write_settings
+from bench_notify_latency import (
+    APP,
+    TENANT,
+    free_port,
+    make_sim,
+    unwrap_rate,
+    wait_for,
+    write_settings,
+)
 from m365pbx.app import Service, ServiceOptions
 from m365pbx.config import load_config
 from m365pbx.pbx.api.connection import ApiConnection
@@ -112,21 +117,6 @@ async def bare_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.start", "status": 202,
                 "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
     await send({"type": "http.response.body", "body": b""})
-
-
-def unwrap_rate(seconds: float = 1.0) -> float:
-    """RSA-2048 OAEP(SHA-1) unwraps per second on one core, right now."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    oaep = padding.OAEP(mgf=padding.MGF1(hashes.SHA1()), algorithm=hashes.SHA1(),
-                        label=None)
-    wrapped = key.public_key().encrypt(os.urandom(32), oaep)
-    done = 0
-    started = time.perf_counter()
-    while (elapsed := time.perf_counter() - started) < seconds:
-        for _ in range(20):
-            key.decrypt(wrapped, oaep)
-        done += 20
-    return done / elapsed
 
 
 def subscriptions_by_user(sim: Simulator) -> dict[str, Subscription]:

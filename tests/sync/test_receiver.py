@@ -100,6 +100,7 @@ async def rig(sim: Simulator, clock: VirtualClock,
         keys.keys, seen.presence.extend, lambda k, ids: seen.basic.append((k.id, ids)),
         lifecycle, queue_size=10, decrypt_processes=1)
     yield Rig(receiver, seen, keys, certificate, sim, clock)
+    await receiver.aclose()
 
 
 async def test_a_rich_notification_is_decrypted_and_handed_on(rig: Rig) -> None:
@@ -322,7 +323,7 @@ async def test_many_rich_notifications_are_all_decrypted_in_order(rig: Rig, wher
     states = ["Busy", "Away", "Available", "DoNotDisturb"] * 10
     items = [rig.item(rich=True, availability=state) for state in states]
     rig.receiver.queue_size = 100
-    rig.receiver.process_at = 1 if where == "processes" else 1000
+    rig.receiver.process_at = 1 if where == "processes" else 1000  # 1000: the thread
     assert (await rig.receiver.receive(body(*items, tokens=rig.tokens()))).status == 202
     await rig.receiver.drain()
     assert [r.availability for r in rig.seen.presence] == states
@@ -388,4 +389,4 @@ async def test_refusals_are_logged_once_a_minute_with_a_count_and_no_secrets(
     await rig.clock.advance(301)
     assert rig.receiver.health() == {
         "accepted": 0, "queued": 0, "overflowed": 0, "refused_last_5_min": 0, "reasons": {},
-        "decrypting": "in 1 worker process(es) under load, else in a thread"}
+        "decrypting": "in 1 worker process(es)"}

@@ -8,9 +8,8 @@ ids only, and the changed people are read back in batches, never one request per
 The queue is bounded: what does not fit is answered 202 all the same and its people are
 read back from Graph instead (one batched read), so an overload costs a little staleness,
 never a lost change nor a late answer. Decryption (one RSA unwrap per rich notification,
-about 0.5-1.2 ms) runs off the event loop: in a thread while few arrive (the RSA step
-releases the GIL), in worker processes once a round has many (a busy loop kept threads
-waiting for the GIL: graph/decrypt_worker.py).
+about 0.5-1.2 ms) runs off the event loop, in worker processes (a busy loop kept
+decryption threads waiting for the GIL: graph/decrypt_worker.py); a thread if they fail.
 """
 
 from __future__ import annotations
@@ -72,8 +71,9 @@ Entry = tuple[KnownSubscription, ChangeNotification]
 DECRYPT_CHUNK = 16
 # Notifications taken from the queue per round (each round's readings go out in order).
 ROUND = 256
-# Rounds with at least this many rich notifications go to the worker processes.
-PROCESS_AT = 32
+# Rounds with at least this many rich notifications go to the worker processes (all: a
+# thread next to a busy loop waits for the GIL; a pipe round trip costs ~0.1 ms of loop).
+PROCESS_AT = 1
 OVERFLOW_LOG_EVERY = 60.0
 
 
@@ -146,6 +146,10 @@ class NotificationReceiver:
         self._workers: list[DecryptWorker] = []
         self._workers_failed: str | None = None
         self._ders: dict[str, tuple[rsa.RSAPrivateKey, bytes]] = {}
+        # Rich notifications sent to a worker as they were queued: id(item) -> the chunk's
+        # answer and the item's place in it. Sending at once keeps the worker busy however
+        # late the loop comes round to hand the readings on.
+        self._early: dict[int, tuple[asyncio.Future[list[dict[str, Any] | None]], int]] = {}
 
     async def receive(self, body: bytes, *, source: str | None = None) -> Verdict:
         """Check one POSTed body; queue what is valid; say what to answer."""
@@ -188,6 +192,7 @@ class NotificationReceiver:
     def _enqueue(self, checked: list[Entry]) -> None:
         room = self.queue_size - len(self._queue)
         overflow: list[Entry] = []
+        rich: list[ChangeNotification] = []
         for known, item in checked:
             self._sequence += 1
             # Lifecycle events are few and cannot be read back: they always get a place.
@@ -196,11 +201,38 @@ class NotificationReceiver:
                 continue
             self._queue.append((self._sequence, known, item))
             room -= 1
+            if item.encrypted is not None and known.kind == "presence" and (
+                    item.lifecycle_event is None):
+                rich.append(item)
+        if rich and self._workers and self._workers_failed is None:
+            self._send_early(rich)
         if len(self._queue):
             self._idle.clear()
             self._queued.set()
         if overflow:
             self._overflow(overflow)
+
+    def _send_early(self, items: list[ChangeNotification]) -> None:
+        """Hand rich notifications to the workers now (see `_early`)."""
+        work = [(item, key) for item in items if item.encrypted is not None
+                and (key := self.certificates(item.encrypted.certificate_id)) is not None]
+        try:
+            for start in range(0, len(work), DECRYPT_CHUNK):
+                part = work[start:start + DECRYPT_CHUNK]
+                future = self._submit(part)
+                for index, (item, _) in enumerate(part):
+                    self._early[id(item)] = (future, index)
+        except WorkerFailed as exc:
+            self._workers_gone(exc)  # what was not sent is decrypted by rounds, in a thread
+
+    def _submit(self, part: list[tuple[ChangeNotification, rsa.RSAPrivateKey]]
+                ) -> asyncio.Future[list[dict[str, Any] | None]]:
+        """Send one chunk to the least busy worker."""
+        keys = {item.encrypted.certificate_id: self._der(item.encrypted.certificate_id, key)
+                for item, key in part if item.encrypted is not None}
+        worker = min(self._workers, key=lambda w: len(w.waiting))
+        return worker.submit(keys, [item.encrypted for item, _ in part
+                                    if item.encrypted is not None])
 
     def _overflow(self, entries: list[Entry]) -> None:
         """Read back from Graph the people whose notifications do not fit the queue."""
@@ -266,8 +298,7 @@ class NotificationReceiver:
         """Where rich notifications are decrypted, in words."""
         if self._workers_failed is not None:
             return f"in a thread: the worker processes failed ({self._workers_failed})"
-        return (f"in {self.decrypt_processes} worker process(es) under load, else in a "
-                "thread")
+        return f"in {self.decrypt_processes} worker process(es)"
 
     async def run(self) -> None:
         """Process queued notifications in arrival order until cancelled.
@@ -313,6 +344,8 @@ class NotificationReceiver:
         work: list[tuple[ChangeNotification, rsa.RSAPrivateKey]] = []
         position: dict[int, int] = {}
         for sequence, known, item in taken:
+            if id(item) in self._early:
+                continue  # on its way already
             if self._read_back_at.get(item.resource_id, -1) >= sequence:
                 continue  # superseded already: no use decrypting it
             if known.kind == "presence" and item.encrypted is not None and (
@@ -336,6 +369,7 @@ class NotificationReceiver:
                     if self._read_back_at.get(item.resource_id, -1) >= sequence:
                         # A read back newer than this notification is on its way.
                         self.counters["superseded"] += 1
+                        self._early.pop(id(item), None)
                         continue
                     await self._hand_on(known, item, round_.position, round_.chunks,
                                         readings)
@@ -361,17 +395,21 @@ class NotificationReceiver:
             self._flush(readings)
             self.on_basic(known, [item.resource_id])
             return
+        early = self._early.pop(id(item), None)
         index = position.get(id(item))
-        if index is None:
+        if early is not None:
+            chunk, index = early
+        elif index is not None:
+            chunk, index = chunks[index // DECRYPT_CHUNK], index % DECRYPT_CHUNK
+        else:
             self.counters["unknown_certificate"] += 1
             self._flush(readings)
             self.on_basic(known, [item.resource_id])
             return
-        chunk = chunks[index // DECRYPT_CHUNK]
         if not chunk.done():
             self._flush(readings)  # on to the PBX while the rest decrypt
         try:
-            resource = (await chunk)[index % DECRYPT_CHUNK]
+            resource = (await chunk)[index]
         except WorkerFailed as exc:
             self._workers_gone(exc)
             resource = None  # read back instead
@@ -390,13 +428,9 @@ class NotificationReceiver:
                   for start in range(0, len(work), DECRYPT_CHUNK)]
         chunks: list[asyncio.Future[list[dict[str, Any] | None]]] = []
         if len(work) >= self.process_at and await self._start_workers():
-            keys = {item.encrypted.certificate_id: self._der(item.encrypted.certificate_id, key)
-                    for item, key in work if item.encrypted is not None}
             try:
                 for part in slices:
-                    worker = min(self._workers, key=lambda w: len(w.waiting))
-                    chunks.append(worker.submit(keys, [item.encrypted for item, _ in part
-                                                       if item.encrypted is not None]))
+                    chunks.append(self._submit(part))
             except WorkerFailed as exc:
                 self._workers_gone(exc)
         loop = asyncio.get_running_loop()

@@ -60,3 +60,13 @@ def test_csrf_tokens_compare_whole_and_never_empty() -> None:
     assert not same_token("", "")
     assert not same_token(None, None)
     assert not same_token("abc", None)
+
+
+async def test_expired_sessions_are_forgotten_at_the_next_sign_in() -> None:
+    clock = VirtualClock()
+    book = SessionBook(clock, lifetime=timedelta(minutes=5))
+    for _ in range(50):
+        book.open("alice")
+    await clock.advance(301)
+    kept = book.open("alice")
+    assert book.open_sessions == 1 and book.find(kept) is not None

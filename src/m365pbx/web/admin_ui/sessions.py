@@ -40,6 +40,7 @@ class SessionBook:
 
     def open(self, name: str) -> str:
         """Start a session for admin `name`; the token for its cookie."""
+        self._forget_expired()
         token = secrets.token_urlsafe(32)
         self._sessions[token] = AdminSession(name, secrets.token_urlsafe(32),
                                              self.clock.now() + self.lifetime)
@@ -59,6 +60,7 @@ class SessionBook:
 
     def one_time_link(self, name: str) -> str:
         """A token that signs `name` in once, within LINK_LIFETIME (the demo's link)."""
+        self._forget_expired()
         token = secrets.token_urlsafe(32)
         self._links[token] = (name, self.clock.now() + LINK_LIFETIME)
         return token
@@ -67,6 +69,18 @@ class SessionBook:
         """The admin a one-time link signs in (the link is used up), or None."""
         name, expires = self._links.pop(token, ("", self.clock.now()))
         return name if name and expires > self.clock.now() else None
+
+
+    def _forget_expired(self) -> None:
+        # Sessions nobody signs out of would otherwise stay for the life of the process.
+        now = self.clock.now()
+        self._sessions = {t: s for t, s in self._sessions.items() if s.expires > now}
+        self._links = {t: link for t, link in self._links.items() if link[1] > now}
+
+    @property
+    def open_sessions(self) -> int:
+        """How many sessions are kept (expired ones go at the next sign-in)."""
+        return len(self._sessions)
 
 
 def same_token(expected: str | None, given: str | None) -> bool:

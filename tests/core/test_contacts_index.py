@@ -234,3 +234,19 @@ def test_scanned_and_indexed_buckets_answer_alike(
     mine = [(h.entry.id, h.rank) for h in personal.search(viewer, query, limit=100).hits]
     ours = [(h.entry.id, h.rank) for h in shared.search(viewer, query, limit=100).hits]
     assert mine == ours
+
+
+def test_a_large_address_book_gets_a_number_index_and_answers_the_same() -> None:
+    index = ContactIndex()
+    viewer = Viewer("me", "t", "DE")
+    for number in range(300):  # a number index from 128 contacts on
+        index.put_personal("t", "me", personal(f"x{number}", f"Kunde {number}",
+                                               f"030 {1_000_000 + number}"))
+        if number in (5, 127, 128, 299):
+            assert name_of(index, viewer, f"+49 30 {1_000_000 + number}") == f"Kunde {number}"
+            assert name_of(index, viewer, "+49 30 1000003") == "Kunde 3"
+    assert index.remove_personal("t", "me", "x3")
+    assert name_of(index, viewer, "+49 30 1000003") is None
+    index.put_personal("t", "me", personal("x4", "Kunde Neu", "089 111111"))
+    assert name_of(index, viewer, "030 1000004") is None
+    assert name_of(index, viewer, "089 111111") == "Kunde Neu"

@@ -30,13 +30,11 @@ class Source(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Phone:
-    """A number as written, its kind, its key (None: unreadable) and national digits."""
+    """A number as written, its kind, and its key (None: unreadable)."""
 
     kind: str  # business, home, mobile
     written: str
     key: str | None
-    # The national significant number with the extension's digits ("" where none).
-    national: str = ""
 
     def digit_forms(self) -> tuple[str, ...]:
         """Digit strings the number is found by as a prefix: full, national, national with 0."""
@@ -46,7 +44,19 @@ class Phone:
             return (self.key[1:],)
         main, _, extension = self.key.partition(";ext=")
         full = main[1:] + extension
-        return (full, self.national, "0" + self.national) if self.national else (full,)
+        national = national_digits(main)
+        if not national:
+            return (full,)
+        return (full, national + extension, "0" + national + extension)
+
+
+def national_digits(e164: str) -> str:
+    """The national significant number of an E.164 number ("" if no country code fits)."""
+    # Country calling codes are prefix-free: the first of 1 to 3 digits that is one wins.
+    for length in (1, 2, 3):
+        if int(e164[1:1 + length] or 0) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            return e164[1 + length:]
+    return ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,26 +98,19 @@ def number_key(written: str, region: str) -> str | None:
     `region` is the ISO country of numbers written without a country code ("030 1234567"
     in DE). Spaces, dashes, slashes, brackets and Germany's "+49 (0)30" all give one key.
     """
-    return read_number(written, region)[0]
-
-
-def read_number(written: str, region: str) -> tuple[str | None, str]:
-    """A number's key (see `number_key`) and its national digits with the extension's."""
     text = written.strip()
     if not text:
-        return None, ""
+        return None
     try:
         parsed = phonenumbers.parse(text, region.upper() or None)
     except phonenumbers.NumberParseException:
         parsed = None
     if parsed is not None and phonenumbers.is_possible_number(parsed):
         key = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-        extension = parsed.extension or ""
-        national = str(parsed.national_number) + extension
-        return (f"{key};ext={extension}" if extension else key), national
+        return f"{key};ext={parsed.extension}" if parsed.extension else key
     digits = "".join(c for c in text if c.isdigit())
     # Internal extensions and numbers phonenumbers cannot place: compared as digits.
-    return (f"#{digits}" if len(digits) >= _MIN_NUMBER_DIGITS else None), ""
+    return f"#{digits}" if len(digits) >= _MIN_NUMBER_DIGITS else None
 
 
 def entry(
@@ -127,7 +130,7 @@ def entry(
     name = display_name.strip() or " ".join(p for p in (given_name, surname) if p).strip()
     if not name:
         name = company.strip() or (emails[0] if emails else "")
-    keyed = tuple(Phone(kind, written, *read_number(written, region))
+    keyed = tuple(Phone(kind, written, number_key(written, region))
                   for kind, written in phones if written.strip())
     words: dict[str, None] = {}  # ordered and unique
     for text in (name, given_name, surname, company, *emails):

@@ -22,7 +22,6 @@ from m365pbx.core.contacts.entry import (
     fold,
     looks_like_number,
     number_key,
-    read_number,
     words_of,
 )
 
@@ -30,6 +29,9 @@ EXACT, PREFIX, FUZZY = 0, 1, 2
 _SOURCE_ORDER = {Source.PERSONAL: 0, Source.DIRECTORY: 1, Source.ORGANISATION: 2}
 _FUZZY_MIN_LENGTH = 4  # shorter words only match exactly or as a prefix
 _FUZZY_TWO_EDITS = 8  # words this long may be two edits away
+# A person's own bucket keeps a number index from this many contacts on (below, a scan of
+# their numbers is quicker than the index is large).
+_NUMBER_INDEX_FROM = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,16 +124,20 @@ class _Bucket:
     def __init__(self, indexed: bool) -> None:
         self.indexed = indexed
         self.entries: dict[str, ContactEntry] = {}
-        self.numbers: dict[str, tuple[str, ...]] = {}
+        # Numbers to entry ids; a small unindexed bucket scans its entries instead.
+        self.numbers: dict[str, tuple[str, ...]] | None = {} if indexed else None
         self.names = _Prefixes()
         self.digits = _Prefixes()
 
     def put(self, item: ContactEntry) -> None:
         self.remove(item.id)
         self.entries[item.id] = item
-        for phone in item.phones:
-            if phone.key is not None and item.id not in self.numbers.get(phone.key, ()):
-                self.numbers[phone.key] = (*self.numbers.get(phone.key, ()), item.id)
+        if self.numbers is None and len(self.entries) >= _NUMBER_INDEX_FROM:
+            self.numbers = {}
+            for each in self.entries.values():
+                self._index_numbers(each, self.numbers)
+        elif self.numbers is not None:
+            self._index_numbers(item, self.numbers)
         if self.indexed:
             for word in item.words:
                 self.names.add(word, item.id)
@@ -143,12 +149,14 @@ class _Bucket:
         old = self.entries.pop(entry_id, None)
         if old is None:
             return False
-        for phone in old.phones:
-            ids = tuple(i for i in self.numbers.get(phone.key or "", ()) if i != entry_id)
-            if ids:
-                self.numbers[phone.key or ""] = ids
-            else:
-                self.numbers.pop(phone.key or "", None)
+        numbers = self.numbers
+        if numbers is not None:
+            for phone in old.phones:
+                ids = tuple(i for i in numbers.get(phone.key or "", ()) if i != entry_id)
+                if ids:
+                    numbers[phone.key or ""] = ids
+                else:
+                    numbers.pop(phone.key or "", None)
         if self.indexed:
             for word in old.words:
                 self.names.discard(word, entry_id)
@@ -156,6 +164,19 @@ class _Bucket:
                 for form in phone.digit_forms():
                     self.digits.discard(form, entry_id)
         return True
+
+    @staticmethod
+    def _index_numbers(item: ContactEntry, numbers: dict[str, tuple[str, ...]]) -> None:
+        for phone in item.phones:
+            if phone.key is not None and item.id not in numbers.get(phone.key, ()):
+                numbers[phone.key] = (*numbers.get(phone.key, ()), item.id)
+
+    def with_number(self, key: str) -> tuple[str, ...]:
+        """The ids of the entries with this number key."""
+        if self.numbers is not None:
+            return self.numbers.get(key, ())
+        return tuple(item.id for item in self.entries.values()
+                     if any(phone.key == key for phone in item.phones))
 
     def prefix_ids(self, prefix: str) -> set[str]:
         """Entries with a word beginning with `prefix`."""
@@ -301,7 +322,7 @@ class ContactIndex:
             keys.append(key.partition(";ext=")[0])  # the main number of a direct dial
         for wanted in keys:
             for bucket in self._visible(viewer):
-                ids = bucket.numbers.get(wanted)
+                ids = bucket.with_number(wanted)
                 if ids:
                     found = sorted((bucket.entries[i] for i in ids),
                                    key=lambda e: (e.full_name, e.id))
@@ -311,14 +332,14 @@ class ContactIndex:
 
 def _matches(bucket: _Bucket, query: str, region: str) -> Iterator[tuple[str, int]]:
     if looks_like_number(query):
-        key, national = read_number(query, region)
-        same = set(bucket.numbers.get(key, ())) if key is not None else set()
+        key = number_key(query, region)
+        same = set(bucket.with_number(key)) if key is not None else set()
         for entry_id in same:
             yield entry_id, EXACT
         digits = "".join(c for c in query if c.isdigit())
         prefixes = {digits}
         if key is not None and not key.startswith("#"):
-            forms = Phone("", query, key, national).digit_forms()
+            forms = Phone("", query, key).digit_forms()
             # Full and national with its 0: "+49 (0)30 12" and "030 12" both begin 030 12...
             prefixes |= {forms[0], forms[-1]}
         near = bucket.number_prefix_ids(prefixes)

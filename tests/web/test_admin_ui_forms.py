@@ -32,6 +32,7 @@ async def http(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     app.include_router(admin_ui_router(AdminUi(store, VirtualClock(), list, list)))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                  base_url="http://admin.test") as client:
+        client.store = store  # type: ignore[attr-defined]
         yield client
     await store.close()
 
@@ -93,3 +94,17 @@ def test_unknown_names_are_forgotten_oldest_first() -> None:
     for name in ("a", "b", "c"):
         names.failed(name, now)
     assert list(names._failures) == ["b", "c"]
+
+
+async def test_a_long_name_is_cut_to_an_admin_name_s_length_in_the_audit_trail(
+    http: httpx.AsyncClient,
+) -> None:
+    token = await csrf_of(http, "/admin/login")
+    answer = await http.post("/admin/login", data={"name": "x" * 300, "password": "guess",
+                                                   "csrf": token})
+    assert answer.status_code == 401
+    store: Store = http.store  # type: ignore[attr-defined]
+    async with store.transaction() as tx:
+        [event] = [e for e in await tx.audit.list_recent(object_type="admin")
+                   if e.action == "admin.sign_in_failed"]
+    assert event.actor == "x" * 100 and event.object_id == "x" * 100

@@ -14,6 +14,7 @@ from m365pbx.app import Service
 from m365pbx.config import Settings, load_config
 from m365pbx.pbx.api import MemoryApiKeyChecker, Scope
 from m365sim.clock import VirtualClock
+from m365sim.directory.changes import update_user
 from m365sim.model import Tenant
 from m365sim.server import RunningServer
 from m365sim.simulator import Simulator
@@ -89,6 +90,17 @@ async def test_pbx_apps_search_and_look_up_through_the_service(
         assert 'm365pbx_contact_lookups_total{outcome="found"} 3.0' in metrics
         assert "m365pbx_contact_lookup_hit_ratio 1.0" in metrics
         assert 'm365pbx_contact_index_entries{source="personal"} 3.0' in metrics
+        # A directory change shows within the directory's delta rounds (30 s).
+        update_user(sim, tenant, anna, {"businessPhones": ["+49 30 5550299"]})
+        async def anna_moved() -> bool:
+            answer = await api(service, key, "/api/v1/lookup", person="ben",
+                               number="030 5550299")
+            return bool(answer.json()["found"])
+        for _ in range(120):
+            if await anna_moved():
+                break
+            await clock.advance(1.0)
+        assert await anna_moved()
         # Ben leaves the PBX: his contacts are gone at once.
         switchboard(service).replace_users(pbx_users(PEOPLE[0]))
         await eventually(lambda: len(service.hub.people()) == 1, clock, step=0.5)

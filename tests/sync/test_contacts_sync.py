@@ -247,3 +247,21 @@ async def test_results_are_paged(world: World) -> None:
     assert (first["total"], len(first["contacts"]), len(rest["contacts"])) == (30, 25, 5)
     names = [c["display_name"] for c in first["contacts"] + rest["contacts"]]
     assert names == [f"Kunde {number:02}" for number in range(30)]
+
+
+async def test_directory_changes_between_full_syncs_are_folded_in(world: World) -> None:
+    ben = world.ben.id
+    world.sync.apply_directory_changes(
+        [{"id": ben, "displayName": "Ben Weber", "businessPhones": ["+49 30 5550299"],
+          "accountEnabled": True}], [])
+    moved = (await world.get("/api/v1/lookup", person="anna", number="030 5550299")).json()
+    assert (moved["name"], moved["source"]) == ("Ben Weber", "directory")
+    old = (await world.get("/api/v1/lookup", person="ben", number="030 5550202")).json()
+    assert old["found"] is False  # his old desk number is his no more
+    world.sync.apply_directory_changes(
+        [{"id": ben, "displayName": "Ben Weber", "businessPhones": ["+49 30 5550299"],
+          "accountEnabled": False}], [])
+    assert (await world.get("/api/v1/lookup", person="anna",
+                            number="030 5550299")).json()["found"] is False
+    world.sync.apply_directory_changes([], [world.anna.id])
+    assert await world.search("ben", "schmidt") == []

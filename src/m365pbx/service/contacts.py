@@ -17,6 +17,7 @@ from m365pbx.core.contacts import ContactIndex, Source, Viewer
 from m365pbx.core.credentials import Permission
 from m365pbx.graph.auth import AppTokenSource
 from m365pbx.graph.client import GraphClient
+from m365pbx.graph.users import DeltaResult
 from m365pbx.pbx.api.contacts import ContactCounters, contacts_router
 from m365pbx.pbx.api.keys import ApiKeyChecker
 from m365pbx.sync.contacts import ContactsPlan, ContactsSync
@@ -140,5 +141,16 @@ def feeding_directory(fetch: Callable[[], Awaitable[list[dict[str, Any]]]],
         if users:
             sync.set_directory(users)
         return users
+
+    return read
+
+
+def feeding_changes(fetch: Callable[[str], Awaitable[DeltaResult]],
+                    sync: ContactsSync) -> Callable[[str], Awaitable[DeltaResult]]:
+    """Wrap the directory's delta rounds so the contacts' directory follows them too."""
+    async def read(link: str) -> DeltaResult:
+        result = await fetch(link)
+        sync.apply_directory_changes(result.changed, result.removed)
+        return result
 
     return read

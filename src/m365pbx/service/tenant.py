@@ -38,6 +38,7 @@ from m365pbx.service.contacts import (
     ContactsBook,
     contacts_sync,
     directory_properties,
+    feeding_changes,
     feeding_directory,
 )
 from m365pbx.service.persistence import StorePeople, StoreSubscriptionRecords
@@ -295,6 +296,8 @@ class TenantRuntime:
         if self.parts.contacts is not None:
             directory.fetch_teams_users = feeding_directory(directory.fetch_teams_users,
                                                             self.parts.contacts)
+            if changes is not None:
+                changes.changes = feeding_changes(changes.changes, self.parts.contacts)
 
     def _calendar(self, tenant_connections: Sequence[Any], reader: Credential,
                   writer: Credential | None, graph_url: str) -> CalendarReader | None:

@@ -274,6 +274,15 @@ class ContactIndex:
         self._shared[(tenant, source)] = bucket
         return len(bucket.entries)
 
+    def put_shared(self, tenant: str, source: Source, item: ContactEntry) -> None:
+        """Add or replace one directory user or organisational contact."""
+        self._shared.setdefault((tenant, source), _Bucket(indexed=True)).put(item)
+
+    def remove_shared(self, tenant: str, source: Source, entry_id: str) -> bool:
+        """Forget one directory user or organisational contact; return whether it was known."""
+        bucket = self._shared.get((tenant, source))
+        return bucket.remove(entry_id) if bucket is not None else False
+
     def size(self) -> dict[str, int]:
         """Entries held per source (for metrics)."""
         sizes = {source.value: 0 for source in Source}

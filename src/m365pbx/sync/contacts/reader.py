@@ -141,6 +141,19 @@ class ContactsSync:
         return self.index.replace_shared(self.tenant, Source.DIRECTORY,
                                          directory_entries(users, self.region))
 
+    def apply_directory_changes(self, changed: Iterable[Mapping[str, Any]],
+                                removed: Iterable[str]) -> None:
+        """Fold the directory's changed and removed users in (between full syncs)."""
+        for user in changed:
+            user_id = str(user.get("id") or "")
+            found = directory_entries([user], self.region)
+            if found:
+                self.index.put_shared(self.tenant, Source.DIRECTORY, found[0])
+            elif user_id:  # disabled, or neither phone nor mail any more
+                self.index.remove_shared(self.tenant, Source.DIRECTORY, user_id)
+        for user_id in removed:
+            self.index.remove_shared(self.tenant, Source.DIRECTORY, user_id)
+
     # -- reading ----------------------------------------------------------------------
 
     def health(self) -> dict[str, object]:

@@ -116,6 +116,8 @@ class DecryptWorker:
             for future in self.waiting.values():
                 if not future.done():
                     future.set_exception(WorkerFailed(reason))
+                    # Whoever awaits it gets the error; nobody may (a stop): no log then.
+                    future.exception()
             self.waiting.clear()
 
     async def stop(self) -> None:

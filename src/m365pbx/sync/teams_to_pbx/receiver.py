@@ -335,6 +335,7 @@ class NotificationReceiver:
             self._thread.shutdown(wait=False, cancel_futures=True)
             self._thread = None
         workers, self._workers = self._workers, []
+        self._early.clear()
         for worker in workers:
             await worker.stop()
 

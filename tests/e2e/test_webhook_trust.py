@@ -246,3 +246,29 @@ async def test_basic_notifications_are_read_back_with_tenant_id_in_either_form(
                          wall_timeout=10)
         assert requests_to(sim, "POST", "/v1.0/communications/getPresencesByUserId") > reads
         assert service.receiver.counters["accepted"] >= 1
+
+
+async def test_reauthorization_uses_a_new_token_so_the_challenges_do_not_repeat(
+    sim_server: RunningServer, sim: Simulator, clock: VirtualClock, tmp_path: Path,
+) -> None:
+    # Graph challenges a subscription shortly before the token that authorized it runs out.
+    # Answering with the same cached token authorized nothing new, so the next challenge came
+    # at once: hundreds of reauthorize calls an hour per service account.
+    allow_loopback_webhooks(sim)
+    settings = settings_for(sim_server, tmp_path, webhook_port=free_port())
+    async with running(settings, clock) as service:
+        pbx = switchboard(service)
+        pbx.replace_users(pbx_users(*PEOPLE))
+        owner = owner_of(service)
+        await eventually(lambda: owner.healthy and len(owner.people) == 2, clock)
+        graph_id = owner.current.graph_id
+        for _ in range(3 * 60):  # three hours, a minute at a time
+            await clock.advance(60)
+        presence = requests_to(sim, "POST", f"/v1.0/subscriptions/{graph_id}/reauthorize")
+        every = sum(1 for r in sim.faults.requests() if r["path"].endswith("/reauthorize"))
+        # Tokens last about an hour: one answered challenge per token and subscription (the
+        # presence one and the tenant's users one), a few in three hours. Was 157.
+        assert presence <= 6
+        assert every <= 12
+        await in_teams(sim_server, "anna@contoso.com", DND)
+        await eventually(lambda: shown(pbx, "anna") is PbxPresence.DND, clock, step=0.2)

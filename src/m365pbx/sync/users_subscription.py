@@ -116,6 +116,9 @@ class UsersSubscription:
             if self.current is not None and "subscriptionRemoved" in events:
                 self.current = None
             if self.current is not None and "reauthorizationRequired" in events:
+                # Graph lends the subscription the lifetime of the token it is reauthorized
+                # with; the cached one may be nearly spent, and Graph would ask again at once.
+                await self.client.tokens.invalidate()
                 await reauthorize_subscription(self.client, self.current.id)
             if self.current is None:
                 await self._create(now)

@@ -61,7 +61,9 @@ def _sign_in_statuses(name: str, runtime: TenantRuntime) -> Iterator[PartStatus]
         part = f"tenant/{name}/sign_in" + ("" if index == 0 else f"/{index + 1}")
         if watch.signed_in is False and watch.error is not None:
             reason = watch.error.message
-            code = f" (AADSTS{watch.error.aadsts})" if watch.error.aadsts else ""
+            # The message may name the code already (it is Entra's text, explained).
+            code = (f" (AADSTS{watch.error.aadsts})" if watch.error.aadsts
+                    and f"AADSTS{watch.error.aadsts}" not in reason else "")
             state = (PartState.ERROR if watch.error.retryable or watch.error.status >= 500
                      else PartState.BAD_CREDENTIALS)
             yield _status(part, "sign_in", state, watch.since, f"{watch.label}: {reason}{code}",

@@ -150,3 +150,19 @@ async def test_bad_user_edits_change_nothing(client: httpx.AsyncClient, sim: Sim
         response = await client.patch(f"{base}/anna@contoso.com", json=body)
         assert response.status_code == 400, body
     assert (await client.get(f"{base}/anna@contoso.com")).json() == before
+
+
+async def test_the_control_api_lists_a_tenants_users_without_the_deleted(
+        client: httpx.AsyncClient) -> None:
+    base = "/_sim/tenants/contoso.com/users"
+    created = await client.post(base, json={"userPrincipalName": "lena@contoso.com",
+                                            "displayName": "Lena Lind"})
+    assert created.status_code == 201
+    listed = (await client.get(base)).json()
+    upns = {u["userPrincipalName"] for u in listed["value"]}
+    assert "lena@contoso.com" in upns and listed["count"] == len(listed["value"])
+    assert (await client.delete(f"{base}/lena@contoso.com")).status_code == 204
+    after = (await client.get(base)).json()
+    assert "lena@contoso.com" not in {u["userPrincipalName"] for u in after["value"]}
+    assert after["count"] == listed["count"] - 1
+    assert (await client.get("/_sim/tenants/nowhere.example/users")).status_code == 404

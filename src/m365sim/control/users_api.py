@@ -34,6 +34,14 @@ def register_user_routes(app: FastAPI, sim: Simulator) -> None:
         user = create_user(sim, target, await json_object(request))
         return JSONResponse(shown(user), status_code=201)
 
+    @app.get("/_sim/tenants/{tenant}/users")
+    async def listing(tenant: str) -> Response:
+        # Everyone in the directory (soft-deleted users left out), for scripts and the
+        # hand-run recipe in docs/simulator/running.md: no token needed, unlike Graph's /users.
+        target = tenant_named(sim, tenant)
+        users = [shown(u) for u in target.users.values() if not u.deleted]
+        return JSONResponse({"value": users, "count": len(users)})
+
     @app.get("/_sim/tenants/{tenant}/users/{user}")
     async def read(tenant: str, user: str) -> Response:
         return JSONResponse(shown(user_named(tenant_named(sim, tenant), user)))

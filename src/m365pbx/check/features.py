@@ -95,6 +95,17 @@ def plan_tenant(settings: Settings, tenant: Tenant) -> TenantPlan:
             plan.unserved.append((FEATURE_BY_KEY["calendar"], calendars))
         else:
             _add(plan, reader, FEATURE_BY_KEY["calendar"])
+    contacts = [c for c in settings.pbx_connections
+                if c.tenant == tenant.name and c.contacts.enabled]
+    for key, wanted in (("contacts", contacts),
+                        ("org_contacts", [c for c in contacts if c.contacts.organisation])):
+        if not wanted:
+            continue
+        reader = first_with(tenant, Permission.CONTACTS_READ)
+        if reader is None:
+            plan.unserved.append((FEATURE_BY_KEY[key], [c.name for c in wanted]))
+        else:
+            _add(plan, reader, FEATURE_BY_KEY[key])
     # A declared permission is planned by, so it must be granted even if nothing uses it now.
     for credential in tenant.credentials:
         for entry in credential.permissions:

@@ -54,9 +54,10 @@ FEATURES: tuple[FeatureNeed, ...] = (
                 ("Presence.ReadWrite.All",), (), Permission.PRESENCE_WRITE),
     FeatureNeed("calendar", "calendar → PBX (`calendar.enabled` on a connection)",
                 ("Calendars.Read",), (), Permission.CALENDARS_READ),
-    FeatureNeed("contacts", "contacts for PBX apps (planned)",
-                ("Contacts.Read", "OrgContact.Read.All"), (), Permission.CONTACTS_READ,
-                planned=True),
+    FeatureNeed("contacts", "contacts for PBX apps (`contacts.enabled` on a connection)",
+                ("Contacts.Read",), (), Permission.CONTACTS_READ),
+    FeatureNeed("org_contacts", "organisational contacts (`contacts.organisation`)",
+                ("OrgContact.Read.All",), (), Permission.CONTACTS_READ),
 )
 
 FEATURE_BY_KEY = {need.key: need for need in FEATURES}

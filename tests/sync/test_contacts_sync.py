@@ -23,6 +23,7 @@ from m365sim.app import create_app
 from m365sim.clock import VirtualClock
 from m365sim.directory.changes import update_user
 from m365sim.directory.org_contacts import add_org_contact
+from m365sim.faults import FaultRule
 from m365sim.model import Tenant, User
 from m365sim.simulator import Simulator
 from tests.sim.conftest import app_token
@@ -265,3 +266,37 @@ async def test_directory_changes_between_full_syncs_are_folded_in(world: World) 
                             number="030 5550299")).json()["found"] is False
     world.sync.apply_directory_changes([], [world.anna.id])
     assert await world.search("ben", "schmidt") == []
+
+
+async def test_an_unreadable_delta_link_reads_the_folder_again_in_full(world: World) -> None:
+    sim, tenant, anna = world.sim, world.tenant, world.anna
+    box = sim.outlook.mailbox(tenant.id, anna.id)
+    jurgen = next(c for c in box.contacts.values() if c.display_name == "Jürgen Müller")
+    sim.outlook.delete_contact(tenant, anna, jurgen.id)
+    sim.outlook.add_contact(tenant, anna, {"display_name": "Neu Kunde"})
+    # A link Outlook no longer reads (400 ErrorInvalidSyncStateData).
+    box_state = world.sync._boxes[anna.id.lower()]
+    box_state.links["contacts"] = box_state.links["contacts"].split("$deltatoken=")[0] + (
+        "$deltatoken=bm90LWEtdG9rZW4")
+    world.sync.read_soon()
+    await world.sync.run_once()
+    assert world.sync.status.state == "following"
+    assert await world.search("anna", "neu kunde") == [("Neu Kunde", "personal", "exact")]
+    assert await world.search("anna", "jurgen") == []  # gone while the link was dead
+
+
+async def test_a_failing_mailbox_is_shown_and_read_again_a_minute_later(world: World) -> None:
+    sim, tenant, anna = world.sim, world.tenant, world.anna
+    sim.faults.add_fault(FaultRule(503, path_prefix=f"/v1.0/users/{anna.id}/contactFolders",
+                                   count=1))
+    sim.outlook.add_contact(tenant, anna, {"display_name": "Neu Kunde"})
+    world.sync.read_soon()
+    await world.sync.run_once()
+    health = world.sync.health()
+    assert health["state"] == "failing" and health["failed_reads"] == 1
+    assert anna.id.lower() in str(health["last_error"])
+    assert await world.search("anna", "jurgen") != []  # what was read stays
+    await world.clock.advance(61)
+    await world.sync.run_once()
+    assert world.sync.health()["state"] == "following"
+    assert await world.search("anna", "neu kunde") == [("Neu Kunde", "personal", "exact")]

@@ -246,7 +246,9 @@ class ContactsSync:
             try:
                 changes = await folder_delta(self.client, owner, folder, link)
             except GraphError as exc:
-                if link is None or not delta_link_expired(exc):
+                # Expired (410, syncStateNotFound) or no longer readable (400
+                # ErrorInvalidSyncStateData): only a new first round of the folder helps.
+                if link is None or not (delta_link_expired(exc) or exc.status == 400):
                     raise
                 log.info("contact delta of %s restarts: %s", owner, exc)
                 changes = await folder_delta(self.client, owner, folder)

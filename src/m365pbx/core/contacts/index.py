@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import heapq
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from m365pbx.core.contacts.entry import (
     ContactEntry,
@@ -26,7 +27,6 @@ from m365pbx.core.contacts.entry import (
 )
 
 EXACT, PREFIX, FUZZY = 0, 1, 2
-_SOURCE_ORDER = {Source.PERSONAL: 0, Source.DIRECTORY: 1, Source.ORGANISATION: 2}
 _FUZZY_MIN_LENGTH = 4  # shorter words only match exactly or as a prefix
 _FUZZY_TWO_EDITS = 8  # words this long may be two edits away
 # A person's own bucket keeps a number index from this many contacts on (below, a scan of
@@ -119,7 +119,7 @@ class _Bucket:
     per person would cost more memory than the contacts). The shared sources are indexed.
     """
 
-    __slots__ = ("digits", "entries", "indexed", "names", "numbers")
+    __slots__ = ("_positions", "digits", "entries", "indexed", "names", "numbers")
 
     def __init__(self, indexed: bool) -> None:
         self.indexed = indexed
@@ -128,9 +128,22 @@ class _Bucket:
         self.numbers: dict[str, tuple[str, ...]] | None = {} if indexed else None
         self.names = _Prefixes()
         self.digits = _Prefixes()
+        # Each entry's place in name order (indexed buckets; made again after a change).
+        self._positions: dict[str, int] | None = None
+
+    def order_key(self) -> Callable[[str], Any]:
+        """A key putting entry ids in the order results are shown: folded name, then id."""
+        entries = self.entries
+        if not self.indexed:
+            return lambda entry_id: (entries[entry_id].full_name, entry_id)
+        if self._positions is None:
+            ordered = sorted(entries.values(), key=lambda e: (e.full_name, e.id))
+            self._positions = {item.id: place for place, item in enumerate(ordered)}
+        return self._positions.__getitem__
 
     def put(self, item: ContactEntry) -> None:
         self.remove(item.id)
+        self._positions = None
         self.entries[item.id] = item
         if self.numbers is None and len(self.entries) >= _NUMBER_INDEX_FROM:
             self.numbers = {}
@@ -149,6 +162,7 @@ class _Bucket:
         old = self.entries.pop(entry_id, None)
         if old is None:
             return False
+        self._positions = None
         numbers = self.numbers
         if numbers is not None:
             for phone in old.phones:
@@ -307,19 +321,32 @@ class ContactIndex:
 
     def search(self, viewer: Viewer, query: str, *, offset: int = 0,
                limit: int = 20) -> SearchPage:
-        """Ranked matches of `query` among what `viewer` may see (exact, prefix, fuzzy)."""
-        ranked: dict[tuple[int, str], Hit] = {}
-        for bucket in self._visible(viewer):
-            for entry_id, rank in _matches(bucket, query, viewer.region):
-                item = bucket.entries[entry_id]
-                ranked[(_SOURCE_ORDER[item.source], entry_id)] = Hit(item, rank)
-        def order(hit: Hit) -> tuple[int, int, str, str]:
-            return (hit.rank, _SOURCE_ORDER[hit.entry.source], hit.entry.full_name,
-                    hit.entry.id)
+        """Ranked matches of `query` among what `viewer` may see (exact, prefix, fuzzy).
 
-        # Only the page is ordered: a short prefix may match most of a large directory.
-        hits = heapq.nsmallest(offset + limit, ranked.values(), key=order)
-        return SearchPage(len(ranked), hits[offset:offset + limit])
+        Order: rank, then source (own contacts first), then folded name. Only the page is
+        put in order: a short prefix may match most of a large directory.
+        """
+        found: list[tuple[_Bucket, dict[int, list[str]]]] = []
+        total = 0
+        for bucket in self._visible(viewer):
+            by_rank: dict[int, list[str]] = {EXACT: [], PREFIX: [], FUZZY: []}
+            for entry_id, rank in _matches(bucket, query, viewer.region):
+                by_rank[rank].append(entry_id)
+                total += 1
+            found.append((bucket, by_rank))
+        need = offset + limit
+        page: list[Hit] = []
+        for rank in (EXACT, PREFIX, FUZZY):
+            for bucket, by_rank in found:
+                ids = by_rank[rank]
+                if not ids or need <= 0:
+                    continue
+                key = bucket.order_key()
+                chosen = (heapq.nsmallest(need, ids, key=key) if len(ids) > need
+                          else sorted(ids, key=key))
+                page.extend(Hit(bucket.entries[i], rank) for i in chosen)
+                need -= len(chosen)
+        return SearchPage(total, page[offset:offset + limit])
 
     def lookup(self, viewer: Viewer, number: str) -> Lookup:
         """Who `number` belongs to: own contacts first, then directory, then organisation."""

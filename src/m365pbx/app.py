@@ -463,6 +463,9 @@ class Service:
             self.server.should_exit = True
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._served.wait(), timeout=5)
+        # The last states are saved while every part still runs: once the task group has
+        # cancelled them, a transaction cut off mid-way can keep SQLite's write lock a while.
+        await self._record_last_states()
         raise _Stopped
 
     async def _serve(self) -> None:
@@ -481,14 +484,18 @@ class Service:
             sock.close()
             self._served.set()
 
-    async def close(self) -> None:
-        """Release connections and the store (the parts' last states recorded first)."""
+    async def _record_last_states(self) -> None:
         self._stopped_at = self.clock.now()
         try:
             async with asyncio.timeout(5):
                 await self.recorder.record()
         except Exception as exc:  # stopping goes on; the store's part says why
             log.warning("the parts' last states are not saved: %s", exc)
+
+    async def close(self) -> None:
+        """Release connections and the store (the parts' last states recorded first)."""
+        if self._stopped_at is None:  # not stopped through stop(): record here
+            await self._record_last_states()
         for connection in self.connections.values():
             with contextlib.suppress(Exception):
                 await connection.stop()

@@ -107,8 +107,18 @@ async def test_a_locked_write_is_retried_until_it_succeeds(
 ) -> None:
     monkeypatch.setattr(db, "SQLITE_BUSY_TIMEOUT_MS", 50)
     store = Store(create_engine(sqlite_url), box, retry=FAST)
+    # The other writer lets go when the store says it will try again (not after a fixed
+    # time: on a loaded machine the first try could start after that time had passed).
+    outside = lock_from_outside(sqlite_url, 30.0)
+
+    class LetGoOnRetry(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "trying again" in record.getMessage():
+                outside.rollback()
+
+    handler = LetGoOnRetry()
+    logging.getLogger("m365pbx.store.store").addHandler(handler)
     try:
-        outside = lock_from_outside(sqlite_url, 0.12)
         await store.write(lambda tx: audit(tx, "retried"), what="an audit event")
         outside.close()
         async with store.transaction() as tx:
@@ -117,6 +127,8 @@ async def test_a_locked_write_is_retried_until_it_succeeds(
         assert store.health()["state"] == "ok"
         assert any("trying again" in r.getMessage() for r in caplog.records)
     finally:
+        logging.getLogger("m365pbx.store.store").removeHandler(handler)
+        outside.close()
         await store.close()
 
 

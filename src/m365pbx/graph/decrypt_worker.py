@@ -16,6 +16,7 @@ import contextlib
 import itertools
 import logging
 import pickle
+import signal
 import struct
 import sys
 from typing import Any, BinaryIO
@@ -136,4 +137,7 @@ class DecryptWorker:
 
 
 if __name__ == "__main__":
+    # Ctrl-C reaches the whole process group; the service ends the worker by closing its
+    # input, so the worker ignores SIGINT instead of printing a KeyboardInterrupt traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _serve(sys.stdin.buffer, sys.stdout.buffer)

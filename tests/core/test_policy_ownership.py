@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -135,11 +134,6 @@ def _run(world: LateWorld, action: tuple[str, object]) -> None:
         world.phone(value)  # type: ignore[arg-type]
 
 
-# Open defects (pinned by the two strict xfail cases below): the random search finds them in
-# about one run in three. Until they are fixed this property may fail without failing the
-# suite; remove this mark with the fix.
-@pytest.mark.xfail(strict=False, reason="open defects pinned below: our preferred Away can "
-                   "outlive the PBX going online")
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(ACTIONS, min_size=1, max_size=30), st.booleans())
 def test_late_or_lost_notifications_never_let_us_replace_the_persons_choice(
@@ -205,9 +199,6 @@ def test_a_call_under_a_late_choice_still_shows_as_our_session() -> None:
     assert world.preferred == AWAY and world.preferred_by == "person"
 
 
-@pytest.mark.xfail(strict=True, reason="open defect: after the client went idle (Away) and came "
-                   "back, our preferred Away written for the PBX's away is not cleared when the "
-                   "PBX goes online")
 def test_our_away_is_cleared_after_pbx_online_when_the_client_was_idle_before() -> None:
     # Found by the property above (hypothesis, random search), kept as a pinned case.
     world = LateWorld()
@@ -220,9 +211,6 @@ def test_our_away_is_cleared_after_pbx_online_when_the_client_was_idle_before() 
     assert world.preferred_by != "us", f"ours is left after PBX online: {world.writes[-8:]}"
 
 
-@pytest.mark.xfail(strict=True, reason="open defect: a PBX 'online' within the echo window "
-                   "(180 s) of our own 'online' written to that PBX is taken as our echo, so the "
-                   "person's away stays their PBX presence and our preferred Away is not cleared")
 def test_our_away_is_cleared_when_the_pbx_goes_online_right_after_we_wrote_online() -> None:
     # Found by the property above (hypothesis, random search), kept as a pinned case.
     world = LateWorld()

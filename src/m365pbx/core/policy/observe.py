@@ -144,8 +144,13 @@ def observe_pbx(
     if not _newer(state.pbx, reading):
         return state, False
     wrote = state.wrote_pbx
+    # "online" is never taken for our echo: it says the person holds no presence of their own
+    # in the PBX (a PBX shows a person's away/dnd over what we wrote, and SIP readings skip our
+    # own PIDF elements). Taken as an echo, an online coming within the window of an online we
+    # wrote left their earlier away standing, and our preferred Away with it (issue 18 §1).
     if (
         wrote is not None
+        and reading.presence is not PbxPresence.ONLINE
         and wrote.presence is reading.presence
         and now < wrote.written_at + config.echo_window
     ):

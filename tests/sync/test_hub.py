@@ -36,6 +36,7 @@ class RecordingPbx:
     def __init__(self) -> None:
         self.shown: list[tuple[str, PbxPresence]] = []
         self.gate: asyncio.Event | None = None
+        self.entered = asyncio.Event()  # set once a write has started
         self.fail_next = 0
         self.concurrent = 0
         self.max_concurrent_per_person = 0
@@ -43,6 +44,7 @@ class RecordingPbx:
     async def show(self, person: Person, presence: PbxPresence, note: str) -> None:
         self.concurrent += 1
         self.max_concurrent_per_person = max(self.max_concurrent_per_person, self.concurrent)
+        self.entered.set()
         try:
             if self.gate is not None:
                 await self.gate.wait()
@@ -95,7 +97,7 @@ async def test_a_burst_for_one_person_is_coalesced_and_the_newest_wins(world) ->
     hub, pbx, _, clock = world
     pbx.gate = asyncio.Event()
     hub.teams_reading("user-1", reading(clock, BUSY, 1))
-    await asyncio.sleep(0.01)  # the first write is now in flight, held at the gate
+    await asyncio.wait_for(pbx.entered.wait(), 10)  # the first write is held at the gate
     for seq in range(2, 200):
         hub.teams_reading("user-1", reading(clock, AWAY if seq % 2 else BUSY, seq))
     hub.teams_reading("user-1", reading(clock, DND, 200))

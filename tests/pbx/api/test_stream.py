@@ -167,8 +167,8 @@ async def test_the_fanout_subscribes_before_the_snapshot() -> None:
     fanout = ChangeFanout(view, queue_size=8)
     client = fanout.subscribe()
     view.update("office", "alice", line_state=LineState.HELD)
-    await asyncio.sleep(0.01)
-    assert client.queue.get_nowait().line_state is LineState.HELD
+    change = await asyncio.wait_for(client.queue.get(), 10)
+    assert change.line_state is LineState.HELD
     fanout.unsubscribe(client)
 
 

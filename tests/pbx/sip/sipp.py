@@ -100,6 +100,18 @@ class Watcher:
             stderr=asyncio.subprocess.STDOUT,
         )
 
+    async def received(self, pattern: str) -> None:
+        """Wait until a NOTIFY whose body holds `pattern` reached SIPp (its message log says)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        while True:
+            text = self.log.read_text(errors="replace") if self.log.exists() else ""
+            if any(pattern in body for body in notify_bodies(text)):
+                return
+            if loop.time() > deadline:
+                raise TimeoutError(f"SIPp received no NOTIFY with {pattern!r}")
+            await asyncio.sleep(0.02)
+
     async def result(self) -> WatcherRun:
         """Wait for SIPp to end (a match or its receive timeout) and collect what it saw."""
         assert self.process is not None

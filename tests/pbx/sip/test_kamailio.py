@@ -105,7 +105,7 @@ async def test_changes_modify_the_one_publication_and_online_removes_it(
         await connection.set_presence(bert, PbxPresence.DND, "")
         watcher = Watcher(tmp_path, kamailio.port, "bert", "dnd", "closed")
         await watcher.start()
-        await asyncio.sleep(0.2)
+        await watcher.received("dnd")  # subscribed: the change below comes as a new NOTIFY
         await connection.set_presence(bert, PbxPresence.ONLINE, "")
         run = await watcher.result()
         assert run.returncode == 0, run.output
@@ -250,7 +250,7 @@ async def test_watch_replaces_the_set_and_stop_withdraws(
         await connection.set_presence(person("gus"), PbxPresence.DND, "")
         watcher = Watcher(tmp_path, kamailio.port, "gus", "dnd", "closed")
         await watcher.start()
-        await asyncio.sleep(0.3)
+        await watcher.received("dnd")  # subscribed before stop() withdraws the publication
     finally:
         await connection.stop()
     run = await watcher.result()

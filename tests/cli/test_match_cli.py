@@ -173,7 +173,9 @@ BROKEN_CASES = [
     (
         "teams",
         "broken.json",
-        '{"value": [\n  {"id": "a",}\n]}',
+        # A missing comma: Python 3.11 to 3.13 place this mistake alike (a trailing comma they
+        # place one column apart).
+        '{"value": [\n  {"id": "a" "b": 1}\n]}',
         "broken.json:line 2, column 14: not valid JSON",
     ),
     (

@@ -1,6 +1,6 @@
 """Invariants of the policy over random days in the life of one person."""
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from m365pbx.core.policy import (
@@ -94,6 +94,12 @@ ACTIONS_WITH_VISIBLE_CHOICES = st.one_of(
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(ACTIONS_WITH_VISIBLE_CHOICES, min_size=1, max_size=25))
+# Found on Python 3.13: while on the phone, the person sets Busy over our preferred Busy; our
+# call session shows through when ours is cleared and was taken for an echo, so the PBX's
+# "online" then cleared the person's Busy as if it were ours.
+@example([("phone", LineState.ON_THE_PHONE), ("pbx", PbxPresence.BUSY), ("teams", None),
+          ("teams", TeamsPresence(Availability.BUSY, Activity.BUSY)),
+          ("pbx", PbxPresence.ONLINE)])
 def test_the_persons_own_teams_choice_is_never_overwritten(actions: list) -> None:
     world = World()
     for action in actions:

@@ -71,6 +71,18 @@ def _newer(current: PbxReading | LineReading | None, reading: PbxReading | LineR
     return reading.at >= current.at
 
 
+def _preferred_gone(state: PersonState, reading: TeamsReading, now: float) -> bool:
+    """Whether Teams shows a session of ours although our preferred presence should beat it.
+
+    A preferred presence beats every session (graph.md 3.9), so our call session showing
+    through means the person cleared ours in Teams; it is no echo then.
+    """
+    preferred = state.preferred
+    return (preferred is not None and preferred.active(now)
+            and preferred.presence != reading.presence
+            and reading.at >= preferred.written_at)
+
+
 def observe_teams(
     state: PersonState, reading: TeamsReading, now: float, config: PolicyConfig
 ) -> tuple[PersonState, bool]:
@@ -96,7 +108,7 @@ def observe_teams(
     if reading.status_message is not None:
         state = replace(observe_status(state, reading, now, config),
                         teams_message=reading.status_message)
-    if is_echo(state, reading.presence, now, config):
+    if is_echo(state, reading.presence, now, config) and not _preferred_gone(state, reading, now):
         preferred = state.preferred
         ours = (preferred is not None and preferred.presence == reading.presence
                 and preferred.active(now))

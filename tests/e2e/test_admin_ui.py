@@ -316,3 +316,26 @@ async def test_the_mapping_page_shows_the_rules_in_effect_and_explains_a_presenc
         await page.click("form.explain-form button[type=submit]")
         await expect(page.locator("#answer")).to_contain_text("→ PBX busy")
         await page.screenshot(path=tmp_path / "screenshots" / "mapping.png", full_page=True)
+
+
+async def test_a_session_outlives_a_restart_and_a_new_password_ends_it(
+    sim_server: RunningServer, clock: VirtualClock, tmp_path: Path,
+) -> None:
+    settings = settings_for(sim_server, tmp_path, admin={"enabled": True})
+    config = tmp_path / "m365pbx.yaml"
+    await create_admin(config)
+    async with chromium() as browser:
+        page = await browser.new_page()
+        async with running(settings, clock) as service:
+            await sign_in(page, service)
+            await expect(page).to_have_url(re.compile(r"/admin$"))
+        # m365pbx restarted (another process, the same store): still signed in.
+        async with running(settings, clock) as service:
+            await page.goto(base(service) + "/admin/audit")
+            await expect(page).to_have_url(re.compile(r"/admin/audit$"))
+            await expect(page.locator("table.audit tbody")).to_contain_text("admin.sign_in")
+            result = await cli("admin", "password", "alice", "--password-stdin", "--config",
+                               str(config), stdin="another long password\n")
+            assert result.exit_code == 0, result.output
+            await page.goto(base(service) + "/admin/audit")
+            await expect(page).to_have_url(re.compile(r"/admin/login$"))

@@ -17,6 +17,7 @@ from m365pbx.store.migrate import MIGRATIONS_DIR
 from m365pbx.store.tables import Base
 
 EXPECTED_TABLES = {
+    "admin_sessions",
     "admin_users",
     "alembic_version",
     "api_clients",
@@ -24,6 +25,8 @@ EXPECTED_TABLES = {
     "audit_events",
     "credentials",
     "last_presence",
+    "mapping_overlays",
+    "matching_overrides",
     "part_status",
     "pbx_connections",
     "people",
@@ -61,10 +64,10 @@ async def test_comparison_notices_a_difference(engine: AsyncEngine) -> None:
 
 
 async def test_database_is_at_head_and_upgrade_again_is_a_no_op(database_url: str) -> None:
-    assert head_revision() == "0006"
-    assert await database_revision(database_url) == "0006"
+    assert head_revision() == "0007"
+    assert await database_revision(database_url) == "0007"
     await upgrade_database(database_url)
-    assert await database_revision(database_url) == "0006"
+    assert await database_revision(database_url) == "0007"
 
 
 async def test_upgrade_from_empty_database(empty_database_url: str) -> None:

@@ -115,7 +115,7 @@ async def _play(service: Service, sim_url: str, ca_file: Path, options: DemoOpti
         await create_admin(tx, DEMO_ADMIN, secrets.token_urlsafe(24), now=datetime.now(UTC),
                            actor="demo")
     assert service.admin_ui is not None
-    link = service.admin_ui.sessions.one_time_link(DEMO_ADMIN)
+    link = await service.admin_ui.sessions.one_time_link(DEMO_ADMIN)
     base = f"http://127.0.0.1:{options.port}"
     names = {p.pbx_user.key: p.name for p in people}
     if not options.quiet:

@@ -107,10 +107,13 @@ async def create_admin(tx: Repositories, name: str, password: str, *, now: datet
 
 async def set_admin_password(tx: Repositories, name: str, password: str, *, now: datetime,
                              actor: str) -> bool:
-    """Replace an admin's password (and unlock them); False if there is no such admin."""
+    """Replace an admin's password (and unlock them, and end their sessions); False if
+    there is no such admin."""
     row = await tx.admin_users.set_password(name, hash_password(password))
     if row is None:
         return False
+    # A new password is often the answer to a stolen one: its sessions end with it.
+    ended = await tx.admin_sessions.remove_admin(name)
     await tx.audit.append(at=now, actor=actor, action="admin.password", object_type="admin",
-                          object_id=name, details={"name": name})
+                          object_id=name, details={"name": name, "sessions_ended": ended})
     return True

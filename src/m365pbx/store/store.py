@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from m365pbx.store.db import create_engine, mask_url, session_factory
 from m365pbx.store.repositories import (
+    AdminSessionRepository,
     AdminUserRepository,
     ApiClientRepository,
     ApiUserRepository,
@@ -19,6 +20,8 @@ from m365pbx.store.repositories import (
     CredentialRepository,
     Declarations,
     LastPresenceRepository,
+    MappingOverlayRepository,
+    MatchingOverrideRepository,
     PartStatusRepository,
     PbxConnectionRepository,
     PeopleRepository,
@@ -66,6 +69,9 @@ class Repositories:
         self.api_users = ApiUserRepository(session, box)
         self.part_status = PartStatusRepository(session)
         self.admin_users = AdminUserRepository(session)
+        self.admin_sessions = AdminSessionRepository(session)
+        self.mapping_overlays = MappingOverlayRepository(session)
+        self.matching_overrides = MatchingOverrideRepository(session)
 
     async def sync_declared(self, declarations: Declarations) -> SyncReport:
         """Write the file's declarations (see `repositories.declarations.sync_declared`)."""

@@ -330,5 +330,52 @@ class AdminUser(Base):
     last_sign_in_at: Mapped[datetime | None] = mapped_column()
 
 
+class AdminSessionRow(Base):
+    """A signed-in admin's session or an unused one-time sign-in link: the SHA-256 of its
+    token (never the token), so that every node and a restarted one know it."""
+
+    __tablename__ = "admin_sessions"
+    repr_fields = ("kind", "admin_name", "expires_at")
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "session" or "link"
+    admin_name: Mapped[str] = mapped_column(String(100))
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class MappingOverlayRow(Base):
+    """A PBX connection's mapping overlay edited in the admin UI, applied over the
+    defaults and the configuration's tenant and connection overlays."""
+
+    __tablename__ = "mapping_overlays"
+    repr_fields = ("connection", "updated_by", "updated_at")
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    connection: Mapped[str] = mapped_column(String(100), unique=True)
+    document: Mapped[dict[str, Any]] = mapped_column(json_type(), default=dict)
+    updated_at: Mapped[datetime] = mapped_column()
+    updated_by: Mapped[str] = mapped_column(String(255))
+
+
+class MatchingOverrideRow(Base):
+    """A pin (PBX user → Microsoft user) or an exclusion (a user of either side) of one PBX
+    connection, set in the admin UI; matching applies it before its rules."""
+
+    __tablename__ = "matching_overrides"
+    __table_args__ = table_args(UniqueConstraint("connection", "key"))
+    repr_fields = ("connection", "key", "kind", "teams_user")
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    connection: Mapped[str] = mapped_column(String(100))
+    key: Mapped[str] = mapped_column(String(255))  # PBX key, or a Microsoft user's id/UPN
+    kind: Mapped[str] = mapped_column(String(16))  # "pin" or "exclude"
+    teams_user: Mapped[str | None] = mapped_column(String(255))  # a pin's Microsoft user
+    created_at: Mapped[datetime] = mapped_column()
+    created_by: Mapped[str] = mapped_column(String(255))
+
+
 DECLARABLE: tuple[type[Declared], ...] = (Tenant, Credential, ServiceAccount, PbxConnection)
 """The models that the YAML file can declare, parents first."""

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 from m365pbx.store.repositories.accounts import ServiceAccountRepository, ServiceAccountSpec
+from m365pbx.store.repositories.admin_state import (
+    AdminSessionRepository,
+    MappingOverlayRepository,
+    MatchingOverrideRepository,
+)
 from m365pbx.store.repositories.admin_users import AdminUserRepository
 from m365pbx.store.repositories.api_clients import ApiClientRepository
 from m365pbx.store.repositories.api_users import ApiUserRecord, ApiUserRepository
@@ -30,6 +35,7 @@ from m365pbx.store.repositories.tenants import (
 )
 
 __all__ = [
+    "AdminSessionRepository",
     "AdminUserRepository",
     "ApiClientRepository",
     "ApiUserRecord",
@@ -41,6 +47,8 @@ __all__ = [
     "DeclarableRepository",
     "Declarations",
     "LastPresenceRepository",
+    "MappingOverlayRepository",
+    "MatchingOverrideRepository",
     "PartStatusRepository",
     "PbxConnectionRepository",
     "PbxConnectionSpec",

@@ -81,7 +81,7 @@ class AdminUi:
     mappings: Callable[[], dict[str, CompiledMapping]] | None = None
 
     def __post_init__(self) -> None:
-        self.sessions = SessionBook(self.clock)
+        self.sessions = SessionBook(self.store, self.clock)
         self.unknown_names = UnknownNames()
         self.last_check: tuple[datetime, list[Finding], str] | None = None  # when, what, who
         self._checking = asyncio.Lock()
@@ -142,15 +142,16 @@ def admin_ui_router(ui: AdminUi) -> APIRouter:
         html = ui.templates.get_template(template).render(**values)
         return HTMLResponse(html, status_code=status_code, headers=_HEADERS)
 
-    def session_of(request: Request) -> AdminSession | None:
-        return ui.sessions.find(request.cookies.get(SESSION_COOKIE))
+    async def session_of(request: Request) -> AdminSession | None:
+        return await ui.sessions.find(request.cookies.get(SESSION_COOKIE))
 
     def to_login() -> RedirectResponse:
         return RedirectResponse(f"{PREFIX}/login", status_code=303, headers=_HEADERS)
 
-    def signed_in_as(name: str) -> RedirectResponse:
+    async def signed_in_as(name: str) -> RedirectResponse:
         response = RedirectResponse(PREFIX, status_code=303, headers=_HEADERS)
-        response.set_cookie(SESSION_COOKIE, ui.sessions.open(name), path=PREFIX, httponly=True,
+        token = await ui.sessions.open(name)
+        response.set_cookie(SESSION_COOKIE, token, path=PREFIX, httponly=True,
                             samesite="strict", secure=ui.secure_cookies)
         response.delete_cookie(LOGIN_CSRF_COOKIE, path=PREFIX)
         return response
@@ -197,7 +198,7 @@ def admin_ui_router(ui: AdminUi) -> APIRouter:
         result = await check_sign_in(ui.store, name, password, ui.clock.now(),
                                      ui.unknown_names)
         if result.ok:
-            return signed_in_as(name)
+            return await signed_in_as(name)
         token = new_token()
         response = page("login.html", status_code=401, csrf=token, error=result.shown,
                         name=name)
@@ -207,7 +208,7 @@ def admin_ui_router(ui: AdminUi) -> APIRouter:
 
     @router.get("/link/{token}")
     async def one_time_link(token: str) -> Response:
-        name = ui.sessions.use_link(token)
+        name = await ui.sessions.use_link(token)
         if name is None:
             return to_login()
 
@@ -215,25 +216,25 @@ def admin_ui_router(ui: AdminUi) -> APIRouter:
             await audit_sign_in(tx, name, now=ui.clock.now(), ok=True, how="one-time link")
 
         await ui.store.write(work, what=f"the sign-in of admin {name!r}")
-        return signed_in_as(name)
+        return await signed_in_as(name)
 
     @router.post("/logout")
     async def logout(request: Request) -> Response:
-        session = session_of(request)
+        session = await session_of(request)
         if session is None:
             return to_login()
         try:
             await checked_form(request, session)
         except _Refused:
             return refused()
-        ui.sessions.close(request.cookies.get(SESSION_COOKIE))
+        await ui.sessions.close(request.cookies.get(SESSION_COOKIE))
         response = to_login()
         response.delete_cookie(SESSION_COOKIE, path=PREFIX)
         return response
 
     @router.get("")
     async def overview(request: Request) -> Response:
-        session = session_of(request)
+        session = await session_of(request)
         if session is None:
             return to_login()
         return page("overview.html", groups=groups(ui.statuses()),
@@ -241,7 +242,7 @@ def admin_ui_router(ui: AdminUi) -> APIRouter:
 
     @router.get("/lights")
     async def lights(request: Request) -> Response:
-        session = session_of(request)
+        session = await session_of(request)
         if session is None:
             return to_login()
         return page("_lights.html", groups=groups(ui.statuses()),
@@ -249,7 +250,7 @@ def admin_ui_router(ui: AdminUi) -> APIRouter:
 
     @router.get("/people")
     async def people(request: Request, q: str = "") -> Response:
-        session = session_of(request)
+        session = await session_of(request)
         if session is None:
             return to_login()
         wanted = q.strip().casefold()
@@ -262,7 +263,7 @@ def admin_ui_router(ui: AdminUi) -> APIRouter:
 
     @router.get("/people/{person_id}")
     async def person(request: Request, person_id: int) -> Response:
-        session = session_of(request)
+        session = await session_of(request)
         if session is None:
             return to_login()
         found = next((p for p in ui.people() if p.person_id == person_id), None)
@@ -275,7 +276,7 @@ def admin_ui_router(ui: AdminUi) -> APIRouter:
     @router.get("/mapping")
     async def mapping(request: Request, connection: str = "", availability: str = "",
                       activity: str = "", line: str = "", pbx: str = "") -> Response:
-        session = session_of(request)
+        session = await session_of(request)
         if session is None:
             return to_login()
         mappings = {} if ui.mappings is None else ui.mappings()
@@ -291,7 +292,7 @@ def admin_ui_router(ui: AdminUi) -> APIRouter:
 
     @router.get("/matching")
     async def matching(request: Request) -> Response:
-        session = session_of(request)
+        session = await session_of(request)
         if session is None:
             return to_login()
         views = [] if ui.matching is None else ui.matching()
@@ -299,7 +300,7 @@ def admin_ui_router(ui: AdminUi) -> APIRouter:
 
     @router.get("/check")
     async def check_page(request: Request) -> Response:
-        session = session_of(request)
+        session = await session_of(request)
         if session is None:
             return to_login()
         return page("check.html", last=ui.last_check, offered=ui.check is not None,
@@ -307,7 +308,7 @@ def admin_ui_router(ui: AdminUi) -> APIRouter:
 
     @router.post("/check")
     async def run_check(request: Request) -> Response:
-        session = session_of(request)
+        session = await session_of(request)
         if session is None:
             return to_login()
         try:
@@ -323,14 +324,14 @@ def admin_ui_router(ui: AdminUi) -> APIRouter:
 
     @router.get("/live")
     async def live(request: Request) -> Response:
-        session = session_of(request)
+        session = await session_of(request)
         if session is None:
             return to_login()
         return page("live.html", offered=ui.changes is not None, **common(session, "live"))
 
     @router.websocket("/live/changes")
     async def live_changes(websocket: WebSocket) -> None:
-        session = ui.sessions.find(websocket.cookies.get(SESSION_COOKIE))
+        session = await ui.sessions.find(websocket.cookies.get(SESSION_COOKIE))
         if session is None or ui.changes is None or not same_origin(websocket):
             log.warning("admin UI: a live view socket was refused (%s)",
                         "no session" if session is None else "another origin")
@@ -341,7 +342,7 @@ def admin_ui_router(ui: AdminUi) -> APIRouter:
 
     @router.get("/audit")
     async def audit(request: Request) -> Response:
-        session = session_of(request)
+        session = await session_of(request)
         if session is None:
             return to_login()
         async with ui.store.transaction() as tx:
@@ -350,7 +351,7 @@ def admin_ui_router(ui: AdminUi) -> APIRouter:
 
     @router.get("/api-keys")
     async def api_keys(request: Request) -> Response:
-        session = session_of(request)
+        session = await session_of(request)
         if session is None:
             return to_login()
         return await api_keys_page(session)
@@ -365,7 +366,7 @@ def admin_ui_router(ui: AdminUi) -> APIRouter:
 
     @router.post("/api-keys")
     async def create_api_key(request: Request) -> Response:
-        session = session_of(request)
+        session = await session_of(request)
         if session is None:
             return to_login()
         try:
@@ -394,7 +395,7 @@ def admin_ui_router(ui: AdminUi) -> APIRouter:
 
     @router.post("/api-keys/revoke")
     async def revoke_api_key(request: Request) -> Response:
-        session = session_of(request)
+        session = await session_of(request)
         if session is None:
             return to_login()
         try:

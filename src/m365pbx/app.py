@@ -23,12 +23,6 @@ from m365pbx.clock import Clock, SystemClock
 from m365pbx.config import PbxConnection as PbxConnectionSettings
 from m365pbx.config import PersonSwitches, Settings
 from m365pbx.core.credentials import SignInMethod
-from m365pbx.core.mapping import (
-    DEFAULT_RULES,
-    CompiledMapping,
-    apply_overlays,
-    parse_mapping_overlay,
-)
 from m365pbx.core.policy import PolicyConfig, TeamsReading
 from m365pbx.declarations import declarations_from_settings
 from m365pbx.graph.auth import (
@@ -42,6 +36,7 @@ from m365pbx.graph.proxy import microsoft_http_client
 from m365pbx.graph.signing_keys import SigningKeys
 from m365pbx.pbx.api.connection import ApiConnection
 from m365pbx.pbx.base import PbxConnection, PbxUser
+from m365pbx.service.admin_edits import AdminEdits
 from m365pbx.service.api_keys import StoreApiKeyChecker
 from m365pbx.service.audit_events import configuration_applied
 from m365pbx.service.certificates import CertificateKeeper
@@ -49,7 +44,6 @@ from m365pbx.service.check_page import run_check
 from m365pbx.service.connections import build_connection, pump_events
 from m365pbx.service.contacts import ContactsBook
 from m365pbx.service.health import iso, tenant_report
-from m365pbx.service.mapping_view import connection_mappings
 from m365pbx.service.matching_view import matching_views
 from m365pbx.service.metrics import ServiceCollector
 from m365pbx.service.person_explain import explain_person
@@ -173,6 +167,8 @@ class Service:
         self.registry = CollectorRegistry()
         self.registry.register(ServiceCollector(self))
         self.server: uvicorn.Server | None = None
+        self.edits = AdminEdits(settings, self.store, self.clock, self.hub, self.tenants,
+                                self._policies.clear)
         self.admin_ui = None if not settings.admin.enabled else AdminUi(
             self.store, self.clock, self.status.snapshot, self.view.people,
             secure_cookies=settings.public_url is not None
@@ -180,7 +176,7 @@ class Service:
             explain=functools.partial(explain_person, self.hub, self._policy_for),
             matching=lambda: matching_views(self.tenants),
             check=lambda: run_check(settings, self.store, self.clock),
-            changes=self.view.changes, mappings=lambda: connection_mappings(settings))
+            changes=self.view.changes, edits=self.edits)
 
     # --- wiring callbacks ---------------------------------------------------------------------
     def _verify(self) -> ssl.SSLContext | bool:
@@ -220,9 +216,6 @@ class Service:
     def _build_policy(self, connection: PbxConnectionSettings,
                       switches: PersonSwitches | None) -> PolicyConfig:
         tenant = next(t for t in self.settings.tenants if t.name == connection.tenant)
-        overlays = [parse_mapping_overlay(tenant.mapping, source=f"tenant {tenant.name}"),
-                    parse_mapping_overlay(connection.mapping,
-                                          source=f"connection {connection.name}")]
         can_write = self.tenants[tenant.name].parts.writer_client is not None
 
         def switch(name: str) -> bool:
@@ -230,7 +223,7 @@ class Service:
             return bool(getattr(connection, name) if value is None else value)
 
         return PolicyConfig(
-            mapping=CompiledMapping(apply_overlays(DEFAULT_RULES, *overlays)),
+            mapping=self.edits.compiled(connection.name),
             push_line_state=switch("push_line_state_to_teams") and can_write,
             push_pbx_presence=switch("push_pbx_presence_to_teams") and can_write,
             push_pbx_note=switch("push_pbx_note_to_teams") and can_write,
@@ -360,6 +353,7 @@ class Service:
                 if config.tenant == tenant.name and isinstance(connection, ApiConnection):
                     # A PBX that registers its users asks for matching at once.
                     connection.on_users(self._sync_on_users(runtime))
+        await self.edits.load()  # the admin UI's mapping overlays, pins and exclusions
 
     @staticmethod
     def _sync_on_users(runtime: TenantRuntime) -> Callable[[list[PbxUser]], None]:

@@ -339,3 +339,128 @@ async def test_a_session_outlives_a_restart_and_a_new_password_ends_it(
             assert result.exit_code == 0, result.output
             await page.goto(base(service) + "/admin/audit")
             await expect(page).to_have_url(re.compile(r"/admin/login$"))
+
+
+def pbx_shows(service: Service, key: str) -> str | None:
+    """What the PBX shows for the person with PBX key `key`."""
+    person = next((p for p in service.view.people() if p.key == key), None)
+    return None if person is None or person.pbx is None else str(person.pbx.presence)
+
+
+async def test_an_overlay_edited_in_the_ui_is_previewed_then_saved_and_in_effect(
+    sim_server: RunningServer, clock: VirtualClock, tmp_path: Path,
+) -> None:
+    shots = tmp_path / "screenshots"
+    settings = settings_for(sim_server, tmp_path, admin={"enabled": True})
+    await create_admin(tmp_path / "m365pbx.yaml")
+    async with running(settings, clock) as service, chromium() as browser:
+        switchboard(service).replace_users(pbx_users(("anna", "Anna Schmidt")))
+        await eventually(lambda: len(service.hub.people()) == 1, clock)
+        await in_teams(sim_server, "anna@contoso.com",
+                       {"preferred": {"availability": "DoNotDisturb",
+                                      "activity": "DoNotDisturb"}})
+        await eventually(lambda: pbx_shows(service, "anna") == "dnd", clock)
+        page = await browser.new_page()
+        await sign_in(page, service)
+        await page.goto(base(service) + "/admin/mapping?connection=switchboard"
+                        "&availability=DoNotDisturb&activity=DoNotDisturb")
+        await expect(page.locator("#answer")).to_contain_text("→ PBX dnd, because")
+
+        # A mistake is named (with the likely word) and nothing is saved.
+        editor = page.locator("textarea[name=overlay]")
+        await editor.fill("teams_to_pbx:\n  - availability: DoNotDistrub\n    pbx: busy\n")
+        await page.click("button[value=preview]")
+        await expect(page.locator("#problems")).to_contain_text("DoNotDistrub")
+        await expect(page.locator("#problems")).to_contain_text("nothing was saved")
+        await page.click("button[value=save]")  # saving it is refused the same way
+        await expect(page.locator("#problems")).to_contain_text("DoNotDistrub")
+        async with service.store.transaction() as tx:
+            assert await tx.mapping_overlays.find("switchboard") is None
+
+        # Preview: `explain` with the overlay beside the rules in effect; nothing changes yet.
+        overlay = ("teams_to_pbx:\n  - availability: DoNotDisturb\n"
+                   "    activity: DoNotDisturb\n    pbx: busy\n")
+        await editor.fill(overlay)
+        await page.click("button[value=preview]")
+        await expect(page.locator("#draft-answer")).to_contain_text("→ PBX busy, because")
+        await expect(page.locator("#draft-answer")).to_contain_text("admin UI")
+        await expect(page.locator("#answer")).to_contain_text("→ PBX dnd, because")
+        await expect(page.locator("table.teams-to-pbx")).to_contain_text("admin UI")
+        await page.screenshot(path=shots / "mapping_preview.png", full_page=True)
+        assert pbx_shows(service, "anna") == "dnd"
+        async with service.store.transaction() as tx:
+            assert await tx.mapping_overlays.find("switchboard") is None
+
+        # Saved: in effect at once, for the page and for what the PBX shows.
+        await page.click("button[value=save]")
+        await expect(page.locator("#saved")).to_be_visible()
+        await expect(page.locator("#answer")).to_contain_text("→ PBX busy, because")
+        await expect(page.locator("textarea[name=overlay]")).to_have_value(
+            re.compile(r"pbx: busy"))
+        await page.screenshot(path=shots / "mapping_saved.png", full_page=True)
+        await eventually(lambda: pbx_shows(service, "anna") == "busy", clock)
+
+        await page.goto(base(service) + "/admin/audit")
+        row = page.locator("table.audit tbody tr", has_text="mapping.edit")
+        await expect(row).to_contain_text("admin alice")
+        await expect(row).to_contain_text("switchboard")
+
+    # After a restart the saved overlay is still in effect.
+    async with running(settings, clock) as service:
+        switchboard(service).replace_users(pbx_users(("anna", "Anna Schmidt")))
+        await eventually(lambda: pbx_shows(service, "anna") == "busy", clock)
+
+
+async def test_pin_an_ambiguous_person_and_exclude_people_from_the_ui(
+    sim_server: RunningServer, clock: VirtualClock, tmp_path: Path,
+) -> None:
+    shots = tmp_path / "screenshots"
+    settings = settings_for(sim_server, tmp_path, admin={"enabled": True})
+    await create_admin(tmp_path / "m365pbx.yaml")
+    async with running(settings, clock) as service, chromium() as browser:
+        switchboard(service).replace_users(pbx_users(
+            ("anna", "Anna Schmidt"), ("anna2", "Anna Schmidt"), ("ben", "Ben Weber"),
+            ("zoe", "Zoe Nobody")))
+        await eventually(lambda: len(service.hub.people()) == 1, clock)
+        page = await browser.new_page()
+        await sign_in(page, service)
+        await page.goto(base(service) + "/admin/matching")
+        section = page.locator("section[data-connection='switchboard']")
+        await expect(section.locator(".count.amber")).to_have_text("2 ambiguous")
+
+        # A pin without the CSRF token is refused.
+        forged = await page.request.post(base(service) + "/admin/matching/pin", form={
+            "connection": "switchboard", "key": "anna", "teams_user": "anna@contoso.com"},
+            max_redirects=0)
+        assert forged.status == 403
+
+        await section.locator("table.ambiguous tr[data-key='anna'] button.pin").first.click()
+        await eventually(lambda: {p.key for p in service.hub.people()} == {"anna", "ben"},
+                         clock)
+        await page.reload()
+        await expect(section.locator(".count.green")).to_have_text("2 matched")
+        await expect(section.locator(".count.amber")).to_have_text("0 ambiguous")
+        await expect(page.locator("table.overrides tr[data-key='anna']")).to_contain_text(
+            "pinned to")
+
+        # Exclude an unmatched PBX user here, and a matched person from their page.
+        await section.locator("table.unmatched tr[data-key='zoe'] button.exclude").click()
+        await expect(page.locator("table.overrides tr[data-key='zoe']")).to_contain_text(
+            "excluded")
+        await page.screenshot(path=shots / "matching_pinned.png", full_page=True)
+        await page.goto(base(service) + "/admin/people?q=ben")
+        await page.click("tbody a")
+        await page.click("button.exclude")
+        await eventually(lambda: {p.key for p in service.hub.people()} == {"anna"}, clock)
+
+        # Removing the exclusion matches Ben again.
+        await page.goto(base(service) + "/admin/matching")
+        await page.locator("table.overrides tr[data-key='ben'] button.danger").click()
+        await eventually(lambda: {p.key for p in service.hub.people()} == {"anna", "ben"},
+                         clock)
+
+        await page.goto(base(service) + "/admin/audit")
+        trail = page.locator("table.audit tbody")
+        for action in ("matching.pin", "matching.exclude", "matching.exclude_removed"):
+            await expect(trail).to_contain_text(action)
+        await page.screenshot(path=shots / "audit_matching.png", full_page=True)

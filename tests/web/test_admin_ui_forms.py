@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from m365pbx.service.admin_signin import create_admin
 from m365pbx.store import SecretBox, Store, generate_key, upgrade_database
 from m365pbx.web.admin_ui import AdminUi, admin_ui_router
-from m365pbx.web.admin_ui.routes import MAX_FORM
+from m365pbx.web.admin_ui.forms import MAX_FORM
 from m365sim.clock import VirtualClock
 
 PASSWORD = "a long enough password"

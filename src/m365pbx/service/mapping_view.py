@@ -1,18 +1,24 @@
 """The mapping in effect per PBX connection (defaults, then the tenant's and the
-connection's overlays from the configuration), and `mapping explain` over it, for the
-admin UI's mapping page."""
+connection's overlays from the configuration, then the admin UI's overlay), and
+`mapping explain` over it, for the admin UI's mapping page."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, TypeVar
+
+import yaml
 
 from m365pbx.config import Settings
 from m365pbx.core.mapping import (
     DEFAULT_RULES,
     Channel,
     CompiledMapping,
+    MappingError,
+    MappingOverlay,
+    MappingRuleSet,
     apply_overlays,
     parse_mapping_overlay,
 )
@@ -24,18 +30,68 @@ from m365pbx.core.presence import (
     TeamsPresence,
 )
 
+UI_SOURCE = "admin UI"
+"""Where the rules of an overlay edited in the admin UI say they come from."""
 
-def connection_mappings(settings: Settings) -> dict[str, CompiledMapping]:
+
+def connection_mappings(settings: Settings,
+                        ui_overlays: Mapping[str, MappingOverlay] | None = None
+                        ) -> dict[str, CompiledMapping]:
     """Each PBX connection's compiled mapping, as the service builds its policy."""
-    tenants = {t.name: t for t in settings.tenants}
-    found = {}
-    for connection in settings.pbx_connections:
-        tenant = tenants[connection.tenant]
-        overlays = [parse_mapping_overlay(tenant.mapping, source=f"tenant {tenant.name}"),
-                    parse_mapping_overlay(connection.mapping,
-                                          source=f"connection {connection.name}")]
-        found[connection.name] = CompiledMapping(apply_overlays(DEFAULT_RULES, *overlays))
-    return found
+    return {c.name: CompiledMapping(rules_of(settings, c.name, (ui_overlays or {}).get(c.name)))
+            for c in settings.pbx_connections}
+
+
+def rules_of(settings: Settings, connection_name: str, ui_overlay: MappingOverlay | None
+             ) -> MappingRuleSet:
+    """Defaults ← the tenant's ← the connection's (configuration) ← the admin UI's overlay."""
+    connection = next(c for c in settings.pbx_connections if c.name == connection_name)
+    tenant = next(t for t in settings.tenants if t.name == connection.tenant)
+    overlays = [parse_mapping_overlay(tenant.mapping, source=f"tenant {tenant.name}"),
+                parse_mapping_overlay(connection.mapping,
+                                      source=f"connection {connection.name}")]
+    if ui_overlay is not None:
+        overlays.append(ui_overlay)
+    return apply_overlays(DEFAULT_RULES, *overlays)
+
+
+@dataclass(frozen=True)
+class Draft:
+    """An overlay as the admin typed it (YAML), read: the overlay, or the problems."""
+
+    text: str
+    document: dict[str, Any] | None = None
+    overlay: MappingOverlay | None = None
+    problems: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        """Whether the admin cleared the overlay (saving it removes the stored one)."""
+        return not self.text.strip()
+
+
+def read_draft(text: str) -> Draft:
+    """Read an overlay typed in the admin UI: YAML in the configuration's `mapping` form."""
+    if not text.strip():
+        return Draft(text)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where is not None else ""
+        return Draft(text, problems=(f"not YAML{line}: {getattr(exc, 'problem', exc)}",))
+    try:
+        overlay = parse_mapping_overlay(data, source=UI_SOURCE)
+    except MappingError as exc:
+        return Draft(text, problems=tuple(exc.problems))
+    assert isinstance(data, dict)  # parse_mapping_overlay refuses anything else
+    return Draft(text, data, overlay)
+
+
+def draft_text(document: Mapping[str, Any] | None) -> str:
+    """A stored overlay as the YAML the admin edits."""
+    return "" if not document else yaml.safe_dump(dict(document), sort_keys=False,
+                                                  allow_unicode=True)
 
 
 @dataclass(frozen=True)

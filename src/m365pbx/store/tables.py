@@ -360,6 +360,11 @@ class MappingOverlayRow(Base):
     updated_by: Mapped[str] = mapped_column(String(255))
 
 
+PIN = "pin"
+EXCLUDE = "exclude"
+"""The kinds of a matching override."""
+
+
 class MatchingOverrideRow(Base):
     """A pin (PBX user → Microsoft user) or an exclusion (a user of either side) of one PBX
     connection, set in the admin UI; matching applies it before its rules."""

@@ -10,10 +10,13 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from m365pbx.store.tables import AdminSessionRow, MappingOverlayRow, MatchingOverrideRow
-
-PIN = "pin"
-EXCLUDE = "exclude"
+from m365pbx.store.tables import (
+    EXCLUDE,
+    PIN,
+    AdminSessionRow,
+    MappingOverlayRow,
+    MatchingOverrideRow,
+)
 
 
 def token_hash(token: str) -> str:

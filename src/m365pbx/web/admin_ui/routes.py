@@ -9,33 +9,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 from typing import Any
-from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request, WebSocket
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from m365pbx.check import Finding, worst
 from m365pbx.clock import Clock
 from m365pbx.config.fields import check_slug
-from m365pbx.core.mapping import CompiledMapping
-from m365pbx.core.presence import Activity, Availability, LineState, PbxPresence
 from m365pbx.core.status import PartStatus
 from m365pbx.pbx.api.keys import Scope, parse_scopes
 from m365pbx.pbx.api.view import PersonPresence
+from m365pbx.service.admin_edits import AdminEdits
 from m365pbx.service.admin_signin import UnknownNames, audit_sign_in, check_sign_in
 from m365pbx.service.api_keys import create_api_client, revoke_api_client
-from m365pbx.service.mapping_view import Question, answer
 from m365pbx.service.matching_view import ConnectionMatching
 from m365pbx.service.person_explain import PersonExplanation
 from m365pbx.store import Repositories, Store
 from m365pbx.store.errors import ConflictError, NotFoundError
+from m365pbx.web.admin_ui.editing import Kit, add_editing_routes
+from m365pbx.web.admin_ui.forms import HEADERS, FormLimitRoute, Refused, one, read_form
 from m365pbx.web.admin_ui.live import CLOSE_REFUSED, same_origin, stream_changes
 from m365pbx.web.admin_ui.overview import PEOPLE_PER_ACCOUNT, groups
 from m365pbx.web.admin_ui.sessions import (
@@ -51,13 +49,6 @@ log = logging.getLogger(__name__)
 
 PREFIX = "/admin"
 _STATIC = {"admin.css": "text/css", "admin.js": "text/javascript"}
-_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
 
 
 @dataclass
@@ -77,8 +68,8 @@ class AdminUi:
     check: Callable[[], Awaitable[list[Finding]]] | None = None
     # Every presence change from now on (the live view); None: not offered.
     changes: Callable[[], AsyncIterator[PersonPresence]] | None = None
-    # Each PBX connection's mapping in effect; None: not offered.
-    mappings: Callable[[], dict[str, CompiledMapping]] | None = None
+    # Mapping overlays, pins and exclusions edited here; None: not offered.
+    edits: AdminEdits | None = None
 
     def __post_init__(self) -> None:
         self.sessions = SessionBook(self.store, self.clock)
@@ -90,66 +81,24 @@ class AdminUi:
                                      trim_blocks=True, lstrip_blocks=True)
 
 
-class _Refused(Exception):
-    """A POST without the right CSRF token."""
-
-
-class _TooLarge(Exception):
-    """A form body beyond MAX_FORM bytes."""
-
-
-MAX_FORM = 16 * 1024  # the UI's forms are a few hundred bytes
-
-
-async def _form(request: Request) -> dict[str, list[str]]:
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM:
-            raise _TooLarge
-    return parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=50)
-
-
-def _one(form: dict[str, list[str]], key: str) -> str:
-    return (form.get(key) or [""])[0]
-
-
-class _FormLimitRoute(APIRoute):
-    """Answers 413 to a form body beyond MAX_FORM instead of reading it all."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        """The route's handler, with oversized forms refused."""
-        handler = super().get_route_handler()
-
-        async def limited(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except _TooLarge:
-                log.warning("admin UI: a form of more than %d bytes to %s was refused",
-                            MAX_FORM, request.url.path)
-                return Response("form too large", status_code=413, headers=_HEADERS)
-
-        return limited
-
-
 def admin_ui_router(ui: AdminUi) -> APIRouter:
     """The routes of the admin UI (include it only when `admin.enabled`)."""
-    router = APIRouter(prefix=PREFIX, include_in_schema=False, route_class=_FormLimitRoute)
+    router = APIRouter(prefix=PREFIX, include_in_schema=False, route_class=FormLimitRoute)
     static = {name: resources.files("m365pbx.web.admin_ui").joinpath("static", name)
               .read_bytes() for name in _STATIC}
 
     def page(template: str, status_code: int = 200, **values: Any) -> HTMLResponse:
         html = ui.templates.get_template(template).render(**values)
-        return HTMLResponse(html, status_code=status_code, headers=_HEADERS)
+        return HTMLResponse(html, status_code=status_code, headers=HEADERS)
 
     async def session_of(request: Request) -> AdminSession | None:
         return await ui.sessions.find(request.cookies.get(SESSION_COOKIE))
 
     def to_login() -> RedirectResponse:
-        return RedirectResponse(f"{PREFIX}/login", status_code=303, headers=_HEADERS)
+        return RedirectResponse(f"{PREFIX}/login", status_code=303, headers=HEADERS)
 
     async def signed_in_as(name: str) -> RedirectResponse:
-        response = RedirectResponse(PREFIX, status_code=303, headers=_HEADERS)
+        response = RedirectResponse(PREFIX, status_code=303, headers=HEADERS)
         token = await ui.sessions.open(name)
         response.set_cookie(SESSION_COOKIE, token, path=PREFIX, httponly=True,
                             samesite="strict", secure=ui.secure_cookies)
@@ -157,20 +106,23 @@ def admin_ui_router(ui: AdminUi) -> APIRouter:
         return response
 
     async def checked_form(request: Request, session: AdminSession) -> dict[str, list[str]]:
-        form = await _form(request)
-        if not same_token(session.csrf, _one(form, "csrf")):
+        form = await read_form(request)
+        if not same_token(session.csrf, one(form, "csrf")):
             log.warning("admin UI: %s %s refused: no valid CSRF token (admin %r)",
                         request.method, request.url.path, session.name)
-            raise _Refused
+            raise Refused
         return form
 
     def refused() -> HTMLResponse:
         return HTMLResponse("<h1>403: this form is stale or was not sent from the admin UI; "
                             "reload the page and try again</h1>", status_code=403,
-                            headers=_HEADERS)
+                            headers=HEADERS)
 
     def common(session: AdminSession, active: str) -> dict[str, Any]:
         return {"admin": session.name, "csrf": session.csrf, "active": active}
+
+    add_editing_routes(router, ui, Kit(page, session_of, to_login, checked_form, refused,
+                                       common))
 
     @router.get("/static/{name}")
     async def static_file(name: str) -> Response:
@@ -189,12 +141,12 @@ def admin_ui_router(ui: AdminUi) -> APIRouter:
 
     @router.post("/login")
     async def login(request: Request) -> Response:
-        form = await _form(request)
-        if not same_token(request.cookies.get(LOGIN_CSRF_COOKIE), _one(form, "csrf")):
+        form = await read_form(request)
+        if not same_token(request.cookies.get(LOGIN_CSRF_COOKIE), one(form, "csrf")):
             log.warning("admin UI: a sign-in without a valid CSRF token was refused")
             return refused()
         # Admin names are at most 100 characters; the audit trail keeps no more of a guess.
-        name, password = _one(form, "name").strip()[:100], _one(form, "password")
+        name, password = one(form, "name").strip()[:100], one(form, "password")
         result = await check_sign_in(ui.store, name, password, ui.clock.now(),
                                      ui.unknown_names)
         if result.ok:
@@ -225,7 +177,7 @@ def admin_ui_router(ui: AdminUi) -> APIRouter:
             return to_login()
         try:
             await checked_form(request, session)
-        except _Refused:
+        except Refused:
             return refused()
         await ui.sessions.close(request.cookies.get(SESSION_COOKIE))
         response = to_login()
@@ -273,31 +225,6 @@ def admin_ui_router(ui: AdminUi) -> APIRouter:
         why = None if ui.explain is None else ui.explain(person_id)
         return page("person.html", person=found, why=why, **common(session, "people"))
 
-    @router.get("/mapping")
-    async def mapping(request: Request, connection: str = "", availability: str = "",
-                      activity: str = "", line: str = "", pbx: str = "") -> Response:
-        session = await session_of(request)
-        if session is None:
-            return to_login()
-        mappings = {} if ui.mappings is None else ui.mappings()
-        chosen = connection if connection in mappings else next(iter(mappings), "")
-        question = Question.parse(availability, activity, line, pbx)
-        compiled = mappings.get(chosen)
-        return page("mapping.html", connections=list(mappings), chosen=chosen,
-                    rules=None if compiled is None else compiled.rules, question=question,
-                    answer=None if compiled is None else answer(compiled, question),
-                    choices={"availability": list(Availability), "activity": list(Activity),
-                             "line": list(LineState), "pbx": list(PbxPresence)},
-                    **common(session, "mapping"))
-
-    @router.get("/matching")
-    async def matching(request: Request) -> Response:
-        session = await session_of(request)
-        if session is None:
-            return to_login()
-        views = [] if ui.matching is None else ui.matching()
-        return page("matching.html", views=views, **common(session, "matching"))
-
     @router.get("/check")
     async def check_page(request: Request) -> Response:
         session = await session_of(request)
@@ -313,14 +240,14 @@ def admin_ui_router(ui: AdminUi) -> APIRouter:
             return to_login()
         try:
             await checked_form(request, session)
-        except _Refused:
+        except Refused:
             return refused()
         if ui.check is not None:
             async with ui._checking:  # one run at a time; a second click waits for it
                 findings = await ui.check()
                 ui.last_check = (ui.clock.now(), findings, session.name)
             log.info("admin %r ran the check: %s", session.name, worst(findings).value)
-        return RedirectResponse(f"{PREFIX}/check", status_code=303, headers=_HEADERS)
+        return RedirectResponse(f"{PREFIX}/check", status_code=303, headers=HEADERS)
 
     @router.get("/live")
     async def live(request: Request) -> Response:
@@ -371,9 +298,9 @@ def admin_ui_router(ui: AdminUi) -> APIRouter:
             return to_login()
         try:
             form = await checked_form(request, session)
-        except _Refused:
+        except Refused:
             return refused()
-        name = _one(form, "name").strip()
+        name = one(form, "name").strip()
         try:
             name = check_slug(name)
             scopes = parse_scopes(form.get("scope") or [])
@@ -400,9 +327,9 @@ def admin_ui_router(ui: AdminUi) -> APIRouter:
             return to_login()
         try:
             form = await checked_form(request, session)
-        except _Refused:
+        except Refused:
             return refused()
-        name = _one(form, "name")
+        name = one(form, "name")
 
         async def work(tx: Repositories) -> bool:
             return await revoke_api_client(tx, name, now=ui.clock.now(),
@@ -413,6 +340,6 @@ def admin_ui_router(ui: AdminUi) -> APIRouter:
         except NotFoundError as exc:
             return await api_keys_page(session, error=str(exc))
         log.info("admin %r revoked API client %r", session.name, name)
-        return RedirectResponse(f"{PREFIX}/api-keys", status_code=303, headers=_HEADERS)
+        return RedirectResponse(f"{PREFIX}/api-keys", status_code=303, headers=HEADERS)
 
     return router

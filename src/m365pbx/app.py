@@ -48,6 +48,7 @@ from m365pbx.service.matching_view import matching_views
 from m365pbx.service.metrics import ServiceCollector
 from m365pbx.service.person_explain import explain_person
 from m365pbx.service.presence_view import HubPresenceView
+from m365pbx.service.reconfigure import Reconfigurer
 from m365pbx.service.session_store import SessionPersistence
 from m365pbx.service.status import part_report, wire_registry
 from m365pbx.service.status_store import StoreStatusSink, default_node
@@ -169,14 +170,17 @@ class Service:
         self.server: uvicorn.Server | None = None
         self.edits = AdminEdits(settings, self.store, self.clock, self.hub, self.tenants,
                                 self._policies.clear)
+        # The configuration file applied again while running (admin UI, SIGHUP).
+        self.reconfigure = Reconfigurer(self, self.clock)
+        self.status.add(self.reconfigure.status)
         self.admin_ui = None if not settings.admin.enabled else AdminUi(
             self.store, self.clock, self.status.snapshot, self.view.people,
             secure_cookies=settings.public_url is not None
             and settings.public_url.scheme == "https",
             explain=functools.partial(explain_person, self.hub, self._policy_for),
             matching=lambda: matching_views(self.tenants),
-            check=lambda: run_check(settings, self.store, self.clock),
-            changes=self.view.changes, edits=self.edits)
+            check=lambda: run_check(self.reconfigure.settings, self.store, self.clock),
+            changes=self.view.changes, edits=self.edits, configuration=self.reconfigure)
 
     # --- wiring callbacks ---------------------------------------------------------------------
     def _verify(self) -> ssl.SSLContext | bool:

@@ -58,6 +58,11 @@ class SecretMasker:
         # Longest first, so that a secret containing another is masked whole.
         self.known = sorted(values, key=len, reverse=True)
 
+    def add(self, known: Iterable[str]) -> None:
+        """Mask these values too from now on (a configuration applied while running)."""
+        values = set(self.known) | {value for value in known if len(value) >= _KEEP_SHORT}
+        self.known = sorted(values, key=len, reverse=True)
+
     def mask_text(self, text: str) -> str:
         """The text with every secret it contains replaced by ********."""
         for value in self.known:
@@ -136,6 +141,15 @@ def _drop_meta(_logger: WrappedLogger, _method: str, event: EventDict) -> EventD
     return event
 
 
+_MASKER: SecretMasker | None = None
+
+
+def mask_more_secrets(secrets: Iterable[str]) -> None:
+    """Mask these values in the log lines from now on, too (new secrets applied at run time)."""
+    if _MASKER is not None:
+        _MASKER.add(secrets)
+
+
 def configure_logging(level: str = "INFO", log_format: str = "console", *,
                       secrets: Iterable[str] = (),
                       stream: TextIO | None = None) -> logging.Handler:
@@ -143,7 +157,8 @@ def configure_logging(level: str = "INFO", log_format: str = "console", *,
 
     Calling it again replaces the handler it installed before; returns the handler.
     """
-    masker = SecretMasker(secrets)
+    global _MASKER
+    masker = _MASKER = SecretMasker(secrets)
     renderer: Processor = (structlog.processors.JSONRenderer(default=str)
                            if log_format == "json" else render_text)
     shared: list[Processor] = [

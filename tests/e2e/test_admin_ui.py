@@ -33,7 +33,7 @@ from tests.e2e.harness import (
     settings_for,
     switchboard,
 )
-from tests.sim.conftest import APP_ID
+from tests.sim.conftest import APP_ID, APP_SECRET
 
 PASSWORD = "correct horse battery staple"
 EVIL = 'Ben <script>document.title="pwned"</script> Weber'
@@ -267,6 +267,54 @@ async def test_a_wrong_app_secret_is_a_red_light_with_its_aadsts_code_and_fix(
         await expect(refused.first).to_contain_text("Paste the secret's Value")
         await expect(page.locator("tr.finding.ok").first).to_be_visible()
         await page.screenshot(path=tmp_path / "screenshots" / "check.png", full_page=True)
+
+        # A broken file is refused whole: nothing changes, the page and a light say why.
+        config = tmp_path / "m365pbx.yaml"
+        wrong = config.read_text()
+        config.write_text(wrong + "unknown_section: 1\n")
+        await page.goto(base(service) + "/admin/configuration")
+        await page.click("#apply")
+        await expect(page.locator("#applied .error")).to_contain_text("unknown_section")
+        part = service.status.get("tenant/contoso/sign_in")
+        assert part is not None and part.state.value == "bad_credentials"
+        await page.goto(base(service) + "/admin")
+        await expect(page.locator("article[data-part='configuration']")).to_have_class(
+            re.compile(r"\bred\b"))
+
+        # The secret fixed in the file and applied: green without a restart. A change that
+        # needs one is named, and the light says so.
+        config.write_text(wrong.replace("Wr0ng~secret~value~pasted~here", APP_SECRET)
+                          .replace("min_poll_interval: 10s", "min_poll_interval: 20s"))
+        await page.goto(base(service) + "/admin/configuration")
+        await page.click("#apply")
+        await expect(page.locator("ul.in-effect")).to_contain_text(
+            "tenants[contoso].credentials[graph].client_secret")
+        await expect(page.locator("ul.needs-restart")).to_contain_text(
+            "teams_to_pbx.min_poll_interval")
+        assert APP_SECRET not in await page.content()
+        await page.screenshot(path=tmp_path / "screenshots" / "configuration.png",
+                              full_page=True)
+
+        def tenant_green() -> bool:
+            parts = [s for s in service.status.snapshot() if s.part.startswith("tenant/")]
+            return bool(parts) and all(s.state.value == "ok" for s in parts)
+
+        await eventually(tenant_green, clock)
+        await page.goto(base(service) + "/admin")
+        await expect(light).to_have_class(re.compile(r"\bgreen\b"))
+        await expect(page.locator("article.red[data-part^='tenant/']")).to_have_count(0)
+        await expect(page.locator("article.amber[data-part^='tenant/']")).to_have_count(0)
+        await expect(page.locator("article[data-part='configuration']")).to_have_class(
+            re.compile(r"\bamber\b"))
+        await expect(page.locator("article[data-part='configuration']")).to_contain_text(
+            "teams_to_pbx.min_poll_interval")
+        await page.screenshot(path=tmp_path / "screenshots" / "green_light.png",
+                              full_page=True)
+        await page.goto(base(service) + "/admin/audit")
+        row = page.locator("table.audit tbody tr", has_text="configuration.applied").first
+        await expect(row).to_contain_text("admin alice")
+        await expect(row).to_contain_text("client_secret")
+        assert APP_SECRET not in await page.content()
 
 
 async def test_the_matching_page_shows_ambiguous_and_unmatched_people_with_reasons(

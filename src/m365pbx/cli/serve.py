@@ -52,6 +52,15 @@ def serve(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, service.stop)
+        applying: set[asyncio.Task[object]] = set()
+
+        def reapply() -> None:
+            # SIGHUP: the configuration file again, as the admin UI's "Apply" does.
+            task = loop.create_task(service.reconfigure.apply("SIGHUP"))
+            applying.add(task)
+            task.add_done_callback(applying.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, reapply)
         say(f"m365pbx listening on http://{settings.listen.host}:{settings.listen.port}")
         runner = asyncio.create_task(service.run())
         started = asyncio.create_task(service.started.wait())

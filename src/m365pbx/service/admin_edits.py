@@ -96,6 +96,12 @@ class AdminEdits:
         log.info("%s changed the mapping overlay of PBX connection %s (%d people looked at "
                  "again)", actor, connection, len(people))
 
+    def mapping_changed(self) -> None:
+        """The configuration's mappings changed: decide everyone's PBX presence again."""
+        self.forget_policies()
+        for person in self.hub.people():
+            self.hub.poke(person.id)
+
     async def overrides(self, connection: str | None = None) -> list[MatchingOverrideRow]:
         """The stored pins and exclusions (of one connection, or all)."""
         async with self.store.transaction() as tx:

@@ -212,6 +212,8 @@ class TenantRuntime:
         # How signing in goes, per app credential: the tenant's state (service/health.py).
         self.sign_ins = [WatchedTokens(AppTokenSource(self.authority, client_credential(reader)),
                                        clock, label=f"tenant {tenant.name}")]
+        # Which sign-in uses which credential: a secret fixed in the file is swapped in here.
+        self.sign_in_of = {reader.name: self.sign_ins[0]}
         app_client = GraphClient(self.sign_ins[0], http, base_url=graph_url, clock=clock)
         writer = credential_for(tenant, Permission.PRESENCE_WRITE)
         writer_client = None
@@ -219,6 +221,7 @@ class TenantRuntime:
             self.sign_ins.append(WatchedTokens(
                 AppTokenSource(self.authority, client_credential(writer)), clock,
                 label=f"tenant {tenant.name} (credential {writer.name})"))
+            self.sign_in_of[writer.name] = self.sign_ins[-1]
         if writer is not None:
             writer_client = (app_client if writer is reader else GraphClient(
                 self.sign_ins[-1], http, base_url=graph_url, clock=clock))
@@ -319,6 +322,7 @@ class TenantRuntime:
             self.sign_ins.append(WatchedTokens(
                 AppTokenSource(self.authority, client_credential(credential)), self.clock,
                 label=f"tenant {self.tenant.name} (credential {credential.name})"))
+            self.sign_in_of[credential.name] = self.sign_ins[-1]
             client = GraphClient(self.sign_ins[-1], self.http, base_url=graph_url,
                                  clock=self.clock)
 

@@ -1,5 +1,6 @@
 """The admin UI's editing pages: a PBX connection's mapping (explain, edit an overlay with
-a preview before saving) and matching (pin or exclude a person)."""
+a preview before saving), matching (pin or exclude a person), and applying the
+configuration file without a restart."""
 
 from __future__ import annotations
 
@@ -171,3 +172,27 @@ def add_editing_routes(router: APIRouter, ui: AdminUi, kit: Kit) -> None:
     @router.post("/matching/remove")
     async def remove(request: Request) -> Response:
         return await change_matching(request, "remove")
+
+    @router.get("/configuration")
+    async def configuration(request: Request) -> Response:
+        session = await kit.session_of(request)
+        if session is None:
+            return kit.to_login()
+        reconfigure = ui.configuration
+        return kit.page("configuration.html", offered=reconfigure is not None,
+                        file=None if reconfigure is None else reconfigure.settings.source_file,
+                        last=None if reconfigure is None else reconfigure.last,
+                        **kit.common(session, "configuration"))
+
+    @router.post("/configuration")
+    async def apply_configuration(request: Request) -> Response:
+        session = await kit.session_of(request)
+        if session is None:
+            return kit.to_login()
+        try:
+            await kit.checked_form(request, session)
+        except Refused:
+            return kit.refused()
+        if ui.configuration is not None:
+            await ui.configuration.apply(f"admin {session.name}")
+        return RedirectResponse(f"{PREFIX}/configuration", status_code=303, headers=HEADERS)

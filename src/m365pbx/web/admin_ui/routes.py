@@ -30,6 +30,7 @@ from m365pbx.service.admin_signin import UnknownNames, audit_sign_in, check_sign
 from m365pbx.service.api_keys import create_api_client, revoke_api_client
 from m365pbx.service.matching_view import ConnectionMatching
 from m365pbx.service.person_explain import PersonExplanation
+from m365pbx.service.reconfigure import Reconfigurer
 from m365pbx.store import Repositories, Store
 from m365pbx.store.errors import ConflictError, NotFoundError
 from m365pbx.web.admin_ui.editing import Kit, add_editing_routes
@@ -70,6 +71,8 @@ class AdminUi:
     changes: Callable[[], AsyncIterator[PersonPresence]] | None = None
     # Mapping overlays, pins and exclusions edited here; None: not offered.
     edits: AdminEdits | None = None
+    # The configuration file applied again while running; None: not offered.
+    configuration: Reconfigurer | None = None
 
     def __post_init__(self) -> None:
         self.sessions = SessionBook(self.store, self.clock)

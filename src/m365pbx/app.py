@@ -178,6 +178,7 @@ class Service:
             secure_cookies=settings.public_url is not None
             and settings.public_url.scheme == "https",
             explain=functools.partial(explain_person, self.hub, self._policy_for),
+            history=self.view.recent_changes,
             matching=lambda: matching_views(self.tenants),
             check=lambda: run_check(self.reconfigure.settings, self.store, self.clock),
             changes=self.view.changes, edits=self.edits, configuration=self.reconfigure)

@@ -448,6 +448,15 @@ async def test_an_overlay_edited_in_the_ui_is_previewed_then_saved_and_in_effect
         await page.screenshot(path=shots / "mapping_saved.png", full_page=True)
         await eventually(lambda: pbx_shows(service, "anna") == "busy", clock)
 
+        # Anna's page: her last changes, newest first (dnd, then busy under the overlay).
+        await page.goto(base(service) + "/admin/people?q=anna")
+        await page.click("tbody a")
+        history = page.locator("table.history tbody tr")
+        await expect(history.first).to_contain_text("busy")
+        await expect(history.first).to_contain_text("DoNotDisturb / DoNotDisturb")
+        await expect(page.locator("table.history")).to_contain_text("dnd")
+        await page.screenshot(path=shots / "person_history.png", full_page=True)
+
         await page.goto(base(service) + "/admin/audit")
         row = page.locator("table.audit tbody tr", has_text="mapping.edit")
         await expect(row).to_contain_text("admin alice")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from m365pbx.core.mapping import Channel
 from m365pbx.core.policy import PolicyConfig
@@ -25,6 +26,8 @@ class PersonExplanation:
     pbx: str
     # (channel, what it should hold in Teams, why) for each PBX → Teams channel
     to_teams: list[tuple[str, str, str]] = field(default_factory=list)
+    # (start, end, PBX presence, subject) of the calendar events the PBX shows or will show
+    calendar: list[tuple[datetime, datetime, str, str]] = field(default_factory=list)
 
 
 def explain_person(hub: PresenceHub, policy_for: Callable[[Person], PolicyConfig],
@@ -47,4 +50,7 @@ def explain_person(hub: PresenceHub, policy_for: Callable[[Person], PolicyConfig
         teams=None if teams is None else str(teams),
         pbx_from_teams=None if teams is None else mapping.to_pbx(teams).value,
         teams_reason=None if teams is None else mapping.explain_teams(teams).reason,
-        line=line.value, pbx=pbx.value, to_teams=to_teams)
+        line=line.value, pbx=pbx.value, to_teams=to_teams,
+        calendar=[] if state is None else [
+            (datetime.fromtimestamp(b.start, UTC), datetime.fromtimestamp(b.end, UTC),
+             b.presence.value, b.subject) for b in sorted(state.calendar, key=lambda b: b.start)])

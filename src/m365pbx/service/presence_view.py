@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from fastapi import APIRouter
@@ -64,16 +66,51 @@ def person_presence(person: Person, hub: PresenceHub) -> PersonPresence:
     )
 
 
+RECENT = 5000
+"""How many shown changes (of everyone) the admin UI's person page picks from."""
+
+
+@dataclass(frozen=True, slots=True)
+class ShownChange:
+    """What one person's sides showed from `at` on (the admin UI's "last changes")."""
+
+    at: datetime
+    person_id: int
+    teams: str | None
+    pbx: str | None
+    line: str | None
+
+
+def _shown(person: PersonPresence) -> tuple[str | None, str | None, str | None]:
+    teams = None if person.teams is None or person.teams.availability is None else (
+        f"{person.teams.availability} / {person.teams.activity}")
+    pbx = None if person.pbx is None else (
+        f"{person.pbx.presence}" + (f" “{person.pbx.note}”" if person.pbx.note else ""))
+    return teams, pbx, None if person.line_state is None else str(person.line_state)
+
+
 class HubPresenceView:
     """PresenceView over the hub, kept current by the hub's change listener."""
 
     def __init__(self, hub: PresenceHub) -> None:
         self.hub = hub
         self._view = MemoryPresenceView()
+        # The newest shown changes of everyone: bounded whatever the directory's size.
+        self._recent: deque[ShownChange] = deque(maxlen=RECENT)
         hub.listen(self._changed)
 
     def _changed(self, person: Person, _state: object) -> None:
-        self._view.put(person_presence(person, self.hub))
+        shown = person_presence(person, self.hub)
+        before = self._view.get(shown.connection, shown.key)
+        now = _shown(shown)
+        if before is None or _shown(before) != now:
+            self._recent.append(ShownChange(self.hub.clock.now(), person.id, *now))
+        self._view.put(shown)
+
+    def recent_changes(self, person_id: int, limit: int = 20) -> list[ShownChange]:
+        """One person's last shown changes, newest first (among everyone's newest RECENT)."""
+        found = [c for c in reversed(self._recent) if c.person_id == person_id]
+        return found[:limit]
 
     def people(self) -> list[PersonPresence]:
         """Everyone's current presence."""

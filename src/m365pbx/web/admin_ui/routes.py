@@ -30,6 +30,7 @@ from m365pbx.service.admin_signin import UnknownNames, audit_sign_in, check_sign
 from m365pbx.service.api_keys import create_api_client, revoke_api_client
 from m365pbx.service.matching_view import ConnectionMatching
 from m365pbx.service.person_explain import PersonExplanation
+from m365pbx.service.presence_view import ShownChange
 from m365pbx.service.reconfigure import Reconfigurer
 from m365pbx.store import Repositories, Store
 from m365pbx.store.errors import ConflictError, NotFoundError
@@ -63,6 +64,8 @@ class AdminUi:
     secure_cookies: bool = False
     # Why the PBX shows what it shows for one person (by id); None: not offered.
     explain: Callable[[int], PersonExplanation | None] | None = None
+    # One person's last shown changes, newest first; None: not offered.
+    history: Callable[[int], list[ShownChange]] | None = None
     # The last matching per connection; None: not offered.
     matching: Callable[[], list[ConnectionMatching]] | None = None
     # `m365pbx check` run inside the service; None: not offered.
@@ -226,7 +229,9 @@ def admin_ui_router(ui: AdminUi) -> APIRouter:
             return page("person.html", status_code=404, person=None,
                         **common(session, "people"))
         why = None if ui.explain is None else ui.explain(person_id)
-        return page("person.html", person=found, why=why, **common(session, "people"))
+        history = [] if ui.history is None else ui.history(person_id)
+        return page("person.html", person=found, why=why, history=history,
+                    **common(session, "people"))
 
     @router.get("/check")
     async def check_page(request: Request) -> Response:

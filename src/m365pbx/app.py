@@ -444,6 +444,8 @@ class Service:
                                              self.clock))
                 group.create_task(supervised("recording the parts' states", self.recorder.run,
                                              self.clock))
+                group.create_task(supervised("admin edits of other processes",
+                                             self.edits.follow, self.clock))
                 for name, runtime in self.tenants.items():
                     # Nothing tenant-side may end the service (design.md rule 5).
                     group.create_task(supervised(f"tenant {name}", runtime.run, self.clock))

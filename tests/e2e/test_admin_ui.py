@@ -521,3 +521,27 @@ async def test_pin_an_ambiguous_person_and_exclude_people_from_the_ui(
         for action in ("matching.pin", "matching.exclude", "matching.exclude_removed"):
             await expect(trail).to_contain_text(action)
         await page.screenshot(path=shots / "audit_matching.png", full_page=True)
+
+
+async def test_an_overlay_and_a_pin_saved_by_another_process_take_effect(
+    sim_server: RunningServer, clock: VirtualClock, tmp_path: Path,
+) -> None:
+    settings = settings_for(sim_server, tmp_path, admin={"enabled": True})
+    async with running(settings, clock) as service:
+        switchboard(service).replace_users(pbx_users(
+            ("anna", "Anna Schmidt"), ("anna2", "Anna Schmidt")))
+        await in_teams(sim_server, "anna@contoso.com",
+                       {"preferred": {"availability": "DoNotDisturb",
+                                      "activity": "DoNotDisturb"}})
+        await eventually(lambda: service.hub.people() == [] and bool(
+            service.tenants["contoso"].parts.directory.connections[0].result), clock)
+        # Another m365pbx process on the same database (its admin UI) saves both.
+        async with service.store.transaction() as tx:
+            await tx.matching_overrides.put("switchboard", "anna2", kind="pin",
+                                            teams_user="anna@contoso.com",
+                                            now=clock.now(), by="admin bob")
+            await tx.mapping_overlays.put("switchboard", {"teams_to_pbx": [
+                {"availability": "DoNotDisturb", "activity": "DoNotDisturb", "pbx": "away"}]},
+                now=clock.now(), by="admin bob")
+        await eventually(lambda: [p.key for p in service.hub.people()] == ["anna2"], clock)
+        await eventually(lambda: pbx_shows(service, "anna2") == "away", clock)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from m365pbx.clock import Clock
@@ -13,13 +14,16 @@ from m365pbx.config import Settings
 from m365pbx.core.mapping import CompiledMapping, MappingError, MappingOverlay
 from m365pbx.service.mapping_view import UI_SOURCE, Draft, draft_text, read_draft, rules_of
 from m365pbx.store import Repositories, Store
-from m365pbx.store.tables import EXCLUDE, PIN, MatchingOverrideRow
+from m365pbx.store.tables import EXCLUDE, PIN, MappingOverlayRow, MatchingOverrideRow
 from m365pbx.sync.hub import PresenceHub
 
 if TYPE_CHECKING:
     from m365pbx.service.tenant import TenantRuntime
 
 log = logging.getLogger(__name__)
+
+FOLLOW_INTERVAL = 30.0
+"""Seconds between looks at the store for what another process saved."""
 
 
 class AdminEdits:
@@ -35,6 +39,7 @@ class AdminEdits:
         self.tenants = tenants
         self.forget_policies = forget_policies
         self.overlays: dict[str, MappingOverlay] = {}
+        self._overlays_seen: list[tuple[str, datetime, str]] = []
 
     def connections(self) -> list[str]:
         """The PBX connections of the configuration, in its order."""
@@ -42,10 +47,29 @@ class AdminEdits:
 
     async def load(self) -> None:
         """Read the stored overlays, pins and exclusions and put them in effect (at start)."""
+        await self.refresh(sync=False)
 
+    async def follow(self, interval: float = FOLLOW_INTERVAL) -> None:
+        """Take up what another m365pbx process on the same database saved, until cancelled."""
+        while True:
+            await self.clock.sleep(interval)
+            await self.refresh(sync=True)
+
+    async def refresh(self, *, sync: bool) -> None:
+        """Put the stored overlays, pins and exclusions in effect where they changed."""
         async with self.store.transaction() as tx:
             stored = await tx.mapping_overlays.list_all()
             overrides = await tx.matching_overrides.list_for()
+        seen = [(r.connection, r.updated_at, r.updated_by) for r in stored]
+        if seen != self._overlays_seen:
+            self._overlays_seen = seen
+            self._use_overlays(stored)
+            if sync:
+                self.mapping_changed()
+        self._use_overrides(overrides, sync=sync)
+
+    def _use_overlays(self, stored: list[MappingOverlayRow]) -> None:
+        self.overlays = {}
         for row in stored:
             draft = read_draft(draft_text(row.document))
             if draft.overlay is None:
@@ -54,7 +78,6 @@ class AdminEdits:
                           row.connection, "; ".join(draft.problems))
                 continue
             self.overlays[row.connection] = draft.overlay
-        self._use_overrides(overrides, sync=False)
 
     def compiled(self, connection: str, overlay: MappingOverlay | None = None, *,
                  draft: bool = False) -> CompiledMapping:
@@ -84,10 +107,7 @@ class AdminEdits:
                                   details={"overlay": draft.document or {}})
 
         await self.store.write(work, what=f"the mapping overlay of {connection}")
-        if draft.overlay is None:
-            self.overlays.pop(connection, None)
-        else:
-            self.overlays[connection] = draft.overlay
+        await self.refresh(sync=False)  # as stored; `follow` then sees nothing new
         self.forget_policies()
         # What each person's PBX shows is decided again under the new rules.
         people = [p for p in self.hub.people() if p.connection == connection]

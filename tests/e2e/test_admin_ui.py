@@ -461,6 +461,8 @@ async def test_an_overlay_edited_in_the_ui_is_previewed_then_saved_and_in_effect
         row = page.locator("table.audit tbody tr", has_text="mapping.edit")
         await expect(row).to_contain_text("admin alice")
         await expect(row).to_contain_text("switchboard")
+        await expect(row).to_contain_text('"pbx": "busy"')
+        await page.screenshot(path=shots / "audit_mapping.png", full_page=True)
 
     # After a restart the saved overlay is still in effect.
     async with running(settings, clock) as service:

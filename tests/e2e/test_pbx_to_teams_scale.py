@@ -47,11 +47,21 @@ async def test_500_calls_at_once_under_a_429_storm_all_show_in_a_call(
                        if (a["availability"], a["activity"]) == ("Busy", "InACall"))
 
         await eventually(lambda: in_a_call() == PEOPLE, clock, step=0.5, wall_timeout=45)
+
+        def set_presence_requests() -> list[dict]:
+            return [r for r in sim.faults.requests()
+                    if r["path"].endswith("/presence/setPresence")]
+
+        # The simulator logs a request once its answer has gone out, a moment after the new
+        # presence is readable: wait until the log holds every accepted write (a second write
+        # of anyone would still show as more than PEOPLE below).
+        await eventually(lambda: sum(1 for r in set_presence_requests()
+                                     if r["status"] != 429) >= PEOPLE,
+                         clock, step=0.5, wall_timeout=45)
         # Judged on what Graph (the simulator) saw, not on our own counters: the counter of
         # answered writes can trail the simulator's state by a batch when `eventually` fires.
         assert service.hub.counters["writes_failed"] == 0
-        writes = [r for r in sim.faults.requests()
-                  if r["path"].endswith("/presence/setPresence")]
+        writes = set_presence_requests()
         refused = sum(1 for r in writes if r["status"] == 429)
         batched = sum(1 for r in writes if r["batch"])
         print(f"{len(writes)} setPresence, {refused} refused with 429, {batched} in batches")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from m365pbx.core.matching.fields import MICROSOFT_FIELD_READERS, field_values
-from m365pbx.core.matching.normalize import Normalizer
+from m365pbx.core.matching.fields import MICROSOFT_FIELD_READERS, field_columns
+from m365pbx.core.matching.normalize import ManyNormalizer
 from m365pbx.core.matching.users import MicrosoftUser
 from m365pbx.errors import UserInputError
 
@@ -65,12 +65,12 @@ class MicrosoftDirectory:
         read = MICROSOFT_FIELD_READERS[field]
         return any(read(user) for user in self.users)
 
-    def build_index(self, field: str, normalize: Normalizer) -> ValueIndex:
+    def build_index(self, field: str, normalize: ManyNormalizer) -> ValueIndex:
         """Map each normalised value of the field to the positions of the users that have it."""
+        positions, values = field_columns(self.users, field)
         index: ValueIndex = {}
         get = index.get
-        for position, value in field_values(self.users, field):
-            key = normalize(value)
+        for position, key in zip(positions, normalize(values), strict=True):
             if not key:
                 continue
             bucket = get(key)

@@ -9,10 +9,10 @@ from contextlib import contextmanager
 
 from m365pbx.core.matching import reasons
 from m365pbx.core.matching.directory import MicrosoftDirectory
-from m365pbx.core.matching.eligibility import left_out_reason
+from m365pbx.core.matching.eligibility import left_out_reasons
 from m365pbx.core.matching.fields import is_phone_field
-from m365pbx.core.matching.lookups import FieldLookup, PhoneLookup, text_lookup
-from m365pbx.core.matching.normalize import strip_sip_scheme, text_normalizer
+from m365pbx.core.matching.lookups import FieldLookup, PhoneLookup, TextLookup, text_lookup
+from m365pbx.core.matching.normalize import many_normalizer
 from m365pbx.core.matching.options import MatchOptions
 from m365pbx.core.matching.phones import check_phone_region, phone_keys
 from m365pbx.core.matching.result import PIN_RULE, Ambiguous, Match, MatchResult, Unmatched
@@ -79,7 +79,7 @@ def _match(
     region = check_phone_region(options.phone_region)
     pbx = _sorted_pbx_users(pbx_users)
     directory = MicrosoftDirectory(teams_users)
-    left_out = [left_out_reason(user, options) for user in directory.users]
+    left_out = left_out_reasons(directory.users, options)
     selection = resolve_selection(options, {user.key for user in pbx}, directory, left_out)
     blocked = _blocked_reasons(left_out, selection, directory)
     warnings = [*selection.warnings, *_absent_field_warnings(options.rules, pbx, directory)]
@@ -87,27 +87,25 @@ def _match(
     fields = list(dict.fromkeys(rule.microsoft_field for rule in options.rules))
     total = len(fields) * len(directory) + len(pbx)
     done = 0
-    text = text_normalizer(
+    text = many_normalizer(
         casefold=options.casefold,
         unicode_normalize=options.unicode_normalize,
         domain=options.strip_domain,
     )
     phone = phone_keys(region)
 
-    def pbx_text(value: str) -> str:
-        return text(strip_sip_scheme(value) if ":" in value else value)
-
     field_lookups: dict[str, FieldLookup] = {}
     for field in fields:
         field_lookups[field] = (
             PhoneLookup(directory, field, phone)
             if is_phone_field(field)
-            else text_lookup(directory, field, text, pbx_text)
+            else text_lookup(directory, field, text)
         )
         done += len(directory)
         if progress:
             progress(done, total)
-    lookups = [RuleLookup(rule, field_lookups[rule.microsoft_field]) for rule in options.rules]
+    lookups = [_rule_lookup(rule, field_lookups[rule.microsoft_field], pbx)
+               for rule in options.rules]
     walker = RuleWalker(lookups, directory.ids, blocked, left_out)
     decided: dict[str, Decided] = {}
     unmatched: list[Unmatched] = []
@@ -121,7 +119,7 @@ def _match(
         elif h323 in selection.pins:
             decided[h323] = Decided(selection.pins[h323], PIN_RULE)
         else:
-            outcome = walker.walk(user)
+            outcome = walker.walk(user, number - 1)
             if isinstance(outcome, Decided):
                 decided[h323] = outcome
             elif outcome.candidates:
@@ -147,6 +145,14 @@ def _match(
         teams_users=len(directory),
         left_out=dict(left_out_counts),
     )
+
+
+def _rule_lookup(rule: Rule, lookup: FieldLookup, pbx: Sequence[PbxUser]) -> RuleLookup:
+    """The rule with its lookup; a text lookup answers for every PBX user at once."""
+    if isinstance(lookup, TextLookup):
+        values = [user.value(rule.pbx_field) for user in pbx]
+        return RuleLookup(rule, lookup, lookup.find_all(values))
+    return RuleLookup(rule, lookup)
 
 
 def _sorted_pbx_users(users: Iterable[PbxUser]) -> list[PbxUser]:

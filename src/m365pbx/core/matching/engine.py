@@ -6,6 +6,7 @@ import gc
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 
 from m365pbx.core.matching import reasons
 from m365pbx.core.matching.directory import MicrosoftDirectory
@@ -77,9 +78,9 @@ def _match(
     progress: ProgressCallback | None,
 ) -> MatchResult:
     region = check_phone_region(options.phone_region)
-    pbx = _sorted_pbx_users(pbx_users)
+    pbx = _checked_pbx_users(pbx_users)
     directory = MicrosoftDirectory(teams_users)
-    left_out = left_out_reasons(directory.users, options)
+    left_out = directory.reasons_by_position(partial(left_out_reasons, options=options))
     selection = resolve_selection(options, {user.key for user in pbx}, directory, left_out)
     blocked = _blocked_reasons(left_out, selection, directory)
     warnings = [*selection.warnings, *_absent_field_warnings(options.rules, pbx, directory)]
@@ -155,7 +156,9 @@ def _rule_lookup(rule: Rule, lookup: FieldLookup, pbx: Sequence[PbxUser]) -> Rul
     return RuleLookup(rule, lookup)
 
 
-def _sorted_pbx_users(users: Iterable[PbxUser]) -> list[PbxUser]:
+def _checked_pbx_users(users: Iterable[PbxUser]) -> list[PbxUser]:
+    """The PBX users in input order, each h323 once; they are walked in that order, which
+    the caches favour (see MicrosoftDirectory), and nothing in the result depends on it."""
     by_key: dict[str, PbxUser] = {}
     for user in users:
         if not user.key:
@@ -163,7 +166,7 @@ def _sorted_pbx_users(users: Iterable[PbxUser]) -> list[PbxUser]:
         if user.key in by_key:
             raise UserInputError("two PBX users have this h323", location=f"h323 '{user.key}'")
         by_key[user.key] = user
-    return [by_key[key] for key in sorted(by_key)]
+    return list(by_key.values())
 
 
 def _blocked_reasons(

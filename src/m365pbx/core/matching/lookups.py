@@ -6,8 +6,7 @@ import re
 from collections.abc import Sequence
 from typing import Protocol
 
-from m365pbx.core.matching.directory import MicrosoftDirectory, ValueIndex
-from m365pbx.core.matching.fields import field_values
+from m365pbx.core.matching.directory import MicrosoftDirectory, TextIndex, ValueIndex
 from m365pbx.core.matching.normalize import ManyNormalizer, strip_sip_scheme
 from m365pbx.core.matching.phones import PhoneKeys
 
@@ -39,7 +38,7 @@ class FieldLookup(Protocol):
 class TextLookup:
     """Exact lookup of the normalised PBX value in a dict of normalised Microsoft values."""
 
-    def __init__(self, index: ValueIndex, normalize: ManyNormalizer) -> None:
+    def __init__(self, index: TextIndex, normalize: ManyNormalizer) -> None:
         self._index = index
         self._normalize = normalize
 
@@ -57,7 +56,8 @@ class TextLookup:
         get = self._index.get
         for at, key in zip(present, keys, strict=True):
             if key:
-                found[at] = get(key, NO_HITS)
+                hit = get(key)
+                found[at] = NO_HITS if hit is None else [hit] if isinstance(hit, int) else hit
         return found
 
 
@@ -85,12 +85,12 @@ class PhoneLookup:
 
     def __init__(self, directory: MicrosoftDirectory, field: str, keys: PhoneKeys) -> None:
         self._keys = keys
-        self._users = directory.users
+        self._directory = directory
         self._field = field
         self._buckets: dict[str, list[tuple[int, str]]] = {}
         self._exact: ValueIndex | None = None
         buckets = self._buckets
-        for position, value in field_values(directory.users, field):
+        for position, value in zip(*directory.columns(field), strict=True):
             suffix = plain_suffix(value)
             if suffix is None:
                 suffix = digits_suffix(keys(value).key)
@@ -113,15 +113,14 @@ class PhoneLookup:
         if not bucket:
             return NO_HITS
         hits = [position for position, raw in bucket if self._keys(raw).key == key]
-        return list(dict.fromkeys(hits)) if len(hits) > 1 else hits
+        return sorted(set(hits)) if len(hits) > 1 else hits
 
     def _exact_index(self) -> ValueIndex:
         if self._exact is None:
-            self._exact = {}
-            for position, raw in field_values(self._users, self._field):
-                bucket = self._exact.setdefault(self._keys(raw).key, [])
-                if not bucket or bucket[-1] != position:
-                    bucket.append(position)
+            exact: ValueIndex = {}
+            for position, raw in zip(*self._directory.columns(self._field), strict=True):
+                exact.setdefault(self._keys(raw).key, []).append(position)
+            self._exact = {key: sorted(set(hits)) for key, hits in exact.items()}
         return self._exact
 
 

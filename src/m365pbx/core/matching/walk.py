@@ -62,7 +62,8 @@ class RuleWalker:
         self._ids = ids
         self._blocked = blocked
         self._left_out = left_out
-        # Left-out Microsoft user position -> (h323, rule) of the first PBX user that hit it.
+        # Left-out Microsoft user position -> (h323, rule) of the PBX user that hit it first
+        # in h323 order.
         self.wanted_by: dict[int, tuple[str, str]] = {}
 
     def walk(self, user: PbxUser, number: int) -> Decided | Undecided:
@@ -151,6 +152,10 @@ class RuleWalker:
         return write
 
     def _remember(self, hits: Sequence[int], h323: str, rule_text: str) -> None:
+        # The PBX user with the smallest h323 (and its first such rule) whatever the order in
+        # which PBX users are walked.
         for position in hits:
-            if self._left_out[position] is not None and position not in self.wanted_by:
-                self.wanted_by[position] = (h323, rule_text)
+            if self._left_out[position] is not None:
+                first = self.wanted_by.get(position)
+                if first is None or h323 < first[0]:
+                    self.wanted_by[position] = (h323, rule_text)

@@ -2,25 +2,42 @@
 
 Folding in one memoised call equals fold_unicode then casefold; the phone filing without a
 regular expression equals the one with it; reading a field for all users at once reads what
-the per-user readers read.
+the per-user readers read; eligibility for all users in one loop equals it user by user; and
+a match whose text rules are looked up for all PBX users at once, walked without sentences
+first, equals the match that walks every user with its sentences, looking up one by one.
 """
 
 from __future__ import annotations
 
 import unicodedata
+from typing import Any
 
-from hypothesis import given
+import pytest
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from m365pbx.core.matching import fold_unicode, strip_domain, text_normalizer
+from m365pbx.core.matching import (
+    MatchOptions,
+    PbxUser,
+    Rule,
+    engine,
+    fold_unicode,
+    match_users,
+    strip_domain,
+    text_normalizer,
+)
+from m365pbx.core.matching.eligibility import left_out_reason, left_out_reasons
 from m365pbx.core.matching.fields import MICROSOFT_FIELD_READERS, field_values
 from m365pbx.core.matching.lookups import (
     _PLAIN_PHONE,
     _SEPARATORS,
     SAFE_NATIONAL_DIGITS,
     SUFFIX_DIGITS,
+    FieldLookup,
     plain_suffix,
 )
+from m365pbx.core.matching.walk import Decided, RuleLookup, RuleWalker, Undecided
+from tests.core.test_matching_properties import directories
 
 LATIN = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x24F), max_size=20)
 # Letters with combining accents after them (NFD), Vietnamese letters, the letters with a
@@ -92,3 +109,62 @@ def test_field_values_reads_what_the_readers_read() -> None:
         expected = [(position, value) for position, user in enumerate(ODD_USERS)
                     for value in read(user)]
         assert list(field_values(ODD_USERS, name)) == expected, name
+
+
+def _one_by_one(rule: Rule, lookup: FieldLookup, pbx: object) -> RuleLookup:
+    return RuleLookup(rule, lookup)
+
+
+def _always_with_sentences(walker: RuleWalker, user: PbxUser, number: int) -> Decided | Undecided:
+    return walker._walk(user, number)
+
+
+PHONE_RULES = (Rule("extension", "businessPhones"),)
+PHONES = ["030 1234567", "+49 30 1234567", "+49 (30) 1234567", "1234567", "030 12345"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(directories(), st.lists(st.sampled_from(PHONES), min_size=24, max_size=24))
+def test_text_rules_for_all_users_at_once_change_no_outcome(
+    world: tuple[list[PbxUser], list[dict[str, Any]], MatchOptions], phones: list[str]
+) -> None:
+    people, teams, options = world
+    # A phone rule between or after the text rules: it is looked up user by user.
+    people = [PbxUser(user.key, {**user.fields, "extension": phones[at]})
+              for at, user in enumerate(people)]
+    teams = [{**user, "businessPhones": [phones[12 + at % 12]]} for at, user in enumerate(teams)]
+    for rules in (options.rules, options.rules + PHONE_RULES, PHONE_RULES + options.rules):
+        with_rules = MatchOptions(rules=rules, pins=options.pins, exclude=options.exclude,
+                                  phone_region="DE")
+        fast = match_users(people, teams, with_rules)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(engine, "_rule_lookup", _one_by_one)
+            patch.setattr(RuleWalker, "walk", _always_with_sentences)
+            plain = match_users(people, teams, with_rules)
+        assert fast == plain
+
+
+ELIGIBILITY_USERS: list[dict[str, object]] = [
+    {}, {"accountEnabled": False}, {"accountEnabled": True, "assignedPlans": []},
+    {"assignedPlans": [{"service": "exchange", "capabilityStatus": "Enabled"},
+                       {"service": "TeamspaceAPI", "capabilityStatus": "Enabled"}]},
+    {"assignedPlans": [{"service": "TeamspaceAPI", "capabilityStatus": "Suspended"}, "x"]},
+    {"assignedPlans": "TeamspaceAPI", "memberOf": [{"id": "g1"}]},
+    {"accountEnabled": False, "assignedPlans": [], "memberOf": ["g2"]},
+]
+
+
+@pytest.mark.parametrize("options", [
+    MatchOptions(), MatchOptions(require_teams_licence=False),
+    MatchOptions(allowed_groups=frozenset({"g1"})),
+])
+def test_eligibility_of_all_users_at_once(options: MatchOptions) -> None:
+    expected = [left_out_reason(user, options) for user in ELIGIBILITY_USERS]
+    assert left_out_reasons(ELIGIBILITY_USERS, options) == expected
+
+
+def test_eligibility_reasons_of_the_odd_users() -> None:
+    assert left_out_reasons(ELIGIBILITY_USERS, MatchOptions()) == [
+        None, "account disabled", "no Teams licence", None, "no Teams licence", None,
+        "account disabled",
+    ]

@@ -1,8 +1,9 @@
 """The typer application and the one place that turns errors into exit codes.
 
 Each command imports what it needs inside its function: `m365pbx --help` and light commands
-such as `mapping explain` then start without loading FastAPI, SQLAlchemy or Alembic
-(tests/cli/test_startup.py guards this).
+such as `mapping explain` then start without loading FastAPI, SQLAlchemy or Alembic, and
+`m365pbx <command> ...` registers only that command's module (tests/cli/test_startup.py
+guards both).
 """
 
 from __future__ import annotations
@@ -69,14 +70,16 @@ def reports_input_errors(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def _register() -> None:
+def _register(command: str | None = None) -> None:
     # Imported here so each command module stays small and the app object exists first.
-    from m365pbx.cli import commands  # noqa: F401
+    from m365pbx.cli.commands import register
+
+    register(command)
 
 
 def main() -> None:
     """Entry point of the `m365pbx` console script."""
-    _register()
+    _register(sys.argv[1] if len(sys.argv) > 1 else None)
     app(prog_name="m365pbx")
 
 

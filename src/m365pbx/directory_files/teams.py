@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from m365pbx.directory_files.text import decode_text, parse_json, read_bytes
 from m365pbx.errors import UserInputError
@@ -30,35 +30,20 @@ def load_teams_users(path: Path) -> TeamsUsersFile:
     document = parse_json(decode_text(read_bytes(path), source), source)
     pages = list(_pages(document, source))
     users: list[dict[str, Any]] = []
-    seen: dict[str, str] = {}
+    # Where each id was first seen, as (page, number): the words are written only for an error.
+    seen: dict[str, tuple[str, int]] = {}
     for prefix, values in pages:
         if not isinstance(values, list):
             raise UserInputError(
                 f"'value' must be a list of users; {EXPECTED}", source=source, location=prefix
             )
         for number, user in enumerate(values):
-            where = f"{prefix}[{number}]"
-            if not isinstance(user, dict):
-                raise UserInputError(
-                    f"a user must be a JSON object, found {type(user).__name__}",
-                    source=source,
-                    location=where,
-                )
-            user_id = user.get("id")
-            if not isinstance(user_id, str) or not user_id.strip():
-                raise UserInputError(
-                    "this user has no 'id' (the Microsoft object id); export with $select=id,...",
-                    source=source,
-                    location=where,
-                )
-            if user_id in seen:
-                raise UserInputError(
-                    f"id {user_id!r} appears twice: at {seen[user_id]} and {where}",
-                    source=source,
-                    location=where,
-                )
-            seen[user_id] = where
-            users.append(user)
+            user_id = user.get("id") if isinstance(user, dict) else None
+            if isinstance(user_id, str) and user_id.strip() and user_id not in seen:
+                seen[user_id] = (prefix, number)
+                continue
+            _refuse_user(user, source, f"{prefix}[{number}]", seen)
+        users.extend(values)
     warnings = []
     if _last_page_has_next_link(document):
         warnings.append(
@@ -68,6 +53,31 @@ def load_teams_users(path: Path) -> TeamsUsersFile:
     if not users:
         warnings.append(f"{source}: the file holds no Microsoft users")
     return TeamsUsersFile(users, warnings)
+
+
+def _refuse_user(
+    user: object, source: str, where: str, seen: dict[str, tuple[str, int]]
+) -> NoReturn:
+    """Raise the UserInputError that says what is wrong with this user."""
+    if not isinstance(user, dict):
+        raise UserInputError(
+            f"a user must be a JSON object, found {type(user).__name__}",
+            source=source,
+            location=where,
+        )
+    user_id = user.get("id")
+    if not isinstance(user_id, str) or not user_id.strip():
+        raise UserInputError(
+            "this user has no 'id' (the Microsoft object id); export with $select=id,...",
+            source=source,
+            location=where,
+        )
+    prefix, number = seen[user_id]
+    raise UserInputError(
+        f"id {user_id!r} appears twice: at {prefix}[{number}] and {where}",
+        source=source,
+        location=where,
+    )
 
 
 def _pages(document: object, source: str) -> Iterator[tuple[str, object]]:

@@ -6,13 +6,14 @@ import gc
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 
 from m365pbx.core.matching import reasons
 from m365pbx.core.matching.directory import MicrosoftDirectory
-from m365pbx.core.matching.eligibility import left_out_reason
+from m365pbx.core.matching.eligibility import left_out_reasons
 from m365pbx.core.matching.fields import is_phone_field
-from m365pbx.core.matching.lookups import FieldLookup, PhoneLookup, text_lookup
-from m365pbx.core.matching.normalize import strip_sip_scheme, text_normalizer
+from m365pbx.core.matching.lookups import FieldLookup, PhoneLookup, TextLookup, text_lookup
+from m365pbx.core.matching.normalize import many_normalizer
 from m365pbx.core.matching.options import MatchOptions
 from m365pbx.core.matching.phones import check_phone_region, phone_keys
 from m365pbx.core.matching.result import PIN_RULE, Ambiguous, Match, MatchResult, Unmatched
@@ -77,9 +78,9 @@ def _match(
     progress: ProgressCallback | None,
 ) -> MatchResult:
     region = check_phone_region(options.phone_region)
-    pbx = _sorted_pbx_users(pbx_users)
+    pbx = _checked_pbx_users(pbx_users)
     directory = MicrosoftDirectory(teams_users)
-    left_out = [left_out_reason(user, options) for user in directory.users]
+    left_out = directory.reasons_by_position(partial(left_out_reasons, options=options))
     selection = resolve_selection(options, {user.key for user in pbx}, directory, left_out)
     blocked = _blocked_reasons(left_out, selection, directory)
     warnings = [*selection.warnings, *_absent_field_warnings(options.rules, pbx, directory)]
@@ -87,27 +88,25 @@ def _match(
     fields = list(dict.fromkeys(rule.microsoft_field for rule in options.rules))
     total = len(fields) * len(directory) + len(pbx)
     done = 0
-    text = text_normalizer(
+    text = many_normalizer(
         casefold=options.casefold,
         unicode_normalize=options.unicode_normalize,
         domain=options.strip_domain,
     )
     phone = phone_keys(region)
 
-    def pbx_text(value: str) -> str:
-        return text(strip_sip_scheme(value) if ":" in value else value)
-
     field_lookups: dict[str, FieldLookup] = {}
     for field in fields:
         field_lookups[field] = (
             PhoneLookup(directory, field, phone)
             if is_phone_field(field)
-            else text_lookup(directory, field, text, pbx_text)
+            else text_lookup(directory, field, text)
         )
         done += len(directory)
         if progress:
             progress(done, total)
-    lookups = [RuleLookup(rule, field_lookups[rule.microsoft_field]) for rule in options.rules]
+    lookups = [_rule_lookup(rule, field_lookups[rule.microsoft_field], pbx)
+               for rule in options.rules]
     walker = RuleWalker(lookups, directory.ids, blocked, left_out)
     decided: dict[str, Decided] = {}
     unmatched: list[Unmatched] = []
@@ -121,7 +120,7 @@ def _match(
         elif h323 in selection.pins:
             decided[h323] = Decided(selection.pins[h323], PIN_RULE)
         else:
-            outcome = walker.walk(user)
+            outcome = walker.walk(user, number - 1)
             if isinstance(outcome, Decided):
                 decided[h323] = outcome
             elif outcome.candidates:
@@ -149,7 +148,17 @@ def _match(
     )
 
 
-def _sorted_pbx_users(users: Iterable[PbxUser]) -> list[PbxUser]:
+def _rule_lookup(rule: Rule, lookup: FieldLookup, pbx: Sequence[PbxUser]) -> RuleLookup:
+    """The rule with its lookup; a text lookup answers for every PBX user at once."""
+    if isinstance(lookup, TextLookup):
+        values = [user.value(rule.pbx_field) for user in pbx]
+        return RuleLookup(rule, lookup, lookup.find_all(values))
+    return RuleLookup(rule, lookup)
+
+
+def _checked_pbx_users(users: Iterable[PbxUser]) -> list[PbxUser]:
+    """The PBX users in input order, each h323 once; they are walked in that order, which
+    the caches favour (see MicrosoftDirectory), and nothing in the result depends on it."""
     by_key: dict[str, PbxUser] = {}
     for user in users:
         if not user.key:
@@ -157,7 +166,7 @@ def _sorted_pbx_users(users: Iterable[PbxUser]) -> list[PbxUser]:
         if user.key in by_key:
             raise UserInputError("two PBX users have this h323", location=f"h323 '{user.key}'")
         by_key[user.key] = user
-    return [by_key[key] for key in sorted(by_key)]
+    return list(by_key.values())
 
 
 def _blocked_reasons(

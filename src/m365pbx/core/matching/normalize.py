@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import cache
 
 Normalizer = Callable[[str], str]
+# Normalises many values at once: the same keys as a Normalizer applied to each, in order.
+ManyNormalizer = Callable[[Sequence[str]], list[str]]
 
 # Letters with a stroke or bar have no Unicode decomposition, so NFKD alone keeps them.
 _UNDECOMPOSABLE_LETTERS = str.maketrans(
@@ -64,6 +66,14 @@ def text_normalizer(*, casefold: bool, unicode_normalize: bool, domain: bool) ->
     return str if normalize is None else normalize
 
 
+def many_normalizer(*, casefold: bool, unicode_normalize: bool, domain: bool) -> ManyNormalizer:
+    """Build the function that turns a list of raw text values into their comparison keys."""
+    # Joining the values to lower and split them in one C call was no faster: lower() walks
+    # ASCII text character by character either way, and most values are ASCII.
+    one = text_normalizer(casefold=casefold, unicode_normalize=unicode_normalize, domain=domain)
+    return lambda values: list(map(one, values))
+
+
 def _folding(*, casefold: bool) -> Normalizer:
     """fold_unicode, then casefold if asked, in one call; values that need Unicode work are
     remembered (names repeat, and each costs half a dozen passes over the text)."""
@@ -101,8 +111,11 @@ _LATIN = (range(0xA0, 0x250), range(0x300, 0x370), range(0x1E00, 0x1F00))
 
 
 @cache
-def _latin_folds(*, casefold: bool) -> dict[int, str]:
-    table: dict[int, str] = {}
+def _latin_folds(*, casefold: bool) -> list[str | int]:
+    """The translation table, as a list indexed by code point: translate() looks a list up
+    without hashing (a dict table took 2-4 times as long per name); characters past its end
+    stay as they are, as do those that map to their own code."""
+    table: list[str | int] = list(range(_LATIN[-1].stop))
     for block in _LATIN:
         for code in block:
             char = chr(code)

@@ -91,8 +91,9 @@ async def started_with_calendars(service: Service, clock: VirtualClock, people: 
     reader = service.tenants["contoso"].parts.calendar
     assert reader is not None
     await eventually(lambda: len(service.hub.people()) == 2, clock)
-    await eventually(lambda: reader.status.people == people and reader.status.reads >= people,
-                     clock, step=0.1)
+    # The state follows when the round of reads ends, a moment after the last read counts.
+    await eventually(lambda: reader.status.people == people and reader.status.reads >= people
+                     and reader.status.state == "following", clock, step=0.1)
 
 
 async def until_shown(pbx: ApiConnection, key: str, wanted: PbxPresence,
@@ -525,3 +526,32 @@ async def test_one_cancelled_occurrence_of_a_series_never_shows(
         await advance_to(clock, tomorrow - 2)
         at = await until_shown(pbx, "ben", PbxPresence.MEETING, clock)
         assert 0 <= at - tomorrow <= 1.0
+
+
+async def test_the_calendar_rules_of_the_connections_mapping_decide_what_shows(
+    sim_server: RunningServer, sim: Simulator, tenant: Tenant, clock: VirtualClock,
+    tmp_path: Path,
+) -> None:
+    settings = calendar_settings(sim_server, tmp_path, show_working_elsewhere=True)
+    path = tmp_path / "m365pbx.yaml"
+    data = yaml.safe_load(path.read_text())
+    # Working elsewhere as do-not-disturb; and a Teams rule that must not touch the calendar.
+    data["pbx_connections"][0]["mapping"] = {
+        "calendar_to_pbx": [{"show_as": "workingElsewhere", "pbx": "dnd"}],
+        "teams_to_pbx": [{"availability": "Away", "pbx": "busy"}]}
+    path.write_text(yaml.safe_dump(data))
+    settings = load_config(path, environ={})
+    start = now(clock) + 10 * MINUTE
+    add_event(sim, tenant, "anna@contoso.com", subject="Customer site", start_in="10m",
+              duration="30m", show_as="workingElsewhere")
+    async with running(settings, clock) as service:
+        pbx = switchboard(service)
+        await started_with_calendars(service, clock, 2)
+        await advance_to(clock, start - 2)
+        assert shown(pbx, "anna")[0] is PbxPresence.ONLINE
+        at = await until_shown(pbx, "anna", PbxPresence.DND, clock)
+        assert 0 <= at - start <= 1.0
+        assert shown(pbx, "anna") == (PbxPresence.DND, "Customer site")
+        await advance_to(clock, start + 30 * MINUTE - 2)
+        at = await until_shown(pbx, "anna", PbxPresence.ONLINE, clock)
+        assert 0 <= at - (start + 30 * MINUTE) <= 1.0

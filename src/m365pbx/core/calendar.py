@@ -1,10 +1,10 @@
 """Which calendar events show in the PBX, and as what: pure selection into CalendarBlocks.
 
 An event shows while it lasts when it claims the person's time: `showAs` busy always,
-tentative and workingElsewhere where switched on, oof as away where switched on, free and
-unknown never; cancelled and declined events never. What it shows is the PBX presence the
-mapping gives the equivalent Teams presence (a meeting is Busy/InAMeeting, out of office is
-Away/OutOfOffice), so a `teams_to_pbx` rule for InAMeeting changes calendar meetings too.
+tentative and workingElsewhere where switched on, oof where switched on, free and unknown
+never; cancelled and declined events never. What it shows is the mapping's calendar rule
+for its `showAs` (`calendar_to_pbx`: busy and tentative → meeting, oof and workingElsewhere
+→ away by default); a rule giving `online` switches such events off.
 Private and confidential events never give their subject: only `private_note` (or nothing).
 """
 
@@ -14,12 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from m365pbx.core.policy.state import CalendarBlock
-from m365pbx.core.presence import Activity, Availability, PbxPresence, TeamsPresence
-
-MEETING = TeamsPresence(Availability.BUSY, Activity.IN_A_MEETING)
-OUT_OF_OFFICE = TeamsPresence(Availability.AWAY, Activity.OUT_OF_OFFICE)
-# Working elsewhere: not at the desk phone, not in a meeting either.
-WORKING_ELSEWHERE = TeamsPresence(Availability.AWAY, Activity.AWAY)
+from m365pbx.core.presence import PbxPresence, ShowAs, lookup_show_as
 
 # Graph's `sensitivity` values whose subject the owner does not share (graph.md 6).
 PRIVATE_SENSITIVITIES = frozenset({"private", "confidential"})
@@ -56,23 +51,24 @@ class CalendarRules:
     private_note: str = DEFAULT_PRIVATE_NOTE
 
 
-def teams_equivalent(event: CalendarEvent, rules: CalendarRules) -> TeamsPresence | None:
-    """The Teams presence an event stands for, or None when it does not count."""
+def counted_as(event: CalendarEvent, rules: CalendarRules) -> ShowAs | None:
+    """The `showAs` an event shows as (its calendar rule decides what), or None: it does not
+    count."""
     if event.is_cancelled or event.response.casefold() == "declined":
         return None
     if event.end <= event.start:
         return None
-    show_as = event.show_as.casefold()
-    if show_as == "oof":
-        return OUT_OF_OFFICE if rules.out_of_office else None
+    show_as = lookup_show_as(event.show_as)
+    if show_as is ShowAs.OOF:
+        return show_as if rules.out_of_office else None
     if event.is_all_day and not rules.all_day_events:
         return None
-    if show_as == "busy":
-        return MEETING
-    if show_as == "tentative":
-        return MEETING if rules.show_tentative else None
-    if show_as == "workingelsewhere":
-        return WORKING_ELSEWHERE if rules.show_working_elsewhere else None
+    if show_as is ShowAs.BUSY:
+        return show_as
+    if show_as is ShowAs.TENTATIVE:
+        return show_as if rules.show_tentative else None
+    if show_as is ShowAs.WORKING_ELSEWHERE:
+        return show_as if rules.show_working_elsewhere else None
     return None  # free, unknown, and values Graph may add later
 
 
@@ -84,16 +80,17 @@ def note_for(event: CalendarEvent, rules: CalendarRules) -> str:
 
 
 def select_blocks(events: Iterable[CalendarEvent], rules: CalendarRules,
-                  to_pbx: Callable[[TeamsPresence], PbxPresence]) -> tuple[CalendarBlock, ...]:
-    """The blocks (sorted by start) that show in the PBX, with `to_pbx` from the mapping."""
+                  to_pbx: Callable[[ShowAs], PbxPresence]) -> tuple[CalendarBlock, ...]:
+    """The blocks (sorted by start) that show in the PBX; `to_pbx`: the mapping's calendar
+    rules."""
     blocks = []
     for event in events:
-        teams = teams_equivalent(event, rules)
-        if teams is None:
+        show_as = counted_as(event, rules)
+        if show_as is None:
             continue
-        presence = to_pbx(teams)
+        presence = to_pbx(show_as)
         if presence is PbxPresence.ONLINE:
-            continue  # a mapping that sends meetings to online: nothing to show
+            continue  # a rule that sends such events to online: nothing to show
         blocks.append(CalendarBlock(presence, event.start, event.end, note_for(event, rules)))
     blocks.sort(key=lambda block: (block.start, block.end))
     return tuple(blocks)

@@ -212,7 +212,7 @@ class CalendarReader:
     def _apply(self, events: list[CalendarEvent], entries: list[tuple[Person, CalendarPlan]],
                now: float) -> None:
         for person, plan in entries:
-            to_pbx = self.hub.config_for(person).mapping.to_pbx
+            to_pbx = self.hub.config_for(person).mapping.calendar_to_pbx
             blocks = tuple(block for block in select_blocks(events, plan.rules, to_pbx)
                            if block.end > now)
             self._blocks[person.id] = len(blocks)

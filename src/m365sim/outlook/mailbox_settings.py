@@ -57,15 +57,18 @@ def changed(current: AutomaticReplies, body: Mapping[str, Any]) -> AutomaticRepl
     if "externalaudience" in values:
         result = replace(result, external_audience=_choice(
             values["externalaudience"], AUDIENCES, "externalAudience"))
-    for key, field_name in (("scheduledstartdatetime", "start"),
-                            ("scheduledenddatetime", "end")):
-        if key in values:
-            moment, zone = parse_date_time_time_zone(values[key], key)
-            result = replace(result, **{field_name: moment}, time_zone=zone)
-    for key, field_name in (("internalreplymessage", "internal_reply"),
-                            ("externalreplymessage", "external_reply")):
-        if key in values:
-            result = replace(result, **{field_name: str(values[key] or "")})
+    if "scheduledstartdatetime" in values:
+        start, zone = parse_date_time_time_zone(values["scheduledstartdatetime"],
+                                                "scheduledStartDateTime")
+        result = replace(result, start=start, time_zone=zone)
+    if "scheduledenddatetime" in values:
+        end, zone = parse_date_time_time_zone(values["scheduledenddatetime"],
+                                              "scheduledEndDateTime")
+        result = replace(result, end=end, time_zone=zone)
+    if "internalreplymessage" in values:
+        result = replace(result, internal_reply=str(values["internalreplymessage"] or ""))
+    if "externalreplymessage" in values:
+        result = replace(result, external_reply=str(values["externalreplymessage"] or ""))
     if result.start is not None and result.end is not None and result.end <= result.start:
         raise GraphError(400, "ErrorInvalidParameter",
                          "The scheduled end time must be after the scheduled start time.")

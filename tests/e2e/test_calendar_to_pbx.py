@@ -9,6 +9,7 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
@@ -555,3 +556,78 @@ async def test_the_calendar_rules_of_the_connections_mapping_decide_what_shows(
         await advance_to(clock, start + 30 * MINUTE - 2)
         at = await until_shown(pbx, "anna", PbxPresence.ONLINE, clock)
         assert 0 <= at - (start + 30 * MINUTE) <= 1.0
+
+
+def grant_mailbox_settings(tenant: Tenant) -> None:
+    """Admin consent for MailboxSettings.Read (the automatic replies) on the app."""
+    for app in tenant.apps.values():
+        app.application_roles.add("MailboxSettings.Read")
+
+
+def utc(moment: float) -> dict[str, str]:
+    """A dateTimeTimeZone in UTC."""
+    return {"dateTime": datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+            "timeZone": "UTC"}
+
+
+async def test_automatic_replies_show_away_for_their_window_or_while_switched_on(
+    sim_server: RunningServer, sim: Simulator, tenant: Tenant, clock: VirtualClock,
+    tmp_path: Path,
+) -> None:
+    grant_mailbox_settings(tenant)
+    settings = calendar_settings(sim_server, tmp_path, automatic_replies=True)
+    anna, ben = tenant.find_user("anna@contoso.com"), tenant.find_user("ben@contoso.com")
+    assert anna is not None and ben is not None
+    start, end = now(clock) + 10 * MINUTE, now(clock) + 130 * MINUTE
+    # Anna's holiday is scheduled (in Berlin time); Ben switched his replies on by hand.
+    berlin = {"dateTime": datetime.fromtimestamp(start, UTC).astimezone(
+        ZoneInfo("Europe/Berlin")).strftime("%Y-%m-%dT%H:%M:%S"),
+        "timeZone": "W. Europe Standard Time"}
+    sim.outlook.set_automatic_replies(tenant, anna, {
+        "status": "scheduled", "scheduledStartDateTime": berlin,
+        "scheduledEndDateTime": utc(end), "internalReplyMessage": "<p>On holiday</p>"})
+    sim.outlook.set_automatic_replies(tenant, ben, {"status": "alwaysEnabled"})
+    async with running(settings, clock) as service:
+        pbx = switchboard(service)
+        await started_with_calendars(service, clock, 2)
+        assert shown(pbx, "ben")[0] is PbxPresence.AWAY
+        await advance_to(clock, start - 2)
+        assert shown(pbx, "anna")[0] is PbxPresence.ONLINE
+        at = await until_shown(pbx, "anna", PbxPresence.AWAY, clock)
+        assert 0 <= at - start <= 1.0
+        # The reply message is mail, not a PBX note.
+        assert "holiday" not in shown(pbx, "anna")[1]
+        # Ben switches his replies off: gone at the next read (every 5 minutes).
+        sim.outlook.set_automatic_replies(tenant, ben, {"status": "disabled"})
+        changed = now(clock)
+        await eventually(lambda: shown(pbx, "ben")[0] is PbxPresence.ONLINE, clock, step=5.0)
+        assert now(clock) - changed <= 5 * MINUTE + 20
+        await advance_to(clock, end - 2)
+        assert shown(pbx, "anna")[0] is PbxPresence.AWAY
+        at = await until_shown(pbx, "anna", PbxPresence.ONLINE, clock)
+        assert 0 <= at - end <= 1.0
+        report = service.health()["tenants"]["contoso"]["calendar"]
+        assert report["state"] == "following" and report["failed_reads"] == 0, report
+
+
+async def test_automatic_replies_without_mailbox_settings_read_say_so_and_events_still_show(
+    sim_server: RunningServer, sim: Simulator, tenant: Tenant, clock: VirtualClock,
+    tmp_path: Path,
+) -> None:
+    settings = calendar_settings(sim_server, tmp_path, automatic_replies=True)
+    start = now(clock) + 10 * MINUTE
+    add_event(sim, tenant, "anna@contoso.com", subject="Planning", start_in="10m",
+              duration="15m", show_as="busy")
+    async with running(settings, clock) as service:
+        pbx = switchboard(service)
+        switchboard(service).replace_users(pbx_users(*PEOPLE))
+        calendar = service.tenants["contoso"].parts.calendar
+        assert calendar is not None
+        await eventually(lambda: calendar.status.state == "failing", clock, step=0.1)
+        report = service.health()["tenants"]["contoso"]
+        assert "MailboxSettings.Read" in report["calendar"]["last_error"], report["calendar"]
+        assert report["state"].startswith("degraded: calendar failing")
+        await advance_to(clock, start - 2)
+        at = await until_shown(pbx, "anna", PbxPresence.MEETING, clock)
+        assert 0 <= at - start <= 1.0
+        assert shown(pbx, "anna") == (PbxPresence.MEETING, "Planning")

@@ -49,6 +49,38 @@ class CalendarRules:
     subject_as_note: bool = True
     # The note of a private or confidential event; "" shows none.
     private_note: str = DEFAULT_PRIVATE_NOTE
+    # The mailbox's automatic replies (out of office) count as an oof event while they are on.
+    automatic_replies: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AutomaticReplies:
+    """A mailbox's automatic-reply setting (resources/automaticrepliessetting.md)."""
+
+    status: str  # disabled, alwaysEnabled, scheduled (any case)
+    start: float | None = None  # the scheduled window, POSIX seconds
+    end: float | None = None
+
+
+AUTOMATIC_REPLIES_ID = "automatic-replies"
+
+
+def automatic_reply_event(replies: AutomaticReplies, now: float,
+                          horizon: float) -> CalendarEvent | None:
+    """The automatic replies as an out-of-office event, or None while they are off.
+
+    A scheduled window is an event of its own times; replies switched on without a window
+    last as far as the calendar is read ahead (`horizon` seconds), renewed at each read. No
+    subject: the reply message is mail text, not a note for the PBX.
+    """
+    status = replies.status.casefold()
+    if status == "alwaysenabled":
+        return CalendarEvent(AUTOMATIC_REPLIES_ID, "", 0.0, now + horizon, show_as="oof")
+    if status == "scheduled" and replies.start is not None and replies.end is not None \
+            and replies.end > now:
+        return CalendarEvent(AUTOMATIC_REPLIES_ID, "", replies.start, replies.end,
+                             show_as="oof")
+    return None
 
 
 def counted_as(event: CalendarEvent, rules: CalendarRules) -> ShowAs | None:

@@ -132,7 +132,8 @@ def calendar_plan(settings: CalendarSettings) -> CalendarPlan | None:
         show_tentative=settings.show_tentative,
         show_working_elsewhere=settings.show_working_elsewhere,
         all_day_events=settings.all_day_events, out_of_office=settings.out_of_office,
-        subject_as_note=settings.subject_as_note, private_note=settings.private_note)
+        subject_as_note=settings.subject_as_note, private_note=settings.private_note,
+        automatic_replies=settings.automatic_replies)
     return CalendarPlan(rules, settings.window.total_seconds(),
                         settings.poll_interval.total_seconds())
 

@@ -16,8 +16,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from m365pbx.clock import Clock
-from m365pbx.core.calendar import CalendarEvent, CalendarRules, select_blocks
-from m365pbx.graph.calendar import calendar_view
+from m365pbx.core.calendar import (
+    AutomaticReplies,
+    CalendarEvent,
+    CalendarRules,
+    automatic_reply_event,
+    select_blocks,
+)
+from m365pbx.core.policy.state import CalendarBlock
+from m365pbx.graph.calendar import automatic_replies, calendar_view
 from m365pbx.graph.client import GraphClient
 from m365pbx.graph.errors import Forbidden, M365Error
 from m365pbx.sync.hub import PresenceHub
@@ -81,6 +88,10 @@ class CalendarReader:
         self._wake = asyncio.Event()
         self._followed: dict[str, list[tuple[Person, CalendarPlan]]] | None = None
         self._blocks: dict[int, int] = {}
+        # Where automatic replies are read: each part kept to merge with the other's next read.
+        self._event_blocks: dict[int, tuple[CalendarBlock, ...]] = {}
+        self._reply_blocks: dict[int, tuple[CalendarBlock, ...]] = {}
+        self._calendar_due: dict[str, float] = {}
         hub.on_people(self._people_changed)
         # Whether change notifications flow for a (lower-case) user id (subscriptions.py).
         self.covered: Callable[[str], bool] = lambda _uid: False
@@ -130,6 +141,9 @@ class CalendarReader:
         self._followed = users
         ids = {person.id for entries in users.values() for person, _ in entries}
         self._blocks = {pid: count for pid, count in self._blocks.items() if pid in ids}
+        for kept in (self._event_blocks, self._reply_blocks):
+            for pid in set(kept) - ids:
+                del kept[pid]
         return users
 
     async def run(self) -> None:
@@ -144,6 +158,7 @@ class CalendarReader:
             self.status.people = sum(len(entries) for entries in users.values())
             for gone in set(self._next_read) - set(users):
                 del self._next_read[gone]
+                self._calendar_due.pop(gone, None)
                 self._failing.pop(gone, None)
                 self._again.discard(gone)
             now = self.clock.now().timestamp()
@@ -188,32 +203,65 @@ class CalendarReader:
         assert self.client is not None
         window = max(plan.window for _, plan in entries)
         interval = min(plan.interval for _, plan in entries)
-        if self.covered(uid):
-            interval = max(interval, COVERED_INTERVAL)
-        self._again.discard(uid)
+        calendar_interval = max(interval, COVERED_INTERVAL) if self.covered(uid) else interval
+        wants_replies = any(plan.rules.automatic_replies for _, plan in entries)
         start = self.clock.now()
+        now = start.timestamp()
+        read_calendar = (not wants_replies or uid in self._again
+                         or self._calendar_due.get(uid, 0.0) <= now + READ_SLACK)
+        self._again.discard(uid)
+        user_id = entries[0][0].teams_user_id
+        events: list[CalendarEvent] | None = None
+        replies: AutomaticReplies | None = None
+        failure = None
         try:
-            events = await calendar_view(self.client, entries[0][0].teams_user_id, start,
-                                         start + timedelta(seconds=window))
+            if read_calendar:
+                events = await calendar_view(self.client, user_id, start,
+                                             start + timedelta(seconds=window))
+                self._calendar_due[uid] = now + calendar_interval
+            if wants_replies:
+                try:
+                    replies = await automatic_replies(self.client, user_id)
+                except Forbidden as exc:
+                    failure = (f"automatic replies: {exc} (is MailboxSettings.Read granted to "
+                               "the app?)")
+                except M365Error as exc:
+                    failure = f"automatic replies: {exc}"
         except M365Error as exc:
-            self.status.failed_reads += 1
-            reason = str(exc) if not isinstance(exc, Forbidden) else (
+            failure = str(exc) if not isinstance(exc, Forbidden) else (
                 f"{exc} (is Calendars.Read granted to the app?)")
-            self._failing[uid] = reason
-            self._next_read[uid] = start.timestamp() + RETRY_AFTER
-            log.warning("calendar read failed", extra={"user": uid, "reason": reason})
+        if events is not None or replies is not None:
+            self._apply(events, replies, entries, now)
+        if failure is not None:
+            self.status.failed_reads += 1
+            self._failing[uid] = failure
+            self._next_read[uid] = now + RETRY_AFTER
+            log.warning("calendar read failed", extra={"user": uid, "reason": failure})
             return
         self.status.reads += 1
         self._failing.pop(uid, None)
-        self._next_read[uid] = (0.0 if uid in self._again
-                                else self.clock.now().timestamp() + interval)
-        self._apply(events, entries, start.timestamp())
+        self._next_read[uid] = (0.0 if uid in self._again else self.clock.now().timestamp()
+                                + (interval if wants_replies else calendar_interval))
 
-    def _apply(self, events: list[CalendarEvent], entries: list[tuple[Person, CalendarPlan]],
-               now: float) -> None:
+    def _apply(self, events: list[CalendarEvent] | None, replies: AutomaticReplies | None,
+               entries: list[tuple[Person, CalendarPlan]], now: float) -> None:
         for person, plan in entries:
             to_pbx = self.hub.config_for(person).mapping.calendar_to_pbx
-            blocks = tuple(block for block in select_blocks(events, plan.rules, to_pbx)
-                           if block.end > now)
-            self._blocks[person.id] = len(blocks)
-            self.hub.calendar(person.id, blocks)
+            pid = person.id
+            if not plan.rules.automatic_replies:
+                if events is None:
+                    continue
+                blocks = tuple(block for block in select_blocks(events, plan.rules, to_pbx)
+                               if block.end > now)
+            else:
+                if events is not None:
+                    self._event_blocks[pid] = select_blocks(events, plan.rules, to_pbx)
+                if replies is not None:
+                    reply = automatic_reply_event(replies, now, plan.window)
+                    self._reply_blocks[pid] = (() if reply is None
+                                               else select_blocks([reply], plan.rules, to_pbx))
+                merged = self._event_blocks.get(pid, ()) + self._reply_blocks.get(pid, ())
+                blocks = tuple(sorted((block for block in merged if block.end > now),
+                                      key=lambda block: (block.start, block.end)))
+            self._blocks[pid] = len(blocks)
+            self.hub.calendar(pid, blocks)

@@ -631,3 +631,28 @@ async def test_automatic_replies_without_mailbox_settings_read_say_so_and_events
         at = await until_shown(pbx, "anna", PbxPresence.MEETING, clock)
         assert 0 <= at - start <= 1.0
         assert shown(pbx, "anna") == (PbxPresence.MEETING, "Planning")
+
+
+async def test_a_restart_just_before_a_start_misses_nothing(
+    sim_server: RunningServer, sim: Simulator, tenant: Tenant, clock: VirtualClock,
+    tmp_path: Path,
+) -> None:
+    # Nothing of the calendar is kept in the store: the fresh read at start-up rebuilds every
+    # timer, before the meeting's start (the next regular read would be 12 hours away).
+    settings = calendar_settings(sim_server, tmp_path, poll_interval="12h")
+    start = now(clock) + 10 * MINUTE
+    add_event(sim, tenant, "anna@contoso.com", subject="Go-live", start_in="10m",
+              duration="20m", show_as="busy")
+    async with running(settings, clock) as service:
+        await started_with_calendars(service, clock, 2)
+        await advance_to(clock, start - 60)
+    await clock.advance(30)  # down for 30 s, up again 30 s before the start
+    async with running(settings, clock) as service:
+        pbx = switchboard(service)
+        await started_with_calendars(service, clock, 2)
+        assert now(clock) < start - 2, "the first read came too late to tell"
+        await advance_to(clock, start - 2, step=1.0)
+        assert shown(pbx, "anna")[0] is PbxPresence.ONLINE
+        at = await until_shown(pbx, "anna", PbxPresence.MEETING, clock)
+        assert 0 <= at - start <= 1.0
+        assert shown(pbx, "anna") == (PbxPresence.MEETING, "Go-live")

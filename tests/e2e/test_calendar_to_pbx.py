@@ -656,3 +656,40 @@ async def test_a_restart_just_before_a_start_misses_nothing(
         at = await until_shown(pbx, "anna", PbxPresence.MEETING, clock)
         assert 0 <= at - start <= 1.0
         assert shown(pbx, "anna") == (PbxPresence.MEETING, "Go-live")
+
+
+async def test_kept_blocks_show_a_meeting_on_time_after_a_restart_graph_cannot_serve(
+    sim_server: RunningServer, sim: Simulator, tenant: Tenant, clock: VirtualClock,
+    tmp_path: Path,
+) -> None:
+    settings = calendar_settings(sim_server, tmp_path, show_working_elsewhere=True)
+    anna = tenant.find_user("anna@contoso.com")
+    assert anna is not None
+    start = now(clock) + 10 * MINUTE
+    add_event(sim, tenant, "anna@contoso.com", subject="Customer visit", start_in="10m",
+              duration="30m", show_as="workingElsewhere")
+    async with running(settings, clock) as service:
+        await started_with_calendars(service, clock, 2)
+        keeper = service.tenants["contoso"].parts.calendar_keeper
+        assert keeper is not None
+        await eventually(lambda: keeper.writes >= 1, clock, step=0.1)
+    # Outlook cannot serve Anna's calendar when m365pbx comes back.
+    sim.faults.add_fault(FaultRule(503, path_prefix=f"/v1.0/users/{anna.id}/calendarView",
+                                   count=100_000))
+    await clock.advance(MINUTE)
+    async with running(settings, clock) as service:
+        pbx = switchboard(service)
+        switchboard(service).replace_users(pbx_users(*PEOPLE))
+        calendar = service.tenants["contoso"].parts.calendar
+        assert calendar is not None
+        await eventually(lambda: calendar.status.restored >= 1
+                         and calendar.status.failed_reads >= 1, clock, step=0.1)
+        assert service.health()["tenants"]["contoso"]["calendar"]["state"] == "failing"
+        await advance_to(clock, start - 2)
+        assert shown(pbx, "anna")[0] is PbxPresence.ONLINE
+        at = await until_shown(pbx, "anna", PbxPresence.AWAY, clock)
+        assert 0 <= at - start <= 1.0
+        assert shown(pbx, "anna") == (PbxPresence.AWAY, "Customer visit")
+        await advance_to(clock, start + 30 * MINUTE - 2)
+        at = await until_shown(pbx, "anna", PbxPresence.ONLINE, clock)
+        assert 0 <= at - (start + 30 * MINUTE) <= 1.0

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from m365pbx.clock import Clock
 from m365pbx.core.calendar import (
@@ -46,6 +47,18 @@ CONCURRENT_READS = 32
 READ_SLACK = 15.0
 
 
+class KeptBlocks(Protocol):
+    """Where the blocks are kept across restarts (the store, filled in by service/)."""
+
+    async def load(self, person_ids: Collection[int]) -> dict[int, tuple[CalendarBlock, ...]]:
+        """The kept blocks of these people."""
+        ...
+
+    def changed(self) -> None:
+        """Blocks changed: take them (`CalendarReader.take_unsaved`) and keep them soon."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class CalendarPlan:
     """What one connection asks of its people's calendars."""
@@ -66,6 +79,7 @@ class CalendarStatus:
     reads: int = 0
     failed_reads: int = 0
     blocks: int = 0
+    restored: int = 0
 
 
 class CalendarReader:
@@ -95,6 +109,21 @@ class CalendarReader:
         hub.on_people(self._people_changed)
         # Whether change notifications flow for a (lower-case) user id (subscriptions.py).
         self.covered: Callable[[str], bool] = lambda _uid: False
+        # The store's copy of the blocks: loaded for each newly followed person before their
+        # first read, so a restart misses no start while the first round of reads lasts.
+        self.kept: KeptBlocks | None = None
+        self._restored_ids: set[int] = set()
+        self._unsaved: dict[int, tuple[CalendarBlock, ...]] = {}
+
+    def take_unsaved(self) -> dict[int, tuple[CalendarBlock, ...]]:
+        """The blocks changed since the last call, by person id (for the keeper to save)."""
+        unsaved, self._unsaved = self._unsaved, {}
+        return unsaved
+
+    def unsaved_again(self, blocks: dict[int, tuple[CalendarBlock, ...]]) -> None:
+        """Blocks the keeper could not save: kept for its next try unless newer ones came."""
+        for person_id, items in blocks.items():
+            self._unsaved.setdefault(person_id, items)
 
     def health(self) -> dict[str, object]:
         """What /healthz shows: state, since, the last error and the people followed."""
@@ -103,7 +132,7 @@ class CalendarReader:
                 "since": None if status.since is None else status.since.isoformat(),
                 "last_error": status.last_error, "people": status.people,
                 "reads": status.reads, "failed_reads": status.failed_reads,
-                "blocks_ahead": status.blocks}
+                "blocks_ahead": status.blocks, "restored": status.restored}
 
     def read_soon(self) -> None:
         """Read everyone again now (a change notification, "Sync now")."""
@@ -161,6 +190,8 @@ class CalendarReader:
                 self._calendar_due.pop(gone, None)
                 self._failing.pop(gone, None)
                 self._again.discard(gone)
+            if self.kept is not None:
+                await self._restore(users)
             now = self.clock.now().timestamp()
             due = [uid for uid in users if self._next_read.get(uid, 0.0) <= now + READ_SLACK]
             if due:
@@ -177,6 +208,27 @@ class CalendarReader:
             finally:
                 sleeper.cancel()
                 woken.cancel()
+
+    async def _restore(self, users: dict[str, list[tuple[Person, CalendarPlan]]]) -> None:
+        assert self.kept is not None
+        fresh = {person.id for entries in users.values() for person, _ in entries} \
+            - self._restored_ids
+        if not fresh:
+            return
+        self._restored_ids |= fresh
+        try:
+            kept = await self.kept.load(fresh)
+        except Exception as exc:  # the reads that follow rebuild everything anyway
+            log.warning("calendar blocks of tenant %s not restored: %s", self.tenant, exc)
+            return
+        now = self.clock.now().timestamp()
+        for person_id, blocks in kept.items():
+            if person_id in self._blocks:
+                continue  # read since: the read is newer
+            ahead = tuple(block for block in blocks if block.end > now)
+            if ahead and self.hub.calendar(person_id, ahead):
+                self._blocks[person_id] = len(ahead)
+                self.status.restored += 1
 
     async def _read_all(self, due: list[str],
                         users: dict[str, list[tuple[Person, CalendarPlan]]]) -> None:
@@ -264,4 +316,6 @@ class CalendarReader:
                 blocks = tuple(sorted((block for block in merged if block.end > now),
                                       key=lambda block: (block.start, block.end)))
             self._blocks[pid] = len(blocks)
-            self.hub.calendar(pid, blocks)
+            if self.hub.calendar(pid, blocks) and self.kept is not None:
+                self._unsaved[pid] = blocks
+                self.kept.changed()

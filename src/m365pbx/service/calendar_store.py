@@ -29,7 +29,8 @@ SAVE_DELAY = 1.0
 CHUNK = 500  # people per transaction
 
 
-def _stored(blocks: tuple[CalendarBlock, ...]) -> list[StoredBlock]:
+def stored_blocks(blocks: tuple[CalendarBlock, ...]) -> list[StoredBlock]:
+    """Blocks as the store keeps them."""
     return [(block.presence.value, block.start, block.end, block.subject) for block in blocks]
 
 
@@ -70,7 +71,7 @@ class CalendarKeeper:
         now = self.clock.now()
         try:
             for start in range(0, len(items), CHUNK):
-                chunk = {person_id: _stored(blocks)
+                chunk = {person_id: stored_blocks(blocks)
                          for person_id, blocks in items[start:start + CHUNK]}
                 await self.store.write(functools.partial(_save, blocks=chunk, now=now),
                                        what=f"the calendar blocks of tenant {self.reader.tenant}")

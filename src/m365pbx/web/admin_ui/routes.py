@@ -25,7 +25,7 @@ from m365pbx.check import Finding, worst
 from m365pbx.clock import Clock
 from m365pbx.config.fields import check_slug
 from m365pbx.core.mapping import CompiledMapping
-from m365pbx.core.presence import Activity, Availability, LineState, PbxPresence
+from m365pbx.core.presence import Activity, Availability, LineState, PbxPresence, ShowAs
 from m365pbx.core.status import PartStatus
 from m365pbx.pbx.api.keys import Scope, parse_scopes
 from m365pbx.pbx.api.view import PersonPresence
@@ -274,19 +274,21 @@ def admin_ui_router(ui: AdminUi) -> APIRouter:
 
     @router.get("/mapping")
     async def mapping(request: Request, connection: str = "", availability: str = "",
-                      activity: str = "", line: str = "", pbx: str = "") -> Response:
+                      activity: str = "", line: str = "", pbx: str = "",
+                      show_as: str = "") -> Response:
         session = session_of(request)
         if session is None:
             return to_login()
         mappings = {} if ui.mappings is None else ui.mappings()
         chosen = connection if connection in mappings else next(iter(mappings), "")
-        question = Question.parse(availability, activity, line, pbx)
+        question = Question.parse(availability, activity, line, pbx, show_as)
         compiled = mappings.get(chosen)
         return page("mapping.html", connections=list(mappings), chosen=chosen,
                     rules=None if compiled is None else compiled.rules, question=question,
                     answer=None if compiled is None else answer(compiled, question),
                     choices={"availability": list(Availability), "activity": list(Activity),
-                             "line": list(LineState), "pbx": list(PbxPresence)},
+                             "line": list(LineState), "pbx": list(PbxPresence),
+                             "show_as": list(ShowAs)},
                     **common(session, "mapping"))
 
     @router.get("/matching")

@@ -693,3 +693,36 @@ async def test_kept_blocks_show_a_meeting_on_time_after_a_restart_graph_cannot_s
         await advance_to(clock, start + 30 * MINUTE - 2)
         at = await until_shown(pbx, "anna", PbxPresence.ONLINE, clock)
         assert 0 <= at - (start + 30 * MINUTE) <= 1.0
+
+
+async def test_notifications_lost_in_delivery_are_repaired_by_the_daily_read(
+    sim_server: RunningServer, sim: Simulator, tenant: Tenant, clock: VirtualClock,
+    tmp_path: Path,
+) -> None:
+    settings = calendar_with_webhooks(sim_server, sim, tmp_path)
+    async with running(settings, clock) as service:
+        pbx = switchboard(service)
+        await started_with_calendars(service, clock, 2)
+        events = service.tenants["contoso"].parts.calendar_subscriptions
+        calendar = service.tenants["contoso"].parts.calendar
+        assert events is not None and calendar is not None
+        await eventually(lambda: events.health()["active"] == 2, clock, step=0.2)
+        # The reads before the subscriptions flowed came due every 12 h; past that one, a
+        # followed calendar is read once a day.
+        await advance_to(clock, now(clock) + 12 * 3600 + 600, step=300.0)
+        reads = calendar.status.reads
+        # Every notification from now on is lost on the way; the subscriptions stay.
+        sim.subscriptions.settings.loss = 1.0
+        lost_from = now(clock)
+        start = lost_from + 26 * 3600
+        add_event(sim, tenant, "anna@contoso.com", subject="Offsite planning",
+                  start_in="26h", duration="1h", show_as="busy")
+        await advance_to(clock, lost_from + 20 * 3600, step=300.0)
+        assert events.notifications == 0 and calendar.status.reads == reads
+        # The daily read brings the meeting; it shows on the second.
+        await advance_to(clock, start - 2, step=300.0)
+        assert calendar.status.reads >= reads + 2
+        assert events.health()["active"] == 2
+        at = await until_shown(pbx, "anna", PbxPresence.MEETING, clock)
+        assert 0 <= at - start <= 1.0
+        assert shown(pbx, "anna") == (PbxPresence.MEETING, "Offsite planning")

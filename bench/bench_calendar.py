@@ -10,7 +10,11 @@
    over the next 36 hours, read through m365pbx's calendarView call over the simulator's
    ASGI app (8 at once); time per calendar, extrapolated to 50,000,
    and Graph requests per person for the first read.
-3. Requests per person per day follow from the configuration: 86,400 / poll_interval when
+3. `calendar_store`: the blocks kept across restarts (`calendar_blocks`, SQLite in a temporary
+   directory): `--people` people with `--events` blocks each saved as the keeper saves them
+   (500 people a transaction), then all loaded back as at start-up; the restore is compared
+   with the first round of reads (`calendar_load`'s time per calendar, same run).
+4. Requests per person per day follow from the configuration: 86,400 / poll_interval when
    polling (288 at 5 minutes); with change notifications 1 daily read + 1 per change + 1
    subscription renewal (lifetime one day).
 
@@ -19,6 +23,8 @@ Prints one JSON line per part:
  "late_p99_ms", "late_max_ms"}
 {"bench": "calendar_load", "mailboxes", "seconds", "per_calendar_ms", "for_50000_s",
  "requests_per_person"}
+{"bench": "calendar_store", "people", "blocks", "save_s", "load_s", "db_mb",
+ "load_vs_first_reads"}
 Run: .venv/bin/python bench/bench_calendar.py [--people 50000] [--events 10] [--burst 10000]
      [--mailboxes 2000]
 """
@@ -175,8 +181,65 @@ async def load(mailboxes: int) -> dict[str, Any]:
             "requests_per_person": round(client.requests_sent / mailboxes, 2)}
 
 
+async def kept(people: int, events: int, per_calendar_ms: float) -> dict[str, Any]:
+    """Save a day of blocks for everyone as the keeper does, then load them all back."""
+    import tempfile
+    from pathlib import Path
+
+    from m365pbx.service.calendar_store import CHUNK, stored_blocks
+    from m365pbx.store import (
+        MatchStatus,
+        PbxConnectionSpec,
+        PersonRecord,
+        Store,
+        TenantSpec,
+        create_engine,
+        generate_key,
+        upgrade_database,
+    )
+    from m365pbx.store.secrets import SecretBox
+
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}"
+        await upgrade_database(url)
+        engine = create_engine(url)
+        store = Store(engine, SecretBox([generate_key()]))
+        try:
+            async with store.transaction() as tx:
+                tenant = await tx.tenants.create(TenantSpec("bench", "bench-id"))
+                pbx = await tx.pbx_connections.create(PbxConnectionSpec("main", "api"))
+                await tx.people.replace_for_connection(pbx.id, [
+                    PersonRecord(MatchStatus.MATCHED, f"P{i}", pbx_key=f"p{i}",
+                                 tenant_id=tenant.id, teams_user_id=f"u{i}", rule="email")
+                    for i in range(people)])
+                ids = [p.id for p in await tx.people.summaries_for_connection(pbx.id)]
+            now = time.time()
+            day = tuple(CalendarBlock(PbxPresence.MEETING, now + 3600 + i * 5400,
+                                      now + 5400 + i * 5400, f"Meeting number {i}")
+                        for i in range(events))
+            began = time.perf_counter()
+            for start in range(0, len(ids), CHUNK):
+                chunk = {pid: stored_blocks(day) for pid in ids[start:start + CHUNK]}
+                async with store.transaction() as tx:
+                    await tx.calendar_blocks.save(chunk, now=SystemClock().now())
+            saved = time.perf_counter() - began
+            began = time.perf_counter()
+            async with store.transaction() as tx:
+                loaded = await tx.calendar_blocks.load(ids)
+            loaded_s = time.perf_counter() - began
+            assert len(loaded) == people
+            size = (Path(folder) / "bench.db").stat().st_size
+        finally:
+            await engine.dispose()
+    first_reads = per_calendar_ms / 1000 * people
+    return {"bench": "calendar_store", "people": people, "blocks": people * events,
+            "save_s": round(saved, 1), "load_s": round(loaded_s, 1),
+            "db_mb": round(size / 1e6, 1),
+            "load_vs_first_reads": round(loaded_s / first_reads, 3)}
+
+
 def main() -> None:
-    """Run both parts and print their JSON lines."""
+    """Run the parts and print their JSON lines."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--people", type=int, default=50_000)
     parser.add_argument("--events", type=int, default=10)
@@ -184,7 +247,10 @@ def main() -> None:
     parser.add_argument("--mailboxes", type=int, default=2_000)
     args = parser.parse_args()
     print(json.dumps(asyncio.run(timers(args.people, args.events, args.burst))), flush=True)
-    print(json.dumps(asyncio.run(load(args.mailboxes))), flush=True)
+    reads = asyncio.run(load(args.mailboxes))
+    print(json.dumps(reads), flush=True)
+    print(json.dumps(asyncio.run(kept(args.people, args.events, reads["per_calendar_ms"]))),
+          flush=True)
 
 
 if __name__ == "__main__":

@@ -32,3 +32,20 @@ async def test_calendar_on_with_an_app_lacking_calendars_read_fails_with_the_fix
     assert [f.status for f in lacking] == [Status.FAIL], findings
     assert "calendar → PBX" in lacking[0].message
     assert "adminconsent" in lacking[0].fix
+
+
+async def test_automatic_replies_on_ask_for_mailbox_settings_read(
+        server: RunningServer, check_clock: VirtualClock, tmp_path: Path) -> None:
+    replies_on = [{**CALENDAR_ON[0], "calendar": {"enabled": True, "automatic_replies": True}}]
+    path = write_config(server, tmp_path, pbx_connections=replies_on,
+                        permissions=("presence.read", "presence.write", "users.read",
+                                     "calendars.read"))
+    findings = await check(path, check_clock)
+    lacking = about(findings, "lacks the application permission MailboxSettings.Read")
+    assert [f.status for f in lacking] == [Status.FAIL], findings
+    assert "automatic replies" in lacking[0].message
+    # Without the switch nobody asks for it.
+    path = write_config(server, tmp_path, pbx_connections=CALENDAR_ON,
+                        permissions=("presence.read", "presence.write", "users.read",
+                                     "calendars.read"))
+    assert not about(await check(path, check_clock), "MailboxSettings.Read")

@@ -46,7 +46,8 @@ def test_export_then_import_round_trips(cli: CliRunner, tmp_path: Path) -> None:
     assert {"availability": "Busy", "pbx": "busy"} in document["teams_to_pbx"]
     result = cli.invoke(app, ["mapping", "import", str(exported)])
     assert result.exit_code == 0, result.output
-    assert "17 Teams → PBX and 10 PBX → Teams rules replace the defaults" in result.output
+    assert ("17 Teams → PBX, 10 PBX → Teams and 4 calendar rules replace the defaults"
+            in result.output)
 
 
 def test_export_json(cli: CliRunner, tmp_path: Path) -> None:
@@ -82,3 +83,22 @@ def test_show_lists_both_directions(cli: CliRunner) -> None:
     assert result.exit_code == 0, result.output
     assert "Teams → PBX" in result.output and "PBX → Teams" in result.output
     assert "UrgentInterruptionsOnly" in result.output
+
+
+def test_explain_a_calendar_event_and_an_overlay_changing_it(cli: CliRunner,
+                                                             tmp_path: Path) -> None:
+    result = cli.invoke(app, ["mapping", "explain", "--show-as", "oof"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == "away"
+    assert "showAs oof → away (default)" in result.output
+    overlay = tmp_path / "site.yaml"
+    overlay.write_text("calendar_to_pbx:\n  - {show_as: tentative, pbx: busy}\n")
+    result = cli.invoke(app, ["mapping", "explain", "--show-as", "tentative",
+                              "--overlay", str(overlay)])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == "busy"
+    assert str(overlay) in result.output
+    shown = cli.invoke(app, ["mapping", "show", "--overlay", str(overlay)])
+    assert "Calendar → PBX" in shown.output and "tentative" in shown.output
+    both = cli.invoke(app, ["mapping", "explain", "--show-as", "busy", "--line-state", "held"])
+    assert both.exit_code == 2 and "give one of" in both.output

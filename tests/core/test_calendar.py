@@ -21,10 +21,10 @@ from m365pbx.core.policy import (
     observe_teams,
     set_calendar,
 )
-from m365pbx.core.presence import Activity, Availability, PbxPresence, TeamsPresence
+from m365pbx.core.presence import Activity, Availability, PbxPresence, ShowAs, TeamsPresence
 from tests.core.policy_world import DEFAULT_CONFIG
 
-TO_PBX = DEFAULT_CONFIG.mapping.to_pbx
+TO_PBX = DEFAULT_CONFIG.mapping.calendar_to_pbx
 RULES = CalendarRules()
 START = 1_800_000_000.0
 EVENT = CalendarEvent("e1", "Board", START, START + 1800)
@@ -81,10 +81,10 @@ def test_private_events_never_give_their_subject() -> None:
 
 
 def test_the_mapping_decides_what_a_meeting_shows() -> None:
-    def everything_busy(_teams: TeamsPresence) -> PbxPresence:
+    def everything_busy(_show_as: ShowAs) -> PbxPresence:
         return PbxPresence.BUSY
 
-    def nothing(_teams: TeamsPresence) -> PbxPresence:
+    def nothing(_show_as: ShowAs) -> PbxPresence:
         return PbxPresence.ONLINE
 
     assert select_blocks([EVENT], RULES, everything_busy)[0].presence is PbxPresence.BUSY

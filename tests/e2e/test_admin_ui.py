@@ -348,7 +348,8 @@ async def test_the_mapping_page_shows_the_rules_in_effect_and_explains_a_presenc
     settings = settings_for(sim_server, tmp_path, admin={"enabled": True}, pbx_connections=[{
         "name": "switchboard", "kind": "api", "tenant": "contoso",
         "mapping": {"teams_to_pbx": [{"availability": "Busy", "activity": "Focusing",
-                                      "pbx": "dnd"}]}}])
+                                      "pbx": "dnd"}],
+                    "calendar_to_pbx": [{"show_as": "tentative", "pbx": "busy"}]}}])
     await create_admin(tmp_path / "m365pbx.yaml")
     async with running(settings, clock) as service, chromium() as browser:
         page = await browser.new_page()
@@ -363,6 +364,13 @@ async def test_the_mapping_page_shows_the_rules_in_effect_and_explains_a_presenc
         await page.select_option("select[name=activity]", "Busy")
         await page.click("form.explain-form button[type=submit]")
         await expect(page.locator("#answer")).to_contain_text("→ PBX busy")
+        # The calendar's own rules: the connection's overlay makes tentative events busy.
+        await expect(page.locator("table.calendar-to-pbx")).to_contain_text(
+            "showAs tentative → busy (connection switchboard)")
+        await page.select_option("select[name=show_as]", "tentative")
+        await page.click("form.explain-form button[type=submit]")
+        await expect(page.locator("#answer")).to_contain_text(
+            "Calendar event shown as tentative → PBX busy, because rule #2")
         await page.screenshot(path=tmp_path / "screenshots" / "mapping.png", full_page=True)
 
 

@@ -9,6 +9,7 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
@@ -91,8 +92,9 @@ async def started_with_calendars(service: Service, clock: VirtualClock, people: 
     reader = service.tenants["contoso"].parts.calendar
     assert reader is not None
     await eventually(lambda: len(service.hub.people()) == 2, clock)
-    await eventually(lambda: reader.status.people == people and reader.status.reads >= people,
-                     clock, step=0.1)
+    # The state follows when the round of reads ends, a moment after the last read counts.
+    await eventually(lambda: reader.status.people == people and reader.status.reads >= people
+                     and reader.status.state == "following", clock, step=0.1)
 
 
 async def until_shown(pbx: ApiConnection, key: str, wanted: PbxPresence,
@@ -525,3 +527,202 @@ async def test_one_cancelled_occurrence_of_a_series_never_shows(
         await advance_to(clock, tomorrow - 2)
         at = await until_shown(pbx, "ben", PbxPresence.MEETING, clock)
         assert 0 <= at - tomorrow <= 1.0
+
+
+async def test_the_calendar_rules_of_the_connections_mapping_decide_what_shows(
+    sim_server: RunningServer, sim: Simulator, tenant: Tenant, clock: VirtualClock,
+    tmp_path: Path,
+) -> None:
+    settings = calendar_settings(sim_server, tmp_path, show_working_elsewhere=True)
+    path = tmp_path / "m365pbx.yaml"
+    data = yaml.safe_load(path.read_text())
+    # Working elsewhere as do-not-disturb; and a Teams rule that must not touch the calendar.
+    data["pbx_connections"][0]["mapping"] = {
+        "calendar_to_pbx": [{"show_as": "workingElsewhere", "pbx": "dnd"}],
+        "teams_to_pbx": [{"availability": "Away", "pbx": "busy"}]}
+    path.write_text(yaml.safe_dump(data))
+    settings = load_config(path, environ={})
+    start = now(clock) + 10 * MINUTE
+    add_event(sim, tenant, "anna@contoso.com", subject="Customer site", start_in="10m",
+              duration="30m", show_as="workingElsewhere")
+    async with running(settings, clock) as service:
+        pbx = switchboard(service)
+        await started_with_calendars(service, clock, 2)
+        await advance_to(clock, start - 2)
+        assert shown(pbx, "anna")[0] is PbxPresence.ONLINE
+        at = await until_shown(pbx, "anna", PbxPresence.DND, clock)
+        assert 0 <= at - start <= 1.0
+        assert shown(pbx, "anna") == (PbxPresence.DND, "Customer site")
+        await advance_to(clock, start + 30 * MINUTE - 2)
+        at = await until_shown(pbx, "anna", PbxPresence.ONLINE, clock)
+        assert 0 <= at - (start + 30 * MINUTE) <= 1.0
+
+
+def grant_mailbox_settings(tenant: Tenant) -> None:
+    """Admin consent for MailboxSettings.Read (the automatic replies) on the app."""
+    for app in tenant.apps.values():
+        app.application_roles.add("MailboxSettings.Read")
+
+
+def utc(moment: float) -> dict[str, str]:
+    """A dateTimeTimeZone in UTC."""
+    return {"dateTime": datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+            "timeZone": "UTC"}
+
+
+async def test_automatic_replies_show_away_for_their_window_or_while_switched_on(
+    sim_server: RunningServer, sim: Simulator, tenant: Tenant, clock: VirtualClock,
+    tmp_path: Path,
+) -> None:
+    grant_mailbox_settings(tenant)
+    settings = calendar_settings(sim_server, tmp_path, automatic_replies=True)
+    anna, ben = tenant.find_user("anna@contoso.com"), tenant.find_user("ben@contoso.com")
+    assert anna is not None and ben is not None
+    start, end = now(clock) + 10 * MINUTE, now(clock) + 130 * MINUTE
+    # Anna's holiday is scheduled (in Berlin time); Ben switched his replies on by hand.
+    berlin = {"dateTime": datetime.fromtimestamp(start, UTC).astimezone(
+        ZoneInfo("Europe/Berlin")).strftime("%Y-%m-%dT%H:%M:%S"),
+        "timeZone": "W. Europe Standard Time"}
+    sim.outlook.set_automatic_replies(tenant, anna, {
+        "status": "scheduled", "scheduledStartDateTime": berlin,
+        "scheduledEndDateTime": utc(end), "internalReplyMessage": "<p>On holiday</p>"})
+    sim.outlook.set_automatic_replies(tenant, ben, {"status": "alwaysEnabled"})
+    async with running(settings, clock) as service:
+        pbx = switchboard(service)
+        await started_with_calendars(service, clock, 2)
+        assert shown(pbx, "ben")[0] is PbxPresence.AWAY
+        await advance_to(clock, start - 2)
+        assert shown(pbx, "anna")[0] is PbxPresence.ONLINE
+        at = await until_shown(pbx, "anna", PbxPresence.AWAY, clock)
+        assert 0 <= at - start <= 1.0
+        # The reply message is mail, not a PBX note.
+        assert "holiday" not in shown(pbx, "anna")[1]
+        # Ben switches his replies off: gone at the next read (every 5 minutes).
+        sim.outlook.set_automatic_replies(tenant, ben, {"status": "disabled"})
+        changed = now(clock)
+        await eventually(lambda: shown(pbx, "ben")[0] is PbxPresence.ONLINE, clock, step=5.0)
+        assert now(clock) - changed <= 5 * MINUTE + 20
+        await advance_to(clock, end - 2)
+        assert shown(pbx, "anna")[0] is PbxPresence.AWAY
+        at = await until_shown(pbx, "anna", PbxPresence.ONLINE, clock)
+        assert 0 <= at - end <= 1.0
+        report = service.health()["tenants"]["contoso"]["calendar"]
+        assert report["state"] == "following" and report["failed_reads"] == 0, report
+
+
+async def test_automatic_replies_without_mailbox_settings_read_say_so_and_events_still_show(
+    sim_server: RunningServer, sim: Simulator, tenant: Tenant, clock: VirtualClock,
+    tmp_path: Path,
+) -> None:
+    settings = calendar_settings(sim_server, tmp_path, automatic_replies=True)
+    start = now(clock) + 10 * MINUTE
+    add_event(sim, tenant, "anna@contoso.com", subject="Planning", start_in="10m",
+              duration="15m", show_as="busy")
+    async with running(settings, clock) as service:
+        pbx = switchboard(service)
+        switchboard(service).replace_users(pbx_users(*PEOPLE))
+        calendar = service.tenants["contoso"].parts.calendar
+        assert calendar is not None
+        await eventually(lambda: calendar.status.state == "failing", clock, step=0.1)
+        report = service.health()["tenants"]["contoso"]
+        assert "MailboxSettings.Read" in report["calendar"]["last_error"], report["calendar"]
+        assert report["state"].startswith("degraded: calendar failing")
+        await advance_to(clock, start - 2)
+        at = await until_shown(pbx, "anna", PbxPresence.MEETING, clock)
+        assert 0 <= at - start <= 1.0
+        assert shown(pbx, "anna") == (PbxPresence.MEETING, "Planning")
+
+
+async def test_a_restart_just_before_a_start_misses_nothing(
+    sim_server: RunningServer, sim: Simulator, tenant: Tenant, clock: VirtualClock,
+    tmp_path: Path,
+) -> None:
+    # Nothing of the calendar is kept in the store: the fresh read at start-up rebuilds every
+    # timer, before the meeting's start (the next regular read would be 12 hours away).
+    settings = calendar_settings(sim_server, tmp_path, poll_interval="12h")
+    start = now(clock) + 10 * MINUTE
+    add_event(sim, tenant, "anna@contoso.com", subject="Go-live", start_in="10m",
+              duration="20m", show_as="busy")
+    async with running(settings, clock) as service:
+        await started_with_calendars(service, clock, 2)
+        await advance_to(clock, start - 60)
+    await clock.advance(30)  # down for 30 s, up again 30 s before the start
+    async with running(settings, clock) as service:
+        pbx = switchboard(service)
+        await started_with_calendars(service, clock, 2)
+        assert now(clock) < start - 2, "the first read came too late to tell"
+        await advance_to(clock, start - 2, step=1.0)
+        assert shown(pbx, "anna")[0] is PbxPresence.ONLINE
+        at = await until_shown(pbx, "anna", PbxPresence.MEETING, clock)
+        assert 0 <= at - start <= 1.0
+        assert shown(pbx, "anna") == (PbxPresence.MEETING, "Go-live")
+
+
+async def test_kept_blocks_show_a_meeting_on_time_after_a_restart_graph_cannot_serve(
+    sim_server: RunningServer, sim: Simulator, tenant: Tenant, clock: VirtualClock,
+    tmp_path: Path,
+) -> None:
+    settings = calendar_settings(sim_server, tmp_path, show_working_elsewhere=True)
+    anna = tenant.find_user("anna@contoso.com")
+    assert anna is not None
+    start = now(clock) + 10 * MINUTE
+    add_event(sim, tenant, "anna@contoso.com", subject="Customer visit", start_in="10m",
+              duration="30m", show_as="workingElsewhere")
+    async with running(settings, clock) as service:
+        await started_with_calendars(service, clock, 2)
+        keeper = service.tenants["contoso"].parts.calendar_keeper
+        assert keeper is not None
+        await eventually(lambda: keeper.writes >= 1, clock, step=0.1)
+    # Outlook cannot serve Anna's calendar when m365pbx comes back.
+    sim.faults.add_fault(FaultRule(503, path_prefix=f"/v1.0/users/{anna.id}/calendarView",
+                                   count=100_000))
+    await clock.advance(MINUTE)
+    async with running(settings, clock) as service:
+        pbx = switchboard(service)
+        switchboard(service).replace_users(pbx_users(*PEOPLE))
+        calendar = service.tenants["contoso"].parts.calendar
+        assert calendar is not None
+        await eventually(lambda: calendar.status.restored >= 1
+                         and calendar.status.failed_reads >= 1, clock, step=0.1)
+        assert service.health()["tenants"]["contoso"]["calendar"]["state"] == "failing"
+        await advance_to(clock, start - 2)
+        assert shown(pbx, "anna")[0] is PbxPresence.ONLINE
+        at = await until_shown(pbx, "anna", PbxPresence.AWAY, clock)
+        assert 0 <= at - start <= 1.0
+        assert shown(pbx, "anna") == (PbxPresence.AWAY, "Customer visit")
+        await advance_to(clock, start + 30 * MINUTE - 2)
+        at = await until_shown(pbx, "anna", PbxPresence.ONLINE, clock)
+        assert 0 <= at - (start + 30 * MINUTE) <= 1.0
+
+
+async def test_notifications_lost_in_delivery_are_repaired_by_the_daily_read(
+    sim_server: RunningServer, sim: Simulator, tenant: Tenant, clock: VirtualClock,
+    tmp_path: Path,
+) -> None:
+    settings = calendar_with_webhooks(sim_server, sim, tmp_path)
+    async with running(settings, clock) as service:
+        pbx = switchboard(service)
+        await started_with_calendars(service, clock, 2)
+        events = service.tenants["contoso"].parts.calendar_subscriptions
+        calendar = service.tenants["contoso"].parts.calendar
+        assert events is not None and calendar is not None
+        await eventually(lambda: events.health()["active"] == 2, clock, step=0.2)
+        # The reads before the subscriptions flowed came due every 12 h; past that one, a
+        # followed calendar is read once a day.
+        await advance_to(clock, now(clock) + 12 * 3600 + 600, step=300.0)
+        reads = calendar.status.reads
+        # Every notification from now on is lost on the way; the subscriptions stay.
+        sim.subscriptions.settings.loss = 1.0
+        lost_from = now(clock)
+        start = lost_from + 26 * 3600
+        add_event(sim, tenant, "anna@contoso.com", subject="Offsite planning",
+                  start_in="26h", duration="1h", show_as="busy")
+        await advance_to(clock, lost_from + 20 * 3600, step=300.0)
+        assert events.notifications == 0 and calendar.status.reads == reads
+        # The daily read brings the meeting; it shows on the second.
+        await advance_to(clock, start - 2, step=300.0)
+        assert calendar.status.reads >= reads + 2
+        assert events.health()["active"] == 2
+        at = await until_shown(pbx, "anna", PbxPresence.MEETING, clock)
+        assert 0 <= at - start <= 1.0
+        assert shown(pbx, "anna") == (PbxPresence.MEETING, "Offsite planning")

@@ -23,6 +23,7 @@ EXPECTED_TABLES = {
     "api_clients",
     "api_users",
     "audit_events",
+    "calendar_blocks",
     "credentials",
     "last_presence",
     "mapping_overlays",
@@ -64,10 +65,10 @@ async def test_comparison_notices_a_difference(engine: AsyncEngine) -> None:
 
 
 async def test_database_is_at_head_and_upgrade_again_is_a_no_op(database_url: str) -> None:
-    assert head_revision() == "0007"
-    assert await database_revision(database_url) == "0007"
+    assert head_revision() == "0009"
+    assert await database_revision(database_url) == "0009"
     await upgrade_database(database_url)
-    assert await database_revision(database_url) == "0007"
+    assert await database_revision(database_url) == "0009"
 
 
 async def test_upgrade_from_empty_database(empty_database_url: str) -> None:

@@ -95,6 +95,9 @@ def plan_tenant(settings: Settings, tenant: Tenant) -> TenantPlan:
             plan.unserved.append((FEATURE_BY_KEY["calendar"], calendars))
         else:
             _add(plan, reader, FEATURE_BY_KEY["calendar"])
+            if any(c.tenant == tenant.name and c.calendar.enabled
+                   and c.calendar.automatic_replies for c in settings.pbx_connections):
+                _add(plan, reader, FEATURE_BY_KEY["automatic_replies"])
     contacts = [c for c in settings.pbx_connections
                 if c.tenant == tenant.name and c.contacts.enabled]
     for key, wanted in (("contacts", contacts),

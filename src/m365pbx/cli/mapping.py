@@ -70,7 +70,7 @@ def effective_rules(
 def show(
     overlay: OverlayOption = None, connection: ConnectionOption = None, config: ConfigOption = None
 ) -> None:
-    """Print the effective rules of both directions."""
+    """Print the effective rules of both directions and of the calendar."""
     from rich.console import Console
     from rich.table import Table
 
@@ -105,6 +105,12 @@ def show(
             p2t.origin,
         )
     console.print(pbx)
+    calendar = Table(title="Calendar → PBX", title_justify="left")
+    for column in ("#", "event showAs", "PBX presence", "from"):
+        calendar.add_column(column)
+    for number, c2p in enumerate(rules.calendar_to_pbx, 1):
+        calendar.add_row(str(number), c2p.show_as.value, c2p.pbx.value, c2p.origin)
+    console.print(calendar)
     for warning in find_unreachable_rules(rules):
         typer.echo(f"warning: {warning}", err=True)
 
@@ -131,6 +137,8 @@ def explain(
     activity: Annotated[str | None, typer.Option(help="Teams activity, e.g. InACall")] = None,
     line_state: Annotated[str | None, typer.Option(help="PBX line state, e.g. held")] = None,
     pbx_presence: Annotated[str | None, typer.Option(help="PBX presence, e.g. dnd")] = None,
+    show_as: Annotated[str | None, typer.Option(
+        help="A calendar event's showAs, e.g. tentative")] = None,
     overlay: OverlayOption = None,
     connection: ConnectionOption = None,
     config: ConfigOption = None,
@@ -142,21 +150,31 @@ def explain(
         Availability,
         LineState,
         PbxPresence,
+        ShowAs,
         TeamsPresence,
         lookup_activity,
         lookup_availability,
         lookup_line_state,
         lookup_pbx_presence,
+        lookup_show_as,
     )
 
     compiled = CompiledMapping(effective_rules(overlay, connection, config))
     teams_given = availability is not None or activity is not None
     pbx_given = line_state is not None or pbx_presence is not None
-    if teams_given == pbx_given:
+    if [teams_given, pbx_given, show_as is not None].count(True) != 1:
         raise UserInputError(
-            "give a Teams presence (--availability and/or --activity) or a PBX state "
-            "(--line-state and/or --pbx-presence), not both"
+            "give one of: a Teams presence (--availability and/or --activity), a PBX state "
+            "(--line-state and/or --pbx-presence), or a calendar event's --show-as"
         )
+    if show_as is not None:
+        parsed_show_as = _parse(show_as, lookup_show_as, ShowAs, "--show-as")
+        assert parsed_show_as is not None
+        typer.echo(compiled.calendar_to_pbx(parsed_show_as).value)
+        typer.echo(f"because {compiled.explain_calendar(parsed_show_as).reason}")
+        typer.echo("(whether such events count at all is the connection's calendar: "
+                   "settings; see docs/calendar.md)")
+        return
     if teams_given:
         parsed_availability = _parse(availability, lookup_availability, Availability,
                                      "--availability")
@@ -223,8 +241,8 @@ def import_(
         typer.echo(f"warning: {warning}", err=True)
     verb = "replace" if overlay.replace else "amend"
     summary = (
-        f"{len(overlay.teams_to_pbx)} Teams → PBX and {len(overlay.pbx_to_teams)} "
-        f"PBX → Teams rules {verb} the defaults"
+        f"{len(overlay.teams_to_pbx)} Teams → PBX, {len(overlay.pbx_to_teams)} "
+        f"PBX → Teams and {len(overlay.calendar_to_pbx)} calendar rules {verb} the defaults"
     )
     if connection is None and tenant is None:
         typer.echo(f"{file}: valid; {summary}")

@@ -309,6 +309,11 @@ class CalendarSettings(BaseModel):
     out_of_office: bool = Field(
         default=True, description="out-of-office events, all-day or timed, show (as away)"
     )
+    automatic_replies: bool = Field(
+        default=False,
+        description="the mailbox's automatic replies (out of office), scheduled or switched "
+        "on, show as out-of-office events (away); needs MailboxSettings.Read for the app",
+    )
     subject_as_note: bool = Field(
         default=True, description="the event's subject as the PBX note (never for private ones)"
     )

@@ -70,6 +70,17 @@ class LineState(StrEnum):
     HELD = "held"
 
 
+class ShowAs(StrEnum):
+    """An Outlook event's `showAs` (resources/event.md: freeBusyStatus), as Graph sends it."""
+
+    FREE = "free"
+    TENTATIVE = "tentative"
+    BUSY = "busy"
+    OOF = "oof"
+    WORKING_ELSEWHERE = "workingElsewhere"
+    UNKNOWN = "unknown"
+
+
 # Line states that count as "in a call" for Teams: a held call is still a call.
 CALL_LINE_STATES = frozenset({LineState.ON_THE_PHONE, LineState.HELD})
 
@@ -77,6 +88,7 @@ _AVAILABILITY_BY_FOLDED = {value.value.casefold(): value for value in Availabili
 _ACTIVITY_BY_FOLDED = {value.value.casefold(): value for value in Activity}
 _PBX_BY_FOLDED = {value.value.casefold(): value for value in PbxPresence}
 _LINE_BY_FOLDED = {value.value.casefold(): value for value in LineState}
+_SHOW_AS_BY_FOLDED = {value.value.casefold(): value for value in ShowAs}
 # Spellings seen in the products we replace: innovaphone writes "Offwork" and PBXs
 # commonly say "busy" for a line that is in use.
 _LINE_BY_FOLDED["busy"] = LineState.ON_THE_PHONE
@@ -102,6 +114,11 @@ def lookup_pbx_presence(raw: str) -> PbxPresence | None:
 def lookup_line_state(raw: str) -> LineState | None:
     """Return the LineState for `raw` compared case-insensitively, or None if unknown."""
     return _LINE_BY_FOLDED.get(raw.strip().casefold())
+
+
+def lookup_show_as(raw: str) -> ShowAs | None:
+    """Return the ShowAs for `raw` compared case-insensitively, or None if unknown."""
+    return _SHOW_AS_BY_FOLDED.get(raw.strip().casefold())
 
 
 @dataclass(frozen=True, slots=True)

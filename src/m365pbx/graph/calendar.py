@@ -1,4 +1,5 @@
-"""Calendar reads: one person's events of a window through calendarView (graph.md 6)."""
+"""Calendar reads: one person's events of a window through calendarView (graph.md 6), and
+their mailbox's automatic replies (api-reference/v1.0/api/user-get-mailboxsettings.md)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from m365pbx.core.calendar import CalendarEvent
+from m365pbx.core.calendar import AutomaticReplies, CalendarEvent
 from m365pbx.graph.client import GraphClient
 from m365pbx.graph.timezones import zone_for
 
@@ -98,3 +99,20 @@ async def calendar_view(client: GraphClient, user_id: str, start: datetime,
                 log.warning("calendar event skipped", extra={"user": user_id,
                                                              "reason": str(exc)})
     return events
+
+
+async def automatic_replies(client: GraphClient, user_id: str) -> AutomaticReplies:
+    """The person's automatic-reply setting (needs MailboxSettings.Read); an unreadable window
+    reads as none."""
+    data = await client.get_json(
+        f"/v1.0/users/{user_id}/mailboxSettings/automaticRepliesSetting")
+    start = end = None
+    try:
+        if data.get("scheduledStartDateTime") and data.get("scheduledEndDateTime"):
+            start = parse_time(data["scheduledStartDateTime"])
+            end = parse_time(data["scheduledEndDateTime"])
+    except EventTimeUnreadable as exc:
+        log.warning("automatic-reply window skipped", extra={"user": user_id,
+                                                             "reason": str(exc)})
+        start = end = None
+    return AutomaticReplies(str(data.get("status") or "disabled"), start, end)

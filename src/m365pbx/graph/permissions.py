@@ -54,6 +54,9 @@ FEATURES: tuple[FeatureNeed, ...] = (
                 ("Presence.ReadWrite.All",), (), Permission.PRESENCE_WRITE),
     FeatureNeed("calendar", "calendar → PBX (`calendar.enabled` on a connection)",
                 ("Calendars.Read",), (), Permission.CALENDARS_READ),
+    FeatureNeed("automatic_replies",
+                "out of office from automatic replies (`calendar.automatic_replies`)",
+                ("MailboxSettings.Read",), (), Permission.CALENDARS_READ),
     FeatureNeed("contacts", "contacts for PBX apps (`contacts.enabled` on a connection)",
                 ("Contacts.Read",), (), Permission.CONTACTS_READ),
     FeatureNeed("org_contacts", "organisational contacts (`contacts.organisation`)",
@@ -73,6 +76,7 @@ INCLUDES: dict[str, frozenset[str]] = {
     "Group.ReadWrite.All": frozenset({"GroupMember.Read.All"}),
     "Calendars.ReadWrite": frozenset({"Calendars.Read"}),
     "Contacts.ReadWrite": frozenset({"Contacts.Read"}),
+    "MailboxSettings.ReadWrite": frozenset({"MailboxSettings.Read"}),
 }
 
 # OpenID scopes are asked for at sign-in but never appear in `scp`: a working refresh

@@ -27,6 +27,7 @@ from m365pbx.core.presence import (
     Availability,
     LineState,
     PbxPresence,
+    ShowAs,
     TeamsPresence,
 )
 
@@ -96,21 +97,25 @@ def draft_text(document: Mapping[str, Any] | None) -> str:
 
 @dataclass(frozen=True)
 class Question:
-    """What the admin asks: a Teams presence, and a line state with a PBX presence."""
+    """What the admin asks: a Teams presence, a line state with a PBX presence, and a
+    calendar event's showAs."""
 
     availability: Availability = Availability.BUSY
     activity: Activity = Activity.IN_A_CALL
     line: LineState = LineState.IDLE
     pbx: PbxPresence = PbxPresence.ONLINE
+    show_as: ShowAs = ShowAs.BUSY
 
     @classmethod
-    def parse(cls, availability: str, activity: str, line: str, pbx: str) -> Question:
+    def parse(cls, availability: str, activity: str, line: str, pbx: str,
+              show_as: str = "") -> Question:
         """From the form's values; an unknown or missing one keeps its default."""
         default = cls()
         return cls(_pick(Availability, availability, default.availability),
                    _pick(Activity, activity, default.activity),
                    _pick(LineState, line, default.line),
-                   _pick(PbxPresence, pbx, default.pbx))
+                   _pick(PbxPresence, pbx, default.pbx),
+                   _pick(ShowAs, show_as, default.show_as))
 
 
 E = TypeVar("E", bound=StrEnum)
@@ -130,10 +135,12 @@ class Answer:
     pbx: str
     pbx_reason: str
     teams: list[tuple[str, str, str]] = field(default_factory=list)  # channel, target, why
+    calendar: str = ""
+    calendar_reason: str = ""
 
 
 def answer(mapping: CompiledMapping, question: Question) -> Answer:
-    """`mapping explain` for both directions at once."""
+    """`mapping explain` for both directions and the calendar at once."""
     presence = TeamsPresence(question.availability, question.activity)
     teams = []
     for channel in Channel:
@@ -141,4 +148,6 @@ def answer(mapping: CompiledMapping, question: Question) -> Answer:
         target = "nothing (ours cleared)" if write.presence is None else str(write.presence)
         teams.append((channel.value, target,
                       mapping.explain_pbx(channel, question.line, question.pbx).reason))
-    return Answer(mapping.to_pbx(presence).value, mapping.explain_teams(presence).reason, teams)
+    return Answer(mapping.to_pbx(presence).value, mapping.explain_teams(presence).reason, teams,
+                  mapping.calendar_to_pbx(question.show_as).value,
+                  mapping.explain_calendar(question.show_as).reason)

@@ -33,6 +33,7 @@ from m365pbx.graph.groups import memberships
 from m365pbx.graph.proxy import ProxyChoice
 from m365pbx.graph.users import list_users, users_delta, users_delta_link
 from m365pbx.pbx.base import PbxConnection, PbxUser
+from m365pbx.service.calendar_store import CalendarKeeper
 from m365pbx.service.certificates import CertificateKeeper
 from m365pbx.service.contacts import (
     ContactsBook,
@@ -132,7 +133,8 @@ def calendar_plan(settings: CalendarSettings) -> CalendarPlan | None:
         show_tentative=settings.show_tentative,
         show_working_elsewhere=settings.show_working_elsewhere,
         all_day_events=settings.all_day_events, out_of_office=settings.out_of_office,
-        subject_as_note=settings.subject_as_note, private_note=settings.private_note)
+        subject_as_note=settings.subject_as_note, private_note=settings.private_note,
+        automatic_replies=settings.automatic_replies)
     return CalendarPlan(rules, settings.window.total_seconds(),
                         settings.poll_interval.total_seconds())
 
@@ -165,6 +167,8 @@ class TenantParts:
     calendar: CalendarReader | None = None
     # Event change notifications that make `calendar` read a person at once (public URL).
     calendar_subscriptions: CalendarSubscriptions | None = None
+    # The calendar's blocks in the store, handed back at start.
+    calendar_keeper: CalendarKeeper | None = None
     # Contact search and caller lookup (None when no connection switches `contacts` on).
     contacts: ContactsSync | None = None
 
@@ -290,6 +294,8 @@ class TenantRuntime:
                 on_change=changes.wake)
         self.parts.calendar = self._calendar(tenant_connections, reader, writer, graph_url)
         calendar = self.parts.calendar
+        if calendar is not None and calendar.client is not None:
+            self.parts.calendar_keeper = CalendarKeeper(store, calendar, clock)
         if calendar is not None and calendar.client is not None and use_webhooks and webhook:
             self.parts.calendar_subscriptions = CalendarSubscriptions(
                 calendar.client, clock, calendar, notification_url=webhook,
@@ -402,6 +408,9 @@ class TenantRuntime:
             if parts.calendar is not None:
                 group.create_task(supervised(f"{name} calendar", parts.calendar.run, self.clock,
                                              on_failure=self._calendar_failed))
+            if parts.calendar_keeper is not None:
+                group.create_task(supervised(f"{name} calendar blocks kept",
+                                             parts.calendar_keeper.run, self.clock))
             if parts.calendar_subscriptions is not None:
                 group.create_task(supervised(f"{name} calendar change notifications",
                                              parts.calendar_subscriptions.run, self.clock))

@@ -37,6 +37,7 @@ from m365pbx.store.repositories import (
     ReplaceReport,
     ServiceAccountSpec,
     SipPublicationRecord,
+    StoredBlock,
     SyncReport,
     TenantSpec,
 )
@@ -76,6 +77,7 @@ __all__ = [
     "StoreBusyError",
     "StoreError",
     "StoreWriteError",
+    "StoredBlock",
     "SyncReport",
     "TenantSpec",
     "WriteRetry",

@@ -17,6 +17,7 @@ from m365pbx.store.repositories import (
     ApiClientRepository,
     ApiUserRepository,
     AuditRepository,
+    CalendarBlockRepository,
     CredentialRepository,
     Declarations,
     LastPresenceRepository,
@@ -64,6 +65,7 @@ class Repositories:
         self.presence_sessions = PresenceSessionRepository(session)
         self.last_presence = LastPresenceRepository(session)
         self.sip_publications = SipPublicationRepository(session, box)
+        self.calendar_blocks = CalendarBlockRepository(session, box)
         self.audit = AuditRepository(session)
         self.api_clients = ApiClientRepository(session)
         self.api_users = ApiUserRepository(session, box)

@@ -384,3 +384,18 @@ class MatchingOverrideRow(Base):
 
 DECLARABLE: tuple[type[Declared], ...] = (Tenant, Credential, ServiceAccount, PbxConnection)
 """The models that the YAML file can declare, parents first."""
+
+
+class CalendarBlockRow(Base):
+    """A person's calendar blocks ahead (what shows in the PBX from when to when, with the
+    note), so a restart rebuilds their timers before the first calendar read. Encrypted:
+    the notes are meeting subjects."""
+
+    __tablename__ = "calendar_blocks"
+    repr_fields = ("person_id", "updated_at")
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"),
+                                           unique=True)
+    blocks_encrypted: Mapped[str] = mapped_column(secret_type(), info=SECRET)
+    updated_at: Mapped[datetime] = mapped_column()

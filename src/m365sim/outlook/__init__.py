@@ -1,5 +1,6 @@
 """The outlook part: calendars (events, calendarView, getSchedule), contacts, their changes,
-and the presence effect of meetings and out-of-office time."""
+automatic replies (mailbox settings), and the presence effect of meetings and out-of-office
+time."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
-from m365sim.outlook import routes_calendar, routes_contacts, routes_control
+from m365sim.outlook import mailbox_settings, routes_calendar, routes_contacts, routes_control
 
 if TYPE_CHECKING:
     from m365sim.simulator import Simulator
@@ -18,3 +19,4 @@ def register(app: FastAPI, sim: Simulator) -> None:
     routes_calendar.register(app, sim)
     routes_contacts.register(app, sim)
     routes_control.register(app, sim)
+    mailbox_settings.register(app, sim)

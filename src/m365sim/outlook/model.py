@@ -162,6 +162,21 @@ class WorkingHours:
     end: str = "17:00:00"
 
 
+@dataclass(frozen=True)
+class AutomaticReplies:
+    """A mailbox's automatic replies (resources/automaticrepliessetting.md); the window counts
+    only while `status` is scheduled."""
+
+    status: str = "disabled"  # disabled, alwaysEnabled, scheduled
+    external_audience: str = "all"  # none, contactsOnly, all
+    # Outlook keeps a window even while disabled (the last one set).
+    start: datetime | None = None
+    end: datetime | None = None
+    time_zone: str = "UTC"
+    internal_reply: str = ""
+    external_reply: str = ""
+
+
 @dataclass
 class Mailbox:
     """One user's calendar and contacts."""
@@ -177,6 +192,7 @@ class Mailbox:
     root_folder_id: str = field(default_factory=lambda: new_item_id("AAMkAR"))
     tombstones: list[Tombstone] = field(default_factory=list)
     contact_version: int = 0
+    automatic_replies: AutomaticReplies = field(default_factory=lambda: AutomaticReplies())
 
     def __post_init__(self) -> None:
         self.folders.setdefault(self.default_folder_id, ContactFolder(

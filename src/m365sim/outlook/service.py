@@ -191,6 +191,15 @@ class OutlookService:
         self._event_changed(box, event, "created", notify)
         return event
 
+    def set_automatic_replies(self, tenant: Tenant, user: User,
+                              changes: Mapping[str, Any]) -> None:
+        """Change a mailbox's automatic replies as a PATCH of mailboxSettings would (Graph's
+        names or snake_case; windows as dateTimeTimeZone); GraphError 400 if invalid."""
+        from m365sim.outlook.mailbox_settings import changed
+
+        box = self.mailbox(tenant.id, user.id)
+        box.automatic_replies = changed(box.automatic_replies, changes)
+
     def update_event(self, tenant: Tenant, user: User, event_id: str,
                      changes: Mapping[str, Any]) -> Event:
         """Change an event's fields (times, showAs, subject, ...) and notify."""

@@ -1,4 +1,4 @@
-"""Presence mapping in both directions: rules, defaults, overlays, lookups and explanations."""
+"""Presence mappings (both directions, calendar → PBX): rules, overlays, lookups, reasons."""
 
 from m365pbx.core.mapping.document import (
     MappingError,
@@ -8,7 +8,9 @@ from m365pbx.core.mapping.document import (
 )
 from m365pbx.core.mapping.engine import CompiledMapping, Explanation, TeamsWrite
 from m365pbx.core.mapping.rules import (
+    DEFAULT_CALENDAR_TO_PBX,
     DEFAULT_RULES,
+    CalendarToPbxRule,
     Channel,
     MappingOverlay,
     MappingRuleSet,
@@ -18,7 +20,9 @@ from m365pbx.core.mapping.rules import (
 )
 
 __all__ = [
+    "DEFAULT_CALENDAR_TO_PBX",
     "DEFAULT_RULES",
+    "CalendarToPbxRule",
     "Channel",
     "CompiledMapping",
     "Explanation",

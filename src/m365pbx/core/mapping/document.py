@@ -9,6 +9,9 @@ Shape::
       - {line_state: ringing, session: Busy/InACall, lifetime: 15m}
       - {pbx_presence: away, preferred: Away/Away, lifetime: 7d}
       - {pbx_presence: meeting, preferred: nothing}
+    calendar_to_pbx:          # an Outlook event's showAs → PBX presence while it lasts
+      - {show_as: busy, pbx: meeting}
+      - {show_as: workingElsewhere, pbx: online}   # online: such events show nothing
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from typing import Any, TypeVar
 from m365pbx.core.durations import format_duration, iso_duration, parse_duration
 from m365pbx.core.mapping.engine import CompiledMapping
 from m365pbx.core.mapping.rules import (
+    CALENDAR_RULE_SHOW_AS,
+    CalendarToPbxRule,
     Channel,
     MappingOverlay,
     MappingRuleSet,
@@ -35,11 +40,13 @@ from m365pbx.core.presence import (
     Availability,
     LineState,
     PbxPresence,
+    ShowAs,
     TeamsPresence,
     lookup_activity,
     lookup_availability,
     lookup_line_state,
     lookup_pbx_presence,
+    lookup_show_as,
 )
 
 # setPresence accepts expirationDuration PT5M..PT4H (graph.md 3.3).
@@ -47,7 +54,8 @@ SESSION_LIFETIME_MIN = timedelta(minutes=5)
 SESSION_LIFETIME_MAX = timedelta(hours=4)
 NOTHING = "nothing"
 
-_TOP_KEYS = ("replace", "teams_to_pbx", "pbx_to_teams")
+_TOP_KEYS = ("replace", "teams_to_pbx", "pbx_to_teams", "calendar_to_pbx")
+_CAL_KEYS = ("show_as", "pbx")
 _T2P_KEYS = ("availability", "activity", "pbx")
 _P2T_KEYS = ("line_state", "pbx_presence", "session", "preferred", "lifetime")
 
@@ -198,6 +206,27 @@ def _read_pbx_rule(reader: _Reader, path: str, item: Mapping[str, Any], origin: 
     return PbxToTeamsRule(channel, teams, line, pbx, lifetime, origin)
 
 
+def _read_calendar_rule(reader: _Reader, path: str, item: Mapping[str, Any], origin: str) -> (
+    CalendarToPbxRule | None
+):
+    reader.keys(path, item, _CAL_KEYS)
+    missing = [key for key in _CAL_KEYS if key not in item]
+    if missing:
+        reader.problems.append(f"{path}: missing key {missing[0]!r} (a calendar rule names "
+                               "the event's show_as and the PBX presence to show)")
+        return None
+    show_as = reader.enum(f"{path}.show_as", item["show_as"], lookup_show_as, ShowAs)
+    pbx = reader.enum(f"{path}.pbx", item["pbx"], lookup_pbx_presence, PbxPresence)
+    if show_as is None or pbx is None:
+        return None
+    if show_as not in CALENDAR_RULE_SHOW_AS:
+        allowed = ", ".join(sorted(value.value for value in CALENDAR_RULE_SHOW_AS))
+        reader.problems.append(f"{path}.show_as: {show_as.value} events never show in the "
+                               f"PBX; a calendar rule is for one of: {allowed}")
+        return None
+    return CalendarToPbxRule(show_as, pbx, origin)
+
+
 def parse_mapping_overlay(data: object, *, source: str = "") -> MappingOverlay:
     """Read a mapping document; raise MappingError naming every problem in it."""
     reader = _Reader()
@@ -206,7 +235,8 @@ def parse_mapping_overlay(data: object, *, source: str = "") -> MappingOverlay:
         return MappingOverlay()
     if not isinstance(data, Mapping):
         raise MappingError(
-            [f"expected a mapping with 'teams_to_pbx' and/or 'pbx_to_teams', got "
+            [f"expected a mapping with 'teams_to_pbx', 'pbx_to_teams' and/or "
+             f"'calendar_to_pbx', got "
              f"{type(data).__name__}"],
             source=source,
         )
@@ -225,18 +255,25 @@ def parse_mapping_overlay(data: object, *, source: str = "") -> MappingOverlay:
         for path, item in reader.rules(data, "pbx_to_teams")
         if (pbx_rule := _read_pbx_rule(reader, path, item, origin)) is not None
     ]
+    calendar_rules = [
+        calendar_rule
+        for path, item in reader.rules(data, "calendar_to_pbx")
+        if (calendar_rule := _read_calendar_rule(reader, path, item, origin)) is not None
+    ]
     if not reader.problems:
         reader.problems.extend(_duplicates("teams_to_pbx", teams_rules))
         reader.problems.extend(_duplicates("pbx_to_teams", pbx_rules))
+        reader.problems.extend(_duplicates("calendar_to_pbx", calendar_rules))
     if not reader.problems:
         rule_set = MappingRuleSet(tuple(teams_rules), tuple(pbx_rules))
         reader.problems.extend(find_unreachable_rules(rule_set))
     if reader.problems:
         raise MappingError(reader.problems, source=source)
-    return MappingOverlay(tuple(teams_rules), tuple(pbx_rules), replace)
+    return MappingOverlay(tuple(teams_rules), tuple(pbx_rules), replace, tuple(calendar_rules))
 
 
-def _duplicates(key: str, rules: Sequence[TeamsToPbxRule | PbxToTeamsRule]) -> list[str]:
+def _duplicates(key: str, rules: Sequence[TeamsToPbxRule | PbxToTeamsRule | CalendarToPbxRule],
+                ) -> list[str]:
     problems = []
     seen: dict[object, int] = {}
     for index, rule in enumerate(rules):
@@ -256,8 +293,8 @@ def _duplicates(key: str, rules: Sequence[TeamsToPbxRule | PbxToTeamsRule]) -> l
     return problems
 
 
-def _outcome(rule: TeamsToPbxRule | PbxToTeamsRule) -> object:
-    if isinstance(rule, TeamsToPbxRule):
+def _outcome(rule: TeamsToPbxRule | PbxToTeamsRule | CalendarToPbxRule) -> object:
+    if isinstance(rule, TeamsToPbxRule | CalendarToPbxRule):
         return rule.pbx
     return (rule.teams, rule.lifetime)
 
@@ -300,4 +337,7 @@ def rule_set_to_document(rule_set: MappingRuleSet) -> dict[str, Any]:
         if p2t.lifetime is not None:
             entry["lifetime"] = iso_duration(p2t.lifetime)
         pbx_to_teams.append(entry)
-    return {"replace": True, "teams_to_pbx": teams_to_pbx, "pbx_to_teams": pbx_to_teams}
+    calendar_to_pbx = [{"show_as": rule.show_as.value, "pbx": rule.pbx.value}
+                       for rule in rule_set.calendar_to_pbx]
+    return {"replace": True, "teams_to_pbx": teams_to_pbx, "pbx_to_teams": pbx_to_teams,
+            "calendar_to_pbx": calendar_to_pbx}

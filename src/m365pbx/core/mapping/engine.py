@@ -14,6 +14,7 @@ from itertools import product
 from typing import Generic, TypeVar
 
 from m365pbx.core.mapping.rules import (
+    CalendarToPbxRule,
     Channel,
     MappingRuleSet,
     PbxToTeamsRule,
@@ -24,10 +25,11 @@ from m365pbx.core.presence import (
     Availability,
     LineState,
     PbxPresence,
+    ShowAs,
     TeamsPresence,
 )
 
-RuleT = TypeVar("RuleT", TeamsToPbxRule, PbxToTeamsRule)
+RuleT = TypeVar("RuleT", TeamsToPbxRule, PbxToTeamsRule, CalendarToPbxRule)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +95,29 @@ class CompiledMapping:
             key: (PbxPresence.ONLINE if index is None else rules.teams_to_pbx[index].pbx)
             for key, index in self._teams.items()
         }
+        # Calendar rules have one exact condition each: the last declared for a value wins
+        # (an overlay replaces a rule in place, so there is one).
+        self._calendar: dict[ShowAs, int] = {
+            rule.show_as: index for index, rule in enumerate(rules.calendar_to_pbx)}
+        self._pbx_by_show_as = {
+            show_as: (PbxPresence.ONLINE if index is None
+                      else rules.calendar_to_pbx[index].pbx)
+            for show_as in ShowAs for index in (self._calendar.get(show_as),)}
 
     def to_pbx(self, presence: TeamsPresence) -> PbxPresence:
         """The PBX presence for a Teams presence (`online` when no rule matches)."""
         return self._pbx_by_teams[(presence.availability, presence.activity)]
+
+    def calendar_to_pbx(self, show_as: ShowAs) -> PbxPresence:
+        """The PBX presence while an event of this `showAs` lasts (`online`: nothing shows)."""
+        return self._pbx_by_show_as[show_as]
+
+    def explain_calendar(self, show_as: ShowAs) -> Explanation[CalendarToPbxRule]:
+        """Say which calendar rule decides events shown as `show_as`."""
+        index = self._calendar.get(show_as)
+        ranked = [] if index is None else [index]
+        return _explain(self.rules.calendar_to_pbx, ranked,
+                        f"calendar events shown as {show_as.value}", "online (nothing shows)")
 
     def target(
         self, channel: Channel, line: LineState, pbx: PbxPresence

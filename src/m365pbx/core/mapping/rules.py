@@ -1,4 +1,4 @@
-"""Mapping rules for both directions and the rule sets that hold them."""
+"""Mapping rules (Teams → PBX, PBX → Teams, calendar → PBX) and the rule sets holding them."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from m365pbx.core.presence import (
     Availability,
     LineState,
     PbxPresence,
+    ShowAs,
     TeamsPresence,
 )
 
@@ -102,11 +103,47 @@ class PbxToTeamsRule:
 
 
 @dataclass(frozen=True, slots=True)
+class CalendarToPbxRule:
+    """A calendar event's `showAs` → PBX presence while the event lasts (online: nothing)."""
+
+    show_as: ShowAs
+    pbx: PbxPresence
+    origin: str = field(default="default", compare=False)
+
+    @property
+    def specificity(self) -> int:
+        """Every calendar rule names exactly one `showAs`."""
+        return 1
+
+    @property
+    def condition(self) -> ShowAs:
+        """The part of the rule that decides whether it matches."""
+        return self.show_as
+
+    def describe(self) -> str:
+        """A short human sentence for this rule."""
+        return f"showAs {self.show_as.value} → {self.pbx.value} ({self.origin})"
+
+
+# docs/calendar.md: a meeting (busy, tentative) shows as the Teams table shows InAMeeting,
+# out of office and working elsewhere as away.
+DEFAULT_CALENDAR_TO_PBX: tuple[CalendarToPbxRule, ...] = (
+    CalendarToPbxRule(ShowAs.BUSY, PbxPresence.MEETING),
+    CalendarToPbxRule(ShowAs.TENTATIVE, PbxPresence.MEETING),
+    CalendarToPbxRule(ShowAs.OOF, PbxPresence.AWAY),
+    CalendarToPbxRule(ShowAs.WORKING_ELSEWHERE, PbxPresence.AWAY),
+)
+# Free and unknown events never claim the person's time (issue 22): no rule may show them.
+CALENDAR_RULE_SHOW_AS = frozenset(rule.show_as for rule in DEFAULT_CALENDAR_TO_PBX)
+
+
+@dataclass(frozen=True, slots=True)
 class MappingRuleSet:
-    """All rules of both directions, in the order they were declared."""
+    """All rules of every direction, in the order they were declared."""
 
     teams_to_pbx: tuple[TeamsToPbxRule, ...]
     pbx_to_teams: tuple[PbxToTeamsRule, ...]
+    calendar_to_pbx: tuple[CalendarToPbxRule, ...] = DEFAULT_CALENDAR_TO_PBX
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +153,7 @@ class MappingOverlay:
     teams_to_pbx: tuple[TeamsToPbxRule, ...] = ()
     pbx_to_teams: tuple[PbxToTeamsRule, ...] = ()
     replace: bool = False
+    calendar_to_pbx: tuple[CalendarToPbxRule, ...] = ()
 
 
 def _t2p(pbx: PbxPresence, *, availability: str | None = None, activity: str | None = None) -> (
@@ -177,25 +215,32 @@ DEFAULT_PBX_TO_TEAMS: tuple[PbxToTeamsRule, ...] = (
     _pref(_P.ONLINE, None, None),
 )
 
-_Rule = TypeVar("_Rule", TeamsToPbxRule, PbxToTeamsRule)
+_Rule = TypeVar("_Rule", TeamsToPbxRule, PbxToTeamsRule, CalendarToPbxRule)
 
-DEFAULT_RULES = MappingRuleSet(DEFAULT_TEAMS_TO_PBX, DEFAULT_PBX_TO_TEAMS)
+DEFAULT_RULES = MappingRuleSet(DEFAULT_TEAMS_TO_PBX, DEFAULT_PBX_TO_TEAMS,
+                               DEFAULT_CALENDAR_TO_PBX)
 
 
 def apply_overlays(base: MappingRuleSet, *overlays: MappingOverlay) -> MappingRuleSet:
     """Lay overlays over `base` in order: a rule with the same condition replaces, else adds."""
     teams_to_pbx = list(base.teams_to_pbx)
     pbx_to_teams = list(base.pbx_to_teams)
+    calendar_to_pbx = list(base.calendar_to_pbx)
     for overlay in overlays:
         if overlay.replace:
             teams_to_pbx, pbx_to_teams = [], []
+            # Documents written before the calendar rules existed have none: replacing
+            # with nothing would silently switch calendar presence off.
+            if overlay.calendar_to_pbx:
+                calendar_to_pbx = []
         teams_to_pbx = _merge(teams_to_pbx, overlay.teams_to_pbx)
         pbx_to_teams = _merge(pbx_to_teams, overlay.pbx_to_teams)
-    return MappingRuleSet(tuple(teams_to_pbx), tuple(pbx_to_teams))
+        calendar_to_pbx = _merge(calendar_to_pbx, overlay.calendar_to_pbx)
+    return MappingRuleSet(tuple(teams_to_pbx), tuple(pbx_to_teams), tuple(calendar_to_pbx))
 
 
 def _merge(rules: list[_Rule], updates: tuple[_Rule, ...]) -> list[_Rule]:
-    position = {rule.condition: index for index, rule in enumerate(rules)}
+    position: dict[object, int] = {rule.condition: index for index, rule in enumerate(rules)}
     merged = list(rules)
     for rule in updates:
         index = position.get(rule.condition)

@@ -12,6 +12,7 @@ from m365pbx.store.repositories.admin_users import AdminUserRepository
 from m365pbx.store.repositories.api_clients import ApiClientRepository
 from m365pbx.store.repositories.api_users import ApiUserRecord, ApiUserRepository
 from m365pbx.store.repositories.audit import AuditRepository
+from m365pbx.store.repositories.calendar_blocks import CalendarBlockRepository, StoredBlock
 from m365pbx.store.repositories.declarable import Change, DeclarableRepository
 from m365pbx.store.repositories.declarations import Declarations, SyncReport, sync_declared
 from m365pbx.store.repositories.part_status import PartStatusRepository
@@ -41,6 +42,7 @@ __all__ = [
     "ApiUserRecord",
     "ApiUserRepository",
     "AuditRepository",
+    "CalendarBlockRepository",
     "Change",
     "CredentialRepository",
     "CredentialSpec",
@@ -60,6 +62,7 @@ __all__ = [
     "ServiceAccountSpec",
     "SipPublicationRecord",
     "SipPublicationRepository",
+    "StoredBlock",
     "SubscriptionRepository",
     "SyncReport",
     "TenantRepository",

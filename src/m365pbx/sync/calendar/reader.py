@@ -11,13 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from m365pbx.clock import Clock
-from m365pbx.core.calendar import CalendarEvent, CalendarRules, select_blocks
-from m365pbx.graph.calendar import calendar_view
+from m365pbx.core.calendar import (
+    AutomaticReplies,
+    CalendarEvent,
+    CalendarRules,
+    automatic_reply_event,
+    select_blocks,
+)
+from m365pbx.core.policy.state import CalendarBlock
+from m365pbx.graph.calendar import automatic_replies, calendar_view
 from m365pbx.graph.client import GraphClient
 from m365pbx.graph.errors import Forbidden, M365Error
 from m365pbx.sync.hub import PresenceHub
@@ -37,6 +45,18 @@ CONCURRENT_READS = 32
 # Reads due this soon are made with those due now: each person's next read is set when
 # their read ends, so 50,000 of them would otherwise wake the loop 50,000 times a round.
 READ_SLACK = 15.0
+
+
+class KeptBlocks(Protocol):
+    """Where the blocks are kept across restarts (the store, filled in by service/)."""
+
+    async def load(self, person_ids: Collection[int]) -> dict[int, tuple[CalendarBlock, ...]]:
+        """The kept blocks of these people."""
+        ...
+
+    def changed(self) -> None:
+        """Blocks changed: take them (`CalendarReader.take_unsaved`) and keep them soon."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +79,7 @@ class CalendarStatus:
     reads: int = 0
     failed_reads: int = 0
     blocks: int = 0
+    restored: int = 0
 
 
 class CalendarReader:
@@ -81,9 +102,28 @@ class CalendarReader:
         self._wake = asyncio.Event()
         self._followed: dict[str, list[tuple[Person, CalendarPlan]]] | None = None
         self._blocks: dict[int, int] = {}
+        # Where automatic replies are read: each part kept to merge with the other's next read.
+        self._event_blocks: dict[int, tuple[CalendarBlock, ...]] = {}
+        self._reply_blocks: dict[int, tuple[CalendarBlock, ...]] = {}
+        self._calendar_due: dict[str, float] = {}
         hub.on_people(self._people_changed)
         # Whether change notifications flow for a (lower-case) user id (subscriptions.py).
         self.covered: Callable[[str], bool] = lambda _uid: False
+        # The store's copy of the blocks: loaded for each newly followed person before their
+        # first read, so a restart misses no start while the first round of reads lasts.
+        self.kept: KeptBlocks | None = None
+        self._restored_ids: set[int] = set()
+        self._unsaved: dict[int, tuple[CalendarBlock, ...]] = {}
+
+    def take_unsaved(self) -> dict[int, tuple[CalendarBlock, ...]]:
+        """The blocks changed since the last call, by person id (for the keeper to save)."""
+        unsaved, self._unsaved = self._unsaved, {}
+        return unsaved
+
+    def unsaved_again(self, blocks: dict[int, tuple[CalendarBlock, ...]]) -> None:
+        """Blocks the keeper could not save: kept for its next try unless newer ones came."""
+        for person_id, items in blocks.items():
+            self._unsaved.setdefault(person_id, items)
 
     def health(self) -> dict[str, object]:
         """What /healthz shows: state, since, the last error and the people followed."""
@@ -92,7 +132,7 @@ class CalendarReader:
                 "since": None if status.since is None else status.since.isoformat(),
                 "last_error": status.last_error, "people": status.people,
                 "reads": status.reads, "failed_reads": status.failed_reads,
-                "blocks_ahead": status.blocks}
+                "blocks_ahead": status.blocks, "restored": status.restored}
 
     def read_soon(self) -> None:
         """Read everyone again now (a change notification, "Sync now")."""
@@ -130,6 +170,9 @@ class CalendarReader:
         self._followed = users
         ids = {person.id for entries in users.values() for person, _ in entries}
         self._blocks = {pid: count for pid, count in self._blocks.items() if pid in ids}
+        for kept in (self._event_blocks, self._reply_blocks):
+            for pid in set(kept) - ids:
+                del kept[pid]
         return users
 
     async def run(self) -> None:
@@ -144,8 +187,11 @@ class CalendarReader:
             self.status.people = sum(len(entries) for entries in users.values())
             for gone in set(self._next_read) - set(users):
                 del self._next_read[gone]
+                self._calendar_due.pop(gone, None)
                 self._failing.pop(gone, None)
                 self._again.discard(gone)
+            if self.kept is not None:
+                await self._restore(users)
             now = self.clock.now().timestamp()
             due = [uid for uid in users if self._next_read.get(uid, 0.0) <= now + READ_SLACK]
             if due:
@@ -162,6 +208,27 @@ class CalendarReader:
             finally:
                 sleeper.cancel()
                 woken.cancel()
+
+    async def _restore(self, users: dict[str, list[tuple[Person, CalendarPlan]]]) -> None:
+        assert self.kept is not None
+        fresh = {person.id for entries in users.values() for person, _ in entries} \
+            - self._restored_ids
+        if not fresh:
+            return
+        self._restored_ids |= fresh
+        try:
+            kept = await self.kept.load(fresh)
+        except Exception as exc:  # the reads that follow rebuild everything anyway
+            log.warning("calendar blocks of tenant %s not restored: %s", self.tenant, exc)
+            return
+        now = self.clock.now().timestamp()
+        for person_id, blocks in kept.items():
+            if person_id in self._blocks:
+                continue  # read since: the read is newer
+            ahead = tuple(block for block in blocks if block.end > now)
+            if ahead and self.hub.calendar(person_id, ahead):
+                self._blocks[person_id] = len(ahead)
+                self.status.restored += 1
 
     async def _read_all(self, due: list[str],
                         users: dict[str, list[tuple[Person, CalendarPlan]]]) -> None:
@@ -188,32 +255,67 @@ class CalendarReader:
         assert self.client is not None
         window = max(plan.window for _, plan in entries)
         interval = min(plan.interval for _, plan in entries)
-        if self.covered(uid):
-            interval = max(interval, COVERED_INTERVAL)
-        self._again.discard(uid)
+        calendar_interval = max(interval, COVERED_INTERVAL) if self.covered(uid) else interval
+        wants_replies = any(plan.rules.automatic_replies for _, plan in entries)
         start = self.clock.now()
+        now = start.timestamp()
+        read_calendar = (not wants_replies or uid in self._again
+                         or self._calendar_due.get(uid, 0.0) <= now + READ_SLACK)
+        self._again.discard(uid)
+        user_id = entries[0][0].teams_user_id
+        events: list[CalendarEvent] | None = None
+        replies: AutomaticReplies | None = None
+        failure = None
         try:
-            events = await calendar_view(self.client, entries[0][0].teams_user_id, start,
-                                         start + timedelta(seconds=window))
+            if read_calendar:
+                events = await calendar_view(self.client, user_id, start,
+                                             start + timedelta(seconds=window))
+                self._calendar_due[uid] = now + calendar_interval
+            if wants_replies:
+                try:
+                    replies = await automatic_replies(self.client, user_id)
+                except Forbidden as exc:
+                    failure = (f"automatic replies: {exc} (is MailboxSettings.Read granted to "
+                               "the app?)")
+                except M365Error as exc:
+                    failure = f"automatic replies: {exc}"
         except M365Error as exc:
-            self.status.failed_reads += 1
-            reason = str(exc) if not isinstance(exc, Forbidden) else (
+            failure = str(exc) if not isinstance(exc, Forbidden) else (
                 f"{exc} (is Calendars.Read granted to the app?)")
-            self._failing[uid] = reason
-            self._next_read[uid] = start.timestamp() + RETRY_AFTER
-            log.warning("calendar read failed", extra={"user": uid, "reason": reason})
+        if events is not None or replies is not None:
+            self._apply(events, replies, entries, now)
+        if failure is not None:
+            self.status.failed_reads += 1
+            self._failing[uid] = failure
+            self._next_read[uid] = now + RETRY_AFTER
+            log.warning("calendar read failed", extra={"user": uid, "reason": failure})
             return
         self.status.reads += 1
         self._failing.pop(uid, None)
-        self._next_read[uid] = (0.0 if uid in self._again
-                                else self.clock.now().timestamp() + interval)
-        self._apply(events, entries, start.timestamp())
+        self._next_read[uid] = (0.0 if uid in self._again else self.clock.now().timestamp()
+                                + (interval if wants_replies else calendar_interval))
 
-    def _apply(self, events: list[CalendarEvent], entries: list[tuple[Person, CalendarPlan]],
-               now: float) -> None:
+    def _apply(self, events: list[CalendarEvent] | None, replies: AutomaticReplies | None,
+               entries: list[tuple[Person, CalendarPlan]], now: float) -> None:
         for person, plan in entries:
-            to_pbx = self.hub.config_for(person).mapping.to_pbx
-            blocks = tuple(block for block in select_blocks(events, plan.rules, to_pbx)
-                           if block.end > now)
-            self._blocks[person.id] = len(blocks)
-            self.hub.calendar(person.id, blocks)
+            to_pbx = self.hub.config_for(person).mapping.calendar_to_pbx
+            pid = person.id
+            if not plan.rules.automatic_replies:
+                if events is None:
+                    continue
+                blocks = tuple(block for block in select_blocks(events, plan.rules, to_pbx)
+                               if block.end > now)
+            else:
+                if events is not None:
+                    self._event_blocks[pid] = select_blocks(events, plan.rules, to_pbx)
+                if replies is not None:
+                    reply = automatic_reply_event(replies, now, plan.window)
+                    self._reply_blocks[pid] = (() if reply is None
+                                               else select_blocks([reply], plan.rules, to_pbx))
+                merged = self._event_blocks.get(pid, ()) + self._reply_blocks.get(pid, ())
+                blocks = tuple(sorted((block for block in merged if block.end > now),
+                                      key=lambda block: (block.start, block.end)))
+            self._blocks[pid] = len(blocks)
+            if self.hub.calendar(pid, blocks) and self.kept is not None:
+                self._unsaved[pid] = blocks
+                self.kept.changed()

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from m365pbx.core.mapping import MappingError
-from m365pbx.core.presence import Activity, Availability, LineState, PbxPresence
+from m365pbx.core.presence import Activity, Availability, LineState, PbxPresence, ShowAs
 from m365pbx.service.mapping_view import Question, answer, draft_text, read_draft
 from m365pbx.web.admin_ui.forms import HEADERS, Refused, one
 from m365pbx.web.admin_ui.sessions import AdminSession
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 PREFIX = "/admin"
 _CHOICES = {"availability": list(Availability), "activity": list(Activity),
-            "line": list(LineState), "pbx": list(PbxPresence)}
+            "line": list(LineState), "pbx": list(PbxPresence), "show_as": list(ShowAs)}
 
 
 @dataclass(frozen=True)
@@ -43,13 +43,13 @@ class Kit:
 
 def _question(form: dict[str, list[str]]) -> Question:
     return Question.parse(one(form, "availability"), one(form, "activity"), one(form, "line"),
-                          one(form, "pbx"))
+                          one(form, "pbx"), one(form, "show_as"))
 
 
 def _query(connection: str, question: Question, **extra: str) -> str:
     return urlencode({"connection": connection, "availability": question.availability,
                       "activity": question.activity, "line": question.line,
-                      "pbx": question.pbx} | extra)
+                      "pbx": question.pbx, "show_as": question.show_as} | extra)
 
 
 def add_editing_routes(router: APIRouter, ui: AdminUi, kit: Kit) -> None:
@@ -84,14 +84,14 @@ def add_editing_routes(router: APIRouter, ui: AdminUi, kit: Kit) -> None:
     @router.get("/mapping")
     async def mapping(request: Request, connection: str = "", availability: str = "",
                       activity: str = "", line: str = "", pbx: str = "",
-                      saved: str = "") -> Response:
+                      show_as: str = "", saved: str = "") -> Response:
         session = await kit.session_of(request)
         if session is None:
             return kit.to_login()
         names = [] if ui.edits is None else ui.edits.connections()
         chosen = connection if connection in names else next(iter(names), "")
         return await mapping_page(session, chosen, Question.parse(availability, activity,
-                                                                  line, pbx),
+                                                                  line, pbx, show_as),
                                   saved=saved == "1")
 
     @router.post("/mapping")

@@ -9,6 +9,7 @@ from m365pbx.store.repositories.api_users import ApiUserRecord, ApiUserRepositor
 from m365pbx.store.repositories.audit import AuditRepository
 from m365pbx.store.repositories.declarable import Change, DeclarableRepository
 from m365pbx.store.repositories.declarations import Declarations, SyncReport, sync_declared
+from m365pbx.store.repositories.leases import FencedOut, LeaseRepository
 from m365pbx.store.repositories.part_status import PartStatusRepository
 from m365pbx.store.repositories.pbx_connections import PbxConnectionRepository, PbxConnectionSpec
 from m365pbx.store.repositories.people import PeopleRepository, PersonRecord, ReplaceReport
@@ -40,7 +41,9 @@ __all__ = [
     "CredentialSpec",
     "DeclarableRepository",
     "Declarations",
+    "FencedOut",
     "LastPresenceRepository",
+    "LeaseRepository",
     "PartStatusRepository",
     "PbxConnectionRepository",
     "PbxConnectionSpec",

@@ -23,6 +23,7 @@ from m365pbx.clock import Clock, SystemClock
 from m365pbx.config import PbxConnection as PbxConnectionSettings
 from m365pbx.config import PersonSwitches, Settings
 from m365pbx.core.credentials import SignInMethod
+from m365pbx.core.leases import Lease, LeaseTiming
 from m365pbx.core.mapping import (
     DEFAULT_RULES,
     CompiledMapping,
@@ -49,6 +50,7 @@ from m365pbx.service.check_page import run_check
 from m365pbx.service.connections import build_connection, pump_events
 from m365pbx.service.contacts import ContactsBook
 from m365pbx.service.health import iso, tenant_report
+from m365pbx.service.leases import Ownership, StoreLeases, lease_statuses
 from m365pbx.service.mapping_view import connection_mappings
 from m365pbx.service.matching_view import matching_views
 from m365pbx.service.metrics import ServiceCollector
@@ -69,6 +71,7 @@ from m365pbx.store import (
 )
 from m365pbx.sync.hub import PresenceHub
 from m365pbx.sync.intake import NotificationIntake
+from m365pbx.sync.leases import LeaseKeeper
 from m365pbx.sync.pbx_to_teams import BatchingTeamsSink
 from m365pbx.sync.people import Person
 from m365pbx.sync.sinks import ConnectionsSink
@@ -165,7 +168,12 @@ class Service:
                                     store=self.store)
         self.status.add(self._service_status)
         self._stopped_at: datetime | None = None
-        node = self.options.node or default_node()
+        cluster = settings.cluster
+        # Several nodes: each tenant's jobs run on the node holding its lease (docs/cluster.md).
+        node = self.options.node or (cluster.node() if cluster.enabled else default_node())
+        self.node = node
+        self.keepers: dict[str, LeaseKeeper] = {}
+        self.status.add(lambda: lease_statuses(self.keepers.values()), name="leases")
         self.recorder = StatusRecorder(self.status, StoreStatusSink(self.store, self.clock, node),
                                        self.clock, node=node)
         # Contact search and caller lookup: one index for every tenant (service/contacts.py).
@@ -344,6 +352,8 @@ class Service:
         tokens = dict(self.options.service_account_tokens)
         tokens.update(await self._stored_sign_ins(tokens))
         for tenant in self.settings.tenants:
+            ownership = (Ownership(self.store, f"tenant/{tenant.name}")
+                         if self.settings.cluster.enabled else None)
             runtime = TenantRuntime(
                 self.settings, tenant, hub=self.hub,
                 connections={c.name: self.connections[c.name]
@@ -352,14 +362,28 @@ class Service:
                 store=self.store, clock=self.clock, http=self.http,
                 certificates=self.certificates, on_people=self._people_changed,
                 service_account_tokens=tokens, converter=self.converter, claims=self._claims,
-                contacts=self.contacts,
+                contacts=self.contacts, ownership=ownership,
             )
             self.tenants[tenant.name] = runtime
+            if ownership is not None:
+                self.keepers[tenant.name] = LeaseKeeper(
+                    StoreLeases(self.store), ownership.job, self.node,
+                    functools.partial(self._own_tenant, runtime, ownership), self.clock,
+                    timing=LeaseTiming(self.settings.cluster.lease_lifetime.total_seconds()))
             for config in self.settings.pbx_connections:
                 connection = self.connections.get(config.name)
                 if config.tenant == tenant.name and isinstance(connection, ApiConnection):
                     # A PBX that registers its users asks for matching at once.
                     connection.on_users(self._sync_on_users(runtime))
+
+    @staticmethod
+    async def _own_tenant(runtime: TenantRuntime, ownership: Ownership, lease: Lease) -> None:
+        """Run a tenant's jobs while this node holds its lease (the keeper cancels them)."""
+        ownership.lease = lease
+        try:
+            await runtime.run()
+        finally:
+            ownership.lease = None
 
     @staticmethod
     def _sync_on_users(runtime: TenantRuntime) -> Callable[[list[PbxUser]], None]:
@@ -447,7 +471,9 @@ class Service:
                                              self.clock))
                 for name, runtime in self.tenants.items():
                     # Nothing tenant-side may end the service (design.md rule 5).
-                    group.create_task(supervised(f"tenant {name}", runtime.run, self.clock))
+                    keeper = self.keepers.get(name)
+                    group.create_task(supervised(f"tenant {name}", runtime.run if keeper is None
+                                                 else keeper.run, self.clock))
                 if self.options.serve_http:
                     group.create_task(self._serve())
                 group.create_task(self._until_stopped())

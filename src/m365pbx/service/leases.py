@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Protocol, TypeVar
 
 from m365pbx.core.leases import Lease
 from m365pbx.core.status import PartState, PartStatus
-from m365pbx.store import Store
+from m365pbx.store import FencedOut, Repositories, Store
 from m365pbx.sync.leases import KeeperState, LeaseKeeper
 
-__all__ = ["FIX_LEASE", "StoreLeases", "lease_statuses"]
+__all__ = ["FIX_LEASE", "Ownership", "StoreLeases", "Writes", "lease_statuses"]
+
+T = TypeVar("T")
 
 FIX_LEASE = ("Check this node's connection to the PostgreSQL server; while it cannot renew, "
              "another node takes the job over when the lease expires")
@@ -40,6 +43,31 @@ class StoreLeases:
         """The job's lease as the database holds it, or None."""
         async with self.store.transaction() as tx:
             return await tx.leases.current(job)
+
+
+class Writes(Protocol):
+    """Where a part's writes go: the store itself (one node), or an `Ownership` (several)."""
+
+    async def write(self, work: Callable[[Repositories], Awaitable[T]], *, what: str) -> T:
+        """Run `work` in one transaction (see Store.write)."""
+        ...
+
+
+class Ownership:
+    """The lease under which this node acts on one job: the writes that depend on it are
+    fenced with its epoch (Store.fenced_write), and refused while it is not held."""
+
+    def __init__(self, store: Store, job: str) -> None:
+        self.store = store
+        self.job = job
+        self.lease: Lease | None = None  # set by the job's keeper while it holds the lease
+
+    async def write(self, work: Callable[[Repositories], Awaitable[T]], *, what: str) -> T:
+        """Run `work` fenced by the held lease; FencedOut if none is held or it is stale."""
+        lease = self.lease
+        if lease is None:
+            raise FencedOut(f"not saving {what}: this node does not hold {self.job}")
+        return await self.store.fenced_write(lease, work, what=what)
 
 
 _STATES = {KeeperState.STARTING: PartState.STARTING, KeeperState.HOLDING: PartState.OK,

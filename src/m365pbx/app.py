@@ -71,7 +71,7 @@ from m365pbx.store import (
 )
 from m365pbx.sync.hub import PresenceHub
 from m365pbx.sync.intake import NotificationIntake
-from m365pbx.sync.leases import LeaseKeeper
+from m365pbx.sync.leases import KeeperState, LeaseKeeper
 from m365pbx.sync.pbx_to_teams import BatchingTeamsSink
 from m365pbx.sync.people import Person
 from m365pbx.sync.sinks import ConnectionsSink
@@ -165,7 +165,7 @@ class Service:
         # One model of visible state: every part's status (design.md rule 5).
         self.status = wire_registry(StatusRegistry(self.clock), tenants=self.tenants,
                                     connections=self.connections, teams_sink=self.teams_sink,
-                                    store=self.store)
+                                    store=self.store, active=self._runs_tenant)
         self.status.add(self._service_status)
         self._stopped_at: datetime | None = None
         cluster = settings.cluster
@@ -375,6 +375,11 @@ class Service:
                 if config.tenant == tenant.name and isinstance(connection, ApiConnection):
                     # A PBX that registers its users asks for matching at once.
                     connection.on_users(self._sync_on_users(runtime))
+
+    def _runs_tenant(self, name: str) -> bool:
+        """Whether this node runs the tenant: always on one node, else while holding it."""
+        keeper = self.keepers.get(name)
+        return keeper is None or keeper.state is KeeperState.HOLDING
 
     @staticmethod
     async def _own_tenant(runtime: TenantRuntime, ownership: Ownership, lease: Lease) -> None:

@@ -84,6 +84,11 @@ async def test_one_node_polls_and_another_takes_over_without_stale_writes(
             await eventually(lambda: shown(switchboard(a), "anna") is PbxPresence.BUSY, clock,
                              wall_timeout=WALL)
             assert rounds(a) > 0 and rounds(b) == 0 and b.hub.people() == []
+            # The standby node's tenant parts are off here, not "starting" for ever.
+            assert {s.state for s in b.status.snapshot() if s.part.startswith("tenant/")} == {
+                PartState.DISABLED}
+            polling = a.status.get("tenant/contoso/polling")
+            assert polling is not None and polling.state is PartState.OK
             held, standby = a.status.get(LEASE), b.status.get(LEASE)
             assert held is not None and standby is not None
             assert (held.state, held.counters["held"], held.counters["epoch"]) == (

@@ -182,6 +182,11 @@ class LeaseKeeper:
         loop = asyncio.get_running_loop()
         deadline = self.timing.act_until(sent)
         pause = 0.1
+        if deadline <= loop.time():
+            # Nothing ran here for longer than the lease lasts: paused (SIGSTOP, a VM
+            # migration) or starved. Another node may hold the job already: not a word more.
+            return lease, sent, (f"the lease (epoch {lease.epoch}) ran out while this node "
+                                 "was not running (paused or overloaded)")
         last = "no answer"
         while (left := deadline - loop.time()) > 0:
             attempt = loop.time()

@@ -9,6 +9,7 @@ time (the database's clock), their Graph work on the shared virtual clock.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from m365pbx.sync.leases import KeeperState
 from m365sim.clock import VirtualClock
 from m365sim.server import RunningServer
 from tests.e2e.harness import eventually, in_teams, pbx_users, running, settings_for, switchboard
+from tests.e2e.test_part_status import status_cli
 from tests.e2e.test_teams_to_pbx import PEOPLE, shown
 from tests.store.conftest import new_pg_database, postgres_available  # noqa: F401 (fixtures)
 
@@ -95,6 +97,14 @@ async def test_one_node_polls_and_another_takes_over_without_stale_writes(
                 PartState.OK, 1, 1)
             assert (standby.state, standby.counters["held"], standby.counters["epoch"]) == (
                 PartState.OK, 0, 1)
+            # `m365pbx status`, from any host sharing the database: who holds what.
+            config = a_settings.source_file
+            assert config is not None
+            held_by = json.loads((await status_cli(config, "--format", "json")).stdout)["leases"]
+            assert [(j["job"], j["holder"], j["epoch"], j["live"]) for j in held_by] == [
+                ("tenant/contoso", "node-a", 1, True)]
+            text = await status_cli(config)
+            assert "tenant/contoso: held by node-a, epoch 1" in text.stdout
             stale = a.tenants["contoso"].ownership.lease  # type: ignore[union-attr]
             assert stale is not None and stale.epoch == 1
 

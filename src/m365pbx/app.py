@@ -138,7 +138,8 @@ class Service:
                                teams_reader=self._read_teams_presence)
         self.teams_sink.attach(self.hub)
         self.sessions = SessionPersistence(self.store, self.hub, self.clock,
-                                           session_id_for=self._session_id_for)
+                                           session_id_for=self._session_id_for,
+                                           serves=lambda p: self._runs_tenant(p.tenant))
         self.view = HubPresenceView(self.hub)
         # Graph, Entra's metadata and keys: through the proxy sign-in uses too.
         self.http = microsoft_http_client(microsoft_proxy(settings), verify=self._verify(),

@@ -18,7 +18,7 @@ import pytest
 from m365pbx.app import Service
 from m365pbx.config import Settings
 from m365pbx.core.matching import MatchResult
-from m365pbx.core.presence import PbxPresence
+from m365pbx.core.presence import LineState, PbxPresence
 from m365pbx.core.status import PartState
 from m365pbx.service.leases import Ownership, StoreLeases
 from m365pbx.service.persistence import StorePeople
@@ -26,8 +26,10 @@ from m365pbx.store import FencedOut, MatchStatus, Store, create_engine
 from m365pbx.sync.leases import KeeperState
 from m365sim.clock import VirtualClock
 from m365sim.server import RunningServer
+from m365sim.simulator import Simulator
 from tests.e2e.harness import eventually, in_teams, pbx_users, running, settings_for, switchboard
 from tests.e2e.test_part_status import status_cli
+from tests.e2e.test_pbx_to_teams import IN_A_CALL, line, shows
 from tests.e2e.test_teams_to_pbx import PEOPLE, shown
 from tests.store.conftest import new_pg_database, postgres_available  # noqa: F401 (fixtures)
 
@@ -157,3 +159,30 @@ async def test_one_node_polls_and_another_takes_over_without_stale_writes(
                          wall_timeout=WALL)
 
 
+
+
+async def test_a_standby_node_leaves_the_holder_s_calls_in_teams_alone(
+    sim_server: RunningServer, sim: Simulator, clock: VirtualClock, tmp_path: Path,
+    cluster_url: str,
+) -> None:
+    # Found while building issue 25: a standby node loads the saved presence sessions too,
+    # never sees their people (it runs no directory sync) and, after the orphan grace,
+    # cleared the holder's live "In a call" in Teams.
+    a_settings = node_settings(sim_server, tmp_path, cluster_url, "node-a")
+    b_settings = node_settings(sim_server, tmp_path, cluster_url, "node-b")
+    async with running(a_settings, clock) as a:
+        pbx = switchboard(a)
+        pbx.replace_users(pbx_users(*PEOPLE))
+        await eventually(lambda: state(a) is KeeperState.HOLDING and len(a.hub.people()) == 2,
+                         clock, wall_timeout=WALL)
+        line(pbx, "anna", LineState.ON_THE_PHONE, clock.now(), 1)
+        await eventually(lambda: shows(sim, "anna@contoso.com") == IN_A_CALL, clock,
+                         wall_timeout=WALL)
+        await eventually(lambda: a.sessions.pending == 0, clock, wall_timeout=WALL)
+        async with running(b_settings, clock) as b:
+            await eventually(lambda: state(b) is KeeperState.STANDBY, clock, wall_timeout=WALL)
+            guard = b.sessions.guard
+            await eventually(lambda: guard.counters["left_to_other_node"] >= 1, clock,
+                             step=10.0, wall_timeout=WALL)
+            assert guard.counters["orphans_cleared"] == 0
+            assert shows(sim, "anna@contoso.com") == IN_A_CALL

@@ -60,15 +60,23 @@ def cluster_problems(data: Mapping[str, Any]) -> list[ReferenceProblem]:
     cluster = data.get("cluster")
     if not isinstance(cluster, Mapping) or cluster.get("enabled") is not True:
         return []
+    problems: list[ReferenceProblem] = []
     database = data.get("database")
     url = database.get("url") if isinstance(database, Mapping) else None
-    if not isinstance(url, str) or not url.strip().lower().startswith("sqlite"):
-        return []
-    return [(("cluster", "enabled"),
-             "several nodes cannot share a SQLite database (one file, one writer, on one "
-             "machine, and no row locks to decide who owns a job): set database.url to "
-             "postgresql+asyncpg://user:password@host/database, or run one node with "
-             "cluster.enabled: false")]
+    if isinstance(url, str) and url.strip().lower().startswith("sqlite"):
+        problems.append((("cluster", "enabled"),
+                         "several nodes cannot share a SQLite database (one file, one writer, "
+                         "on one machine, and no row locks to decide who owns a job): set "
+                         "database.url to postgresql+asyncpg://user:password@host/database, "
+                         "or run one node with cluster.enabled: false"))
+    for path, connection in _items(data, ("pbx_connections",)):
+        if str(getattr(kind := connection.get("kind"), "value", kind)) == "sip":
+            problems.append(((*path, "kind"),
+                             "a SIP connection cannot run on several nodes yet: each node "
+                             "would take over and withdraw the others' publications on the "
+                             "presence server (docs/cluster.md). Run this installation as "
+                             "one node (cluster.enabled: false)"))
+    return problems
 
 
 def webhook_mode_problems(

@@ -23,7 +23,6 @@ from m365pbx.clock import Clock, SystemClock
 from m365pbx.config import PbxConnection as PbxConnectionSettings
 from m365pbx.config import PersonSwitches, Settings
 from m365pbx.core.credentials import SignInMethod
-from m365pbx.core.leases import Lease, LeaseTiming
 from m365pbx.core.mapping import (
     DEFAULT_RULES,
     CompiledMapping,
@@ -50,7 +49,7 @@ from m365pbx.service.check_page import run_check
 from m365pbx.service.connections import build_connection, pump_events
 from m365pbx.service.contacts import ContactsBook
 from m365pbx.service.health import iso, tenant_report
-from m365pbx.service.leases import Ownership, StoreLeases, lease_statuses
+from m365pbx.service.leases import Ownership, lease_statuses, owned_by_lease
 from m365pbx.service.mapping_view import connection_mappings
 from m365pbx.service.matching_view import matching_views
 from m365pbx.service.metrics import ServiceCollector
@@ -367,10 +366,9 @@ class Service:
             )
             self.tenants[tenant.name] = runtime
             if ownership is not None:
-                self.keepers[tenant.name] = LeaseKeeper(
-                    StoreLeases(self.store), ownership.job, self.node,
-                    functools.partial(self._own_tenant, runtime, ownership), self.clock,
-                    timing=LeaseTiming(self.settings.cluster.lease_lifetime.total_seconds()))
+                self.keepers[tenant.name] = owned_by_lease(
+                    runtime.run, ownership, self.node, self.clock,
+                    lifetime=self.settings.cluster.lease_lifetime.total_seconds())
             for config in self.settings.pbx_connections:
                 connection = self.connections.get(config.name)
                 if config.tenant == tenant.name and isinstance(connection, ApiConnection):
@@ -381,15 +379,6 @@ class Service:
         """Whether this node runs the tenant: always on one node, else while holding it."""
         keeper = self.keepers.get(name)
         return keeper is None or keeper.state is KeeperState.HOLDING
-
-    @staticmethod
-    async def _own_tenant(runtime: TenantRuntime, ownership: Ownership, lease: Lease) -> None:
-        """Run a tenant's jobs while this node holds its lease (the keeper cancels them)."""
-        ownership.lease = lease
-        try:
-            await runtime.run()
-        finally:
-            ownership.lease = None
 
     @staticmethod
     def _sync_on_users(runtime: TenantRuntime) -> Callable[[list[PbxUser]], None]:

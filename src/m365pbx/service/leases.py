@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import Any, Protocol, TypeVar
 
-from m365pbx.core.leases import Lease
+from m365pbx.clock import Clock
+from m365pbx.core.leases import Lease, LeaseTiming
 from m365pbx.core.status import PartState, PartStatus
 from m365pbx.store import FencedOut, Repositories, Store
 from m365pbx.sync.leases import KeeperState, LeaseKeeper
 
-__all__ = ["FIX_LEASE", "Ownership", "StoreLeases", "Writes", "lease_statuses"]
+__all__ = ["FIX_LEASE", "Ownership", "StoreLeases", "Writes", "lease_statuses", "owned_by_lease"]
 
 T = TypeVar("T")
 
@@ -68,6 +69,21 @@ class Ownership:
         if lease is None:
             raise FencedOut(f"not saving {what}: this node does not hold {self.job}")
         return await self.store.fenced_write(lease, work, what=what)
+
+
+def owned_by_lease(run: Callable[[], Coroutine[Any, Any, None]], ownership: Ownership,
+                   node: str, clock: Clock, *, lifetime: float) -> LeaseKeeper:
+    """A keeper that runs `run()` (a tenant's jobs) only while `node` holds the lease of
+    `ownership.job`, with the held lease in `ownership` for the fenced writes meanwhile."""
+    async def work(lease: Lease) -> None:
+        ownership.lease = lease
+        try:
+            await run()
+        finally:
+            ownership.lease = None
+
+    return LeaseKeeper(StoreLeases(ownership.store), ownership.job, node, work, clock,
+                       timing=LeaseTiming(lifetime))
 
 
 _STATES = {KeeperState.STARTING: PartState.STARTING, KeeperState.HOLDING: PartState.OK,

@@ -44,6 +44,7 @@ from m365pbx.service.check_page import run_check
 from m365pbx.service.connections import build_connection, pump_events
 from m365pbx.service.contacts import ContactsBook
 from m365pbx.service.health import iso, tenant_report
+from m365pbx.service.leases import Ownership, lease_statuses, owned_by_lease
 from m365pbx.service.matching_view import matching_views
 from m365pbx.service.metrics import ServiceCollector
 from m365pbx.service.person_explain import explain_person
@@ -64,6 +65,7 @@ from m365pbx.store import (
 )
 from m365pbx.sync.hub import PresenceHub
 from m365pbx.sync.intake import NotificationIntake
+from m365pbx.sync.leases import KeeperState, LeaseKeeper
 from m365pbx.sync.pbx_to_teams import BatchingTeamsSink
 from m365pbx.sync.people import Person
 from m365pbx.sync.sinks import ConnectionsSink
@@ -130,7 +132,8 @@ class Service:
                                teams_reader=self._read_teams_presence)
         self.teams_sink.attach(self.hub)
         self.sessions = SessionPersistence(self.store, self.hub, self.clock,
-                                           session_id_for=self._session_id_for)
+                                           session_id_for=self._session_id_for,
+                                           serves=lambda p: self._runs_tenant(p.tenant))
         self.view = HubPresenceView(self.hub)
         # Graph, Entra's metadata and keys: through the proxy sign-in uses too.
         self.http = microsoft_http_client(microsoft_proxy(settings), verify=self._verify(),
@@ -157,10 +160,15 @@ class Service:
         # One model of visible state: every part's status (design.md rule 5).
         self.status = wire_registry(StatusRegistry(self.clock), tenants=self.tenants,
                                     connections=self.connections, teams_sink=self.teams_sink,
-                                    store=self.store)
+                                    store=self.store, active=self._runs_tenant)
         self.status.add(self._service_status)
         self._stopped_at: datetime | None = None
-        node = self.options.node or default_node()
+        cluster = settings.cluster
+        # Several nodes: each tenant's jobs run on the node holding its lease (docs/cluster.md).
+        node = self.options.node or (cluster.node() if cluster.enabled else default_node())
+        self.node = node
+        self.keepers: dict[str, LeaseKeeper] = {}
+        self.status.add(lambda: lease_statuses(self.keepers.values()), name="leases")
         self.recorder = StatusRecorder(self.status, StoreStatusSink(self.store, self.clock, node),
                                        self.clock, node=node)
         # Contact search and caller lookup: one index for every tenant (service/contacts.py).
@@ -342,6 +350,8 @@ class Service:
         tokens = dict(self.options.service_account_tokens)
         tokens.update(await self._stored_sign_ins(tokens))
         for tenant in self.settings.tenants:
+            ownership = (Ownership(self.store, f"tenant/{tenant.name}")
+                         if self.settings.cluster.enabled else None)
             runtime = TenantRuntime(
                 self.settings, tenant, hub=self.hub,
                 connections={c.name: self.connections[c.name]
@@ -350,15 +360,24 @@ class Service:
                 store=self.store, clock=self.clock, http=self.http,
                 certificates=self.certificates, on_people=self._people_changed,
                 service_account_tokens=tokens, converter=self.converter, claims=self._claims,
-                contacts=self.contacts,
+                contacts=self.contacts, ownership=ownership,
             )
             self.tenants[tenant.name] = runtime
+            if ownership is not None:
+                self.keepers[tenant.name] = owned_by_lease(
+                    runtime.run, ownership, self.node, self.clock,
+                    lifetime=self.settings.cluster.lease_lifetime.total_seconds())
             for config in self.settings.pbx_connections:
                 connection = self.connections.get(config.name)
                 if config.tenant == tenant.name and isinstance(connection, ApiConnection):
                     # A PBX that registers its users asks for matching at once.
                     connection.on_users(self._sync_on_users(runtime))
         await self.edits.load()  # the admin UI's mapping overlays, pins and exclusions
+
+    def _runs_tenant(self, name: str) -> bool:
+        """Whether this node runs the tenant: always on one node, else while holding it."""
+        keeper = self.keepers.get(name)
+        return keeper is None or keeper.state is KeeperState.HOLDING
 
     @staticmethod
     def _sync_on_users(runtime: TenantRuntime) -> Callable[[list[PbxUser]], None]:
@@ -448,7 +467,9 @@ class Service:
                                              self.edits.follow, self.clock))
                 for name, runtime in self.tenants.items():
                     # Nothing tenant-side may end the service (design.md rule 5).
-                    group.create_task(supervised(f"tenant {name}", runtime.run, self.clock))
+                    keeper = self.keepers.get(name)
+                    group.create_task(supervised(f"tenant {name}", runtime.run if keeper is None
+                                                 else keeper.run, self.clock))
                 if self.options.serve_http:
                     group.create_task(self._serve())
                 group.create_task(self._until_stopped())

@@ -26,6 +26,7 @@ EXPECTED_TABLES = {
     "calendar_blocks",
     "credentials",
     "last_presence",
+    "leases",
     "mapping_overlays",
     "matching_overrides",
     "part_status",
@@ -65,10 +66,10 @@ async def test_comparison_notices_a_difference(engine: AsyncEngine) -> None:
 
 
 async def test_database_is_at_head_and_upgrade_again_is_a_no_op(database_url: str) -> None:
-    assert head_revision() == "0009"
-    assert await database_revision(database_url) == "0009"
+    assert head_revision() == "0010"
+    assert await database_revision(database_url) == "0010"
     await upgrade_database(database_url)
-    assert await database_revision(database_url) == "0009"
+    assert await database_revision(database_url) == "0010"
 
 
 async def test_upgrade_from_empty_database(empty_database_url: str) -> None:

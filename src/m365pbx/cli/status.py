@@ -19,6 +19,7 @@ import typer
 from m365pbx.cli.app import EXIT_FAILED, app, reports_input_errors
 
 if TYPE_CHECKING:
+    from m365pbx.core.leases import Lease
     from m365pbx.core.status import PartStatus
     from m365pbx.store import Repositories
 
@@ -88,6 +89,21 @@ def report(statuses: list[PartStatus], now: datetime,
     return {"ok": bool(parts) and all(p["ok"] for p in parts), "parts": parts}
 
 
+def lease_report(leases: list[Lease], database_now: datetime) -> list[dict[str, Any]]:
+    """Which node holds which job (several nodes), live by the database's clock or not."""
+    return [{"job": lease.job, "holder": lease.holder, "epoch": lease.epoch,
+             "expires_at": lease.expires_at.isoformat(),
+             "live": lease.expires_at > database_now} for lease in leases]
+
+
+def _print_leases(leases: list[dict[str, Any]]) -> None:
+    typer.echo("jobs held (several nodes):")
+    for lease in leases:
+        held = (f"held by {lease['holder']}" if lease["live"]
+                else f"free (last held by {lease['holder']})")
+        typer.echo(f"  {lease['job']}: {held}, epoch {lease['epoch']}")
+
+
 def _print_text(found: dict[str, Any], statuses: list[PartStatus], now: datetime) -> None:
     node = None
     for entry, status in zip(found["parts"], statuses, strict=True):
@@ -124,23 +140,29 @@ def status(
     ] = STALE_AFTER,
 ) -> None:
     """Show each part's state (sign-in, service accounts, subscriptions, directory sync, PBX
-    connections, Teams writes, store) with since when, the error and the fix."""
+    connections, Teams writes, store) with since when, the error and the fix; with several
+    nodes, which node holds which job."""
     from m365pbx.cli.store_access import in_store
     from m365pbx.config import load_config
 
     settings = load_config(config)
 
-    async def work(tx: Repositories) -> list[PartStatus]:
-        return await tx.part_status.all()
+    async def work(tx: Repositories) -> tuple[list[PartStatus], list[dict[str, Any]]]:
+        leases = lease_report(await tx.leases.all(), await tx.leases.database_now())
+        return await tx.part_status.all(), leases
 
-    statuses = in_store(settings, work, create=False)
+    statuses, leases = in_store(settings, work, create=False)
     now = datetime.now(UTC)
     found = report(statuses, now, stale_after)
+    if leases:
+        found["leases"] = leases
     if format_ is Format.JSON:
         typer.echo(json.dumps(found, indent=2))
     elif not statuses:
         typer.echo("nothing recorded yet: m365pbx serve has not run against this database")
     else:
         _print_text(found, statuses, now)
+        if leases:
+            _print_leases(leases)
     if not found["ok"]:
         raise typer.Exit(EXIT_FAILED)

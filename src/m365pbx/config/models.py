@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+import socket
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -63,6 +66,46 @@ class Database(BaseModel):
         except DatabaseUrlError as exc:
             raise ValueError(str(exc)) from None
         return value
+
+
+_NODE_ID = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}$"
+
+
+class ClusterConfig(BaseModel):
+    """Several m365pbx nodes sharing one PostgreSQL database (docs/cluster.md)."""
+
+    model_config = MODEL_CONFIG
+
+    enabled: bool = Field(
+        default=False, description="this node is one of several sharing the database")
+    node_id: str | None = Field(
+        default=None,
+        description="this node's name in leases and statuses; default host name and pid")
+    lease_lifetime: Duration = Field(
+        default=timedelta(seconds=30),
+        description="how long a job stays with a node that stopped renewing its lease")
+
+    @field_validator("node_id")
+    @classmethod
+    def _node_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(_NODE_ID, value):
+            raise ValueError("a node id is up to 200 letters, digits and . _ : @ -, without "
+                             "spaces, starting with a letter or digit (e.g. gw-2)")
+        return value
+
+    @field_validator("lease_lifetime")
+    @classmethod
+    def _long_enough(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=3):
+            raise ValueError("a lease lifetime under 3s would be renewed more often than a "
+                             "busy database answers; use 30s unless you know better")
+        return value
+
+    def node(self) -> str:
+        """This node's id: `node_id`, or the host name and process id (unique per process)."""
+        if self.node_id:
+            return self.node_id
+        return f"{socket.gethostname() or 'm365pbx'}-{os.getpid()}"
 
 
 class Listen(BaseModel):
@@ -215,6 +258,8 @@ class Settings(BaseSettings):
     )
 
     database: Database = Field(default_factory=Database, description="the state database")
+    cluster: ClusterConfig = Field(
+        default_factory=ClusterConfig, description="several nodes on one PostgreSQL database")
     listen: Listen = Field(default_factory=Listen, description="web server address")
     public_url: HttpUrl | None = Field(
         default=None,
@@ -280,7 +325,8 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_references(self) -> Settings:
         problems = reference_problems(self.model_dump(
-            include={"tenants", "pbx_connections", "public_url", "teams_to_pbx"}))
+            include={"tenants", "pbx_connections", "public_url", "teams_to_pbx", "cluster",
+                     "database"}))
         if problems:
             raise PydanticCustomError(
                 REFERENCE_ERROR_TYPE,

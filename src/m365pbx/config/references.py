@@ -51,6 +51,31 @@ def reference_problems(data: Mapping[str, Any]) -> list[ReferenceProblem]:
         if isinstance(wanted, str) and wanted not in tenant_names:
             problems.append(((*path, "tenant"), _dangling("tenant", wanted, tenant_names, "")))
     problems += webhook_mode_problems(data, tenants)
+    problems += cluster_problems(data)
+    return problems
+
+
+def cluster_problems(data: Mapping[str, Any]) -> list[ReferenceProblem]:
+    """Several nodes need PostgreSQL: SQLite is one file, one writer, on one machine."""
+    cluster = data.get("cluster")
+    if not isinstance(cluster, Mapping) or cluster.get("enabled") is not True:
+        return []
+    problems: list[ReferenceProblem] = []
+    database = data.get("database")
+    url = database.get("url") if isinstance(database, Mapping) else None
+    if isinstance(url, str) and url.strip().lower().startswith("sqlite"):
+        problems.append((("cluster", "enabled"),
+                         "several nodes cannot share a SQLite database (one file, one writer, "
+                         "on one machine, and no row locks to decide who owns a job): set "
+                         "database.url to postgresql+asyncpg://user:password@host/database, "
+                         "or run one node with cluster.enabled: false"))
+    for path, connection in _items(data, ("pbx_connections",)):
+        if str(getattr(kind := connection.get("kind"), "value", kind)) == "sip":
+            problems.append(((*path, "kind"),
+                             "a SIP connection cannot run on several nodes yet: each node "
+                             "would take over and withdraw the others' publications on the "
+                             "presence server (docs/cluster.md). Run this installation as "
+                             "one node (cluster.enabled: false)"))
     return problems
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from m365pbx.clock import Clock
 from m365pbx.core.matching import MatchResult
+from m365pbx.service.leases import Writes
 from m365pbx.store import MatchStatus, PersonRecord, Repositories, Store
 from m365pbx.sync.directory import StoredPerson
 from m365pbx.sync.teams_to_pbx.records import SubscriptionRecord
@@ -44,9 +45,10 @@ def _records(result: MatchResult, tenant_id: int,
 class StorePeople:
     """PeopleStore on the store's people table."""
 
-    def __init__(self, store: Store, tenant: str) -> None:
+    def __init__(self, store: Store, tenant: str, writes: Writes | None = None) -> None:
         self.store = store
         self.tenant = tenant
+        self.writes: Writes = writes or store  # an Ownership fences them (several nodes)
 
     async def replace(self, connection: str, result: MatchResult,
                       teams_users: Mapping[str, Mapping[str, Any]]) -> list[StoredPerson]:
@@ -65,16 +67,18 @@ class StorePeople:
             return [StoredPerson(p.id, p.pbx_key or "", p.teams_user_id or "", p.display_name)
                     for p in matched if p.pbx_key and p.teams_user_id]
 
-        return await self.store.write(work, what=f"the people of connection {connection}")
+        return await self.writes.write(work, what=f"the people of connection {connection}")
 
 
 class StoreSubscriptionRecords:
     """SubscriptionRecords on the store's subscriptions table, keyed by account UPN."""
 
-    def __init__(self, store: Store, tenant: str, clock: Clock) -> None:
+    def __init__(self, store: Store, tenant: str, clock: Clock,
+                 writes: Writes | None = None) -> None:
         self.store = store
         self.tenant = tenant
         self.clock = clock
+        self.writes: Writes = writes or store  # an Ownership fences them (several nodes)
 
     async def load(self, account: str) -> list[SubscriptionRecord]:
         """Subscriptions recorded for this service account."""
@@ -105,9 +109,9 @@ class StoreSubscriptionRecords:
                                         expires_at=record.expires,
                                         client_state=record.client_state, now=self.clock.now())
 
-        await self.store.write(work, what=f"the subscription of {record.account}")
+        await self.writes.write(work, what=f"the subscription of {record.account}")
 
     async def delete(self, graph_id: str) -> None:
         """Forget a subscription."""
-        await self.store.write(lambda tx: tx.subscriptions.delete(graph_id),
+        await self.writes.write(lambda tx: tx.subscriptions.delete(graph_id),
                                what=f"the removal of subscription {graph_id}")

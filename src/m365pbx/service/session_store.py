@@ -76,6 +76,7 @@ class SessionPersistence:
         confirm_within: float = CONFIRM_WITHIN,
         orphan_grace: float = ORPHAN_GRACE,
         batch_delay: float = 0.05,
+        serves: Callable[[Person], bool] = lambda _person: True,
     ) -> None:
         self.store = store
         self.hub = hub
@@ -83,7 +84,8 @@ class SessionPersistence:
         self.session_id_for = session_id_for or (lambda _person: "")
         self.batch_delay = batch_delay
         self.guard = RestartGuard(hub, teams or hub.teams, clock, forget=self._forget,
-                                  confirm_within=confirm_within, orphan_grace=orphan_grace)
+                                  confirm_within=confirm_within, orphan_grace=orphan_grace,
+                                  serves=serves)
         self.writes = 0
         self.loaded = asyncio.Event()
         self._dirty: dict[int, Person] = {}

@@ -9,7 +9,8 @@ store's `part_status` table (the CLI's `m365pbx status`) read the registry they 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -168,14 +169,18 @@ def _calendar_statuses(name: str, runtime: TenantRuntime) -> Iterator[PartStatus
                       missing=health["missing"], notifications=health["notifications"])
 
 
-def tenant_statuses(tenants: Mapping[str, TenantRuntime]) -> list[PartStatus]:
-    """Every tenant part's status."""
+def tenant_statuses(tenants: Mapping[str, TenantRuntime],
+                    active: Callable[[str], bool] = lambda _name: True) -> list[PartStatus]:
+    """Every tenant part's status; those of a tenant another node runs are `disabled` here
+    (its lease's part says who holds it): they would read `starting` for ever."""
     found: list[PartStatus] = []
     for name, runtime in tenants.items():
-        found += _sign_in_statuses(name, runtime)
-        found += _directory_statuses(name, runtime)
-        found += _presence_statuses(name, runtime)
-        found += _calendar_statuses(name, runtime)
+        statuses = [*_sign_in_statuses(name, runtime), *_directory_statuses(name, runtime),
+                    *_presence_statuses(name, runtime), *_calendar_statuses(name, runtime)]
+        if not active(name):
+            statuses = [replace(s, state=PartState.DISABLED, since=None, error=None, fix=None)
+                        for s in statuses]
+        found += statuses
     return found
 
 
@@ -227,9 +232,11 @@ def part_report(status: PartStatus) -> dict[str, Any]:
 
 def wire_registry(registry: StatusRegistry, *, tenants: Mapping[str, TenantRuntime],
                   connections: Mapping[str, PbxConnection], teams_sink: BatchingTeamsSink,
-                  store: Store) -> StatusRegistry:
-    """Register every part of a service with `registry`; returns it."""
-    registry.add(lambda: tenant_statuses(tenants), name="tenants")
+                  store: Store, active: Callable[[str], bool] = lambda _name: True
+                  ) -> StatusRegistry:
+    """Register every part of a service with `registry`; returns it. `active` says whether
+    this node runs a tenant (several nodes: whether it holds the tenant's lease)."""
+    registry.add(lambda: tenant_statuses(tenants, active), name="tenants")
     registry.add(lambda: connection_statuses(connections), name="pbx_connections")
     registry.add(lambda: [teams_writes_status(teams_sink, registry.clock.now())],
                  name="teams_writes")

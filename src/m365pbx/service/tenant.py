@@ -42,6 +42,7 @@ from m365pbx.service.contacts import (
     feeding_changes,
     feeding_directory,
 )
+from m365pbx.service.leases import Ownership
 from m365pbx.service.persistence import StorePeople, StoreSubscriptionRecords
 from m365pbx.service.tenant_identity import TenantClaims, TenantIdentity
 from m365pbx.store import Store
@@ -192,8 +193,11 @@ class TenantRuntime:
         converter: ReadingConverter | None = None,
         claims: TenantClaims | None = None,
         contacts: ContactsBook | None = None,
+        ownership: Ownership | None = None,
     ) -> None:
         self.settings = settings
+        # Several nodes: this tenant's jobs run under a lease, their writes fenced by it.
+        self.ownership = ownership
         self.tenant = tenant
         self.hub = hub
         self.clock = clock
@@ -247,7 +251,7 @@ class TenantRuntime:
             tenant.name,
             teams_users_reader(app_client, keep, [str(g) for g in tenant.directory.group_ids],
                                groups), directories,
-            StorePeople(store, tenant.name), lambda _people: on_people(), clock,
+            StorePeople(store, tenant.name, self.ownership), lambda _people: on_people(), clock,
             interval=tenant.directory.full_sync_interval.total_seconds(),
             keep_teams_users=follow,
         )
@@ -360,7 +364,7 @@ class TenantRuntime:
         certificate = (self.certificates.current if self.settings.teams_to_pbx.rich_notifications
                        else (lambda: None))
         endpoints = Endpoints(webhook, lifecycle, certificate)
-        records = StoreSubscriptionRecords(store, self.tenant.name, self.clock)
+        records = StoreSubscriptionRecords(store, self.tenant.name, self.clock, self.ownership)
         owners = []
         for account in self.tenant.service_accounts:
             source = tokens.get(account.upn)

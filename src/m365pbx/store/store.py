@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from m365pbx.core.leases import Lease
 from m365pbx.store.db import create_engine, mask_url, session_factory
 from m365pbx.store.repositories import (
     AdminSessionRepository,
@@ -20,7 +21,9 @@ from m365pbx.store.repositories import (
     CalendarBlockRepository,
     CredentialRepository,
     Declarations,
+    FencedOut,
     LastPresenceRepository,
+    LeaseRepository,
     MappingOverlayRepository,
     MatchingOverrideRepository,
     PartStatusRepository,
@@ -74,6 +77,7 @@ class Repositories:
         self.admin_sessions = AdminSessionRepository(session)
         self.mapping_overlays = MappingOverlayRepository(session)
         self.matching_overrides = MatchingOverrideRepository(session)
+        self.leases = LeaseRepository(session)
 
     async def sync_declared(self, declarations: Declarations) -> SyncReport:
         """Write the file's declarations (see `repositories.declarations.sync_declared`)."""
@@ -145,6 +149,20 @@ class Store:
                 continue
             self.writes.succeeded()
             return result
+
+    async def fenced_write(self, lease: Lease, work: Callable[[Repositories], Awaitable[T]], *,
+                           what: str) -> T:
+        """Like `write`, but refused (FencedOut, logged, nothing written) unless `lease` is
+        still its job's newest: the check and `work` are one transaction (docs/cluster.md)."""
+        async def fenced(tx: Repositories) -> T:
+            await tx.leases.fence(lease)
+            return await work(tx)
+
+        try:
+            return await self.write(fenced, what=what)
+        except FencedOut as exc:
+            log.warning("not saving %s: %s", what, exc)
+            raise
 
     def health(self) -> dict[str, Any]:
         """The state of the store's writes, for /healthz."""

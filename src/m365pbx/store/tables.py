@@ -380,6 +380,20 @@ class MatchingOverrideRow(Base):
     teams_user: Mapped[str | None] = mapped_column(String(255))  # a pin's Microsoft user
     created_at: Mapped[datetime] = mapped_column()
     created_by: Mapped[str] = mapped_column(String(255))
+class LeaseRow(Base):
+    """Who holds a job that must have one owner (core/leases.py), until when, at which
+    fencing epoch. A row is never deleted: its epoch must only grow."""
+
+    __tablename__ = "leases"
+    repr_fields = ("job", "holder", "epoch", "expires_at")
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job: Mapped[str] = mapped_column(String(512), unique=True)
+    holder: Mapped[str] = mapped_column(String(255))
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[datetime] = mapped_column()
+    acquired_at: Mapped[datetime] = mapped_column()
+    renewed_at: Mapped[datetime] = mapped_column()
 
 
 DECLARABLE: tuple[type[Declared], ...] = (Tenant, Credential, ServiceAccount, PbxConnection)

@@ -15,6 +15,7 @@ from m365pbx.store.repositories.audit import AuditRepository
 from m365pbx.store.repositories.calendar_blocks import CalendarBlockRepository, StoredBlock
 from m365pbx.store.repositories.declarable import Change, DeclarableRepository
 from m365pbx.store.repositories.declarations import Declarations, SyncReport, sync_declared
+from m365pbx.store.repositories.leases import FencedOut, LeaseRepository
 from m365pbx.store.repositories.part_status import PartStatusRepository
 from m365pbx.store.repositories.pbx_connections import PbxConnectionRepository, PbxConnectionSpec
 from m365pbx.store.repositories.people import PeopleRepository, PersonRecord, ReplaceReport
@@ -48,7 +49,9 @@ __all__ = [
     "CredentialSpec",
     "DeclarableRepository",
     "Declarations",
+    "FencedOut",
     "LastPresenceRepository",
+    "LeaseRepository",
     "MappingOverlayRepository",
     "MatchingOverrideRepository",
     "PartStatusRepository",

@@ -57,11 +57,14 @@ class RestartGuard:
         forget: Callable[[int], None] = lambda _pid: None,
         confirm_within: float = CONFIRM_WITHIN,
         orphan_grace: float = ORPHAN_GRACE,
+        serves: Callable[[Person], bool] = lambda _person: True,
     ) -> None:
         self.hub = hub
         self.teams = teams
         self.clock = clock
         self.forget = forget
+        # Several nodes: whether this node runs the person's tenant (holds its lease).
+        self.serves = serves
         self.confirm_within = confirm_within
         self.orphan_grace = orphan_grace
         self.counters: Counter[str] = Counter()
@@ -162,6 +165,13 @@ class RestartGuard:
         if entry is None:
             entry = self._sessions.get(pid) if pid in self._saved else None
         if entry is None:
+            return
+        if not self.serves(entry[0]):
+            # Another node runs this person's tenant (several nodes): the session is its to
+            # keep or clear. Looked at again later, in case this node takes the tenant over.
+            self.counters["left_to_other_node"] += 1
+            self._orphans.pop(pid, None)
+            self._orphan_timers.at(pid, self._now() + self.orphan_grace)
             return
         if not entry[1].active(self._now()):
             self._gone(pid)  # expired by itself meanwhile: nothing to clear

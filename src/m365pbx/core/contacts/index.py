@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from m365pbx.core.contacts import packed
 from m365pbx.core.contacts.entry import ContactEntry, Source, fold, number_key
-from m365pbx.core.contacts.packed import DIGITS, KEY, NAME, WORD, Book
+from m365pbx.core.contacts.packed import DIGITS, FULL, KEY, NAME, WORD, Book
 from m365pbx.core.contacts.query import (
     EXACT,
     FUZZY,
@@ -207,7 +207,7 @@ def _scan(book: Book, query: Query) -> dict[int, list[bytes]]:
     found: dict[int, list[bytes]] = {EXACT: [], PREFIX: [], FUZZY: []}
     if query.number:
         same = f"{KEY}{query.key}{KEY}".encode() if query.key is not None else None
-        starts = [f"{DIGITS}{prefix}".encode() for prefix in query.prefixes]
+        starts = [start.encode() for start in _number_starts(query.prefixes)]
         for record in book:
             if same is not None and same in record:
                 found[EXACT].append(record)
@@ -242,3 +242,19 @@ def _near_all(record: bytes, query: Query, begins: list[bytes]) -> bool:
         if not any(near(word, wanted) for word in words):
             return False
     return True
+
+
+def _number_starts(prefixes: Iterable[str]) -> list[str]:
+    """What a record holds when one of its numbers begins with one of `prefixes`.
+
+    The full digits are the key's ("+49..." or "#..."), or a FULL form for a key with an
+    extension; national digits are a DIGITS form, also found by 0 and their beginning.
+    """
+    starts: dict[str, None] = {}
+    for prefix in prefixes:
+        for start in (f"{KEY}+{prefix}", f"{KEY}#{prefix}", f"{FULL}{prefix}",
+                      f"{DIGITS}{prefix}"):
+            starts[start] = None
+        if prefix.startswith("0"):
+            starts[f"{DIGITS}{prefix[1:]}"] = None
+    return list(starts)

@@ -7,7 +7,8 @@ which marker bytes frame each folded word, digit form and number key, so "does a
 this contact begin with `mül`" is `b"\\x02mül" in record`, done in C:
 
     id 1F source 1F display name 1F company 1F job title 1F mails (1E between)
-    1F phones (kind 1D written 04 key 04, 1E between) 1F 05 full name 05 (02 word)* (03 form)*
+    1F phones (kind 1D written 04 key 04, 1E between) 1F 05 full name 05 (02 word)*
+    (03 national digits | 06 full digits of a key with an extension)*
 
 UTF-8 keeps both word prefixes and the order of code points, so bytes compare as the text
 they hold. A person's book is a tuple of their records sorted by id (immutable: the
@@ -23,7 +24,8 @@ from collections.abc import Iterable
 from m365pbx.core.contacts.entry import ContactEntry, Phone, Source
 
 _FIELD, _ITEM, _PART = "\x1f", "\x1e", "\x1d"
-WORD, DIGITS, KEY, NAME = "\x02", "\x03", "\x04", "\x05"
+WORD, DIGITS, KEY, NAME, FULL = "\x02", "\x03", "\x04", "\x05", "\x06"
+_AFTER_WORDS = re.compile("[\x03\x06]")
 _NAME_MARK = NAME.encode()
 _CONTROL = re.compile("[\x00-\x1f]")
 _SOURCE_CODES = {Source.PERSONAL: "p", Source.DIRECTORY: "d", Source.ORGANISATION: "o"}
@@ -44,7 +46,12 @@ def pack(item: ContactEntry) -> bytes:
                         for p in item.phones)
     search = [NAME, item.full_name, NAME]
     search.extend(WORD + word for word in item.words)
-    search.extend(DIGITS + form for phone in item.phones for form in phone.digit_forms())
+    for phone in item.phones:
+        full, national = phone.forms()
+        if national:
+            search.append(DIGITS + national)
+        if ";" in (phone.key or ""):  # the full form of any other key is the key's digits
+            search.append(FULL + full)
     return _FIELD.join((
         _clean(item.id), _SOURCE_CODES[item.source], _clean(item.display_name),
         _clean(item.company), _clean(item.job_title),
@@ -60,7 +67,7 @@ def unpack(record: bytes) -> ContactEntry:
         id=id, source=_SOURCES[source], display_name=name, company=company, job_title=job,
         emails=tuple(mails.split(_ITEM)) if mails else (),
         phones=tuple(_phone(text) for text in phones.split(_ITEM)) if phones else (),
-        words=tuple(words.partition(DIGITS)[0].split(WORD)[1:]), full_name=full_name)
+        words=tuple(_AFTER_WORDS.split(words, 1)[0].split(WORD)[1:]), full_name=full_name)
 
 
 def _phone(text: str) -> Phone:
@@ -82,8 +89,8 @@ def record_id(record: bytes) -> bytes:
 
 def words_of_record(record: bytes) -> list[str]:
     """The folded words of a record."""
-    search = record[record.rindex(_NAME_MARK) + 1:]
-    return search.partition(DIGITS.encode())[0].decode().split(WORD)[1:]
+    search = record[record.rindex(_NAME_MARK) + 1:].decode()
+    return _AFTER_WORDS.split(search, 1)[0].split(WORD)[1:]
 
 
 def mails_of_record(record: bytes) -> list[str]:

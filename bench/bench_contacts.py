@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import gc
 import json
 import os
@@ -86,7 +87,13 @@ def unpacked(value: int) -> tuple[str, str]:
     return AREAS[value // 10_000_000], str(value % 10_000_000)
 
 
-def build(people: int, contacts: int, rng: random.Random) -> tuple[ContactIndex, list[Any]]:
+def graph_id(rng: random.Random) -> str:
+    """An id as long as Graph's contact ids (152 characters of base64url)."""
+    return "AAMkAGI2" + base64.urlsafe_b64encode(rng.randbytes(108)).decode()[:144]
+
+
+def build(people: int, contacts: int, rng: random.Random,
+          long_ids: bool = False) -> tuple[ContactIndex, list[Any]]:
     """The index and the (area, subscriber) numbers it holds, per person (packed ints)."""
     index = ContactIndex()
     numbers: list[Any] = []
@@ -97,7 +104,8 @@ def build(people: int, contacts: int, rng: random.Random) -> tuple[ContactIndex,
             phones = [number(rng), number(rng)]
             own.append(packed(*phones[0]))
             index.put_personal("t", f"p{person}", entry(
-                f"c{person}-{item}", Source.PERSONAL, region="DE",
+                graph_id(rng) if long_ids else f"c{person}-{item}", Source.PERSONAL,
+                region="DE",
                 display_name=f"{given} {family}", given_name=given, surname=family,
                 company=rng.choice(COMPANIES), emails=[f"{given}.{family}@example.com".lower()],
                 phones=[("business", rng.choice(STYLES)(*phones[0])),
@@ -275,6 +283,8 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=20_000)
     parser.add_argument("--http-queries", type=int, default=2_000)
     parser.add_argument("--mailboxes", type=int, default=1_000)
+    parser.add_argument("--long-ids", action="store_true",
+                        help="personal contact ids as long as Graph's (152 characters)")
     parser.add_argument("--parts", default="index,http,sync",
                         help="which parts to run, comma-separated (index always runs)")
     args = parser.parse_args()
@@ -284,12 +294,12 @@ def main() -> None:
     gc.collect()
     before = rss_mb()  # phonenumbers' metadata for DE is loaded: not the index's
     start = time.perf_counter()
-    index, numbers = build(args.people, args.contacts, rng)
+    index, numbers = build(args.people, args.contacts, rng, args.long_ids)
     built = time.perf_counter() - start
     gc.collect()
     size = index.size()
     asked = queries(numbers, args.queries, rng)
-    result = {"bench": "contacts_index", "people": args.people,
+    result = {"bench": "contacts_index", "people": args.people, "long_ids": args.long_ids,
               "entries": sum(size.values()), "index_mb": round(rss_mb() - before, 1),
               "build_s": round(built, 1), **in_process(index, asked)}
     print(json.dumps(result), flush=True)

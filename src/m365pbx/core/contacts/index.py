@@ -83,10 +83,17 @@ class ContactIndex:
 
     # -- changes ---------------------------------------------------------------------
 
-    def put_personal(self, tenant: str, owner: str, item: ContactEntry) -> None:
-        """Add or replace one of a person's own contacts."""
+    def put_personal(self, tenant: str, owner: str, item: ContactEntry,
+                     folder: int = 0) -> None:
+        """Add or replace one of a person's own contacts (`folder`: the reader's number)."""
         self._personal[(tenant, owner)] = packed.put(self._personal.get((tenant, owner), ()),
-                                                     item)
+                                                     item, folder)
+
+    def personal_ids(self, tenant: str, owner: str, folder: int | None = None) -> set[str]:
+        """The ids of a person's contacts (of one folder, by the number it was put with)."""
+        return {packed.record_id(record).decode()
+                for record in self._personal.get((tenant, owner), ())
+                if folder is None or packed.folder_of(record) == folder}
 
     def remove_personal(self, tenant: str, owner: str, entry_id: str) -> bool:
         """Forget one of a person's contacts; return whether it was known."""

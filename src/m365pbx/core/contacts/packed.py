@@ -6,7 +6,7 @@ garbage collector walks). The record is the contact's fields, then a search part
 which marker bytes frame each folded word, digit form and number key, so "does a word of
 this contact begin with `mül`" is `b"\\x02mül" in record`, done in C:
 
-    id 1F source 1F display name 1F company 1F job title 1F mails (1E between)
+    id 1F source 1F folder 1F display name 1F company 1F job title 1F mails (1E between)
     1F phones (kind 1D written 04 key 04, 1E between) 1F 05 full name 05 (02 word)*
     (03 national digits | 06 full digits of a key with an extension)*
 
@@ -40,8 +40,8 @@ def _clean(text: str) -> str:
     return _CONTROL.sub(" ", text) if not text.isprintable() else text
 
 
-def pack(item: ContactEntry) -> bytes:
-    """The packed record of an entry."""
+def pack(item: ContactEntry, folder: int = 0) -> bytes:
+    """The packed record of an entry (`folder`: a number the owner's reader gave its folder)."""
     phones = _ITEM.join(f"{_clean(p.kind)}{_PART}{_clean(p.written)}{KEY}{p.key or ''}{KEY}"
                         for p in item.phones)
     search = [NAME, item.full_name, NAME]
@@ -53,7 +53,8 @@ def pack(item: ContactEntry) -> bytes:
         if ";" in (phone.key or ""):  # the full form of any other key is the key's digits
             search.append(FULL + full)
     return _FIELD.join((
-        _clean(item.id), _SOURCE_CODES[item.source], _clean(item.display_name),
+        _clean(item.id), _SOURCE_CODES[item.source], str(folder) if folder else "",
+        _clean(item.display_name),
         _clean(item.company), _clean(item.job_title),
         _ITEM.join(_clean(mail) for mail in item.emails), phones, "".join(search),
     )).encode()
@@ -61,7 +62,7 @@ def pack(item: ContactEntry) -> bytes:
 
 def unpack(record: bytes) -> ContactEntry:
     """The entry a record holds."""
-    id, source, name, company, job, mails, phones, search = record.decode().split(_FIELD)
+    id, source, _, name, company, job, mails, phones, search = record.decode().split(_FIELD)
     full_name, _, words = search[1:].partition(NAME)
     return ContactEntry(
         id=id, source=_SOURCES[source], display_name=name, company=company, job_title=job,
@@ -95,8 +96,13 @@ def words_of_record(record: bytes) -> list[str]:
 
 def mails_of_record(record: bytes) -> list[str]:
     """The mail addresses of a record, as written."""
-    mails = record.decode().split(_FIELD)[5]
+    mails = record.decode().split(_FIELD)[6]
     return mails.split(_ITEM) if mails else []
+
+
+def folder_of(record: bytes) -> int:
+    """The folder number a record was put with (0: none)."""
+    return int(record.split(b"\x1f", 3)[2] or 0)
 
 
 def _place(book: Book, entry_id: bytes) -> tuple[int, bool]:
@@ -104,9 +110,9 @@ def _place(book: Book, entry_id: bytes) -> tuple[int, bool]:
     return at, at < len(book) and book[at].startswith(entry_id + b"\x1f")
 
 
-def put(book: Book, item: ContactEntry) -> Book:
+def put(book: Book, item: ContactEntry, folder: int = 0) -> Book:
     """The book with `item` added or replacing the entry of its id."""
-    record = pack(item)
+    record = pack(item, folder)
     at, found = _place(book, record_id(record))
     return (*book[:at], record, *book[at + found:])
 

@@ -250,3 +250,97 @@ def test_a_large_address_book_gets_a_number_index_and_answers_the_same() -> None
     index.put_personal("t", "me", personal("x4", "Kunde Neu", "089 111111"))
     assert name_of(index, viewer, "030 1000004") is None
     assert name_of(index, viewer, "089 111111") == "Kunde Neu"
+
+
+def test_a_packed_entry_reads_back_as_built() -> None:
+    from m365pbx.core.contacts.packed import pack, unpack
+
+    built = entry("AAMk-1=", Source.ORGANISATION, region="DE", display_name="Łukasz Ærø",
+                  company="Fabrikam", job_title="Einkauf", emails=["l@fabrikam.de", "x@y.z"],
+                  phones=[("business", "+49 30 7777 ext. 12"), ("home", "12"),
+                          ("mobile", "n/a")])
+    again = unpack(pack(built))
+    assert again == built
+    assert (again.words, again.full_name) == (built.words, built.full_name)
+    # Control characters are the record's separators: a contact's text loses them.
+    odd = unpack(pack(entry("c\x1f2", Source.PERSONAL, region="DE", display_name="A\x1eB")))
+    assert (odd.id, odd.display_name) == ("c 2", "A B")
+
+
+_NUMBERS = st.sampled_from(["030 1234567", "+49 30 1234567", "+49 30 7777 x 12", "12",
+                            "+44 20 7946 0000", "0170-5550100", "089 111111", "n/a"])
+_SHARED_QUERIES = st.one_of(_QUERIES, _NUMBERS, st.sampled_from(
+    ["030", "0301", "4930", "+44 20", "301234", "12", "0307777", "49307777", "a@b.c"]))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    people=st.lists(st.tuples(_WORDS, _WORDS, _NUMBERS, st.booleans()), max_size=8),
+    query=_SHARED_QUERIES,
+)
+def test_every_number_format_is_found_alike_scanned_and_indexed(
+    people: list[tuple[str, str, str, bool]], query: str
+) -> None:
+    entries = [entry(f"e{n}", Source.DIRECTORY, region="DE", display_name=f"{a} {b}",
+                     emails=[f"{a}@{b}.de"] if mail else [], phones=[("business", phone)])
+               for n, (a, b, phone, mail) in enumerate(people)]
+    personal, shared = ContactIndex(), ContactIndex()
+    personal.replace_personal("t", "me", entries)
+    shared.replace_shared("t", Source.DIRECTORY, entries)
+    viewer = Viewer("me", "t", "DE")
+    mine = personal.search(viewer, query, limit=100)
+    ours = shared.search(viewer, query, limit=100)
+    assert mine.total == ours.total
+    assert [(h.entry.id, h.rank) for h in mine.hits] == [(h.entry.id, h.rank) for h in ours.hits]
+    assert ([e.id for e in personal.lookup(viewer, query).matches]
+            == [e.id for e in shared.lookup(viewer, query).matches])
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    changes=st.lists(st.tuples(st.integers(0, 6), st.one_of(st.none(), st.tuples(
+        _WORDS, _WORDS, _NUMBERS))), max_size=25),
+    query=_SHARED_QUERIES,
+)
+def test_a_shared_source_changed_one_by_one_answers_as_one_built_at_once(
+    changes: list[tuple[int, tuple[str, str, str] | None]], query: str
+) -> None:
+    # The directory's indexes are kept current at each change: no rebuild, same answers.
+    changed, current = ContactIndex(), {}
+    for number, change in changes:
+        if change is None:
+            assert changed.remove_shared("t", Source.DIRECTORY, f"u{number}") == (
+                current.pop(f"u{number}", None) is not None)
+        else:
+            first, last, phone = change
+            item = entry(f"u{number}", Source.DIRECTORY, region="DE",
+                         display_name=f"{first} {last}", phones=[("business", phone)])
+            changed.put_shared("t", Source.DIRECTORY, item)
+            current[item.id] = item
+    built = ContactIndex()
+    built.replace_shared("t", Source.DIRECTORY, current.values())
+    viewer = Viewer("me", "t", "DE")
+    for offset in (0, 2):
+        one = changed.search(viewer, query, offset=offset, limit=3)
+        other = built.search(viewer, query, offset=offset, limit=3)
+        assert one.total == other.total
+        assert [(h.entry, h.rank) for h in one.hits] == [(h.entry, h.rank) for h in other.hits]
+    assert changed.lookup(viewer, query) == built.lookup(viewer, query)
+    assert changed.size() == built.size()
+
+
+def test_a_directory_grown_at_one_place_keeps_its_name_order() -> None:
+    # Each newcomer sorts first: the gaps between the order's labels run out and renew.
+    index = ContactIndex()
+    index.replace_shared("t", Source.DIRECTORY, [
+        entry("z", Source.DIRECTORY, region="DE", display_name="Zora Ende")])
+    for number in range(99, -1, -1):
+        index.put_shared("t", Source.DIRECTORY, entry(
+            f"u{number:03}", Source.DIRECTORY, region="DE", display_name="Anna Berg",
+            phones=[("business", "030 1234567")]))
+    viewer = Viewer("me", "t", "DE")
+    page = index.search(viewer, "berg", offset=40, limit=3)
+    assert page.total == 100 and [h.entry.id for h in page.hits] == ["u040", "u041", "u042"]
+    assert [e.id for e in index.lookup(viewer, "030 1234567").matches][:2] == ["u000", "u001"]
+    assert index.remove_shared("t", Source.DIRECTORY, "u000")
+    assert [h.entry.id for h in index.search(viewer, "a", limit=2).hits] == ["u001", "u002"]

@@ -300,3 +300,26 @@ async def test_a_failing_mailbox_is_shown_and_read_again_a_minute_later(world: W
     await world.sync.run_once()
     assert world.sync.health()["state"] == "following"
     assert await world.search("anna", "neu kunde") == [("Neu Kunde", "personal", "exact")]
+
+
+async def test_a_deleted_contact_folder_takes_its_contacts_along(world: World) -> None:
+    sim, tenant, anna = world.sim, world.tenant, world.anna
+    box = sim.outlook.mailbox(tenant.id, anna.id)
+    friends = box.folder_named("Friends")
+    assert friends is not None and await world.search("anna", "zoe") != []
+    # Outlook deletes a folder with everything in it (the simulator has no route for it).
+    del box.folders[friends.id]
+    for contact_id in [c.id for c in box.contacts.values() if c.folder_id == friends.id]:
+        del box.contacts[contact_id]
+    # And another folder's delta link dies: its full read keeps the other folders' contacts.
+    state = world.sync._boxes[anna.id.lower()]
+    default = next(folder for folder in state.links if folder != friends.id)
+    state.links[default] = state.links[default].split("$deltatoken=")[0] + (
+        "$deltatoken=bm90LWEtdG9rZW4")
+    sim.outlook.add_contact(tenant, anna, {"display_name": "Zora Neu", "folder": "Kunden"})
+    world.sync.read_soon()
+    await world.sync.run_once()
+    assert await world.search("anna", "zoe") == []
+    assert [name for name, _, _ in await world.search("anna", "jurgen")] == ["Jürgen Müller"]
+    assert [name for name, _, _ in await world.search("anna", "zora")] == ["Zora Neu"]
+    assert len(world.sync.index.personal_ids("contoso", anna.id)) == 3

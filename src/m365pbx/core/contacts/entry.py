@@ -50,6 +50,21 @@ class Phone:
         return (full, national + extension, "0" + national + extension)
 
 
+    def forms(self) -> tuple[str, str]:
+        """The digits it is found by as a prefix: full, and national ("" if none).
+
+        A query prefix p finds it when the full or the national digits begin with p, or p
+        is 0 followed by the beginning of the national digits (`digit_forms` spelled out).
+        """
+        if self.key is None:
+            return "", ""
+        if self.key.startswith("#"):
+            return self.key[1:], ""
+        main, _, extension = self.key.partition(";ext=")
+        national = national_digits(main)
+        return main[1:] + extension, national + extension if national else ""
+
+
 def national_digits(e164: str) -> str:
     """The national significant number of an E.164 number ("" if no country code fits)."""
     # Country calling codes are prefix-free: the first of 1 to 3 digits that is one wins.

@@ -1,37 +1,37 @@
 """The in-memory contact index: ranked search and caller lookup, scoped per person.
 
-Each person's own contacts live in their own bucket, and the directory and organisational
-contacts of a tenant in one shared bucket each. A search or lookup reads only the buckets
-its viewer may see, so another person's contacts cannot leak into an answer whatever the
-query. Ranks: 0 exact (the whole name, a mail address or the number), 1 every query word
-begins a word of the contact, 2 fuzzy (every query word begins a word or is one or two
-edits away from one).
+Each person's own contacts live in their own book (a tuple of packed records, scanned:
+a word index per person would cost more memory than the contacts), and the directory and
+organisational contacts of a tenant in one indexed shared bucket each. A search or lookup
+reads only the books and buckets its viewer may see, so another person's contacts cannot
+leak into an answer whatever the query. Ranks: 0 exact (the whole name, a mail address or
+the number), 1 every query word begins a word of the contact, 2 fuzzy (every query word
+begins a word or is one or two edits away from one).
 """
 
 from __future__ import annotations
 
 import heapq
-from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
-from m365pbx.core.contacts.entry import (
-    ContactEntry,
-    Phone,
-    Source,
-    fold,
-    looks_like_number,
-    number_key,
-    words_of,
+from m365pbx.core.contacts import packed
+from m365pbx.core.contacts.entry import ContactEntry, Source, fold, number_key
+from m365pbx.core.contacts.packed import DIGITS, FULL, KEY, NAME, WORD, Book
+from m365pbx.core.contacts.query import (
+    EXACT,
+    FUZZY,
+    FUZZY_MIN_LENGTH,
+    PREFIX,
+    Query,
+    near,
+    read_query,
+    within_edits,
 )
+from m365pbx.core.contacts.shared import SharedBucket
 
-EXACT, PREFIX, FUZZY = 0, 1, 2
-_FUZZY_MIN_LENGTH = 4  # shorter words only match exactly or as a prefix
-_FUZZY_TWO_EDITS = 8  # words this long may be two edits away
-# A person's own bucket keeps a number index from this many contacts on (below, a scan of
-# their numbers is quicker than the index is large).
-_NUMBER_INDEX_FROM = 128
+__all__ = ["EXACT", "FUZZY", "PREFIX", "ContactIndex", "Hit", "Lookup", "SearchPage",
+           "Viewer", "within_edits"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,207 +74,45 @@ class Lookup:
         return self.matches[0] if self.matches else None
 
 
-class _Prefixes:
-    """Words to the entries holding them, searchable by prefix (sorted on demand)."""
-
-    __slots__ = ("_sorted", "words")
-
-    def __init__(self) -> None:
-        self.words: dict[str, set[str]] = {}
-        self._sorted: list[str] | None = None
-
-    def add(self, word: str, entry_id: str) -> None:
-        if word not in self.words:
-            self._sorted = None
-        self.words.setdefault(word, set()).add(entry_id)
-
-    def discard(self, word: str, entry_id: str) -> None:
-        found = self.words.get(word)
-        if found is not None:
-            found.discard(entry_id)
-            if not found:
-                del self.words[word]
-                self._sorted = None
-
-    def starting(self, prefix: str) -> Iterator[str]:
-        if self._sorted is None:
-            self._sorted = sorted(self.words)
-        ordered = self._sorted
-        at = bisect_left(ordered, prefix)
-        while at < len(ordered) and ordered[at].startswith(prefix):
-            yield ordered[at]
-            at += 1
-
-    def ids(self, prefix: str) -> set[str]:
-        found: set[str] = set()
-        for word in self.starting(prefix):
-            found |= self.words[word]
-        return found
-
-
-class _Bucket:
-    """Entries of one owner (or one shared source) with their number and word indexes.
-
-    A person's own contacts are few: their words are scanned, not indexed (a word index
-    per person would cost more memory than the contacts). The shared sources are indexed.
-    """
-
-    __slots__ = ("_positions", "digits", "entries", "indexed", "names", "numbers")
-
-    def __init__(self, indexed: bool) -> None:
-        self.indexed = indexed
-        self.entries: dict[str, ContactEntry] = {}
-        # Numbers to entry ids; a small unindexed bucket scans its entries instead.
-        self.numbers: dict[str, tuple[str, ...]] | None = {} if indexed else None
-        self.names = _Prefixes()
-        self.digits = _Prefixes()
-        # Each entry's place in name order (indexed buckets; made again after a change).
-        self._positions: dict[str, int] | None = None
-
-    def order_key(self) -> Callable[[str], Any]:
-        """A key putting entry ids in the order results are shown: folded name, then id."""
-        entries = self.entries
-        if not self.indexed:
-            return lambda entry_id: (entries[entry_id].full_name, entry_id)
-        if self._positions is None:
-            ordered = sorted(entries.values(), key=lambda e: (e.full_name, e.id))
-            self._positions = {item.id: place for place, item in enumerate(ordered)}
-        return self._positions.__getitem__
-
-    def put(self, item: ContactEntry) -> None:
-        self.remove(item.id)
-        self._positions = None
-        self.entries[item.id] = item
-        if self.numbers is None and len(self.entries) >= _NUMBER_INDEX_FROM:
-            self.numbers = {}
-            for each in self.entries.values():
-                self._index_numbers(each, self.numbers)
-        elif self.numbers is not None:
-            self._index_numbers(item, self.numbers)
-        if self.indexed:
-            for word in item.words:
-                self.names.add(word, item.id)
-            for phone in item.phones:
-                for form in phone.digit_forms():
-                    self.digits.add(form, item.id)
-
-    def remove(self, entry_id: str) -> bool:
-        old = self.entries.pop(entry_id, None)
-        if old is None:
-            return False
-        self._positions = None
-        numbers = self.numbers
-        if numbers is not None:
-            for phone in old.phones:
-                ids = tuple(i for i in numbers.get(phone.key or "", ()) if i != entry_id)
-                if ids:
-                    numbers[phone.key or ""] = ids
-                else:
-                    numbers.pop(phone.key or "", None)
-        if self.indexed:
-            for word in old.words:
-                self.names.discard(word, entry_id)
-            for phone in old.phones:
-                for form in phone.digit_forms():
-                    self.digits.discard(form, entry_id)
-        return True
-
-    @staticmethod
-    def _index_numbers(item: ContactEntry, numbers: dict[str, tuple[str, ...]]) -> None:
-        for phone in item.phones:
-            if phone.key is not None and item.id not in numbers.get(phone.key, ()):
-                numbers[phone.key] = (*numbers.get(phone.key, ()), item.id)
-
-    def with_number(self, key: str) -> tuple[str, ...]:
-        """The ids of the entries with this number key."""
-        if self.numbers is not None:
-            return self.numbers.get(key, ())
-        return tuple(item.id for item in self.entries.values()
-                     if any(phone.key == key for phone in item.phones))
-
-    def prefix_ids(self, prefix: str) -> set[str]:
-        """Entries with a word beginning with `prefix`."""
-        if not self.indexed:
-            return {item.id for item in self.entries.values()
-                    if any(word.startswith(prefix) for word in item.words)}
-        return self.names.ids(prefix)
-
-    def number_prefix_ids(self, prefixes: Iterable[str]) -> set[str]:
-        """Entries with a number whose digits begin with one of `prefixes`."""
-        starts = tuple(prefixes)
-        if not self.indexed:
-            return {item.id for item in self.entries.values()
-                    if any(form.startswith(starts) for phone in item.phones
-                           for form in phone.digit_forms())}
-        ids: set[str] = set()
-        for start in starts:
-            ids |= self.digits.ids(start)
-        return ids
-
-    def fuzzy_ids(self, wanted: str, begun: set[str]) -> set[str]:
-        """Entries with a word one or two edits from `wanted`, plus `begun` (its prefix ids)."""
-        ids = set(begun)
-        if len(wanted) < _FUZZY_MIN_LENGTH:
-            return ids
-        limit = 2 if len(wanted) >= _FUZZY_TWO_EDITS else 1
-
-        def near(word: str) -> bool:
-            return (word[:1] == wanted[:1] and abs(len(word) - len(wanted)) <= limit
-                    and within_edits(word, wanted, limit))
-
-        if not self.indexed:
-            return ids | {item.id for item in self.entries.values()
-                          if any(near(word) for word in item.words)}
-        for word in self.names.starting(wanted[0]):
-            if near(word):
-                ids |= self.names.words[word]
-        return ids
-
-
-def within_edits(a: str, b: str, limit: int) -> bool:
-    """Whether `a` becomes `b` with at most `limit` insertions, deletions or substitutions."""
-    previous = list(range(len(b) + 1))
-    for i, char in enumerate(a, 1):
-        current = [i]
-        for j, other in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1,
-                               previous[j - 1] + (char != other)))
-        if min(current) > limit:
-            return False
-        previous = current
-    return previous[-1] <= limit
-
-
 class ContactIndex:
     """Every person's contacts plus each tenant's shared sources, searchable per viewer."""
 
     def __init__(self) -> None:
-        self._personal: dict[tuple[str, str], _Bucket] = {}
-        self._shared: dict[tuple[str, Source], _Bucket] = {}
+        self._personal: dict[tuple[str, str], Book] = {}
+        self._shared: dict[tuple[str, Source], SharedBucket] = {}
 
     # -- changes ---------------------------------------------------------------------
 
-    def put_personal(self, tenant: str, owner: str, item: ContactEntry) -> None:
-        """Add or replace one of a person's own contacts."""
-        self._personal.setdefault((tenant, owner), _Bucket(indexed=False)).put(item)
+    def put_personal(self, tenant: str, owner: str, item: ContactEntry,
+                     folder: int = 0) -> None:
+        """Add or replace one of a person's own contacts (`folder`: the reader's number)."""
+        self._personal[(tenant, owner)] = packed.put(self._personal.get((tenant, owner), ()),
+                                                     item, folder)
+
+    def personal_ids(self, tenant: str, owner: str, folder: int | None = None) -> set[str]:
+        """The ids of a person's contacts (of one folder, by the number it was put with)."""
+        return {packed.record_id(record).decode()
+                for record in self._personal.get((tenant, owner), ())
+                if folder is None or packed.folder_of(record) == folder}
 
     def remove_personal(self, tenant: str, owner: str, entry_id: str) -> bool:
         """Forget one of a person's contacts; return whether it was known."""
-        bucket = self._personal.get((tenant, owner))
-        return bucket.remove(entry_id) if bucket is not None else False
+        book = self._personal.get((tenant, owner))
+        kept = packed.remove(book, entry_id) if book is not None else None
+        if kept is None:
+            return False
+        self._personal[(tenant, owner)] = kept
+        return True
 
     def replace_personal(self, tenant: str, owner: str, items: Iterable[ContactEntry]) -> int:
         """Replace all of a person's contacts; return how many they have now."""
-        bucket = _Bucket(indexed=False)
-        for item in items:
-            bucket.put(item)
-        self._personal[(tenant, owner)] = bucket
-        return len(bucket.entries)
+        book = packed.make_book(items)
+        self._personal[(tenant, owner)] = book
+        return len(book)
 
     def drop_person(self, tenant: str, owner: str) -> int:
         """Forget a person's contacts at once (they left); return how many were dropped."""
-        bucket = self._personal.pop((tenant, owner), None)
-        return len(bucket.entries) if bucket is not None else 0
+        return len(self._personal.pop((tenant, owner), ()))
 
     def owners(self, tenant: str) -> set[str]:
         """The people of a tenant whose contacts are held."""
@@ -282,15 +120,16 @@ class ContactIndex:
 
     def replace_shared(self, tenant: str, source: Source, items: Iterable[ContactEntry]) -> int:
         """Replace a tenant's directory or organisational contacts; return their number."""
-        bucket = _Bucket(indexed=True)
-        for item in items:
-            bucket.put(item)
+        bucket = SharedBucket(source, items)
         self._shared[(tenant, source)] = bucket
-        return len(bucket.entries)
+        return len(bucket)
 
     def put_shared(self, tenant: str, source: Source, item: ContactEntry) -> None:
         """Add or replace one directory user or organisational contact."""
-        self._shared.setdefault((tenant, source), _Bucket(indexed=True)).put(item)
+        bucket = self._shared.get((tenant, source))
+        if bucket is None:
+            bucket = self._shared[(tenant, source)] = SharedBucket(source)
+        bucket.put(item)
 
     def remove_shared(self, tenant: str, source: Source, entry_id: str) -> bool:
         """Forget one directory user or organisational contact; return whether it was known."""
@@ -300,53 +139,53 @@ class ContactIndex:
     def size(self) -> dict[str, int]:
         """Entries held per source (for metrics)."""
         sizes = {source.value: 0 for source in Source}
-        sizes[Source.PERSONAL.value] = sum(len(b.entries) for b in self._personal.values())
+        sizes[Source.PERSONAL.value] = sum(map(len, self._personal.values()))
         for (_, source), bucket in self._shared.items():
-            sizes[source.value] += len(bucket.entries)
+            sizes[source.value] += len(bucket)
         return sizes
 
     # -- reading ---------------------------------------------------------------------
 
-    def _visible(self, viewer: Viewer) -> list[_Bucket]:
-        buckets = []
-        if Source.PERSONAL in viewer.sources:
-            own = self._personal.get((viewer.tenant, viewer.owner))
-            if own is not None:
-                buckets.append(own)
-        for source in (Source.DIRECTORY, Source.ORGANISATION):
-            shared = self._shared.get((viewer.tenant, source))
-            if source in viewer.sources and shared is not None:
-                buckets.append(shared)
-        return buckets
+    def _visible(self, viewer: Viewer) -> tuple[Book | None, list[SharedBucket]]:
+        own = (self._personal.get((viewer.tenant, viewer.owner))
+               if Source.PERSONAL in viewer.sources else None)
+        shared = [self._shared[(viewer.tenant, source)]
+                  for source in (Source.DIRECTORY, Source.ORGANISATION)
+                  if source in viewer.sources and (viewer.tenant, source) in self._shared]
+        return own, shared
 
     def search(self, viewer: Viewer, query: str, *, offset: int = 0,
                limit: int = 20) -> SearchPage:
         """Ranked matches of `query` among what `viewer` may see (exact, prefix, fuzzy).
 
         Order: rank, then source (own contacts first), then folded name. Only the page is
-        put in order: a short prefix may match most of a large directory.
+        put in order and unpacked: a short prefix may match most of a large directory.
         """
-        found: list[tuple[_Bucket, dict[int, list[str]]]] = []
-        total = 0
-        for bucket in self._visible(viewer):
-            by_rank: dict[int, list[str]] = {EXACT: [], PREFIX: [], FUZZY: []}
-            for entry_id, rank in _matches(bucket, query, viewer.region):
-                by_rank[rank].append(entry_id)
-                total += 1
-            found.append((bucket, by_rank))
+        asked = read_query(query, viewer.region)
+        book, shared = self._visible(viewer)
+        own = _scan(book, asked) if book else None
+        found = [(bucket, bucket.matches(asked)) for bucket in shared]
+        total = sum(map(len, own.values())) if own is not None else 0
+        total += sum(len(slots) for _, by_rank in found for slots in by_rank.values())
         need = offset + limit
-        page: list[Hit] = []
+        chosen: list[tuple[int, SharedBucket | None, bytes | int]] = []
         for rank in (EXACT, PREFIX, FUZZY):
+            if own is not None and own[rank] and need > 0:
+                records = heapq.nsmallest(need, own[rank], key=packed.order_key)
+                chosen.extend((rank, None, record) for record in records)
+                need -= len(records)
             for bucket, by_rank in found:
-                ids = by_rank[rank]
-                if not ids or need <= 0:
-                    continue
-                key = bucket.order_key()
-                chosen = (heapq.nsmallest(need, ids, key=key) if len(ids) > need
-                          else sorted(ids, key=key))
-                page.extend(Hit(bucket.entries[i], rank) for i in chosen)
-                need -= len(chosen)
-        return SearchPage(total, page[offset:offset + limit])
+                if by_rank[rank] and need > 0:
+                    slots = bucket.first(by_rank[rank], need)
+                    chosen.extend((rank, bucket, slot) for slot in slots)
+                    need -= len(slots)
+        hits = []
+        for rank, source, item in chosen[offset:offset + limit]:
+            if isinstance(item, bytes):
+                hits.append(Hit(packed.unpack(item), rank))
+            elif source is not None:
+                hits.append(Hit(source.entry(item), rank))
+        return SearchPage(total, hits)
 
     def lookup(self, viewer: Viewer, number: str) -> Lookup:
         """Who `number` belongs to: own contacts first, then directory, then organisation."""
@@ -356,61 +195,73 @@ class ContactIndex:
         keys = [key]
         if ";ext=" in key:
             keys.append(key.partition(";ext=")[0])  # the main number of a direct dial
+        book, shared = self._visible(viewer)
         for wanted in keys:
-            for bucket in self._visible(viewer):
-                ids = bucket.with_number(wanted)
-                if ids:
-                    found = sorted((bucket.entries[i] for i in ids),
-                                   key=lambda e: (e.full_name, e.id))
-                    return Lookup(key, found[0].source, found)
+            if book:
+                needle = f"{KEY}{wanted}{KEY}".encode()
+                records = sorted((r for r in book if needle in r), key=packed.order_key)
+                if records:
+                    return Lookup(key, Source.PERSONAL, [packed.unpack(r) for r in records])
+            for bucket in shared:
+                slots = bucket.with_number(wanted)
+                if slots:
+                    return Lookup(key, bucket.source, [bucket.entry(s) for s in slots])
         return Lookup(key, None, [])
 
 
-def _matches(bucket: _Bucket, query: str, region: str) -> Iterator[tuple[str, int]]:
-    if looks_like_number(query):
-        key = number_key(query, region)
-        same = set(bucket.with_number(key)) if key is not None else set()
-        for entry_id in same:
-            yield entry_id, EXACT
-        digits = "".join(c for c in query if c.isdigit())
-        prefixes = {digits}
-        if key is not None and not key.startswith("#"):
-            forms = Phone("", query, key).digit_forms()
-            # Full and national with its 0: "+49 (0)30 12" and "030 12" both begin 030 12...
-            prefixes |= {forms[0], forms[-1]}
-        near = bucket.number_prefix_ids(prefixes)
-        for entry_id in near - same:
-            yield entry_id, PREFIX
-        return
-    wanted = words_of(query)
-    if not wanted:
-        return
-    whole = " ".join(wanted)
-    address = fold(query.strip())
-    per_word = [bucket.prefix_ids(word) for word in wanted]
-    begun = _all_of(per_word)
-    fuzzy: set[str] = set()
-    if any(len(word) >= _FUZZY_MIN_LENGTH for word in wanted):
-        fuzzy = _all_of(bucket.fuzzy_ids(word, ids)
-                        for word, ids in zip(wanted, per_word, strict=True)) - begun
-    entries = bucket.entries
-    if "@" not in address:
-        for entry_id in begun:
-            yield entry_id, EXACT if entries[entry_id].full_name == whole else PREFIX
-    else:  # only a query with an @ can be a whole mail address
-        for entry_id in begun:
-            item = entries[entry_id]
-            whole_match = item.full_name == whole or any(fold(e) == address
-                                                         for e in item.emails)
-            yield entry_id, EXACT if whole_match else PREFIX
-    for entry_id in fuzzy:
-        yield entry_id, FUZZY
+def _scan(book: Book, query: Query) -> dict[int, list[bytes]]:
+    """A person's records matching a query, by rank (their book is scanned, not indexed)."""
+    found: dict[int, list[bytes]] = {EXACT: [], PREFIX: [], FUZZY: []}
+    if query.number:
+        same = f"{KEY}{query.key}{KEY}".encode() if query.key is not None else None
+        starts = [start.encode() for start in _number_starts(query.prefixes)]
+        for record in book:
+            if same is not None and same in record:
+                found[EXACT].append(record)
+            elif any(start in record for start in starts):
+                found[PREFIX].append(record)
+        return found
+    if not query.words:
+        return found
+    begins = [f"{WORD}{word}".encode() for word in query.words]
+    whole = f"{NAME}{query.whole}{NAME}".encode()
+    fuzzy = query.fuzzy
+    for record in book:
+        if all(begin in record for begin in begins):
+            exact = whole in record or (query.address is not None and any(
+                fold(mail) == query.address for mail in packed.mails_of_record(record)))
+            found[EXACT if exact else PREFIX].append(record)
+        elif fuzzy and _near_all(record, query, begins):
+            found[FUZZY].append(record)
+    return found
 
 
-def _all_of(sets: Iterable[set[str]]) -> set[str]:
-    result: set[str] | None = None
-    for ids in sets:
-        result = set(ids) if result is None else result & ids
-        if not result:
-            return set()
-    return result or set()
+def _near_all(record: bytes, query: Query, begins: list[bytes]) -> bool:
+    """Whether each query word begins a word of the record or is near one (fuzzy)."""
+    words: list[str] | None = None
+    for wanted, begin in zip(query.words, begins, strict=True):
+        if begin in record:
+            continue
+        if len(wanted) < FUZZY_MIN_LENGTH:
+            return False
+        if words is None:
+            words = packed.words_of_record(record)
+        if not any(near(word, wanted) for word in words):
+            return False
+    return True
+
+
+def _number_starts(prefixes: Iterable[str]) -> list[str]:
+    """What a record holds when one of its numbers begins with one of `prefixes`.
+
+    The full digits are the key's ("+49..." or "#..."), or a FULL form for a key with an
+    extension; national digits are a DIGITS form, also found by 0 and their beginning.
+    """
+    starts: dict[str, None] = {}
+    for prefix in prefixes:
+        for start in (f"{KEY}+{prefix}", f"{KEY}#{prefix}", f"{FULL}{prefix}",
+                      f"{DIGITS}{prefix}"):
+            starts[start] = None
+        if prefix.startswith("0"):
+            starts[f"{DIGITS}{prefix[1:]}"] = None
+    return list(starts)

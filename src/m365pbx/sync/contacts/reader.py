@@ -68,11 +68,21 @@ class ContactsStatus:
 
 @dataclass
 class _Mailbox:
-    """What is kept to read one person's changes: a delta link and the ids per folder."""
+    """What is kept to read one person's changes: a delta link and a number per folder.
+
+    The index keeps the number with each contact, so the ids of a folder's contacts are
+    read from the index, not kept twice (a million Graph ids are some 200 MB).
+    """
 
     links: dict[str, str] = field(default_factory=dict)
-    ids: dict[str, set[str]] = field(default_factory=dict)
+    folders: dict[str, int] = field(default_factory=dict)
     due: float = 0.0
+
+    def folder(self, folder_id: str) -> int:
+        """The number of a folder (given at first sight, from 1)."""
+        if folder_id not in self.folders:
+            self.folders[folder_id] = max(self.folders.values(), default=0) + 1
+        return self.folders[folder_id]
 
 
 class ContactsSync:
@@ -237,8 +247,9 @@ class ContactsSync:
         assert self.client is not None
         owner = person.teams_user_id
         folders = await contact_folders(self.client, owner)
-        for vanished in set(box.ids) - set(folders):
-            for contact_id in box.ids.pop(vanished):
+        for vanished in set(box.folders) - set(folders):
+            number = box.folders.pop(vanished)
+            for contact_id in self.index.personal_ids(self.tenant, owner, number):
                 self.index.remove_personal(self.tenant, owner, contact_id)
             box.links.pop(vanished, None)
         for folder in folders:
@@ -253,19 +264,17 @@ class ContactsSync:
                 log.info("contact delta of %s restarts: %s", owner, exc)
                 changes = await folder_delta(self.client, owner, folder)
                 link = None
-            ids = box.ids.setdefault(folder, set())
+            number = box.folder(folder)
             if link is None:  # a first round lists everything: what it lacks is gone
                 listed = {c.id for c in changes.changed}
-                for contact_id in ids - listed:
+                for contact_id in self.index.personal_ids(self.tenant, owner, number) - listed:
                     self.index.remove_personal(self.tenant, owner, contact_id)
-                ids.clear()
             for contact in changes.changed:
                 self.index.put_personal(self.tenant, owner,
-                                        contact_entry(contact, Source.PERSONAL, plan.region))
-                ids.add(contact.id)
+                                        contact_entry(contact, Source.PERSONAL, plan.region),
+                                        number)
             for contact_id in changes.removed:
                 self.index.remove_personal(self.tenant, owner, contact_id)
-                ids.discard(contact_id)
             box.links[folder] = changes.delta_link
 
     async def _read_org(self) -> None:

@@ -13,9 +13,20 @@ from pathlib import Path
 import pytest
 
 from tests.pbx.asterisk.chroot import ChrootUnavailable, ensure_chroot
-from tests.pbx.asterisk.server import AsteriskConfig, AsteriskServer, phones
+from tests.pbx.asterisk.server import (
+    AMI_SECRET,
+    AMI_USER,
+    AmiUser,
+    AsteriskConfig,
+    AsteriskServer,
+    phones,
+)
 
 PEOPLE = (("2001", "Anna Schmidt"), ("2002", "Ben Weber"), ("2003", "Carla Rossi"))
+# Besides the full user: one that may not use AstDB or list endpoints (write=call), and one
+# that gets no call events (read=system).
+USERS = [AmiUser(AMI_USER, AMI_SECRET), AmiUser("callonly", "callonly-pw", "call", "call"),
+         AmiUser("deaf", "deaf-pw", read="system", write="call,system")]
 
 
 @pytest.fixture(scope="session")
@@ -46,10 +57,10 @@ def start_server(root: Path, config: AsteriskConfig) -> Iterator[AsteriskServer]
 @pytest.fixture(scope="module")
 def asterisk(asterisk_root: Path) -> Iterator[AsteriskServer]:
     """An Asterisk shared by a test module: phones 2001-2003 without SIP contacts."""
-    yield from start_server(asterisk_root, AsteriskConfig(phones(*PEOPLE)))
+    yield from start_server(asterisk_root, AsteriskConfig(phones(*PEOPLE), USERS))
 
 
 @pytest.fixture
 def own_asterisk(asterisk_root: Path) -> Iterator[AsteriskServer]:
     """An Asterisk for one test alone (restarts, wrong secrets)."""
-    yield from start_server(asterisk_root, AsteriskConfig(phones(*PEOPLE)))
+    yield from start_server(asterisk_root, AsteriskConfig(phones(*PEOPLE), USERS))

@@ -167,8 +167,11 @@ class AmiClient:
                 pinging.cancel()
         finally:
             reading.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await reading
+            # wait(), not `await reading`: a stop() cancelling us right here must not be
+            # swallowed with the reader's own cancellation (the loop would reconnect).
+            await asyncio.wait({reading})
+            if not reading.cancelled():
+                reading.exception()  # retrieved: the reason reached us through the actions
         raise AmiConnectionError("Asterisk closed the AMI connection")
 
     async def _login(self) -> None:

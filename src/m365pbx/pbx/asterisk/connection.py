@@ -95,6 +95,7 @@ class AsteriskConnection:
         self._events = EventQueue(options.event_queue_size)
         self._probe: asyncio.Future[None] | None = None
         self._dnd_wakeup = asyncio.Event()
+        self.resynced = asyncio.Event()  # set after each (re)connect's resync, for checks
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
         self._state = ConnectionState.STOPPED
@@ -356,6 +357,7 @@ class AsteriskConnection:
         except AmiPermissionError as exc:
             self._problem("resync", f"the AMI user may not run {exc.action}: add call to its "
                           "read= and write= in manager.conf")
+            self.resynced.set()
             return
         self._problem("resync", None)
         self._devices = {m.get("Device").casefold(): m.get("State") for m in devices
@@ -379,6 +381,7 @@ class AsteriskConnection:
                 work.append(self._write(person, device=device, presence=presence))
         await asyncio.gather(*work)
         self._dnd_wakeup.set()
+        self.resynced.set()
 
     async def _probe_events(self) -> None:
         """Toggle a probe device and wait for its event: no event means `read=` lacks call."""

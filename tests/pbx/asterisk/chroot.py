@@ -36,7 +36,7 @@ def debian_mirror(sources: Path = Path("/etc/apt")) -> str:
     for text in texts:
         for url in re.findall(r"(?:URIs:|deb)\s+(https?://\S+)", text):
             if "security" not in url and url.rstrip("/").endswith("/debian"):
-                return url.rstrip("/")
+                return str(url).rstrip("/")
     return DEFAULT_MIRROR
 
 

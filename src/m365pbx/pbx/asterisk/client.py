@@ -82,6 +82,7 @@ class AmiClient:
         self.banner: str | None = None
         self._ids = itertools.count(1)
         self._pending: dict[str, _Pending] = {}
+        self._outgoing: list[bytes] = []
         self._writer: asyncio.StreamWriter | None = None
         self._runner: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
@@ -211,7 +212,8 @@ class AmiClient:
             self._fail_pending(reason)  # nothing more will answer them
 
     def _dispatch(self, message: AmiMessage) -> None:
-        pending = self._pending.get(message.action_id) if message.action_id else None
+        action_id = message.action_id
+        pending = self._pending.get(action_id) if action_id else None
         if pending is None:
             if message.event:
                 try:
@@ -219,21 +221,25 @@ class AmiClient:
                 except Exception:  # one bad handler must not end the connection
                     log.exception("AMI event handler failed on %s", message.event)
             return
-        if message.response and not pending.response.done():
-            pending.listing = (message.get("EventList").casefold() == "start"
-                               or message.get("Message").endswith("will follow"))
-            if message.response.casefold() == "error" or not pending.listing:
-                self._pending.pop(message.action_id, None)
-            pending.response.set_result(message)
-            if not pending.listing:
-                pending.done.set()
+        if pending.response is None and message.response:
+            pending.response = message
+            listing = (message.get("EventList").casefold() == "start"
+                       or message.get("Message").endswith("will follow"))
+            if message.response.casefold() == "error" or not listing:
+                self._finish(action_id, pending)
             return
         pending.events.append(message)
         if message.get("EventList").casefold() == "complete":
-            self._pending.pop(message.action_id, None)
-            pending.done.set()
+            self._finish(action_id, pending)
+
+    def _finish(self, action_id: str, pending: _Pending) -> None:
+        del self._pending[action_id]
+        pending.timer.cancel()
+        if not pending.done.done() and pending.response is not None:
+            pending.done.set_result((pending.response, pending.events))
 
     def _close(self) -> None:
+        self._outgoing = []
         writer, self._writer = self._writer, None
         if writer is not None:
             writer.close()
@@ -242,56 +248,89 @@ class AmiClient:
     def _fail_pending(self, reason: str) -> None:
         pending, self._pending = self._pending, {}
         for item in pending.values():
-            if not item.response.done():
-                item.response.set_exception(AmiConnectionError(reason))
-            item.done.set()
+            item.timer.cancel()
+            if not item.done.done():
+                item.done.set_exception(AmiConnectionError(reason))
+
+    def _expired(self, action_id: str, name: str) -> None:
+        pending = self._pending.pop(action_id, None)
+        if pending is None:
+            return
+        if not pending.done.done():
+            pending.done.set_exception(AmiConnectionError(
+                f"no answer to {name} within {self.options.timeout:g} s"))
+        if self._writer is not None:
+            self._writer.close()  # an AMI that does not answer is treated as gone
 
     # actions ----------------------------------------------------------------------------
 
     async def action(self, name: str, *, _connecting: bool = False,
                      **fields: str) -> AmiMessage:
         """Send an action and return its response; AmiError (or a subclass) if refused."""
-        response, _ = await self._send(name, fields, _connecting)
+        (waiting,) = self._send([(name, fields)], _connecting)
+        response, _ = _checked(name, await waiting)
         return response
 
     async def list_action(self, name: str, **fields: str) -> tuple[AmiMessage, list[AmiMessage]]:
         """Send a list action; its response and the events up to the Complete one."""
-        return await self._send(name, fields, False)
+        (waiting,) = self._send([(name, fields)], False)
+        return _checked(name, await waiting)
 
-    async def _send(self, name: str, fields: dict[str, str],
-                    connecting: bool) -> tuple[AmiMessage, list[AmiMessage]]:
+    async def actions(self, batch: list[tuple[str, dict[str, str]]]
+                      ) -> list[AmiMessage | AmiError]:
+        """Send several actions in one write; each one's response, or its AmiError."""
+        found: list[AmiMessage | AmiError] = []
+        for (name, _), waiting in zip(batch, self._send(batch, False), strict=True):
+            try:
+                found.append(_checked(name, await waiting)[0])
+            except AmiError as exc:
+                found.append(exc)
+        return found
+
+    def _send(self, batch: list[tuple[str, dict[str, str]]],
+              connecting: bool) -> list[asyncio.Future[tuple[AmiMessage, list[AmiMessage]]]]:
         writer = self._writer
         if writer is None or not (self.connected or connecting):
             raise AmiConnectionError(self.error or "not connected to the AMI")
-        action_id = f"m365pbx-{next(self._ids)}"
-        data = encode_action(name, fields, action_id)
-        pending = self._pending[action_id] = _Pending()
-        try:
+        loop = asyncio.get_running_loop()
+        data = []
+        waiting = []
+        for name, fields in batch:
+            action_id = f"m365pbx-{next(self._ids)}"
+            data.append(encode_action(name, fields, action_id))
+            timer = loop.call_later(self.options.timeout, self._expired, action_id, name)
+            pending = self._pending[action_id] = _Pending(loop.create_future(), timer)
+            waiting.append(pending.done)
+        # Actions sent in the same turn of the event loop leave in one write (one system
+        # call instead of one each: the bench's many concurrent writes).
+        if not self._outgoing:
+            loop.call_soon(self._flush, writer)
+        self._outgoing.extend(data)
+        return waiting
+
+    def _flush(self, writer: asyncio.StreamWriter) -> None:
+        data, self._outgoing = b"".join(self._outgoing), []
+        if writer is self._writer and not writer.is_closing():
             writer.write(data)
-            async with asyncio.timeout(self.options.timeout):
-                response = await asyncio.shield(pending.response)
-                await pending.done.wait()
-        except TimeoutError:
-            self._pending.pop(action_id, None)
-            if writer is self._writer:
-                writer.close()  # an AMI that does not answer is treated as gone
-            raise AmiConnectionError(f"no answer to {name} within {self.options.timeout:g} s"
-                                     ) from None
-        if response.response.casefold() == "error":
-            message = response.get("Message")
-            if message.casefold() == "permission denied":
-                raise AmiPermissionError(name)
-            raise AmiError(f"{name}: {message or 'error'}")
-        return response, pending.events
+
+
+def _checked(name: str, answer: tuple[AmiMessage, list[AmiMessage]]
+             ) -> tuple[AmiMessage, list[AmiMessage]]:
+    response = answer[0]
+    if response.response.casefold() == "error":
+        message = response.get("Message")
+        if message.casefold() == "permission denied":
+            raise AmiPermissionError(name)
+        raise AmiError(f"{name}: {message or 'error'}")
+    return answer
 
 
 @dataclass(slots=True)
 class _Pending:
-    response: asyncio.Future[AmiMessage] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future())
-    done: asyncio.Event = field(default_factory=asyncio.Event)
+    done: asyncio.Future[tuple[AmiMessage, list[AmiMessage]]]
+    timer: asyncio.TimerHandle
+    response: AmiMessage | None = None
     events: list[AmiMessage] = field(default_factory=list)
-    listing: bool = False
 
 
 def _describe(exc: BaseException, options: AmiOptions) -> str:

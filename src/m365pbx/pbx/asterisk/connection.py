@@ -222,30 +222,30 @@ class AsteriskConnection:
 
     async def _write(self, person: _Person, *, device: bool = True,
                      presence: bool = True) -> None:
-        work = []
+        batch: list[tuple[str, dict[str, str]]] = []
         if device and person.custom_device:
-            work.append(self.client.action(
-                "Setvar", Variable=f"DEVICE_STATE({person.custom_device})",
-                Value=device_state_for(person.presence)))
+            batch.append(("Setvar", {"Variable": f"DEVICE_STATE({person.custom_device})",
+                                     "Value": device_state_for(person.presence)}))
         if presence and person.provider:
-            work.append(self.client.action(
-                "Setvar", Variable=f"PRESENCE_STATE({person.provider})",
-                Value=presence_value(person.presence, person.note)))
-        results = await asyncio.gather(*work, return_exceptions=True)
+            batch.append(("Setvar", {"Variable": f"PRESENCE_STATE({person.provider})",
+                                     "Value": presence_value(person.presence, person.note)}))
+        try:
+            results = await self.client.actions(batch)  # both in one write
+        except AmiConnectionError:
+            return  # set again after the reconnect
         for result in results:
             if isinstance(result, AmiPermissionError):
                 self._problem("write", "the AMI user may not set device and presence states "
                               "(Setvar): add call to its write= in manager.conf")
                 return
             if isinstance(result, AmiConnectionError):
-                return  # set again after the reconnect
+                return
             if isinstance(result, AmiError):
                 self._problem("write", f"Asterisk refused a state for {person.user.key}: "
                               f"{result} (is func_devstate/func_presencestate loaded?)")
                 return
-            if isinstance(result, BaseException):
-                raise result
-        self._problem("write", None)
+        if self.problems.has("write"):
+            self._problem("write", None)
 
     # Asterisk → Teams -------------------------------------------------------------------
 

@@ -20,6 +20,10 @@ class Problems:
             self._by_area[area] = text
         return before != text
 
+    def has(self, area: str) -> bool:
+        """Whether `area` has a problem now."""
+        return area in self._by_area
+
     def __bool__(self) -> bool:
         return bool(self._by_area)
 

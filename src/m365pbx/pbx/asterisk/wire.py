@@ -10,7 +10,6 @@ a new header or action (AMI injection), so encoding refuses them.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 
 __all__ = ["AmiMessage", "AmiParser", "AmiProtocolError", "encode_action"]
 
@@ -23,38 +22,48 @@ class AmiProtocolError(Exception):
     """The peer sent something that is not AMI (too long, or not `Key: Value`)."""
 
 
-@dataclass(frozen=True, slots=True)
 class AmiMessage:
     """One AMI message (response or event): its `Key: Value` pairs in order."""
 
-    pairs: tuple[tuple[str, str], ...] = field(default=())
+    __slots__ = ("_index", "pairs")
+
+    def __init__(self, pairs: tuple[tuple[str, str], ...] = ()) -> None:
+        self.pairs = pairs
+        index: dict[str, str] = {}
+        for name, value in pairs:
+            index.setdefault(name.casefold(), value)
+        self._index = index
+
+    def __repr__(self) -> str:
+        return f"AmiMessage({self.pairs!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, AmiMessage) and other.pairs == self.pairs
+
+    def __hash__(self) -> int:
+        return hash(self.pairs)
 
     def get(self, key: str, default: str = "") -> str:
         """The first value of `key` (compared without case), or `default`."""
-        folded = key.casefold()
-        for name, value in self.pairs:
-            if name.casefold() == folded:
-                return value
-        return default
+        return self._index.get(key.casefold(), default)
 
     def __contains__(self, key: object) -> bool:
-        folded = str(key).casefold()
-        return any(name.casefold() == folded for name, _ in self.pairs)
+        return str(key).casefold() in self._index
 
     @property
     def event(self) -> str:
         """The event's name (`Event:`), or '' for a response."""
-        return self.get("Event")
+        return self._index.get("event", "")
 
     @property
     def response(self) -> str:
         """`Success`, `Error`, `Goodbye`, ... for a response, or '' for an event."""
-        return self.get("Response")
+        return self._index.get("response", "")
 
     @property
     def action_id(self) -> str:
         """The ActionID it answers, or ''."""
-        return self.get("ActionID")
+        return self._index.get("actionid", "")
 
     def as_dict(self) -> dict[str, str]:
         """The pairs as a dict (the first value of each repeated key)."""
@@ -86,34 +95,45 @@ class AmiParser:
     def __init__(self) -> None:
         self.banner: str | None = None
         self._buffer = b""
-        self._pairs: list[tuple[str, str]] = []
-        self._size = 0
 
     def feed(self, data: bytes) -> Iterator[AmiMessage]:
         """Take bytes; yield each message they complete (AmiProtocolError on garbage)."""
-        self._buffer += data
-        while True:
-            end = self._buffer.find(b"\n")
+        buffer = self._buffer + data
+        if self.banner is None:
+            end = buffer.find(b"\n")
             if end < 0:
-                if len(self._buffer) > MAX_LINE:
-                    raise AmiProtocolError(f"a line longer than {MAX_LINE} bytes")
+                self._buffer = buffer
+                self._check(buffer)
                 return
-            raw, self._buffer = self._buffer[:end], self._buffer[end + 1:]
-            line = raw.rstrip(b"\r").decode("utf-8", errors="replace")
-            if self.banner is None:
-                self.banner = line
-                continue
-            if not line:
-                if self._pairs:
-                    message, self._pairs, self._size = AmiMessage(tuple(self._pairs)), [], 0
-                    yield message
-                continue
-            self._size += len(raw)
-            if self._size > MAX_MESSAGE:
-                raise AmiProtocolError(f"a message longer than {MAX_MESSAGE} bytes")
-            key, colon, value = line.partition(":")
-            if not colon:
+            self.banner = buffer[:end].rstrip(b"\r").decode("utf-8", errors="replace")
+            buffer = buffer[end + 1:]
+        start = 0
+        while True:
+            end = buffer.find(b"\r\n\r\n", start)
+            if end < 0:
+                break
+            block, start = buffer[start:end], end + 4
+            if block.strip():
+                yield _message(block)
+        self._buffer = buffer[start:]
+        self._check(self._buffer)
+
+    @staticmethod
+    def _check(rest: bytes) -> None:
+        if len(rest) > MAX_MESSAGE:
+            raise AmiProtocolError(f"a message longer than {MAX_MESSAGE} bytes")
+        if len(rest) > MAX_LINE and rest.rfind(b"\n") < len(rest) - MAX_LINE:
+            raise AmiProtocolError(f"a line longer than {MAX_LINE} bytes")
+
+
+def _message(block: bytes) -> AmiMessage:
+    pairs = []
+    for line in block.decode("utf-8", errors="replace").split("\r\n"):
+        key, colon, value = line.partition(":")
+        if not colon:
+            if line.strip():
                 # Command output (Action: Command) comes as bare lines; keep them as output.
-                self._pairs.append(("Output", line))
-                continue
-            self._pairs.append((key.strip(), value.strip()))
+                pairs.append(("Output", line))
+            continue
+        pairs.append((key.strip(), value.strip()))
+    return AmiMessage(tuple(pairs))

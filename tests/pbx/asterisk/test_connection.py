@@ -91,6 +91,19 @@ async def test_teams_presence_lights_the_hint_and_sets_presence_state(
     assert pbx.ami("PresenceState", Provider="CustomPresence:2001")[0]["State"] == "not_set"
 
 
+async def test_stopping_clears_what_it_set(pbx: AsteriskServer) -> None:
+    connection = connection_for(pbx)
+    await connection.start()
+    await until(lambda: connection.status().state is ConnectionState.CONNECTED)
+    await connection.set_presence(CARLA, PbxPresence.BUSY, "Call me later")
+    assert pbx.getvar("DEVICE_STATE(Custom:2003-teams)") == "BUSY"
+    await connection.stop()
+    # Nobody keeps the lamp right any more: it goes out rather than stay lit.
+    assert pbx.getvar("DEVICE_STATE(Custom:2003-teams)") == "NOT_INUSE"
+    assert pbx.ami("PresenceState", Provider="CustomPresence:2003")[0]["State"] == "not_set"
+    assert connection.status().state is ConnectionState.STOPPED
+
+
 async def test_users_are_the_pjsip_endpoints_with_their_caller_id_names(
     connection: AsteriskConnection,
 ) -> None:

@@ -114,10 +114,25 @@ class AsteriskConnection:
             self._tasks.append(asyncio.create_task(self._dnd_loop(), name=f"{self.name} dnd"))
         self._update_status()
 
-    async def stop(self) -> None:
-        """Log off and close; the states we set stay in Asterisk (its AstDB keeps them)."""
+    async def stop(self, withdraw_timeout: float = 5.0) -> None:
+        """Clear the states we set (within `withdraw_timeout` s), log off and close.
+
+        Cleared, as the contract asks: lamps lit from Teams must not stay lit while nobody
+        keeps them right. A restart sets them again at its first resync.
+        """
         if not self._started:
             return
+        if self.client.connected:
+            shown = [p for p in self._people.values()
+                     if p.touched and p.presence is not PbxPresence.ONLINE]
+            for person in shown:
+                person.presence, person.note = PbxPresence.ONLINE, ""
+            try:
+                await asyncio.wait_for(asyncio.gather(*(self._write(p) for p in shown)),
+                                       withdraw_timeout)
+            except TimeoutError:
+                log.warning("%s: not every state set from Teams was cleared within %g s "
+                            "before stopping", self.name, withdraw_timeout)
         self._started = False
         for task in self._tasks:
             task.cancel()

@@ -1,7 +1,7 @@
 """A Debian sid chroot with Asterisk 22, built once with mmdebstrap and cached for every run.
 
 Debian 12 has no Asterisk package; sid has Asterisk 22 but needs a newer libc, so the tests
-run it in a sid chroot built from the same Debian mirror (about 340 MB, 15-50 s). The
+run it in a sid chroot built from the same Debian mirror (about 280 MB, 45-85 s). The
 chroot lives under /var/cache/m365pbx-tests/ keyed by CHROOT_VERSION (change the key to
 rebuild); a file lock makes concurrent test sessions build it once, and a marker written
 last means a half-built tree from an interrupted build is never used.

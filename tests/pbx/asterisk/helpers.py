@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Callable
 
 from m365pbx.pbx.asterisk import AmiClient, AmiOptions, AsteriskConnection, AsteriskOptions
@@ -27,10 +28,12 @@ def client_for(server: AsteriskServer, **kwargs: object) -> AmiClient:
 
 
 def connection_for(server: AsteriskServer, user: str = AMI_USER, secret: str = AMI_SECRET,
+                   *, port: int | None = None, tls: ssl.SSLContext | None = None,
                    **options: object) -> AsteriskConnection:
-    """An Asterisk connection (not started)."""
+    """An Asterisk connection (not started); `port` and `tls` for the AMI over TLS."""
+    ami = ami_options(server, user, secret, tls=tls, port=port or server.ami_port)
     return AsteriskConnection("office-asterisk", AsteriskOptions(
-        ami_options(server, user, secret), **options))  # type: ignore[arg-type]
+        ami, **options))  # type: ignore[arg-type]
 
 
 async def until(check: Callable[[], bool], within: float = 30.0) -> None:

@@ -69,6 +69,8 @@ class AsteriskConfig:
     ami_users: list[AmiUser] = field(
         default_factory=lambda: [AmiUser(AMI_USER, AMI_SECRET)])
     hints: bool = True
+    # PEM server certificate and key for the AMI over TLS (on `ami_tls_port`); None: no TLS.
+    tls: tuple[Path, Path] | None = None
 
 
 def _ids(root: Path, name: str) -> tuple[int, int]:
@@ -93,6 +95,7 @@ class AsteriskServer:
         self.folder = root / self.inside.relative_to("/")
         self.ami_port = free_port()
         self.sip_port = free_port()
+        self.ami_tls_port = free_port()
         self.log = self.folder / "asterisk.out"
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -129,6 +132,11 @@ class AsteriskServer:
     def _manager(self) -> str:
         text = (f"[general]\nenabled = yes\nport = {self.ami_port}\n"
                 "bindaddr = 127.0.0.1\n")
+        if self.config.tls is not None:
+            etc = self.inside / "etc"
+            text += (f"tlsenable = yes\ntlsbindaddr = 127.0.0.1:{self.ami_tls_port}\n"
+                     f"tlscertfile = {etc / 'ami-cert.pem'}\n"
+                     f"tlsprivatekey = {etc / 'ami-key.pem'}\n")
         for user in self.config.ami_users:
             text += (f"\n[{user.name}]\nsecret = {user.secret}\n"
                      "deny = 0.0.0.0/0.0.0.0\npermit = 127.0.0.1/255.255.255.255\n"
@@ -165,6 +173,9 @@ class AsteriskServer:
             for sub in ("etc", "lib", "spool", "run", "log", "cache"):
                 (self.folder / sub).mkdir(parents=True, exist_ok=True)
             self.write_config()
+            if self.config.tls is not None:
+                shutil.copy(self.config.tls[0], self.folder / "etc" / "ami-cert.pem")
+                shutil.copy(self.config.tls[1], self.folder / "etc" / "ami-key.pem")
             uid, gid = _ids(self.root, "asterisk")
             for path in [self.folder, *self.folder.rglob("*")]:
                 os.chown(path, uid, gid)

@@ -1,7 +1,7 @@
 """A Debian sid chroot with Asterisk 22, built once with mmdebstrap and cached for every run.
 
 Debian 12 has no Asterisk package; sid has Asterisk 22 but needs a newer libc, so the tests
-run it in a sid chroot built from the same Debian mirror (about 280 MB, 45-85 s). The
+run it in a sid chroot built from the same Debian mirror (about 280 MB, 45-160 s). The
 chroot lives under /var/cache/m365pbx-tests/ keyed by CHROOT_VERSION (change the key to
 rebuild); a file lock makes concurrent test sessions build it once, and a marker written
 last means a half-built tree from an interrupted build is never used.
@@ -17,11 +17,12 @@ import subprocess
 import time
 from pathlib import Path
 
-CHROOT_VERSION = "asterisk-sid-1"
+CHROOT_VERSION = "asterisk-sid-2"
 CACHE = Path(os.environ.get("M365PBX_TEST_CACHE", "/var/cache/m365pbx-tests"))
 PACKAGES = ("asterisk", "asterisk-modules", "asterisk-config")
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 _DONE = ".m365pbx-complete"
+ASTERISK_ID = 917  # the chroot's asterisk user: a system uid (as adduser wants) unused here
 
 
 class ChrootUnavailable(Exception):
@@ -72,6 +73,12 @@ def ensure_chroot(version: str = CHROOT_VERSION) -> tuple[Path, float]:
             "--dpkgopt=path-exclude=/usr/share/doc/*",
             "--dpkgopt=path-exclude=/usr/share/man/*",
             "--dpkgopt=path-exclude=/usr/share/locale/*",
+            # The package would take the first free system uid, which on the host is often
+            # another service's (postgres): Asterisk would run as that user there. The
+            # essential set has no useradd, so the user is written into the files.
+            f"--essential-hook=echo 'asterisk:x:{ASTERISK_ID}:{ASTERISK_ID}:Asterisk PBX "
+            f"daemon:/var/lib/asterisk:/usr/sbin/nologin' >> \"$1/etc/passwd\" && "
+            f"echo 'asterisk:x:{ASTERISK_ID}:' >> \"$1/etc/group\"",
             f"--include={','.join(PACKAGES)}",
             "sid", str(building), f"deb {debian_mirror()} sid main",
         ]

@@ -119,9 +119,7 @@ class Service:
         self.store = Store.open(settings.database.url, box)
         self.connections: dict[str, PbxConnection] = {}
         for config in settings.pbx_connections:
-            connection = build_connection(config, self.clock, self.store)
-            if connection is not None:
-                self.connections[config.name] = connection
+            self.connections[config.name] = build_connection(config, self.clock, self.store)
         self._policies: dict[tuple[str, int | None], PolicyConfig] = {}
         self._connection_settings = {c.name: c for c in settings.pbx_connections}
         self.tenants: dict[str, TenantRuntime] = {}

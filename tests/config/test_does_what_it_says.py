@@ -5,21 +5,28 @@ from __future__ import annotations
 from tests.config.conftest import Load, Problems, valid
 
 
-def test_kind_asterisk_is_refused_at_its_line_until_the_adapter_exists(
-    problems: Problems,
-) -> None:
+def test_kind_asterisk_is_accepted_with_its_defaults(load: Load) -> None:
     config = valid()
     config["pbx_connections"].append({
         "name": "ami", "kind": "asterisk", "tenant": "contoso",
         "settings": {"host": "pbx", "username": "m365pbx", "secret": "s"}})
+    settings = load(config)
+    asterisk = settings.pbx_connections[-1].settings
+    assert (asterisk.port, asterisk.line_device, asterisk.custom_device) == (
+        5038, "PJSIP/{extension}", "Custom:{extension}-teams")
+
+
+def test_a_line_device_we_write_ourselves_is_refused_at_its_line(problems: Problems) -> None:
+    # Loop guard: reading the line from our own Custom: device would echo Teams back.
+    config = valid()
+    config["pbx_connections"].append({
+        "name": "ami", "kind": "asterisk", "tenant": "contoso",
+        "settings": {"host": "pbx", "username": "m365pbx", "secret": "s",
+                     "line_device": "Custom:{extension}-teams"}})
     error = problems(config)
-    assert len(error.problems) == 1
-    problem = error.problems[0]
-    assert problem.path == "pbx_connections[1].kind"
-    assert problem.source is not None and problem.source.endswith("m365pbx.yaml")
-    assert problem.line is not None
-    text = str(problem)
-    assert "not available yet" in text and "'sip' or 'api'" in text
+    assert [p.path for p in error.problems] == ["pbx_connections[1].settings.line_device"]
+    assert error.problems[0].line is not None
+    assert "never from a Custom: device" in str(error.problems[0])
 
 
 def test_webhook_mode_without_a_public_url_is_refused_at_the_mode(problems: Problems) -> None:

@@ -1,10 +1,11 @@
-"""Each PBX connection: a SIP presence server answers OPTIONS; the API has nothing to reach."""
+"""Each PBX connection: a SIP presence server answers OPTIONS, an Asterisk lets us log in and
+do our actions; the API has nothing to reach."""
 
 from __future__ import annotations
 
 from m365pbx.check.findings import Finding, fail, ok
 from m365pbx.config import Settings
-from m365pbx.config.connections import ApiConnection, SipConnection
+from m365pbx.config.connections import ApiConnection, AsteriskConnection, SipConnection
 
 AREA = "pbx"
 
@@ -36,12 +37,59 @@ async def sip_options(connection: SipConnection, wait_s: float) -> Finding:
                 "settings.listen_port, or any port when it is 0).")
 
 
+async def asterisk_login(connection: AsteriskConnection, wait_s: float) -> Finding:
+    """Log in to the AMI, run the resync's actions and read DND: any refusal in words."""
+    # The AMI client is loaded only when an Asterisk connection is checked.
+    import asyncio
+    import contextlib
+
+    from m365pbx.clock import SystemClock
+    from m365pbx.pbx.asterisk import AmiError
+    from m365pbx.service.connections import asterisk_connection
+
+    settings = connection.settings
+    subject = f"connection {connection.name}"
+    where = f"the AMI at {settings.host}:{settings.port}"
+    pbx = asterisk_connection(connection, SystemClock())
+    await pbx.start()
+    try:
+        # A refused login never resyncs: stop waiting at the refusal. The resync's probe of
+        # call events takes up to 5 s more than the login.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s + 6
+        while not (pbx.resynced.is_set() or pbx.client.auth_failed) and loop.time() < deadline:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(pbx.resynced.wait(), 0.1)
+        problems: list[str] = []
+        if pbx.resynced.is_set():
+            if settings.dnd_family:
+                with contextlib.suppress(AmiError):
+                    await pbx.read_dnd()
+            if connection.users_file is None:
+                with contextlib.suppress(AmiError):
+                    await pbx.list_users()
+        status = pbx.status()
+        if status.last_error:
+            problems.append(status.last_error)
+        elif not pbx.resynced.is_set():
+            problems.append(f"{where} did not let us log in within {wait_s:g} s")
+    finally:
+        await pbx.stop()
+    if not problems:
+        return ok(AREA, subject, f"{where} accepts our login, state changes and events")
+    return fail(AREA, subject, "; ".join(problems),
+                "Check settings.host, port, username and secret, and the AMI user's read= and "
+                "write= classes in manager.conf (docs/asterisk.md).")
+
+
 async def check_connections(settings: Settings, wait_s: float) -> list[Finding]:
     """One finding per PBX connection."""
     findings: list[Finding] = []
     for connection in settings.pbx_connections:
         if isinstance(connection, SipConnection):
             findings.append(await sip_options(connection, wait_s))
+        elif isinstance(connection, AsteriskConnection):
+            findings.append(await asterisk_login(connection, wait_s))
         elif isinstance(connection, ApiConnection):
             findings.append(ok(AREA, f"connection {connection.name}",
                                "the built-in presence API has nothing to reach: PBX apps "

@@ -236,6 +236,79 @@ class AsteriskSettings(BaseModel):
     port: int = Field(default=ASTERISK_DEFAULT_PORT, ge=1, le=65535, description="AMI port")
     username: str = Field(description="AMI user name (manager.conf)")
     secret: Secret = Field(description="AMI secret of that user")
+    tls: bool = Field(default=False, description="speak TLS to the AMI (manager.conf tlsenable)")
+    ca_file: Path | None = Field(
+        default=None, description="CA certificates (PEM) the AMI's TLS certificate is checked "
+        "against; default: the system's")
+    extension_field: str = Field(
+        default="extension",
+        description="the PBX user field holding the extension; users without it use their key",
+    )
+    line_device: str = Field(
+        default="PJSIP/{extension}",
+        description="the phone's device whose state is the person's line state (calls → Teams)",
+    )
+    custom_device: str = Field(
+        default="Custom:{extension}-teams",
+        description="the custom device m365pbx sets from Teams (part of the hint that lights "
+        "BLFs); empty: none",
+    )
+    presence_provider: str = Field(
+        default="CustomPresence:{extension}",
+        description="the presence state m365pbx sets from Teams (with the note); empty: none",
+    )
+    dnd_family: str = Field(
+        default="DND",
+        description="AstDB family whose <extension> key means Do Not Disturb (FreePBX *76); "
+        "empty: DND on phones is not followed",
+    )
+    dnd_poll_interval: Duration = Field(
+        default=timedelta(seconds=15),
+        description="how often AstDB DND is read (FreePBX's Custom:DND<extension> device "
+        "makes it read at once)",
+    )
+    keepalive_interval: Duration = Field(
+        default=timedelta(seconds=20),
+        description="how often the AMI is pinged; no answer in 10 s: connect again",
+    )
+
+    @field_validator("line_device", "custom_device", "presence_provider")
+    @classmethod
+    def _check_device(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            return value
+        unknown = _placeholders(value) - {"extension", "key"}
+        if unknown:
+            raise ValueError(f"{{{sorted(unknown)[0]}}} is not known here: use {{extension}} "
+                             "or {key}")
+        if ":" not in value and "/" not in value:
+            raise ValueError("a device name such as PJSIP/{extension} or "
+                             "Custom:{extension}-teams")
+        return value
+
+    @field_validator("line_device")
+    @classmethod
+    def _line_is_not_ours(cls, value: str) -> str:
+        # Loop guard: a line read from a device m365pbx writes would echo Teams back.
+        if value.casefold().startswith(("custom:", "custompresence:", "stasis:")):
+            raise ValueError("the line state is read from the phone's device (e.g. "
+                             "PJSIP/{extension}), never from a Custom: device")
+        return value
+
+    @field_validator("dnd_poll_interval")
+    @classmethod
+    def _check_dnd_poll(cls, value: timedelta) -> timedelta:
+        if not timedelta(seconds=1) <= value <= timedelta(hours=1):
+            raise ValueError("must lie between 1 second and 1 hour")
+        return value
+
+    @field_validator("keepalive_interval")
+    @classmethod
+    def _check_keepalive(cls, value: timedelta) -> timedelta:
+        if not timedelta(seconds=1) <= value <= timedelta(minutes=10):
+            raise ValueError("must lie between 1 second and 10 minutes")
+        return value
 
 
 class ApiSettings(BaseModel):
@@ -495,15 +568,6 @@ class AsteriskConnection(_ConnectionBase):
 
     kind: Literal["asterisk"] = Field(description="the kind of PBX: 'api', 'sip' or 'asterisk'")
     settings: AsteriskSettings = Field(description="AMI host, port, username and secret")
-
-    @field_validator("kind")
-    @classmethod
-    def _not_available_yet(cls, value: str) -> str:
-        # The settings are checked as documented, but no AMI adapter exists: refuse rather
-        # than start a service that builds nothing for this connection.
-        raise ValueError("PBX connections of kind 'asterisk' are not available yet (the "
-                         "Asterisk Manager Interface adapter is not written); use 'sip' or "
-                         "'api', or leave this connection out")
 
 
 PbxConnection = Annotated[

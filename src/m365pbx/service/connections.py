@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from m365pbx.clock import Clock
+from m365pbx.config import AsteriskConnection as AsteriskConnectionConfig
 from m365pbx.config import PbxConnection as ConnectionConfig
 from m365pbx.core.policy import LineReading, PbxReading
 from m365pbx.pbx.base import LineStateEvent, PbxConnection, PbxPresenceEvent
 from m365pbx.store import Store
 from m365pbx.sync.hub import PresenceHub
 
+if TYPE_CHECKING:
+    from m365pbx.pbx.asterisk import AsteriskConnection
+
 log = logging.getLogger(__name__)
 
 
 def build_connection(
     config: ConnectionConfig, clock: Clock, store: Store | None = None
-) -> PbxConnection | None:
-    """The PBX connection a configuration entry describes (None: kind not available yet).
+) -> PbxConnection:
+    """The PBX connection a configuration entry describes.
 
     With a store, a SIP connection keeps its publications there across restarts, and an API
     connection the users its clients uploaded.
@@ -43,8 +48,29 @@ def build_connection(
 
             return StoredSipConnection(config.name, options, store, clock)
         return SipConnection(config.name, options, now=clock.now)
-    log.error("PBX connection %s: kind %r is not supported yet", config.name, config.kind)
-    return None
+    if config.kind == "asterisk":
+        assert isinstance(config, AsteriskConnectionConfig)
+        return asterisk_connection(config, clock)
+    # Unreachable through the configuration, whose models allow only the kinds above.
+    raise ValueError(f"PBX connection {config.name}: unknown kind {config.kind!r}")
+
+
+def asterisk_connection(config: AsteriskConnectionConfig, clock: Clock) -> AsteriskConnection:
+    """The AMI connection an `asterisk` configuration entry describes."""
+    from m365pbx.pbx.asterisk import AmiOptions, AsteriskConnection, AsteriskOptions, tls_context
+
+    settings = config.settings
+    ami = AmiOptions(
+        host=settings.host, port=settings.port, username=settings.username,
+        secret=settings.secret.get_secret_value(),
+        tls=tls_context(settings.ca_file) if settings.tls else None,
+        keepalive=settings.keepalive_interval.total_seconds())
+    options = AsteriskOptions(
+        ami, extension_field=settings.extension_field, line_device=settings.line_device,
+        custom_device=settings.custom_device, presence_provider=settings.presence_provider,
+        dnd_family=settings.dnd_family,
+        dnd_poll_interval=settings.dnd_poll_interval.total_seconds())
+    return AsteriskConnection(config.name, options, now=clock.now)
 
 
 def _seconds(at: datetime) -> float:

@@ -1,62 +1,21 @@
 """Event change notifications: one subscription on `users/{id}/events` per followed person.
 
 A notification only makes the reader read that person's calendar again at once (the
-event itself is read from calendarView, so a lost or late notification costs time, never
-correctness); with notifications flowing a person is read once a day instead of every
-poll interval. Graph keeps such a subscription at most 4,230 minutes (graph.md 6); ours
-last a day and are renewed six hours ahead, so one left by a crash lapses within a day
-(leftovers of an earlier run with our notification URL are removed at start).
-
-One task owns every subscription of a tenant (design.md rule 3): it creates them for new
-people, deletes those of people no longer followed, renews, answers lifecycle events
-(`subscriptionRemoved`: a new one; `reauthorizationRequired`: reauthorize; `missed`: read
-again), and shows its failures without stopping the reads.
+event itself is read from calendarView); with notifications flowing a person is read once
+a day instead of every poll interval. The subscriptions themselves are kept by
+MailboxSubscriptions (sync/mailbox_subscriptions.py), shared with the contacts.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import secrets
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 from m365pbx.clock import Clock
 from m365pbx.graph.client import GraphClient
-from m365pbx.graph.errors import M365Error, NotFound
-from m365pbx.graph.subscriptions import (
-    Subscription,
-    SubscriptionRequest,
-    create_subscription,
-    delete_subscription,
-    expiry_for,
-    list_subscriptions,
-    reauthorize_subscription,
-    renew_subscription,
-)
 from m365pbx.sync.calendar.reader import CalendarReader
-from m365pbx.sync.teams_to_pbx.receiver import KnownSubscription
-
-log = logging.getLogger(__name__)
+from m365pbx.sync.mailbox_subscriptions import LIFETIME, RENEW_MARGIN, MailboxSubscriptions
 
 KIND = "calendar"
-CHANGE_TYPES = "created,updated,deleted"
-LIFETIME = timedelta(days=1)
-RENEW_MARGIN = timedelta(hours=6)
-RETRY_AFTER = 300.0
-# Renewals due within this go with those due now: one look at 50,000 subscriptions renews
-# a batch, not one each.
-RENEW_SLACK = timedelta(minutes=10)
-# A reauthorization lends the subscription the lifetime of the token it is made with: one
-# cached for most of its hour would leave Graph asking again at once (the simulator asked
-# once a minute for ten minutes of every hour). A fresh token is fetched for the first
-# challenge of a wave, at most this often.
-FRESH_TOKEN_EVERY = 600.0
-# Subscription requests in flight at once, each for a different mailbox. A create waits for
-# Graph to validate our URL (about a second): 32 at once make 50,000 in about half an hour.
-CONCURRENT = 32
 
 
 def events_resource(user_id: str) -> str:
@@ -64,220 +23,20 @@ def events_resource(user_id: str) -> str:
     return f"users/{user_id}/events"
 
 
-@dataclass
-class _Held:
-    user_id: str
-    subscription: Subscription | None = None
-    client_state: str = field(default="", repr=False)
-    retry_at: float = 0.0
-    error: str | None = None
-
-
-class CalendarSubscriptions:
+class CalendarSubscriptions(MailboxSubscriptions):
     """Keeps a subscription on each followed person's events; notifications wake the reader."""
 
     def __init__(self, client: GraphClient, clock: Clock, reader: CalendarReader, *,
                  notification_url: str, lifecycle_url: str | None, tenant_id: str,
                  app_id: str, lifetime: timedelta = LIFETIME,
                  renew_margin: timedelta = RENEW_MARGIN) -> None:
-        self.client = client
-        self.clock = clock
+        super().__init__(
+            client, clock, kind=KIND, tail="events",
+            wanted=lambda: {uid: entries[0][0].teams_user_id
+                            for uid, entries in reader.followed().items()},
+            read_now=reader.read_now, notification_url=notification_url,
+            lifecycle_url=lifecycle_url, tenant_id=tenant_id, app_id=app_id,
+            lifetime=lifetime, renew_margin=renew_margin)
         self.reader = reader
-        self.notification_url = notification_url
-        self.lifecycle_url = lifecycle_url
-        self.tenant_id = tenant_id
-        self.app_id = app_id
-        self.lifetime = lifetime
-        self.renew_margin = renew_margin
-        self.notifications = 0
-        self._held: dict[str, _Held] = {}  # by lower-case user id
-        self._by_id: dict[str, str] = {}  # subscription id → lower-case user id
-        self._events: list[tuple[str, str]] = []
-        self._wake = asyncio.Event()
-        self._fresh_token_at: float | None = None
         reader.covered = self.covers
-        reader.hub.on_people(lambda _people: self._wake.set())
-
-    # --- messages from the receiver -----------------------------------------------------------
-    def known(self, subscription_id: str) -> KnownSubscription | None:
-        """The receiver's view of one of our subscriptions, if it has this id."""
-        uid = self._by_id.get(subscription_id)
-        held = None if uid is None else self._held.get(uid)
-        if held is None or held.subscription is None:
-            return None
-        return KnownSubscription(subscription_id, held.client_state, self.tenant_id,
-                                 self.app_id, KIND)
-
-    def notified(self, subscription_id: str) -> None:
-        """Graph said the person's events changed: read their calendar now."""
-        uid = self._by_id.get(subscription_id)
-        if uid is not None:
-            self.notifications += 1
-            self.reader.read_now(uid)
-
-    def lifecycle(self, subscription_id: str, event: str) -> None:
-        """Graph sent a lifecycle event for one of our subscriptions."""
-        uid = self._by_id.get(subscription_id)
-        if uid is None:
-            return
-        if event == "missed":
-            self.reader.read_now(uid)  # what the lost notifications said, read back
-            return
-        self._events.append((uid, event))
-        self._wake.set()
-
-    def covers(self, uid: str) -> bool:
-        """Whether notifications flow for this person (their calendar is read daily then)."""
-        held = self._held.get(uid)
-        return held is not None and held.subscription is not None
-
-    # --- the owner's loop -----------------------------------------------------------------------
-    async def run(self) -> None:
-        """Keep every followed person subscribed until cancelled; delete them on the way out."""
-        try:
-            await self._clear_leftovers()
-            limit = asyncio.Semaphore(CONCURRENT)
-            while True:
-                wait = await self._step(limit)
-                await self._sleep(wait)
-        finally:
-            ids = [h.subscription.id for h in self._held.values() if h.subscription is not None]
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.gather(
-                    *(delete_subscription(self.client, sid) for sid in ids),
-                    return_exceptions=True), timeout=5)
-
-    async def _step(self, limit: asyncio.Semaphore) -> float:
-        """One look at every subscription; how long until the next."""
-        wanted = {uid: entries[0][0].teams_user_id
-                  for uid, entries in self.reader.followed().items()}
-        for uid in set(self._held) - set(wanted):
-            gone = self._held.pop(uid)
-            if gone.subscription is not None:
-                self._by_id.pop(gone.subscription.id, None)
-                with contextlib.suppress(M365Error):
-                    await delete_subscription(self.client, gone.subscription.id)
-        for uid, user_id in wanted.items():
-            self._held.setdefault(uid, _Held(user_id))
-        events, self._events = self._events, []
-        for uid, event in events:
-            held = self._held.get(uid)
-            if held is None or held.subscription is None:
-                continue
-            if event == "subscriptionRemoved":
-                self._by_id.pop(held.subscription.id, None)
-                held.subscription = None
-                held.retry_at = 0.0
-                self.reader.read_now(uid)  # changes since it was removed
-            elif event == "reauthorizationRequired":
-                with contextlib.suppress(M365Error):
-                    await self._fresh_token()
-                    await reauthorize_subscription(self.client, held.subscription.id)
-        now = self.clock.now()
-        due = [held for held in self._held.values() if self._due(held, now)]
-        await asyncio.gather(*(self._keep(held, limit) for held in due))
-        return self._next_wait()
-
-    def _due(self, held: _Held, now: datetime) -> bool:
-        if held.retry_at > now.timestamp():
-            return False
-        return held.subscription is None or (
-            held.subscription.expires - now <= self.renew_margin + RENEW_SLACK)
-
-    def _next_wait(self) -> float:
-        now = self.clock.now()
-        times = []
-        for held in self._held.values():
-            if held.subscription is None:
-                times.append(held.retry_at - now.timestamp())
-            else:
-                times.append((held.subscription.expires - self.renew_margin - now)
-                             .total_seconds())
-        return max(min(times, default=3600.0), 1.0)
-
-    async def _keep(self, held: _Held, limit: asyncio.Semaphore) -> None:
-        async with limit:
-            now = self.clock.now()
-            try:
-                if held.subscription is None:
-                    await self._create(held, now)
-                else:
-                    try:
-                        held.subscription = await renew_subscription(
-                            self.client, held.subscription.id,
-                            expiry_for(now, self.lifetime, self.client.clock_skew))
-                    except NotFound:  # Graph lost it (or it lapsed): a new one
-                        self._by_id.pop(held.subscription.id, None)
-                        held.subscription = None
-                        await self._create(held, now)
-                        self.reader.read_now(held.user_id.lower())
-                held.error = None
-            except M365Error as exc:
-                held.error = exc.describe()
-                held.retry_at = now.timestamp() + RETRY_AFTER
-                if held.subscription is None:
-                    self.reader.read_now(held.user_id.lower())  # back to polling's pace
-                log.warning("calendar change notifications for %s: %s; read every poll "
-                            "interval meanwhile", held.user_id, held.error)
-
-    async def _fresh_token(self) -> None:
-        now = self.clock.now().timestamp()
-        if self._fresh_token_at is None or now - self._fresh_token_at >= FRESH_TOKEN_EVERY:
-            self._fresh_token_at = now
-            await self.client.tokens.invalidate()
-
-    async def _create(self, held: _Held, now: datetime) -> None:
-        client_state = secrets.token_urlsafe(32)
-        created = await create_subscription(self.client, SubscriptionRequest(
-            resource=events_resource(held.user_id), notification_url=self.notification_url,
-            expires=expiry_for(now, self.lifetime, self.client.clock_skew),
-            client_state=client_state, change_type=CHANGE_TYPES,
-            lifecycle_url=self.lifecycle_url))
-        held.client_state = client_state
-        held.subscription = created
-        self._by_id[created.id] = held.user_id.lower()
-
-    async def _clear_leftovers(self) -> None:
-        try:
-            found = await list_subscriptions(self.client)
-        except M365Error as exc:  # they lapse by themselves within LIFETIME
-            log.warning("calendar change notifications: cannot list earlier subscriptions: %s",
-                        exc.describe())
-            return
-        leftovers = [s.id for s in found
-                     if s.resource.strip("/").casefold().startswith("users/")
-                     and s.resource.strip("/").casefold().endswith("/events")
-                     and s.notification_url == self.notification_url]
-        # One per followed person of the earlier run: deleted side by side, not one by one
-        # (their client states were not kept, so they cannot be taken over).
-        pending = iter(leftovers)
-
-        async def worker() -> None:
-            for subscription_id in pending:
-                with contextlib.suppress(M365Error):
-                    await delete_subscription(self.client, subscription_id)
-
-        await asyncio.gather(*(worker() for _ in range(min(CONCURRENT, len(leftovers)))))
-        if leftovers:
-            log.info("calendar change notifications: removed %d subscriptions left by an "
-                     "earlier run", len(leftovers))
-
-    async def _sleep(self, seconds: float) -> None:
-        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
-        woken = asyncio.ensure_future(self._wake.wait())
-        try:
-            await asyncio.wait({sleeper, woken}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            sleeper.cancel()
-            woken.cancel()
-        self._wake.clear()
-
-    def health(self) -> dict[str, Any]:
-        """What /healthz shows: subscriptions per state, notifications, the first error."""
-        active = sum(1 for h in self._held.values() if h.subscription is not None)
-        failing = [h for h in self._held.values() if h.error is not None]
-        return {"active": active, "missing": len(self._held) - active,
-                "notifications": self.notifications,
-                "error": None if not failing else
-                f"{failing[0].user_id}: {failing[0].error}"
-                + (f" (and {len(failing) - 1} more)" if len(failing) > 1 else "")}
+        reader.hub.on_people(lambda _people: self.wake())

@@ -3,6 +3,8 @@ simulator, and PBX apps search and look up through its HTTP API (issue 23)."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +17,18 @@ from m365pbx.config import Settings, load_config
 from m365pbx.pbx.api import MemoryApiKeyChecker, Scope
 from m365sim.clock import VirtualClock
 from m365sim.directory.changes import update_user
+from m365sim.faults import FaultRule
 from m365sim.model import Tenant
 from m365sim.server import RunningServer
 from m365sim.simulator import Simulator
-from tests.e2e.harness import eventually, pbx_users, running, settings_for, switchboard
+from tests.e2e.harness import (
+    eventually,
+    free_port,
+    pbx_users,
+    running,
+    settings_for,
+    switchboard,
+)
 
 PEOPLE = (("anna", "Anna Schmidt"), ("ben", "Ben Weber"))
 
@@ -85,6 +95,10 @@ async def test_pbx_apps_search_and_look_up_through_the_service(
         assert added["name"] == "Neu Kunde"
         health = service.health()["contacts"]
         assert health["tenants"]["contoso"]["state"] == "following", health
+        # No public URL: no change notifications, and health says why.
+        notifications = health["tenants"]["contoso"]["notifications"]
+        assert notifications["state"] == "off", notifications
+        assert "no public webhook" in notifications["reason"]
         assert health["entries"]["personal"] == 3
         metrics = generate_latest(service.registry).decode()
         assert 'm365pbx_contact_lookups_total{outcome="found"} 3.0' in metrics
@@ -105,3 +119,173 @@ async def test_pbx_apps_search_and_look_up_through_the_service(
         switchboard(service).replace_users(pbx_users(PEOPLE[0]))
         await eventually(lambda: len(service.hub.people()) == 1, clock, step=0.5)
         assert service.contacts.index.owners("contoso") == {anna.id}
+
+
+def contacts_with_webhooks(server: RunningServer, sim: Simulator, tmp: Path,
+                           poll_interval: str = "1d") -> Settings:
+    """Settings with a public URL (the simulator delivers to loopback) and contacts read on
+    the schedule only daily: what shows sooner came by change notification."""
+    sim.settings.extra["notification_allow_http_loopback"] = True
+    sim.subscriptions.settings.allow_http_loopback = True
+    settings_for(server, tmp, webhook_port=free_port())
+    path = tmp / "m365pbx.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["tenants"][0]["credentials"][0]["permissions"].append("contacts.read")
+    data["pbx_connections"][0]["contacts"] = {"enabled": True, "phone_region": "DE",
+                                              "poll_interval": poll_interval}
+    # Presence reconciliation is not under test: hourly keeps long runs of the clock quick.
+    data["teams_to_pbx"]["reconcile_interval"] = "1h"
+    path.write_text(yaml.safe_dump(data))
+    return load_config(path, environ={})
+
+
+async def within(check: Callable[[], Awaitable[bool]], clock: VirtualClock,
+                 step: float = 0.5, wall_timeout: float = 30.0) -> float:
+    """Advance the virtual clock until the (API) check holds; the virtual seconds it took."""
+    loop = asyncio.get_running_loop()
+    started, deadline = clock.now(), loop.time() + wall_timeout
+    while not await check():
+        assert loop.time() < deadline, "the expected state was not reached in time"
+        await clock.advance(step)
+        await asyncio.sleep(0.02)
+    return (clock.now() - started).total_seconds()
+
+
+def names(answer: httpx.Response) -> list[str]:
+    """The display names a search answered."""
+    assert answer.status_code == 200, answer.text
+    return [c["display_name"] for c in answer.json()["contacts"]]
+
+
+def contact_subscriptions(sim: Simulator, user_id: str | None = None) -> list[Any]:
+    """The simulator's subscriptions on people's contacts (of one person, if given)."""
+    return [s for s in sim.subscriptions.subscriptions.values()
+            if s.resource.strip("/").casefold().endswith("/contacts")
+            and (user_id is None or s.resource.strip("/").casefold()
+                 == f"users/{user_id}/contacts".casefold())]
+
+
+async def test_outlook_changes_show_within_one_notification_and_leavers_lose_theirs(
+    sim_server: RunningServer, sim: Simulator, tenant: Tenant, clock: VirtualClock,
+    tmp_path: Path,
+) -> None:
+    anna, ben = (tenant.find_user(f"{n}@contoso.com") for n in ("anna", "ben"))
+    assert anna is not None and ben is not None
+    keys = MemoryApiKeyChecker()
+    key = keys.add("phone-app", [Scope.CONTACTS])
+    async with running(contacts_with_webhooks(sim_server, sim, tmp_path), clock,
+                       api_keys=keys) as service:
+        switchboard(service).replace_users(pbx_users(*PEOPLE))
+        parts = service.tenants["contoso"].parts
+        sync, subscriptions = parts.contacts, parts.contact_subscriptions
+        assert sync is not None and subscriptions is not None
+        await eventually(lambda: sync.status.reads >= 2
+                         and subscriptions.health()["active"] == 2, clock, step=0.2)
+        assert len(contact_subscriptions(sim, anna.id)) == 1
+        reads = sync.status.reads
+
+        async def number_is(number: str, name: str | None) -> bool:
+            answer = (await api(service, key, "/api/v1/lookup", person="anna",
+                                number=number)).json()
+            return answer.get("name") == name if name else not answer["found"]
+
+        # Added in Outlook: found by number within seconds, not at the daily read.
+        added = sim.outlook.add_contact(tenant, anna, {"display_name": "Neu Kunde",
+                                                       "business_phones": ["089 7654321"]})
+        assert await within(lambda: number_is("0897654321", "Neu Kunde"), clock) < 60
+        # Changed: the new name and number show, the old number no longer finds it.
+        sim.outlook.update_contact(tenant, anna, added.id, {
+            "display_name": "Neu Kundin", "business_phones": ["089 1111111"]})
+        assert await within(lambda: number_is("089 1111111", "Neu Kundin"), clock) < 60
+        assert await number_is("0897654321", None)
+        # Deleted: gone from search.
+        sim.outlook.delete_contact(tenant, anna, added.id)
+
+        async def gone() -> bool:
+            return names(await api(service, key, "/api/v1/contacts", person="anna",
+                                   q="kundin")) == []
+
+        assert await within(gone, clock) < 60
+        # Each change was read by notification (Anna only), not by a round for everyone.
+        assert subscriptions.notifications >= 3
+        assert sync.status.notified_reads >= 3
+        assert sync.status.reads - reads == sync.status.notified_reads
+        report = service.health()["contacts"]["tenants"]["contoso"]["notifications"]
+        assert (report["state"], report["active"], report["error"]) == ("on", 2, None), report
+        metrics = generate_latest(service.registry).decode()
+        assert 'm365pbx_contact_subscriptions{state="active",tenant="contoso"} 2.0' in metrics
+        # Ben leaves the PBX: his subscription is deleted, Anna's stays.
+        switchboard(service).replace_users(pbx_users(PEOPLE[0]))
+        await eventually(lambda: subscriptions.health()["active"] == 1
+                         and not contact_subscriptions(sim, ben.id), clock, step=0.2)
+        assert len(contact_subscriptions(sim, anna.id)) == 1
+    # At stop every contact subscription of ours is deleted.
+    assert contact_subscriptions(sim) == []
+
+
+async def test_a_removed_subscription_is_made_again_and_the_changes_read_back(
+    sim_server: RunningServer, sim: Simulator, tenant: Tenant, clock: VirtualClock,
+    tmp_path: Path,
+) -> None:
+    anna = tenant.find_user("anna@contoso.com")
+    assert anna is not None
+    keys = MemoryApiKeyChecker()
+    key = keys.add("phone-app", [Scope.CONTACTS])
+    async with running(contacts_with_webhooks(sim_server, sim, tmp_path), clock,
+                       api_keys=keys) as service:
+        switchboard(service).replace_users(pbx_users(*PEOPLE))
+        subscriptions = service.tenants["contoso"].parts.contact_subscriptions
+        assert subscriptions is not None
+        await eventually(lambda: subscriptions.health()["active"] == 2, clock, step=0.2)
+        theirs = contact_subscriptions(sim, anna.id)[0]
+        # Graph drops the subscription (subscriptionRemoved); the change made meanwhile
+        # notifies nobody, yet shows: the new subscription comes with a read.
+        sim.subscriptions.remove_with_notice(theirs)
+        sim.outlook.add_contact(tenant, anna, {"display_name": "Ungehört",
+                                               "business_phones": ["089 2222222"]})
+
+        async def found() -> bool:
+            return names(await api(service, key, "/api/v1/contacts", person="anna",
+                                   q="ungehort")) == ["Ungehört"]
+
+        assert await within(found, clock) < 60
+        await eventually(lambda: subscriptions.health()["active"] == 2
+                         and subscriptions.known(theirs.id) is None, clock, step=0.2)
+        assert len(contact_subscriptions(sim, anna.id)) == 1
+
+
+async def test_without_a_subscription_contacts_are_polled_and_health_says_why(
+    sim_server: RunningServer, sim: Simulator, tenant: Tenant, clock: VirtualClock,
+    tmp_path: Path,
+) -> None:
+    anna = tenant.find_user("anna@contoso.com")
+    assert anna is not None
+    keys = MemoryApiKeyChecker()
+    key = keys.add("phone-app", [Scope.CONTACTS])
+    # Graph cannot make any subscription (presence falls back to polling as well).
+    sim.faults.add_fault(FaultRule(503, path_prefix="/v1.0/subscriptions", method="POST"))
+    settings = contacts_with_webhooks(sim_server, sim, tmp_path, poll_interval="5m")
+    async with running(settings, clock, api_keys=keys) as service:
+        switchboard(service).replace_users(pbx_users(*PEOPLE))
+        parts = service.tenants["contoso"].parts
+        sync, subscriptions = parts.contacts, parts.contact_subscriptions
+        assert sync is not None and subscriptions is not None
+        await eventually(lambda: sync.status.reads >= 2
+                         and subscriptions.health()["error"] is not None, clock, step=0.2)
+        report = service.health()["contacts"]["tenants"]["contoso"]["notifications"]
+        assert (report["active"], report["missing"]) == (0, 2), report
+        assert "503" in report["error"], report
+        # Read on the schedule meanwhile: a new contact shows within poll_interval.
+        sim.outlook.add_contact(tenant, anna, {"display_name": "Per Abfrage",
+                                               "business_phones": ["089 3333333"]})
+
+        async def found() -> bool:
+            return names(await api(service, key, "/api/v1/contacts", person="anna",
+                                   q="abfrage")) == ["Per Abfrage"]
+
+        assert await within(found, clock, step=5.0, wall_timeout=60) <= 5 * 60 + 30
+        # Graph accepts subscriptions again: they are made at the next try.
+        sim.faults.clear_faults()
+        await eventually(lambda: subscriptions.health()["active"] == 2, clock, step=5.0,
+                         wall_timeout=60)
+        assert subscriptions.health()["error"] is None

@@ -323,3 +323,30 @@ async def test_a_deleted_contact_folder_takes_its_contacts_along(world: World) -
     assert [name for name, _, _ in await world.search("anna", "jurgen")] == ["Jürgen Müller"]
     assert [name for name, _, _ in await world.search("anna", "zora")] == ["Zora Neu"]
     assert len(world.sync.index.personal_ids("contoso", anna.id)) == 3
+
+
+async def test_notifications_before_the_read_make_one_read_of_that_person(
+        world: World) -> None:
+    sim, tenant, anna, sync = world.sim, world.tenant, world.anna, world.sync
+    reads = sync.status.reads
+    for n in range(3):  # three changes, three notifications, before the sync comes round
+        sim.outlook.add_contact(tenant, anna, {"display_name": f"Kunde {n}",
+                                               "business_phones": [f"089 765432{n}"]})
+        sync.read_now(anna.id.lower())
+    sync.read_now("not-followed")  # a notification for nobody followed changes nothing
+    runner = asyncio.create_task(sync.run())
+    try:
+        for _ in range(1000):
+            if sync.status.reads > reads:
+                break
+            await asyncio.sleep(0.01)
+        for _ in range(20):  # give a second read every chance to start
+            await asyncio.sleep(0)
+        assert (sync.status.reads, sync.status.notified_reads) == (reads + 1, 1)
+        assert [name for name, _, _ in await world.search("anna", "kunde")] == [
+            "Kunde 0", "Kunde 1", "Kunde 2"]
+        assert await world.search("ben", "kunde") == []
+    finally:
+        runner.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await runner

@@ -445,6 +445,12 @@ class ContactsSettings(BaseModel):
         default=timedelta(minutes=15),
         description="how often each person's contacts are read again (changes show within it)",
     )
+    notifications: Literal["auto", "off"] = Field(
+        default="auto",
+        description="auto: change notifications on each person's contacts when public_url "
+        "is set (read at once on a change, and daily), else poll_interval; off: always "
+        "poll_interval",
+    )
 
     @field_validator("phone_region")
     @classmethod

@@ -20,7 +20,7 @@ from m365pbx.graph.client import GraphClient
 from m365pbx.graph.users import DeltaResult
 from m365pbx.pbx.api.contacts import ContactCounters, contacts_router
 from m365pbx.pbx.api.keys import ApiKeyChecker
-from m365pbx.sync.contacts import ContactsPlan, ContactsSync
+from m365pbx.sync.contacts import ContactsPlan, ContactsSync, ContactSubscriptions
 from m365pbx.sync.people import Person
 from m365pbx.sync.signin import WatchedTokens
 
@@ -41,7 +41,8 @@ def contacts_plan(connection: Any) -> ContactsPlan | None:
         (Source.PERSONAL, settings.personal), (Source.DIRECTORY, settings.directory),
         (Source.ORGANISATION, settings.organisation)) if on)
     region = settings.phone_region or connection.matching.phone_region or "US"
-    return ContactsPlan(sources, region, settings.poll_interval.total_seconds())
+    return ContactsPlan(sources, region, settings.poll_interval.total_seconds(),
+                        notifications=settings.notifications == "auto")
 
 
 def directory_properties(connections: Sequence[Any]) -> frozenset[str]:
@@ -89,15 +90,26 @@ class ContactsBook:
             size.add_metric([source], count)
         reads = CounterMetricFamily("m365pbx_contact_reads", "Contact folder reads by outcome",
                                     labels=["tenant", "outcome"])
+        subscriptions = GaugeMetricFamily(
+            "m365pbx_contact_subscriptions",
+            "Contact change subscriptions by state (active, missing)", labels=["tenant", "state"])
+        notified = CounterMetricFamily("m365pbx_contact_notifications",
+                                       "Contact change notifications received", labels=["tenant"])
         for name, sync in self.syncs.items():
             reads.add_metric([name, "ok"], sync.status.reads)
             reads.add_metric([name, "failed"], sync.status.failed_reads)
-        yield from (searches, lookups, ratio, size, reads)
+            if sync.notifications is not None:
+                held = sync.notifications.health()
+                subscriptions.add_metric([name, "active"], held["active"])
+                subscriptions.add_metric([name, "missing"], held["missing"])
+                notified.add_metric([name], sync.notifications.notifications)
+        yield from (searches, lookups, ratio, size, reads, subscriptions, notified)
 
 
 def contacts_sync(runtime: TenantRuntime, connections: Sequence[Any],
-                  book: ContactsBook | None) -> ContactsSync | None:
-    """The tenant's ContactsSync (None when no connection switches contacts on)."""
+                  book: ContactsBook | None, webhook: str | None = None) -> ContactsSync | None:
+    """The tenant's ContactsSync (None when no connection switches contacts on), with its
+    change notifications where `webhook` (the public URL in webhook mode) is given."""
     plans = {c.name: contacts_plan(c) for c in connections}
     if book is None or not any(plans.values()):
         return None
@@ -130,7 +142,30 @@ def contacts_sync(runtime: TenantRuntime, connections: Sequence[Any],
     sync = ContactsSync(tenant.name, client, book.index, runtime.hub, runtime.clock, plan_for,
                         region=region, unavailable=unavailable)
     book.syncs[tenant.name] = sync
+    contact_subscriptions(runtime, sync, webhook, any(
+        plan is not None and plan.notifications and Source.PERSONAL in plan.sources
+        for plan in plans.values()))
     return sync
+
+
+def contact_subscriptions(runtime: TenantRuntime, sync: ContactsSync, webhook: str | None,
+                          wanted: bool) -> ContactSubscriptions | None:
+    """The subscriptions on people's contacts (None, with the reason in the sync's health,
+    where the service has no public webhook or no connection wants them)."""
+    if sync.client is None:
+        sync.notifications_off = sync.unavailable
+        return None
+    if not wanted:
+        sync.notifications_off = ("contacts.notifications is off (or personal contacts are "
+                                  "off) on every connection")
+        return None
+    if webhook is None:
+        sync.notifications_off = ("no public webhook (public_url unset, or teams_to_pbx.mode "
+                                  "polling): contacts are read every contacts.poll_interval")
+        return None
+    return ContactSubscriptions(sync.client, runtime.clock, sync, notification_url=webhook,
+                                lifecycle_url=webhook.rstrip("/") + "/lifecycle",
+                                tenant_id=str(runtime.tenant.tenant_id), app_id=runtime.app_id)
 
 
 def feeding_directory(fetch: Callable[[], Awaitable[list[dict[str, Any]]]],

@@ -48,7 +48,7 @@ from m365pbx.service.tenant_identity import TenantClaims, TenantIdentity
 from m365pbx.store import Store
 from m365pbx.sync.calendar import CalendarPlan, CalendarReader
 from m365pbx.sync.calendar.subscriptions import CalendarSubscriptions
-from m365pbx.sync.contacts import ContactsSync
+from m365pbx.sync.contacts import ContactsSync, ContactSubscriptions
 from m365pbx.sync.directory import ConnectionDirectory, DirectorySync, teams_user_properties
 from m365pbx.sync.directory_delta import DirectoryChanges
 from m365pbx.sync.hub import PresenceHub
@@ -172,6 +172,8 @@ class TenantParts:
     calendar_keeper: CalendarKeeper | None = None
     # Contact search and caller lookup (None when no connection switches `contacts` on).
     contacts: ContactsSync | None = None
+    # Contact change notifications that make `contacts` read a person at once (public URL).
+    contact_subscriptions: ContactSubscriptions | None = None
 
 
 class TenantRuntime:
@@ -305,8 +307,10 @@ class TenantRuntime:
                 calendar.client, clock, calendar, notification_url=webhook,
                 lifecycle_url=webhook.rstrip("/") + "/lifecycle",
                 tenant_id=str(tenant.tenant_id), app_id=self.app_id)
-        self.parts.contacts = contacts_sync(self, tenant_connections, contacts)
+        self.parts.contacts = contacts_sync(self, tenant_connections, contacts,
+                                            webhook if use_webhooks else None)
         if self.parts.contacts is not None:
+            self.parts.contact_subscriptions = self.parts.contacts.notifications
             directory.fetch_teams_users = feeding_directory(directory.fetch_teams_users,
                                                             self.parts.contacts)
             if changes is not None:
@@ -393,8 +397,9 @@ class TenantRuntime:
             owner.tenant_id = str(self.identity.tenant_id)
         if parts.users_subscription is not None:
             parts.users_subscription.tenant_id = str(self.identity.tenant_id)
-        if parts.calendar_subscriptions is not None:
-            parts.calendar_subscriptions.tenant_id = str(self.identity.tenant_id)
+        for mailboxes in (parts.calendar_subscriptions, parts.contact_subscriptions):
+            if mailboxes is not None:
+                mailboxes.tenant_id = str(self.identity.tenant_id)
         # One part failing unexpectedly must not end the others (design.md rule 5).
         name = f"tenant {self.tenant.name}:"
         async with asyncio.TaskGroup() as group:
@@ -421,6 +426,9 @@ class TenantRuntime:
             if parts.contacts is not None:
                 group.create_task(supervised(f"{name} contacts", parts.contacts.run,
                                              self.clock))
+            if parts.contact_subscriptions is not None:
+                group.create_task(supervised(f"{name} contact change notifications",
+                                             parts.contact_subscriptions.run, self.clock))
             if parts.pool is not None:
                 group.create_task(supervised(f"{name} subscriptions", parts.pool.run,
                                              self.clock))

@@ -2,9 +2,10 @@
 
 The webhook receiver (teams_to_pbx/receiver.py) checks and queues; this intake answers
 its questions and takes what it hands on (docs/flows.md, Teams → PBX): which of our
-subscriptions an id is (a tenant's presence pool, its users subscription or its calendar
-event subscriptions), presence readings to the hub, people to read back, changed users
-and events to their readers, lifecycle events to the subscription's owner.
+subscriptions an id is (a tenant's presence pool, its users subscription, its calendar
+event or its contact subscriptions), presence readings to the hub, people to read back,
+changed users, events and contacts to their readers, lifecycle events to the
+subscription's owner.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Protocol
 from m365pbx.clock import Clock
 from m365pbx.graph.presence import PresenceReading
 from m365pbx.sync.calendar.subscriptions import CalendarSubscriptions
+from m365pbx.sync.contacts.subscriptions import ContactSubscriptions
 from m365pbx.sync.hub import PresenceHub
 from m365pbx.sync.teams_to_pbx.pool import SubscriptionPool
 from m365pbx.sync.teams_to_pbx.readback import ReadBack
@@ -36,6 +38,11 @@ class TenantRoutes(Protocol):
     @property
     def calendar_subscriptions(self) -> CalendarSubscriptions | None:
         """The subscriptions on people's events (with a public URL and calendars on)."""
+        ...
+
+    @property
+    def contact_subscriptions(self) -> ContactSubscriptions | None:
+        """The subscriptions on people's contacts (with a public URL and contacts on)."""
         ...
 
     @property
@@ -65,9 +72,10 @@ class NotificationIntake:
             users = parts.users_subscription
             if users is not None and (mine := users.known(subscription_id)) is not None:
                 return mine
-            events = parts.calendar_subscriptions
-            if events is not None and (ours := events.known(subscription_id)) is not None:
-                return ours
+            for mailboxes in (parts.calendar_subscriptions, parts.contact_subscriptions):
+                if mailboxes is not None and (
+                        ours := mailboxes.known(subscription_id)) is not None:
+                    return ours
             pool = parts.pool
             if pool is not None and (known := pool.known(subscription_id)) is not None:
                 return known
@@ -86,10 +94,10 @@ class NotificationIntake:
             if users is not None and users.known(known.id) is not None:
                 users.notified()  # some user changed: a directory change round now
                 return
-            events = parts.calendar_subscriptions
-            if events is not None and events.known(known.id) is not None:
-                events.notified(known.id)  # their events changed: read their calendar now
-                return
+            for mailboxes in (parts.calendar_subscriptions, parts.contact_subscriptions):
+                if mailboxes is not None and mailboxes.known(known.id) is not None:
+                    mailboxes.notified(known.id)  # their events or contacts changed: read now
+                    return
             pool = parts.pool
             if pool is not None and pool.owner_of(known.id) is not None:
                 parts.readback.want(user_ids)
@@ -100,9 +108,9 @@ class NotificationIntake:
             users = parts.users_subscription
             if users is not None and users.known(known.id) is not None:
                 users.lifecycle(event)
-            events = parts.calendar_subscriptions
-            if events is not None and events.known(known.id) is not None:
-                events.lifecycle(known.id, event)
+            for mailboxes in (parts.calendar_subscriptions, parts.contact_subscriptions):
+                if mailboxes is not None and mailboxes.known(known.id) is not None:
+                    mailboxes.lifecycle(known.id, event)
             pool = parts.pool
             owner = pool.owner_of(known.id) if pool is not None else None
             if owner is not None:

@@ -2,6 +2,7 @@
 
 from m365pbx.sync.contacts.entries import contact_entry, directory_entries
 from m365pbx.sync.contacts.reader import ContactsPlan, ContactsStatus, ContactsSync
+from m365pbx.sync.contacts.subscriptions import ContactSubscriptions
 
-__all__ = ["ContactsPlan", "ContactsStatus", "ContactsSync", "contact_entry",
-           "directory_entries"]
+__all__ = ["ContactSubscriptions", "ContactsPlan", "ContactsStatus", "ContactsSync",
+           "contact_entry", "directory_entries"]

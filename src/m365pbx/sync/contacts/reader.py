@@ -5,6 +5,12 @@ contact folder, through delta), then only their changes every `interval` (delta 
 folder). A person who is no longer matched loses their contacts in the index at once, in
 the people listener itself, not at the next round. Organisational contacts are read in
 full each interval; the directory's users come from the directory sync (`set_directory`).
+
+Where a subscription on `users/{id}/contacts` carries change notifications (the service
+has a public URL and the connection's `contacts.notifications` is `auto`), a notification
+makes `read_now` read that person's changes at once; many notifications before the read
+starts make one read. Such a person is read on the schedule only once a day, as the
+reconciliation that repairs lost notifications (design.md rule 6).
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from m365pbx.clock import Clock
 from m365pbx.core.contacts import ContactIndex, Source, Viewer
@@ -25,12 +31,17 @@ from m365pbx.graph.users import delta_link_expired
 from m365pbx.sync.contacts.entries import contact_entry, directory_entries
 from m365pbx.sync.people import Person
 
+if TYPE_CHECKING:
+    from m365pbx.sync.contacts.subscriptions import ContactSubscriptions
+
 log = logging.getLogger(__name__)
 
 # A failed read is tried again this soon (the next round may be many minutes away).
 RETRY_AFTER = 60.0
 # Mailboxes read at once per tenant (bounds our burst; Outlook limits per mailbox).
 CONCURRENT_READS = 8
+# How often a person whose change notifications flow is read anyway (lost notifications).
+COVERED_INTERVAL = 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +51,8 @@ class ContactsPlan:
     sources: frozenset[Source]
     region: str
     interval: float  # seconds between delta rounds
+    # Change notifications on the person's contacts where the service has a public URL.
+    notifications: bool = False
 
 
 class PeopleSource(Protocol):
@@ -64,6 +77,7 @@ class ContactsStatus:
     people: int = 0
     reads: int = 0
     failed_reads: int = 0
+    notified_reads: int = 0  # reads a change notification asked for
 
 
 @dataclass
@@ -108,6 +122,13 @@ class ContactsSync:
         self._wake = asyncio.Event()
         self._followed: dict[str, tuple[Person, ContactsPlan]] = {}
         self._viewers: dict[str, list[tuple[str, Viewer]]] = {}
+        # Change notifications: who they cover (set by their owner), who asked for a read,
+        # and the owner's wake-up when the people change.
+        self.covered: Callable[[str], bool] = lambda _uid: False
+        self.notifications: ContactSubscriptions | None = None
+        self.notifications_off: str | None = None  # why there are none, in words
+        self._asked: set[str] = set()
+        self._listeners: list[Callable[[], None]] = []
         people.on_people(self._people_changed)
         self._people_changed(people.people())
 
@@ -133,7 +154,31 @@ class ContactsSync:
             log.info("contacts of %s dropped (%d): no longer matched", person.teams_user_id,
                      dropped)
         self._followed = followed
+        self._asked &= set(followed)
         self.status.people = len(followed)
+        self._wake.set()
+        for listener in self._listeners:
+            listener()
+
+    def on_followed(self, listener: Callable[[], None]) -> None:
+        """Call `listener` whenever the people followed may have changed."""
+        self._listeners.append(listener)
+
+    def notified_people(self) -> dict[str, str]:
+        """Lower-case user id → Teams user id of everyone whose contacts notifications cover."""
+        return {uid: person.teams_user_id for uid, (person, plan) in self._followed.items()
+                if plan.notifications and Source.PERSONAL in plan.sources}
+
+    def read_now(self, uid: str) -> None:
+        """Read one person's changes at once (a change notification said so)."""
+        if uid not in self._followed:
+            return
+        # Marked, not read here: many notifications before the read starts make one read,
+        # and one arriving during a read makes one more after it.
+        self._asked.add(uid)
+        box = self._boxes.get(uid)
+        if box is not None:
+            box.due = 0.0
         self._wake.set()
 
     def viewers(self, key: str, connection: str | None = None) -> list[Viewer]:
@@ -169,10 +214,14 @@ class ContactsSync:
     def health(self) -> dict[str, object]:
         """What /healthz shows."""
         status = self.status
+        notifications: dict[str, Any] = (
+            {"state": "off", "reason": self.notifications_off} if self.notifications is None
+            else {"state": "on", **self.notifications.health()})
         return {"state": status.state,
                 "since": None if status.since is None else status.since.isoformat(),
                 "last_error": status.last_error, "people": status.people,
-                "reads": status.reads, "failed_reads": status.failed_reads}
+                "reads": status.reads, "failed_reads": status.failed_reads,
+                "notified_reads": status.notified_reads, "notifications": notifications}
 
     def read_soon(self) -> None:
         """Read everyone's changes now ("Sync now")."""
@@ -223,6 +272,8 @@ class ContactsSync:
         person, plan = entry
         box = self._boxes.get(uid) or _Mailbox()
         async with limit:
+            asked = uid in self._asked
+            self._asked.discard(uid)  # what is asked from now on needs another read
             try:
                 await self._read_box(person, plan, box)
             except M365Error as exc:
@@ -239,8 +290,10 @@ class ContactsSync:
             self.index.drop_person(self.tenant, person.teams_user_id)
             return
         self.status.reads += 1
+        self.status.notified_reads += asked
         self._failing.pop(uid, None)
-        box.due = self.clock.now().timestamp() + plan.interval
+        interval = max(plan.interval, COVERED_INTERVAL) if self.covered(uid) else plan.interval
+        box.due = 0.0 if uid in self._asked else self.clock.now().timestamp() + interval
         self._boxes[uid] = box
 
     async def _read_box(self, person: Person, plan: ContactsPlan, box: _Mailbox) -> None:

@@ -14,6 +14,7 @@ from prometheus_client import generate_latest
 
 from m365pbx.app import Service
 from m365pbx.config import Settings, load_config
+from m365pbx.core.status import PartState
 from m365pbx.pbx.api import MemoryApiKeyChecker, Scope
 from m365sim.clock import VirtualClock
 from m365sim.directory.changes import update_user
@@ -275,6 +276,9 @@ async def test_without_a_subscription_contacts_are_polled_and_health_says_why(
         report = service.health()["contacts"]["tenants"]["contoso"]["notifications"]
         assert (report["active"], report["missing"]) == (0, 2), report
         assert "503" in report["error"], report
+        part = service.status.get("tenant/contoso/contact_subscriptions")
+        assert part is not None and part.state is PartState.DEGRADED, part
+        assert part.error == report["error"] and part.counters["missing"] == 2
         # Read on the schedule meanwhile: a new contact shows within poll_interval.
         sim.outlook.add_contact(tenant, anna, {"display_name": "Per Abfrage",
                                                "business_phones": ["089 3333333"]})
@@ -289,3 +293,35 @@ async def test_without_a_subscription_contacts_are_polled_and_health_says_why(
         await eventually(lambda: subscriptions.health()["active"] == 2, clock, step=5.0,
                          wall_timeout=60)
         assert subscriptions.health()["error"] is None
+        part = service.status.get("tenant/contoso/contact_subscriptions")
+        assert part is not None and part.state is PartState.OK and part.error is None
+
+
+async def test_notifications_graph_could_not_deliver_are_read_after_missed(
+    sim_server: RunningServer, sim: Simulator, tenant: Tenant, clock: VirtualClock,
+    tmp_path: Path,
+) -> None:
+    anna = tenant.find_user("anna@contoso.com")
+    assert anna is not None
+    keys = MemoryApiKeyChecker()
+    key = keys.add("phone-app", [Scope.CONTACTS])
+    async with running(contacts_with_webhooks(sim_server, sim, tmp_path), clock,
+                       api_keys=keys) as service:
+        switchboard(service).replace_users(pbx_users(*PEOPLE))
+        subscriptions = service.tenants["contoso"].parts.contact_subscriptions
+        assert subscriptions is not None
+        await eventually(lambda: subscriptions.health()["active"] == 2, clock, step=0.2)
+        # The change's notification is lost; Graph says so with `missed` (graph.md 4.6).
+        sim.subscriptions.settings.loss = 1.0
+        sim.outlook.add_contact(tenant, anna, {"display_name": "Verloren",
+                                               "business_phones": ["089 4444444"]})
+        sim.subscriptions.settings.loss = 0.0
+        assert subscriptions.notifications == 0
+        sim.subscriptions.send_lifecycle(contact_subscriptions(sim, anna.id)[0], "missed")
+
+        async def found() -> bool:
+            return names(await api(service, key, "/api/v1/contacts", person="anna",
+                                   q="verloren")) == ["Verloren"]
+
+        assert await within(found, clock) < 60
+        assert subscriptions.notifications == 0

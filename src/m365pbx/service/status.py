@@ -38,6 +38,9 @@ FIX_STORE = ("Check the database: free disk space and file permissions (SQLite) 
              "PostgreSQL server")
 FIX_CALENDAR = ("Give a credential the calendars.read permission (admin consent) and check "
                 "that Microsoft answers; calendars are read again at the next round")
+FIX_CONTACT_SUBSCRIPTION = ("m365pbx tries again every five minutes and reads these people's "
+                            "contacts every contacts.poll_interval meanwhile; check that the "
+                            "public URL answers Graph and that Contacts.Read is granted")
 FIX_WRITES = ("Graph does not take Teams writes now; they are held and sent when it answers "
               "again. Check Microsoft's service health if it lasts")
 
@@ -169,6 +172,17 @@ def _calendar_statuses(name: str, runtime: TenantRuntime) -> Iterator[PartStatus
                       missing=health["missing"], notifications=health["notifications"])
 
 
+def _contact_statuses(name: str, runtime: TenantRuntime) -> Iterator[PartStatus]:
+    subscriptions = runtime.parts.contact_subscriptions
+    if subscriptions is None:
+        return
+    health = subscriptions.health()
+    yield _status(f"tenant/{name}/contact_subscriptions", "subscription",
+                  PartState.OK if health["error"] is None else PartState.DEGRADED, None,
+                  health["error"], FIX_CONTACT_SUBSCRIPTION, active=health["active"],
+                  missing=health["missing"], notifications=health["notifications"])
+
+
 def tenant_statuses(tenants: Mapping[str, TenantRuntime],
                     active: Callable[[str], bool] = lambda _name: True) -> list[PartStatus]:
     """Every tenant part's status; those of a tenant another node runs are `disabled` here
@@ -176,7 +190,8 @@ def tenant_statuses(tenants: Mapping[str, TenantRuntime],
     found: list[PartStatus] = []
     for name, runtime in tenants.items():
         statuses = [*_sign_in_statuses(name, runtime), *_directory_statuses(name, runtime),
-                    *_presence_statuses(name, runtime), *_calendar_statuses(name, runtime)]
+                    *_presence_statuses(name, runtime), *_calendar_statuses(name, runtime),
+                    *_contact_statuses(name, runtime)]
         if not active(name):
             statuses = [replace(s, state=PartState.DISABLED, since=None, error=None, fix=None)
                         for s in statuses]

@@ -21,6 +21,7 @@ _KIND_WORDS = {"tenant_id": "Tenant id", "sign_in": "App sign-in", "directory": 
                "capacity": "Capacity", "calendar": "Calendars", "pbx_connection": "PBX connection",
                "users_subscription": "Users subscription",
                "calendar_subscriptions": "Calendar subscriptions",
+               "contact_subscriptions": "Contact subscriptions",
                "teams_writes": "Teams writes", "store": "Database", "service": "m365pbx",
                "configuration": "Configuration file"}
 

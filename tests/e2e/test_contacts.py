@@ -325,3 +325,38 @@ async def test_notifications_graph_could_not_deliver_are_read_after_missed(
 
         assert await within(found, clock) < 60
         assert subscriptions.notifications == 0
+
+
+async def test_a_notification_does_not_wait_for_a_round_held_by_a_slow_mailbox(
+    sim_server: RunningServer, sim: Simulator, tenant: Tenant, clock: VirtualClock,
+    tmp_path: Path,
+) -> None:
+    anna, ben = (tenant.find_user(f"{n}@contoso.com") for n in ("anna", "ben"))
+    assert anna is not None and ben is not None
+    keys = MemoryApiKeyChecker()
+    key = keys.add("phone-app", [Scope.CONTACTS])
+    async with running(contacts_with_webhooks(sim_server, sim, tmp_path), clock,
+                       api_keys=keys) as service:
+        switchboard(service).replace_users(pbx_users(*PEOPLE))
+        sync = service.tenants["contoso"].parts.contacts
+        subscriptions = service.tenants["contoso"].parts.contact_subscriptions
+        assert sync is not None and subscriptions is not None
+        await eventually(lambda: sync.status.reads >= 2
+                         and subscriptions.health()["active"] == 2, clock, step=0.2)
+        # Ben's mailbox answers only after five minutes (Retry-After); "Sync now" starts a
+        # round of everyone that waits for it.
+        slow = sim.faults.add_fault(FaultRule(503, path_prefix=f"/v1.0/users/{ben.id}/",
+                                              count=1, retry_after_s=300))
+        service.tenants["contoso"].sync_now()
+        await eventually(lambda: slow.hits == 1, clock, step=0.2)
+        sim.outlook.add_contact(tenant, anna, {"display_name": "Eilig",
+                                               "business_phones": ["089 5555555"]})
+
+        async def found() -> bool:
+            return names(await api(service, key, "/api/v1/contacts", person="anna",
+                                   q="eilig")) == ["Eilig"]
+
+        assert await within(found, clock) < 60
+        reads = sync.status.reads
+        await eventually(lambda: sync.status.reads > reads, clock, step=5.0)  # Ben, at last
+        assert sync.status.failed_reads == 0

@@ -8,8 +8,8 @@ full each interval; the directory's users come from the directory sync (`set_dir
 
 Where a subscription on `users/{id}/contacts` carries change notifications (the service
 has a public URL and the connection's `contacts.notifications` is `auto`), a notification
-makes `read_now` read that person's changes at once; many notifications before the read
-starts make one read. Such a person is read on the schedule only once a day, as the
+makes `read_now` read that person's changes at once, beside the rounds; many notifications
+before the read starts make one read. Such a person is read on the schedule only once a day, as the
 reconciliation that repairs lost notifications (design.md rule 6).
 """
 
@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 RETRY_AFTER = 60.0
 # Mailboxes read at once per tenant (bounds our burst; Outlook limits per mailbox).
 CONCURRENT_READS = 8
+# Reads at once for people a notification named (beside the rounds' CONCURRENT_READS).
+NOTIFIED_READS = 4
 # How often a person whose change notifications flow is read anyway (lost notifications).
 COVERED_INTERVAL = 86_400.0
 
@@ -128,6 +130,8 @@ class ContactsSync:
         self.notifications: ContactSubscriptions | None = None
         self.notifications_off: str | None = None  # why there are none, in words
         self._asked: set[str] = set()
+        self._asked_wake = asyncio.Event()
+        self._reading: set[str] = set()  # being read now (by a round or for a notification)
         self._listeners: list[Callable[[], None]] = []
         people.on_people(self._people_changed)
         self._people_changed(people.people())
@@ -176,10 +180,7 @@ class ContactsSync:
         # Marked, not read here: many notifications before the read starts make one read,
         # and one arriving during a read makes one more after it.
         self._asked.add(uid)
-        box = self._boxes.get(uid)
-        if box is not None:
-            box.due = 0.0
-        self._wake.set()
+        self._asked_wake.set()
 
     def viewers(self, key: str, connection: str | None = None) -> list[Viewer]:
         """What each person with this PBX key (on `connection`, if given) may see."""
@@ -231,11 +232,17 @@ class ContactsSync:
         self._wake.set()
 
     async def run(self) -> None:
-        """Read contacts as they come due, until cancelled."""
+        """Read contacts as they come due, and whoever a notification names at once,
+        until cancelled."""
         if self.unavailable is not None or self.client is None:
             self._set_state("off", self.unavailable or "no Graph client")
             log.warning("contacts are off for tenant %s: %s", self.tenant, self.unavailable)
             await asyncio.Event().wait()
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._rounds())
+            group.create_task(self._notified(group))
+
+    async def _rounds(self) -> None:
         while True:
             self._wake.clear()
             await self.run_once()
@@ -252,28 +259,55 @@ class ContactsSync:
                 sleeper.cancel()
                 woken.cancel()
 
+    async def _notified(self, group: asyncio.TaskGroup) -> None:
+        """Read the people notifications named, each on its own beside the rounds: a round
+        of 50,000 first reads takes minutes, and one slow mailbox must not hold the rest."""
+        limit = asyncio.Semaphore(NOTIFIED_READS)
+        waiting: set[str] = set()
+
+        async def read(uid: str) -> None:
+            try:
+                await self._read(uid, limit)
+            finally:
+                waiting.discard(uid)
+                self._report()
+
+        while True:
+            await self._asked_wake.wait()
+            self._asked_wake.clear()
+            # Those the round reads right now stay marked: its read ends by waking us.
+            for uid in list(self._asked):
+                if uid not in self._reading and uid not in waiting:
+                    waiting.add(uid)
+                    group.create_task(read(uid))
+
     async def run_once(self) -> None:
         """Read everyone who is due (new people in full, the others' changes)."""
         now = self.clock.now().timestamp()
         limit = asyncio.Semaphore(CONCURRENT_READS)
         due = [uid for uid in self._followed
                if self._boxes.get(uid) is None or self._boxes[uid].due <= now]
-        tasks = [self._read(uid, limit) for uid in due]
+        tasks = [self._read(uid, limit, due_only=True) for uid in due]
         if self._wants(Source.ORGANISATION) and self._org_due <= now:
             tasks.append(self._read_org())
         await asyncio.gather(*tasks)
         self._report()
 
-    async def _read(self, uid: str, limit: asyncio.Semaphore) -> None:
+    async def _read(self, uid: str, limit: asyncio.Semaphore, *, due_only: bool = False) -> None:
         assert self.client is not None
-        entry = self._followed.get(uid)
-        if entry is None:
-            return
-        person, plan = entry
-        box = self._boxes.get(uid) or _Mailbox()
         async with limit:
+            entry = self._followed.get(uid)
+            if entry is None or uid in self._reading:  # gone, or read by the other lane
+                return
+            person, plan = entry
+            known = self._boxes.get(uid)
+            if (due_only and known is not None and uid not in self._asked
+                    and known.due > self.clock.now().timestamp()):
+                return  # read for a notification while this waited its turn
+            box = known or _Mailbox()
             asked = uid in self._asked
             self._asked.discard(uid)  # what is asked from now on needs another read
+            self._reading.add(uid)
             try:
                 await self._read_box(person, plan, box)
             except M365Error as exc:
@@ -286,6 +320,10 @@ class ContactsSync:
                 if uid in self._followed:
                     self._boxes[uid] = box
                 return
+            finally:
+                self._reading.discard(uid)
+                if uid in self._asked:  # notified during the read: once more, at once
+                    self._asked_wake.set()
         if uid not in self._followed:  # left while being read: keep nothing of them
             self.index.drop_person(self.tenant, person.teams_user_id)
             return
@@ -293,7 +331,7 @@ class ContactsSync:
         self.status.notified_reads += asked
         self._failing.pop(uid, None)
         interval = max(plan.interval, COVERED_INTERVAL) if self.covered(uid) else plan.interval
-        box.due = 0.0 if uid in self._asked else self.clock.now().timestamp() + interval
+        box.due = self.clock.now().timestamp() + interval
         self._boxes[uid] = box
 
     async def _read_box(self, person: Person, plan: ContactsPlan, box: _Mailbox) -> None:

@@ -68,20 +68,26 @@ class Activity:
         self._calls: set[str] = set()
         self._sequence = 0
         self.teams_shows = teams_shows
-        self._looks: set[asyncio.Task[None]] = set()
+        self._pending: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
-        """Act until cancelled."""
-        while True:
-            await asyncio.sleep(self.interval * self.rng.uniform(0.5, 1.5))
-            person = self.rng.choice(self.people)
-            choice = self.rng.random()
-            if choice < 0.3:
-                await self._call(person)
-            elif choice < 0.4:
-                self._pbx_presence(person)
-            else:
-                await self._teams(person)
+        """Act until cancelled; what is still pending (a look at Teams, a hang-up) ends too."""
+        try:
+            while True:
+                await asyncio.sleep(self.interval * self.rng.uniform(0.5, 1.5))
+                person = self.rng.choice(self.people)
+                choice = self.rng.random()
+                if choice < 0.3:
+                    await self._call(person)
+                elif choice < 0.4:
+                    self._pbx_presence(person)
+                else:
+                    await self._teams(person)
+        finally:
+            # Left running, a look at Teams outlives the simulator at Ctrl-C and prints
+            # "Teams could not be read ... ConnectError" after "demo stopped".
+            for task in list(self._pending):
+                task.cancel()
 
     async def _teams(self, person: Person) -> None:
         what, body = self.rng.choice(TEAMS_CHOICES)
@@ -111,7 +117,9 @@ class Activity:
             self.say(f"{person.name} hangs up after {duration:.0f} s")
             self._tell_teams(person)
 
-        asyncio.get_running_loop().create_task(hang_up())
+        task = asyncio.get_running_loop().create_task(hang_up())
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     def _pbx_presence(self, person: Person) -> None:
         presence = self.rng.choice([PbxPresence.DND, PbxPresence.AWAY, PbxPresence.ONLINE])
@@ -141,8 +149,8 @@ class Activity:
                 self.say(f"    Teams now shows {person.name}: {shown}")
 
         task = asyncio.get_running_loop().create_task(look())
-        self._looks.add(task)
-        task.add_done_callback(self._looks.discard)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     def _line(self, key: str, state: LineState) -> None:
         self._sequence += 1

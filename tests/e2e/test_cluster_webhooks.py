@@ -8,6 +8,8 @@ notification URL is node-b's, as if the load balancer sent everything there.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -78,22 +80,41 @@ def subscribed(service: Service) -> bool:
     return owner.healthy and len(owner.people) == 2
 
 
-async def test_notifications_posted_to_a_standby_node_reach_the_holder_and_its_successor(
-    sim_server: RunningServer, sim: Simulator, clock: VirtualClock, tmp_path: Path,
-    cluster_url: str,
-) -> None:
+@contextlib.asynccontextmanager
+async def two_nodes(server: RunningServer, sim: Simulator, clock: VirtualClock, tmp: Path,
+                    url: str) -> AsyncIterator[tuple[Service, Service, int, Settings]]:
+    """node-a holding the tenant, node-b on standby receiving Graph's notifications."""
     allow_loopback_webhooks(sim)
     b_port = free_port()
-    a_settings = node_settings(sim_server, tmp_path, cluster_url, "node-a", port=free_port(),
+    a_settings = node_settings(server, tmp, url, "node-a", port=free_port(),
                                public_port=b_port)
-    b_settings = node_settings(sim_server, tmp_path, cluster_url, "node-b", port=b_port,
-                               public_port=b_port)
+    b_settings = node_settings(server, tmp, url, "node-b", port=b_port, public_port=b_port)
     async with running(a_settings, clock) as a, running(b_settings, clock) as b:
         switchboard(a).replace_users(pbx_users(*PEOPLE))
         switchboard(b).replace_users(pbx_users(*PEOPLE))
         await eventually(lambda: state(a) is KeeperState.HOLDING and subscribed(a), clock,
                          wall_timeout=WALL)
         await eventually(lambda: state(b) is KeeperState.STANDBY, clock, wall_timeout=WALL)
+        yield a, b, b_port, b_settings
+
+
+@contextlib.asynccontextmanager
+async def cut_off(node: Service) -> AsyncIterator[None]:
+    """The node's lease keeper cannot reach the database: another node takes over."""
+    unreachable = Store(create_engine("postgresql+asyncpg://postgres@127.0.0.1:9/x"), node.box)
+    node.keepers["contoso"].port = StoreLeases(unreachable)
+    try:
+        yield
+    finally:
+        await unreachable.close()
+
+
+async def test_notifications_posted_to_a_standby_node_reach_the_holder_and_its_successor(
+    sim_server: RunningServer, sim: Simulator, clock: VirtualClock, tmp_path: Path,
+    cluster_url: str,
+) -> None:
+    async with two_nodes(sim_server, sim, clock, tmp_path, cluster_url) as (
+            a, b, b_port, b_settings):
         polls = a.tenants["contoso"].parts.poller.rounds
 
         # Graph posts to node-b, which does not run the tenant: it checks the notification
@@ -132,8 +153,8 @@ async def test_notifications_posted_to_a_standby_node_reach_the_holder_and_its_s
         # later, instead of a 202 for notifications nobody would ever see.
         secret = pool.owners["svc-presence@contoso.com"].current.client_state
         reachable = b.handoff.store  # type: ignore[union-attr]
-        cut_off = Store(create_engine("postgresql+asyncpg://postgres@127.0.0.1:9/x"), b.box)
-        b.handoff.store = cut_off  # type: ignore[union-attr]
+        offline = Store(create_engine("postgresql+asyncpg://postgres@127.0.0.1:9/x"), b.box)
+        b.handoff.store = offline  # type: ignore[union-attr]
         try:
             async with httpx.AsyncClient(timeout=30) as http:
                 answer = await http.post(
@@ -143,7 +164,7 @@ async def test_notifications_posted_to_a_standby_node_reach_the_holder_and_its_s
                                      "resource": "communications/presence/x"}]})
         finally:
             b.handoff.store = reachable  # type: ignore[union-attr]
-            await cut_off.close()
+            await offline.close()
         assert answer.status_code == 503
         assert "cannot hand notifications to the node running their tenant" in answer.text
         assert b.receiver.counters["handoff_failed"] == 1
@@ -159,9 +180,7 @@ async def test_notifications_posted_to_a_standby_node_reach_the_holder_and_its_s
                          wall_timeout=WALL)
         await eventually(lambda: handoff(b)["backlog"] >= 1, clock, wall_timeout=WALL)
         assert shown(switchboard(a), "anna") is PbxPresence.BUSY  # nobody took it
-        unreachable = Store(create_engine("postgresql+asyncpg://postgres@127.0.0.1:9/x"), a.box)
-        a.keepers["contoso"].port = StoreLeases(unreachable)
-        try:
+        async with cut_off(a):
             # node-b takes the tenant over and, at takeover, drains what was waiting.
             await eventually(lambda: state(b) is KeeperState.HOLDING, clock, wall_timeout=WALL)
             await eventually(lambda: handoff(b)["taken"] >= 1 and handoff(b)["backlog"] == 0,
@@ -170,5 +189,29 @@ async def test_notifications_posted_to_a_standby_node_reach_the_holder_and_its_s
                              step=0.2, wall_timeout=WALL)
             assert handoff(b)["expired"] == 0
             assert b.receiver.counters["taken_over"] >= 1
-        finally:
-            await unreachable.close()
+
+
+async def test_handed_notifications_nobody_took_in_time_are_replaced_by_reading_everyone(
+    sim_server: RunningServer, sim: Simulator, clock: VirtualClock, tmp_path: Path,
+    cluster_url: str, caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with two_nodes(sim_server, sim, clock, tmp_path, cluster_url) as (a, b, _, _):
+        a._handoff_tenants.clear()  # a node that no longer drains
+        b.handoff.lifetime = 0.001  # type: ignore[union-attr] # expired as soon as written
+        await in_teams(sim_server, "anna@contoso.com",
+                       {"preferred": {"availability": "DoNotDisturb",
+                                      "activity": "DoNotDisturb"}})
+        await eventually(lambda: b.receiver.counters["handed_off"] >= 1, clock, step=0.2,
+                         wall_timeout=WALL)
+        async with cut_off(a):
+            await eventually(lambda: state(b) is KeeperState.HOLDING, clock, wall_timeout=WALL)
+            # The new holder never applies the stale notification: it drops it, says so, and
+            # reads the tenant's people back from Graph, which shows the change all the same.
+            await eventually(lambda: handoff(b)["expired"] >= 1 and handoff(b)["backlog"] == 0,
+                             clock, wall_timeout=WALL)
+            assert handoff(b)["taken"] == 0
+            await eventually(lambda: shown(switchboard(b), "anna") is PbxPresence.DND, clock,
+                             step=0.2, wall_timeout=WALL)
+            assert b.tenants["contoso"].parts.readback.requests >= 1
+    assert any("expired before this node took them: reading all its people back" in r.message
+               for r in caplog.records)

@@ -78,15 +78,15 @@ class WebhookHandoff:
         self.listening = False
         self._stored: dict[str, tuple[str, str]] = {}  # subscription id -> tenant, secret
         self._loaded_at = float("-inf")
+        self._loading: asyncio.Future[None] | None = None
         self._wake = asyncio.Event()
 
     # --- the receiving node -------------------------------------------------------------------
     async def known(self, subscription_id: str) -> KnownSubscription | None:
         """A stored presence subscription of ours, whichever node's tenant holds it."""
-        if subscription_id not in self._stored and (
-                time.monotonic() - self._loaded_at >= RELOAD_AFTER):
-            async with asyncio.timeout(1.0):  # Graph wants its answer within 3 s
-                await self._load()
+        if subscription_id not in self._stored:
+            async with asyncio.timeout(1.5):  # Graph wants its answer within 3 s
+                await self._refresh()
         found = self._stored.get(subscription_id)
         if found is None:
             return None
@@ -100,6 +100,21 @@ class WebhookHandoff:
             self.counters["unresolved_tenant"] += 1
             return None
         return KnownSubscription(subscription_id, found[1], tenant_id, app_id)
+
+    async def _refresh(self) -> None:
+        """Reload the stored subscriptions once for every miss waiting now: at most once per
+        RELOAD_AFTER (ids nobody knows cost one query a second, not one each), and never
+        skipped (a subscription created a moment ago is found)."""
+        task = self._loading
+        if task is None or task.done():
+            task = self._loading = asyncio.ensure_future(self._load_when_allowed())
+        await asyncio.shield(task)
+
+    async def _load_when_allowed(self) -> None:
+        wait = self._loaded_at + RELOAD_AFTER - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        await self._load()
 
     async def _load(self) -> None:
         self._loaded_at = time.monotonic()
@@ -126,8 +141,8 @@ class WebhookHandoff:
                                       notifications=len(values), received_by=self.node,
                                       lifetime=self.lifetime)
 
-        # Graph wants an answer within 3 s: past 2 s a 503 (it retries) beats a late 202.
-        async with asyncio.timeout(2.0):
+        # Graph wants an answer within 3 s: past 1.5 s a 503 (it retries) beats a late 202.
+        async with asyncio.timeout(1.5):
             await self.store.write(work, what="notifications for another node")
         self.counters["handed_off"] += len(entries)
 

@@ -74,6 +74,7 @@ class WebhookHandoff:
         self.counters: Counter[str] = Counter()
         self.backlog: dict[str, int] = {}
         self.error: str | None = None
+        self.listen_error: str | None = None
         self.since: datetime | None = None
         self.listening = False
         self._stored: dict[str, tuple[str, str]] = {}  # subscription id -> tenant, secret
@@ -156,7 +157,7 @@ class WebhookHandoff:
         listener = None
         try:
             while True:
-                if listener is None or listener.closed:
+                if listener is None or listener[1].is_closed():
                     listener = await self._listen(listener)
                 await self.drain()
                 with contextlib.suppress(TimeoutError):
@@ -166,26 +167,35 @@ class WebhookHandoff:
         finally:
             if listener is not None:
                 with contextlib.suppress(Exception):
-                    await listener.close()
+                    await listener[0].close()
 
-    async def _listen(self, old: Any) -> Any:
+    async def _listen(self, old: tuple[Any, Any] | None) -> tuple[Any, Any] | None:
+        """A pooled connection LISTENing on the channel, and its asyncpg connection."""
         if old is not None:
             with contextlib.suppress(Exception):
-                await old.close()
+                await old[0].close()
         self.listening = False
         if self.store.engine.dialect.name != "postgresql":
             return None
         try:
             connection = await self.store.engine.connect()
             raw = await connection.get_raw_connection()
-            await raw.driver_connection.add_listener(  # type: ignore[union-attr]
-                CHANNEL, lambda *_: self._wake.set())
+            driver = raw.driver_connection
+            assert driver is not None
+            await driver.add_listener(CHANNEL, lambda *_: self._wake.set())
         except Exception as exc:
-            self._failed(f"cannot LISTEN for handed notifications (draining every "
-                         f"{ROUND_EVERY:.0f} s instead): {type(exc).__name__}: {exc}")
+            error = (f"cannot LISTEN for handed notifications (taking them every "
+                     f"{ROUND_EVERY:.0f} s instead): {type(exc).__name__}: {exc}")
+            if error != self.listen_error:
+                log.error("%s", error)
+                self.since = self.clock.now()
+            self.listen_error = error
             return None
+        if self.listen_error is not None:
+            log.info("listening for handed notifications again")
+            self.listen_error, self.since = None, self.clock.now()
         self.listening = True
-        return connection
+        return connection, driver
 
     async def drain(self) -> None:
         """Take the rows of every tenant this node holds and is ready for."""
@@ -245,6 +255,7 @@ class WebhookHandoff:
         counters = {"handed_off": self.counters["handed_off"], "taken": self.counters["taken"],
                     "expired": self.counters["expired"],
                     "backlog": sum(self.backlog.values()), "listening": int(self.listening)}
-        state = PartState.DEGRADED if self.error is not None else PartState.OK
-        return [PartStatus("webhook/handoff", "handoff", state, self.since, self.error,
-                           FIX if self.error else None, counters)]
+        error = self.error or self.listen_error
+        state = PartState.DEGRADED if error is not None else PartState.OK
+        return [PartStatus("webhook/handoff", "handoff", state, self.since, error,
+                           FIX if error else None, counters)]

@@ -43,6 +43,7 @@ from m365pbx.service.certificates import CertificateKeeper
 from m365pbx.service.check_page import run_check
 from m365pbx.service.connections import build_connection, pump_events
 from m365pbx.service.contacts import ContactsBook
+from m365pbx.service.handoff import HandoffTenant, WebhookHandoff
 from m365pbx.service.health import iso, tenant_report
 from m365pbx.service.leases import Ownership, lease_statuses, owned_by_lease
 from m365pbx.service.matching_view import matching_views
@@ -167,6 +168,16 @@ class Service:
         self.node = node
         self.keepers: dict[str, LeaseKeeper] = {}
         self.status.add(lambda: lease_statuses(self.keepers.values()), name="leases")
+        # Notifications for a tenant another node runs go to it through the database.
+        self.handoff: WebhookHandoff | None = None
+        self._handoff_tenants: list[HandoffTenant] = []
+        if cluster.enabled:
+            self.handoff = WebhookHandoff(
+                self.store, node, self.clock,
+                lifetime=cluster.handoff_lifetime.total_seconds(),
+                tenants=lambda: self._handoff_tenants)
+            self.receiver.elsewhere = self.handoff
+            self.status.add(self.handoff.statuses, name="handoff")
         self.recorder = StatusRecorder(self.status, StoreStatusSink(self.store, self.clock, node),
                                        self.clock, node=node)
         # Contact search and caller lookup: one index for every tenant (service/contacts.py).
@@ -253,6 +264,8 @@ class Service:
                 runtime.parts.pool.assign(runtime.teams_user_ids())
             runtime.parts.poller.poll_soon()
         self.view.refresh()
+        if self.handoff is not None:
+            self.handoff.wake()  # a takeover: what waits for this node can be taken now
 
     # --- running ---------------------------------------------------------------------------------
     def web_app(self) -> Any:
@@ -362,6 +375,7 @@ class Service:
             )
             self.tenants[tenant.name] = runtime
             if ownership is not None:
+                self._handoff_tenants.append(self._handoff_tenant(runtime, ownership))
                 self.keepers[tenant.name] = owned_by_lease(
                     runtime.run, ownership, self.node, self.clock,
                     lifetime=self.settings.cluster.lease_lifetime.total_seconds())
@@ -371,6 +385,19 @@ class Service:
                     # A PBX that registers its users asks for matching at once.
                     connection.on_users(self._sync_on_users(runtime))
         await self.edits.load()  # the admin UI's mapping overlays, pins and exclusions
+
+    def _handoff_tenant(self, runtime: TenantRuntime, ownership: Ownership) -> HandoffTenant:
+        name = runtime.tenant.name
+
+        def read_everyone() -> None:
+            runtime.parts.readback.want(list(runtime.teams_user_ids()))
+
+        return HandoffTenant(
+            name, ownership=ownership,
+            # Handed notifications wait until the holder knows the tenant's people.
+            ready=lambda: self._runs_tenant(name) and bool(runtime.people()),
+            names=lambda: (runtime.identity.tenant_id, runtime.app_id),
+            deliver=self.receiver.take_handed, read_everyone=read_everyone)
 
     def _runs_tenant(self, name: str) -> bool:
         """Whether this node runs the tenant: always on one node, else while holding it."""
@@ -459,6 +486,9 @@ class Service:
                                              self.clock))
                 group.create_task(supervised("notification receiver", self.receiver.run,
                                              self.clock))
+                if self.handoff is not None:
+                    group.create_task(supervised("webhook handoff", self.handoff.run,
+                                                 self.clock))
                 group.create_task(supervised("recording the parts' states", self.recorder.run,
                                              self.clock))
                 group.create_task(supervised("admin edits of other processes",

@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,12 @@ import pytest
 import yaml
 
 from m365pbx.store import Store, load_secret_box
+from m365sim.clock import VirtualClock
 from m365sim.server import RunningServer
-from tests.e2e.harness import free_port
-from tests.sim.conftest import APP_ID, APP_SECRET, TENANT_ID
+from m365sim.simulator import Simulator
+from tests.e2e.harness import free_port, in_teams
+from tests.e2e.test_teams_to_pbx import allow_loopback_webhooks
+from tests.sim.conftest import APP_ID, APP_SECRET, PASSWORD, TENANT_ID
 from tests.store.conftest import new_pg_database, postgres_available  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.postgres
@@ -31,6 +35,8 @@ M365PBX = str(Path(sys.executable).with_name("m365pbx"))
 WALL = 90.0  # generous: start-ups and takeovers take a few seconds on a busy machine
 LEASE = "lease/tenant/contoso"
 POLLING = "tenant/contoso/polling"
+ACCOUNT = "svc-presence@contoso.com"
+HANDOFF = "webhook/handoff"
 
 
 @pytest.fixture
@@ -43,15 +49,23 @@ class Node:
     """One `m365pbx serve` process: its configuration, its log file and its /healthz."""
 
     def __init__(self, name: str, tmp: Path, server: RunningServer, url: str,
-                 run: int = 1) -> None:
+                 run: int = 1, *, port: int | None = None,
+                 webhooks_to: int | None = None) -> None:
         self.name = name
-        self.port = free_port()
+        self.port = port or free_port()
         self.dir = tmp / f"{name}-{run}"
         self.dir.mkdir()
         users = tmp / "users.csv"
         users.write_text("h323,cn\nanna,Anna Schmidt\nben,Ben Weber\n")
         self.config = self.dir / "m365pbx.yaml"
+        # Webhook mode: a service account, and Graph's notifications sent to one port.
+        webhooks: dict[str, Any] = {} if webhooks_to is None else {
+            "public_url": f"http://127.0.0.1:{webhooks_to}"}
+        accounts = [] if webhooks_to is None else [
+            {"upn": ACCOUNT, "credential": "graph", "sign_in": "password",
+             "password": PASSWORD}]
         self.config.write_text(yaml.safe_dump({
+            **webhooks,
             "database": {"url": url},
             "cluster": {"enabled": True, "node_id": name, "lease_lifetime": "3s"},
             "secrets": {"key_file": str(tmp / "secret.key")},
@@ -62,7 +76,8 @@ class Node:
             "tenants": [{"name": "contoso", "tenant_id": TENANT_ID,
                          "credentials": [{"name": "graph", "client_id": APP_ID,
                                           "client_secret": APP_SECRET,
-                                          "permissions": ["presence.read", "users.read"]}]}],
+                                          "permissions": ["presence.read", "users.read"]}],
+                         "service_accounts": accounts}],
             "pbx_connections": [{"name": "switchboard", "kind": "api", "tenant": "contoso",
                                  "users_file": str(users)}],
         }))
@@ -195,3 +210,53 @@ async def test_kill_and_pause_the_holder(sim_server: RunningServer, tmp_path: Pa
 
 async def _grown(node: Node, beyond: int) -> bool:
     return await rounds(node) > beyond
+
+
+async def test_kill_the_holder_and_the_next_one_takes_the_waiting_notifications(
+    sim_server: RunningServer, sim: Simulator, clock: VirtualClock, tmp_path: Path,
+    cluster_url: str,
+) -> None:
+    # Graph (the simulator) posts every notification to node-b, as a load balancer might.
+    allow_loopback_webhooks(sim)
+    # The nodes check the validation tokens of rich notifications on their own (real)
+    # clocks: the simulator's must show the same time, as Microsoft's does.
+    clock.set(datetime.now(UTC))
+    b_port = free_port()
+    a = Node("node-a", tmp_path, sim_server, cluster_url, webhooks_to=b_port)
+    b = Node("node-b", tmp_path, sim_server, cluster_url, port=b_port, webhooks_to=b_port)
+    try:
+        await a.start()
+        await until(lambda: holds(a, 1), "node-a holds the tenant")
+        await b.start()
+        await until(lambda: stands_by(b), "node-b stands by")
+
+        async def subscribed() -> bool:
+            part = await a.part(f"tenant/contoso/subscription/{ACCOUNT}")
+            return part is not None and part["state"] == "ok"
+
+        await until(subscribed, "node-a's presence subscription is up")
+
+        async def counted(node: Node, name: str, at_least: int) -> bool:
+            return (await node.counter(HANDOFF, name) or 0) >= at_least
+
+        # Posted to node-b, checked there, taken by node-a.
+        await in_teams(sim_server, "anna@contoso.com",
+                       {"preferred": {"availability": "Busy", "activity": "Busy"}})
+        await until(lambda: counted(b, "handed_off", 1), "node-b hands the notification on")
+        await until(lambda: counted(a, "taken", 1), "node-a takes it")
+
+        # node-a paused: what node-b hands on now waits in the database...
+        a.signal(signal.SIGSTOP)
+        await in_teams(sim_server, "anna@contoso.com",
+                       {"preferred": {"availability": "DoNotDisturb",
+                                      "activity": "DoNotDisturb"}})
+        await until(lambda: counted(b, "handed_off", 2), "node-b hands the next one on")
+        await until(lambda: counted(b, "backlog", 1), "it waits for node-a")
+        # ...and after kill -9, the node taking the tenant over drains it.
+        a.signal(signal.SIGKILL)
+        await until(lambda: holds(b, 2), "node-b takes the tenant over")
+        await until(lambda: counted(b, "taken", 1), "node-b takes what waited")
+        assert await b.counter(HANDOFF, "backlog") == 0
+        assert await b.counter(HANDOFF, "expired") == 0
+    finally:
+        await asyncio.gather(*(node.stop() for node in (a, b)))

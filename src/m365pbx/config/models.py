@@ -84,6 +84,10 @@ class ClusterConfig(BaseModel):
     lease_lifetime: Duration = Field(
         default=timedelta(seconds=30),
         description="how long a job stays with a node that stopped renewing its lease")
+    handoff_lifetime: Duration = Field(
+        default=timedelta(minutes=2),
+        description="how long webhook notifications handed to the node running their tenant "
+                    "wait for it; then that node reads its people back instead")
 
     @field_validator("node_id")
     @classmethod

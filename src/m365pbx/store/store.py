@@ -22,6 +22,7 @@ from m365pbx.store.repositories import (
     CredentialRepository,
     Declarations,
     FencedOut,
+    HandoffRepository,
     LastPresenceRepository,
     LeaseRepository,
     MappingOverlayRepository,
@@ -78,6 +79,7 @@ class Repositories:
         self.mapping_overlays = MappingOverlayRepository(session)
         self.matching_overrides = MatchingOverrideRepository(session)
         self.leases = LeaseRepository(session)
+        self.handoffs = HandoffRepository(session)
 
     async def sync_declared(self, declarations: Declarations) -> SyncReport:
         """Write the file's declarations (see `repositories.declarations.sync_declared`)."""

@@ -396,6 +396,22 @@ class LeaseRow(Base):
     renewed_at: Mapped[datetime] = mapped_column()
 
 
+class WebhookHandoff(Base):
+    """A Graph webhook POST's notifications for a tenant another node runs, waiting for
+    that node (docs/cluster.md): deleted by the holder that takes them, or once expired."""
+
+    __tablename__ = "webhook_handoffs"
+    repr_fields = ("tenant", "notifications", "expires_at")
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(255), index=True)
+    body: Mapped[str] = mapped_column(Text)  # {"value": [the notifications, as Graph sent]}
+    notifications: Mapped[int] = mapped_column(Integer)
+    received_by: Mapped[str] = mapped_column(String(255))
+    received_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column()
+
+
 DECLARABLE: tuple[type[Declared], ...] = (Tenant, Credential, ServiceAccount, PbxConnection)
 """The models that the YAML file can declare, parents first."""
 

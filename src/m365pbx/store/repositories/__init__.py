@@ -15,6 +15,7 @@ from m365pbx.store.repositories.audit import AuditRepository
 from m365pbx.store.repositories.calendar_blocks import CalendarBlockRepository, StoredBlock
 from m365pbx.store.repositories.declarable import Change, DeclarableRepository
 from m365pbx.store.repositories.declarations import Declarations, SyncReport, sync_declared
+from m365pbx.store.repositories.handoffs import HandedOff, HandoffRepository
 from m365pbx.store.repositories.leases import FencedOut, LeaseRepository
 from m365pbx.store.repositories.part_status import PartStatusRepository
 from m365pbx.store.repositories.pbx_connections import PbxConnectionRepository, PbxConnectionSpec
@@ -50,6 +51,8 @@ __all__ = [
     "DeclarableRepository",
     "Declarations",
     "FencedOut",
+    "HandedOff",
+    "HandoffRepository",
     "LastPresenceRepository",
     "LeaseRepository",
     "MappingOverlayRepository",

@@ -58,6 +58,14 @@ class LeaseRepository:
         return func.strftime(_SQLITE_FORMAT, "now", f"+{seconds:.3f} seconds").concat(
             literal_column("'000'"))
 
+    def now_expression(self) -> ColumnElement[Any]:
+        """The database's time now, as an SQL expression (the leases' clock)."""
+        return self._now()
+
+    def later_expression(self, seconds: float) -> ColumnElement[Any]:
+        """The database's time `seconds` from now, as an SQL expression."""
+        return self._later(seconds)
+
     @staticmethod
     def _returning() -> tuple[Any, ...]:
         return (LeaseRow.job, LeaseRow.holder, LeaseRow.epoch, LeaseRow.expires_at)

@@ -15,13 +15,14 @@ decryption threads waiting for the GIL: graph/decrypt_worker.py); a thread if th
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
@@ -62,6 +63,19 @@ class Verdict:
     status: int
     reason: str = ""
     accepted: int = 0
+
+
+class Elsewhere(Protocol):
+    """Several nodes (docs/cluster.md): subscriptions of tenants another node runs, and the
+    way their notifications reach that node."""
+
+    async def known(self, subscription_id: str) -> KnownSubscription | None:
+        """The subscription if it is one of ours that another node's tenant holds."""
+        ...
+
+    async def hand_off(self, entries: list[tuple[KnownSubscription, dict[str, Any]]]) -> None:
+        """Leave checked notifications (as Graph sent them) for their tenant's holder."""
+        ...
 
 
 LifecycleHandler = Callable[[KnownSubscription, str], Awaitable[None]]
@@ -123,6 +137,7 @@ class NotificationReceiver:
         self.on_basic = on_basic
         self.on_lifecycle = on_lifecycle
         self.counters: Counter[str] = Counter()
+        self.elsewhere: Elsewhere | None = None  # set on a node of several
         self.refusals = Refusals(clock)
         # Graph sends the same validation tokens (valid for an hour) with every rich batch;
         # tokens verified once are trusted until they expire instead of checking the RS256
@@ -158,14 +173,26 @@ class NotificationReceiver:
         except MalformedNotification as exc:
             return self.refuse("malformed", 400, str(exc), source=source)
         checked: list[Entry] = []
+        remote: dict[int, int] = {}  # index in `checked` -> index in the body's value
         unknown = 0
         looked_up: dict[str, KnownSubscription | None] = {}  # a batch shares a few
-        for item in batch.notifications:
+        here: dict[str, bool] = {}
+        for index, item in enumerate(batch.notifications):
             sid = item.subscription_id
             if sid in looked_up:
                 known = looked_up[sid]
             else:
                 known = looked_up[sid] = self.subscriptions(sid)
+                here[sid] = known is not None
+                if known is None and self.elsewhere is not None:
+                    try:
+                        known = looked_up[sid] = await self.elsewhere.known(sid)
+                    except Exception as exc:
+                        # Possibly another node's: a 503 makes Graph retry, a 202 loses it.
+                        return self.refuse(
+                            "handoff_failed", 503, "cannot look up subscription "
+                            f"{sid} in the database: {type(exc).__name__}: {exc}",
+                            source=source)
             if known is None:
                 # An old subscription of ours (e.g. before a restart): nothing to do with it,
                 # and an error answer would only make Graph retry for hours.
@@ -175,6 +202,8 @@ class NotificationReceiver:
             if not client_state_matches(known.client_state, item.client_state):
                 return self.refuse("forged", 403, "client state does not match that of "
                                    f"subscription {item.subscription_id}", source=source)
+            if not here[sid]:
+                remote[len(checked)] = index
             checked.append((known, item))
         if unknown:
             self.refusals.refuse("unknown_subscription", 202,
@@ -185,9 +214,51 @@ class NotificationReceiver:
             refused = await self._check_validation_tokens(batch.validation_tokens, rich, source)
             if refused is not None:
                 return refused
+        if remote:
+            refused = await self._hand_off(body, checked, remote, source)
+            if refused is not None:
+                return refused
+            checked = [entry for position, entry in enumerate(checked) if position not in remote]
         self._enqueue(checked)
         self.counters["accepted"] += len(checked)
-        return Verdict(202, accepted=len(checked))
+        return Verdict(202, accepted=len(checked) + len(remote))
+
+    async def _hand_off(self, body: bytes, checked: list[Entry], remote: dict[int, int],
+                        source: str | None) -> Verdict | None:
+        """Leave the notifications of tenants another node runs for it; None when done."""
+        assert self.elsewhere is not None
+        values = json.loads(body)["value"]  # parsed and checked already
+        try:
+            await self.elsewhere.hand_off([(checked[position][0], values[index])
+                                           for position, index in remote.items()])
+        except Exception as exc:
+            # Graph retries a 5xx for hours: better than a 202 for notifications nobody has.
+            return self.refuse("handoff_failed", 503, "cannot hand notifications to the node "
+                               f"running their tenant: {type(exc).__name__}: {exc}",
+                               source=source)
+        self.counters["handed_off"] += len(remote)
+        return None
+
+    def take_handed(self, body: str, fallback: Callable[[str], KnownSubscription | None]
+                    ) -> int:
+        """Queue notifications another node received and checked for a tenant this node
+        runs (docs/cluster.md); `fallback` names the subscriptions not known here (yet)."""
+        try:
+            batch = parse_notifications(body.encode())
+        except MalformedNotification as exc:
+            self.counters["handed_malformed"] += 1
+            log.error("notifications handed over by another node are malformed: %s", exc)
+            return 0
+        checked: list[Entry] = []
+        for item in batch.notifications:
+            known = self.subscriptions(item.subscription_id) or fallback(item.subscription_id)
+            if known is None:
+                self.counters["unknown_subscription"] += 1
+                continue
+            checked.append((known, item))
+        self._enqueue(checked)
+        self.counters["taken_over"] += len(checked)
+        return len(checked)
 
     def _enqueue(self, checked: list[Entry]) -> None:
         room = self.queue_size - len(self._queue)
@@ -289,8 +360,12 @@ class NotificationReceiver:
 
     def health(self) -> dict[str, Any]:
         """What /healthz shows about webhook notifications: accepted, queued, read back
-        because the queue was full, refused lately and why."""
-        return {"accepted": self.counters["accepted"], "queued": len(self._queue),
+        because the queue was full, refused lately and why (several nodes: handed to the
+        tenant's holder, and taken over from other nodes)."""
+        several = {} if self.elsewhere is None else {
+            "handed_off": self.counters["handed_off"],
+            "taken_over": self.counters["taken_over"]}
+        return {"accepted": self.counters["accepted"], "queued": len(self._queue), **several,
                 "overflowed": self.counters["overflowed"],
                 "decrypting": self.decrypting(), **self.refusals.status()}
 

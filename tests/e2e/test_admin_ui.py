@@ -501,7 +501,10 @@ async def test_pin_an_ambiguous_person_and_exclude_people_from_the_ui(
             max_redirects=0)
         assert forged.status == 403
 
-        await section.locator("table.ambiguous tr[data-key='anna'] button.pin").first.click()
+        # Each button posts a form answered by a redirect back to the page: wait for that
+        # page to load before the next step (a reload while it loads finds no page).
+        async with page.expect_navigation():
+            await section.locator("table.ambiguous tr[data-key='anna'] button.pin").first.click()
         await eventually(lambda: {p.key for p in service.hub.people()} == {"anna", "ben"},
                          clock)
         await page.reload()
@@ -511,18 +514,21 @@ async def test_pin_an_ambiguous_person_and_exclude_people_from_the_ui(
             "pinned to")
 
         # Exclude an unmatched PBX user here, and a matched person from their page.
-        await section.locator("table.unmatched tr[data-key='zoe'] button.exclude").click()
+        async with page.expect_navigation():
+            await section.locator("table.unmatched tr[data-key='zoe'] button.exclude").click()
         await expect(page.locator("table.overrides tr[data-key='zoe']")).to_contain_text(
             "excluded")
         await page.screenshot(path=shots / "matching_pinned.png", full_page=True)
         await page.goto(base(service) + "/admin/people?q=ben")
         await page.click("tbody a")
-        await page.click("button.exclude")
+        async with page.expect_navigation():
+            await page.click("button.exclude")
         await eventually(lambda: {p.key for p in service.hub.people()} == {"anna"}, clock)
 
         # Removing the exclusion matches Ben again.
         await page.goto(base(service) + "/admin/matching")
-        await page.locator("table.overrides tr[data-key='ben'] button.danger").click()
+        async with page.expect_navigation():
+            await page.locator("table.overrides tr[data-key='ben'] button.danger").click()
         await eventually(lambda: {p.key for p in service.hub.people()} == {"anna", "ben"},
                          clock)
 

@@ -103,11 +103,15 @@ async def two_nodes(server: RunningServer, sim: Simulator, clock: VirtualClock, 
     a_settings = node_settings(server, tmp, url, "node-a", port=free_port(),
                                public_port=b_port)
     b_settings = node_settings(server, tmp, url, "node-b", port=b_port, public_port=b_port)
-    async with running(a_settings, clock) as a, running(b_settings, clock) as b:
+    async with contextlib.AsyncExitStack() as nodes:
+        a = await nodes.enter_async_context(running(a_settings, clock))
         switchboard(a).replace_users(pbx_users(*PEOPLE))
+        # node-b starts once node-a holds the lease: started together, either may win it
+        # (on a loaded machine node-b sometimes did).
+        await eventually(lambda: state(a) is KeeperState.HOLDING, clock, wall_timeout=WALL)
+        b = await nodes.enter_async_context(running(b_settings, clock))
         switchboard(b).replace_users(pbx_users(*PEOPLE))
-        await eventually(lambda: state(a) is KeeperState.HOLDING and subscribed(a), clock,
-                         wall_timeout=WALL)
+        await eventually(lambda: subscribed(a), clock, wall_timeout=WALL)
         await eventually(lambda: state(b) is KeeperState.STANDBY, clock, wall_timeout=WALL)
         # The holder stores a new subscription just after Graph created it: notifications
         # before that are unknown to other nodes (the reconciliation repairs them).

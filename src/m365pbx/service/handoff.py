@@ -29,8 +29,7 @@ from sqlalchemy import select
 from m365pbx.clock import Clock
 from m365pbx.core.status import PartState, PartStatus
 from m365pbx.service.leases import Ownership
-from m365pbx.store import FencedOut, Repositories, Store
-from m365pbx.store.repositories.handoffs import CHANNEL, HandedOff
+from m365pbx.store import HANDOFF_CHANNEL, FencedOut, HandedOff, Repositories, Store
 from m365pbx.store.tables import Subscription, Tenant
 from m365pbx.sync.teams_to_pbx.receiver import KnownSubscription
 
@@ -182,7 +181,7 @@ class WebhookHandoff:
             raw = await connection.get_raw_connection()
             driver = raw.driver_connection
             assert driver is not None
-            await driver.add_listener(CHANNEL, lambda *_: self._wake.set())
+            await driver.add_listener(HANDOFF_CHANNEL, lambda *_: self._wake.set())
         except Exception as exc:
             error = (f"cannot LISTEN for handed notifications (taking them every "
                      f"{ROUND_EVERY:.0f} s instead): {type(exc).__name__}: {exc}")

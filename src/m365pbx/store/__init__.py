@@ -28,11 +28,13 @@ from m365pbx.store.errors import (
 )
 from m365pbx.store.migrate import database_revision, head_revision, upgrade_database
 from m365pbx.store.repositories import (
+    HANDOFF_CHANNEL,
     ApiUserRecord,
     Change,
     CredentialSpec,
     Declarations,
     FencedOut,
+    HandedOff,
     PbxConnectionSpec,
     PersonRecord,
     ReplaceReport,
@@ -51,6 +53,7 @@ PUBLIC_MODULES = ("backup", "db", "errors", "secrets", "tables")
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
+    "HANDOFF_CHANNEL",
     "ApiUserRecord",
     "Change",
     "ConflictError",
@@ -60,6 +63,7 @@ __all__ = [
     "Declarations",
     "EmptyDirectoryError",
     "FencedOut",
+    "HandedOff",
     "MatchStatus",
     "NotFoundError",
     "Origin",

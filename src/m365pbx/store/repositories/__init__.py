@@ -15,6 +15,7 @@ from m365pbx.store.repositories.audit import AuditRepository
 from m365pbx.store.repositories.calendar_blocks import CalendarBlockRepository, StoredBlock
 from m365pbx.store.repositories.declarable import Change, DeclarableRepository
 from m365pbx.store.repositories.declarations import Declarations, SyncReport, sync_declared
+from m365pbx.store.repositories.handoffs import CHANNEL as HANDOFF_CHANNEL
 from m365pbx.store.repositories.handoffs import HandedOff, HandoffRepository
 from m365pbx.store.repositories.leases import FencedOut, LeaseRepository
 from m365pbx.store.repositories.part_status import PartStatusRepository
@@ -38,6 +39,7 @@ from m365pbx.store.repositories.tenants import (
 )
 
 __all__ = [
+    "HANDOFF_CHANNEL",
     "AdminSessionRepository",
     "AdminUserRepository",
     "ApiClientRepository",

@@ -55,6 +55,16 @@ def _query(connection: str, question: Question, **extra: str) -> str:
 def add_editing_routes(router: APIRouter, ui: AdminUi, kit: Kit) -> None:
     """Add the mapping and matching pages to the admin UI's router."""
 
+    async def signed_form(request: Request) -> tuple[AdminSession, dict[str, list[str]]] | Response:
+        """A POST's admin and form, or the answer that refuses it (sign-in, CSRF)."""
+        session = await kit.session_of(request)
+        if session is None:
+            return kit.to_login()
+        try:
+            return session, await kit.checked_form(request, session)
+        except Refused:
+            return kit.refused()
+
     async def mapping_page(session: AdminSession, chosen: str, question: Question, *,
                            text: str | None = None, preview: bool = False,
                            problems: tuple[str, ...] = (), saved: bool = False,
@@ -96,13 +106,10 @@ def add_editing_routes(router: APIRouter, ui: AdminUi, kit: Kit) -> None:
 
     @router.post("/mapping")
     async def edit_mapping(request: Request) -> Response:
-        session = await kit.session_of(request)
-        if session is None:
-            return kit.to_login()
-        try:
-            form = await kit.checked_form(request, session)
-        except Refused:
-            return kit.refused()
+        signed = await signed_form(request)
+        if isinstance(signed, Response):
+            return signed
+        session, form = signed
         edits = ui.edits
         connection, text = one(form, "connection"), one(form, "overlay")
         question = _question(form)
@@ -139,13 +146,10 @@ def add_editing_routes(router: APIRouter, ui: AdminUi, kit: Kit) -> None:
                         **kit.common(session, "matching"))
 
     async def change_matching(request: Request, what: str) -> Response:
-        session = await kit.session_of(request)
-        if session is None:
-            return kit.to_login()
-        try:
-            form = await kit.checked_form(request, session)
-        except Refused:
-            return kit.refused()
+        signed = await signed_form(request)
+        if isinstance(signed, Response):
+            return signed
+        session, form = signed
         if ui.edits is None:
             return Response(status_code=404, headers=HEADERS)
         connection, key = one(form, "connection"), one(form, "key")
@@ -186,13 +190,10 @@ def add_editing_routes(router: APIRouter, ui: AdminUi, kit: Kit) -> None:
 
     @router.post("/configuration")
     async def apply_configuration(request: Request) -> Response:
-        session = await kit.session_of(request)
-        if session is None:
-            return kit.to_login()
-        try:
-            await kit.checked_form(request, session)
-        except Refused:
-            return kit.refused()
+        signed = await signed_form(request)
+        if isinstance(signed, Response):
+            return signed
+        session, _ = signed
         if ui.configuration is not None:
             await ui.configuration.apply(f"admin {session.name}")
         return RedirectResponse(f"{PREFIX}/configuration", status_code=303, headers=HEADERS)

@@ -724,9 +724,12 @@ async def test_notifications_lost_in_delivery_are_repaired_by_the_daily_read(
         calendar = service.tenants["contoso"].parts.calendar
         assert events is not None and calendar is not None
         await eventually(lambda: events.health()["active"] == 2, clock, step=0.2)
-        # The reads before the subscriptions flowed came due every 12 h; past that one, a
-        # followed calendar is read once a day.
-        await advance_to(clock, now(clock) + 12 * 3600 + 600, step=300.0)
+        # A calendar read while its subscription flows is read again a day later (one read
+        # before that came due in 12 h). "Sync now" reads both now, with the subscriptions on.
+        before = calendar.status.reads
+        service.tenants["contoso"].sync_now()
+        await eventually(lambda: calendar.status.reads >= before + 2, clock, step=0.0,
+                         wall_timeout=30)
         reads = calendar.status.reads
         # Every notification from now on is lost on the way; the subscriptions stay.
         sim.subscriptions.settings.loss = 1.0

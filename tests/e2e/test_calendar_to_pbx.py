@@ -384,9 +384,11 @@ async def test_a_person_no_longer_matched_loses_their_subscription(
                          step=0.2)
         annas = events.known(next(iter(events._by_id)))
         assert annas is not None
-    # At stop Anna's stays, kept for the next start to take over; Ben's is gone for good.
+    # At stop Anna's stays, kept for the next start to take over; Ben's is gone for good,
+    # in Graph and in the store.
     assert [s.id for s in sim.subscriptions.subscriptions.values()
             if s.resource.strip("/").casefold().endswith("/events")] == [annas.id]
+    assert await kept_subscriptions(tmp_path) == [annas.id]
 
 
 async def test_a_meeting_moved_while_in_progress_is_followed(
@@ -511,6 +513,18 @@ def made_since(sim: Simulator, creates: int, since: datetime) -> list[str]:
                   if s.created_at >= since)
     assert subscription_creates(sim) - creates == len(made), made
     return made
+
+
+async def kept_subscriptions(tmp: Path) -> list[str]:
+    """The ids of the mailbox subscriptions in the store."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp / 'state.db'}")
+    try:
+        async with engine.connect() as connection:
+            found = await connection.execute(
+                text("SELECT graph_subscription_id FROM mailbox_subscriptions"))
+            return sorted(str(row[0]) for row in found)
+    finally:
+        await engine.dispose()
 
 
 async def forget_kept_subscriptions(tmp: Path) -> None:

@@ -14,7 +14,12 @@
    directory): `--people` people with `--events` blocks each saved as the keeper saves them
    (500 people a transaction), then all loaded back as at start-up; the restore is compared
    with the first round of reads (`calendar_load`'s time per calendar, same run).
-4. Requests per person per day follow from the configuration: 86,400 / poll_interval when
+4. `subscriptions_store`: the event subscriptions kept across restarts
+   (`mailbox_subscriptions`, SQLite in a temporary directory): `--people` records saved as
+   MailboxSubscriptions saves them (StoreMailboxRecords, 500 people a transaction), saved
+   again (a day of renewals), and loaded back as at start-up, against making them anew
+   (one create per person, 32 at once, each waiting about a second for Graph's validation).
+5. Requests per person per day follow from the configuration: 86,400 / poll_interval when
    polling (288 at 5 minutes); with change notifications 1 daily read + 1 per change + 1
    subscription renewal (lifetime one day).
 
@@ -25,8 +30,10 @@ Prints one JSON line per part:
  "requests_per_person"}
 {"bench": "calendar_store", "people", "blocks", "save_s", "load_s", "db_mb",
  "load_vs_first_reads"}
+{"bench": "subscriptions_store", "people", "save_s", "renewals_s", "load_s",
+ "creates_instead_s"}
 Run: .venv/bin/python bench/bench_calendar.py [--people 50000] [--events 10] [--burst 10000]
-     [--mailboxes 2000]
+     [--mailboxes 2000] [--part subscriptions_store]
 """
 
 from __future__ import annotations
@@ -238,6 +245,48 @@ async def kept(people: int, events: int, per_calendar_ms: float) -> dict[str, An
             "load_vs_first_reads": round(loaded_s / first_reads, 3)}
 
 
+async def kept_subscriptions(people: int) -> dict[str, Any]:
+    """Save everyone's event subscription as MailboxSubscriptions does, then load them."""
+    import tempfile
+    from pathlib import Path
+
+    from m365pbx.service.persistence import StoreMailboxRecords
+    from m365pbx.store import Store, TenantSpec, create_engine, generate_key, upgrade_database
+    from m365pbx.store.secrets import SecretBox
+    from m365pbx.sync.mailbox_records import MailboxRecord
+    from m365pbx.sync.mailbox_subscriptions import CONCURRENT
+
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}"
+        await upgrade_database(url)
+        engine = create_engine(url)
+        store = Store(engine, SecretBox([generate_key()]))
+        try:
+            async with store.transaction() as tx:
+                await tx.tenants.create(TenantSpec("bench", "bench-id"))
+            records = StoreMailboxRecords(store, "bench", "calendar", SystemClock())
+            expires = SystemClock().now() + timedelta(days=1)
+            users = [str(uuid.uuid4()) for _ in range(people)]
+            everyone = [MailboxRecord(user, str(uuid.uuid4()), f"users/{user}/events", expires,
+                                      uuid.uuid4().hex + uuid.uuid4().hex[:11])
+                        for user in users]
+            began = time.perf_counter()
+            await records.save(everyone, [])
+            saved = time.perf_counter() - began
+            began = time.perf_counter()
+            await records.save(everyone, [])
+            renewed = time.perf_counter() - began
+            began = time.perf_counter()
+            loaded = await records.load()
+            loaded_s = time.perf_counter() - began
+            assert len(loaded) == people
+        finally:
+            await engine.dispose()
+    return {"bench": "subscriptions_store", "people": people, "save_s": round(saved, 1),
+            "renewals_s": round(renewed, 1), "load_s": round(loaded_s, 1),
+            "creates_instead_s": round(people / CONCURRENT * 1.0)}
+
+
 def main() -> None:
     """Run the parts and print their JSON lines."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -245,12 +294,18 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10)
     parser.add_argument("--burst", type=int, default=10_000)
     parser.add_argument("--mailboxes", type=int, default=2_000)
+    parser.add_argument("--part", choices=["subscriptions_store"], default=None,
+                        help="run only this part")
     args = parser.parse_args()
+    if args.part == "subscriptions_store":
+        print(json.dumps(asyncio.run(kept_subscriptions(args.people))), flush=True)
+        return
     print(json.dumps(asyncio.run(timers(args.people, args.events, args.burst))), flush=True)
     reads = asyncio.run(load(args.mailboxes))
     print(json.dumps(reads), flush=True)
     print(json.dumps(asyncio.run(kept(args.people, args.events, reads["per_calendar_ms"]))),
           flush=True)
+    print(json.dumps(asyncio.run(kept_subscriptions(args.people))), flush=True)
 
 
 if __name__ == "__main__":

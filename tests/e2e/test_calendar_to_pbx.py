@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 from prometheus_client import generate_latest
+from sqlalchemy import text
 
 from m365pbx.app import Service
 from m365pbx.config import Settings, load_config
@@ -22,6 +23,8 @@ from m365pbx.core.presence import LineState, PbxPresence
 from m365pbx.pbx.api.connection import ApiConnection
 from m365pbx.pbx.base import LineStateEvent
 from m365pbx.service.presence_view import person_presence
+from m365pbx.store import create_engine
+from m365pbx.store.tables import MailboxSubscriptionRow
 from m365sim.clock import VirtualClock
 from m365sim.faults import FaultRule
 from m365sim.model import Tenant
@@ -379,9 +382,13 @@ async def test_a_person_no_longer_matched_loses_their_subscription(
         await eventually(lambda: len(service.hub.people()) == 1, clock)
         await eventually(lambda: events.health()["active"] == 1 and not bens(), clock,
                          step=0.2)
-    # At stop every subscription of ours is deleted.
-    assert not [s for s in sim.subscriptions.subscriptions.values()
-                if s.resource.strip("/").casefold().endswith("/events")]
+        annas = events.known(next(iter(events._by_id)))
+        assert annas is not None
+    # At stop Anna's stays, kept for the next start to take over; Ben's is gone for good,
+    # in Graph and in the store.
+    assert [s.id for s in sim.subscriptions.subscriptions.values()
+            if s.resource.strip("/").casefold().endswith("/events")] == [annas.id]
+    assert await kept_subscriptions(tmp_path) == [annas.id]
 
 
 async def test_a_meeting_moved_while_in_progress_is_followed(
@@ -487,6 +494,217 @@ async def test_a_call_during_a_meeting_shows_in_teams_then_the_meeting_again(
         await shows(pbx, "anna", PbxPresence.MEETING, clock, note="Steering")
 
 
+def event_subscriptions(sim: Simulator) -> dict[str, str]:
+    """The simulator's subscriptions on people's events: resource (lower case) → id."""
+    return {s.resource.strip("/").casefold(): s.id for s in sim.subscriptions.subscriptions.values()
+            if s.resource.strip("/").casefold().endswith("/events")}
+
+
+def subscription_creates(sim: Simulator) -> int:
+    """How many subscriptions were asked for (of any kind) so far."""
+    return sum(1 for r in sim.faults.requests()
+               if r["method"] == "POST" and r["path"].rstrip("/") == "/v1.0/subscriptions")
+
+
+def made_since(sim: Simulator, creates: int, since: datetime) -> list[str]:
+    """The resources of the subscriptions made since `since`, when `creates` had been asked
+    for: every request since made one of them (none failed, none was for what is kept)."""
+    made = sorted(s.resource.strip("/") for s in sim.subscriptions.subscriptions.values()
+                  if s.created_at >= since)
+    assert subscription_creates(sim) - creates == len(made), made
+    return made
+
+
+async def kept_subscriptions(tmp: Path) -> list[str]:
+    """The ids of the mailbox subscriptions in the store."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp / 'state.db'}")
+    try:
+        async with engine.connect() as connection:
+            found = await connection.execute(
+                text("SELECT graph_subscription_id FROM mailbox_subscriptions"))
+            return sorted(str(row[0]) for row in found)
+    finally:
+        await engine.dispose()
+
+
+async def forget_kept_subscriptions(tmp: Path) -> None:
+    """Empty the store's mailbox subscriptions (a lost database, a crash before the save)."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp / 'state.db'}")
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("DELETE FROM mailbox_subscriptions"))
+    finally:
+        await engine.dispose()
+
+
+async def test_a_restart_takes_over_the_event_subscriptions_and_hears_what_changes(
+    sim_server: RunningServer, sim: Simulator, tenant: Tenant, clock: VirtualClock,
+    tmp_path: Path,
+) -> None:
+    settings = calendar_with_webhooks(sim_server, sim, tmp_path)
+    async with running(settings, clock) as service:
+        await started_with_calendars(service, clock, 2)
+        events = service.tenants["contoso"].parts.calendar_subscriptions
+        assert events is not None
+        await eventually(lambda: events.health()["active"] == 2 and events.writes >= 1, clock,
+                         step=0.2)
+        before = event_subscriptions(sim)
+        assert len(before) == 2
+    await clock.advance(MINUTE)
+    creates, restarted = subscription_creates(sim), clock.now()
+    async with running(settings, clock) as service:
+        pbx = switchboard(service)
+        events = service.tenants["contoso"].parts.calendar_subscriptions
+        assert events is not None
+        # Known from the store at once; Graph's list confirms them: nothing made again.
+        await eventually(lambda: events.restored == 2, clock, step=0.2)
+        await started_with_calendars(service, clock, 2)
+        assert events.health() | {"notifications": 0} == {
+            "active": 2, "missing": 0, "notifications": 0, "restored": 2, "error": None}
+        assert event_subscriptions(sim) == before
+        assert made_since(sim, creates, restarted) == ["users"]
+        # A meeting made right after the restart is heard of by the subscription taken over.
+        calendar = service.tenants["contoso"].parts.calendar
+        assert calendar is not None
+        reads = calendar.status.reads
+        start = now(clock) + 10 * MINUTE
+        add_event(sim, tenant, "anna@contoso.com", subject="After restart", start_in="10m",
+                  duration="15m", show_as="busy")
+        await eventually(lambda: events.notifications >= 1 and calendar.status.reads > reads,
+                         clock, step=0.2)
+        await advance_to(clock, start - 2)
+        at = await until_shown(pbx, "anna", PbxPresence.MEETING, clock)
+        assert 0 <= at - start <= 1.0
+        assert shown(pbx, "anna") == (PbxPresence.MEETING, "After restart")
+        assert made_since(sim, creates, restarted) == ["users"]
+
+
+async def test_a_subscription_graph_dropped_while_down_is_made_again_at_start(
+    sim_server: RunningServer, sim: Simulator, tenant: Tenant, clock: VirtualClock,
+    tmp_path: Path,
+) -> None:
+    settings = calendar_with_webhooks(sim_server, sim, tmp_path)
+    anna, ben = (tenant.find_user(f"{n}@contoso.com") for n in ("anna", "ben"))
+    assert anna is not None and ben is not None
+    annas, bens = f"users/{anna.id}/events".casefold(), f"users/{ben.id}/events".casefold()
+    async with running(settings, clock) as service:
+        await started_with_calendars(service, clock, 2)
+        events = service.tenants["contoso"].parts.calendar_subscriptions
+        assert events is not None
+        await eventually(lambda: events.health()["active"] == 2 and events.writes >= 1, clock,
+                         step=0.2)
+    before = event_subscriptions(sim)
+    # While m365pbx is down, Graph forgets Anna's subscription.
+    sim.subscriptions.subscriptions.pop(before[annas])
+    await clock.advance(MINUTE)
+    async with running(settings, clock) as service:
+        pbx = switchboard(service)
+        await started_with_calendars(service, clock, 2)
+        events = service.tenants["contoso"].parts.calendar_subscriptions
+        assert events is not None
+        await eventually(lambda: events.health()["active"] == 2, clock, step=0.2)
+        after = event_subscriptions(sim)
+        assert events.restored == 1
+        assert after[bens] == before[bens] and after[annas] != before[annas]
+        assert events.known(before[annas]) is None and events.known(after[annas]) is not None
+        # The new one is kept too, and hears Anna's next meeting.
+        await eventually(lambda: events.writes >= 1, clock, step=0.2)
+        start = now(clock) + 10 * MINUTE
+        add_event(sim, tenant, "anna@contoso.com", subject="Heard again", start_in="10m",
+                  duration="15m", show_as="busy")
+        await eventually(lambda: events.notifications >= 1, clock, step=0.2)
+        await advance_to(clock, start - 2)
+        at = await until_shown(pbx, "anna", PbxPresence.MEETING, clock)
+        assert 0 <= at - start <= 1.0
+        assert shown(pbx, "anna") == (PbxPresence.MEETING, "Heard again")
+
+
+async def test_kept_subscriptions_are_checked_by_renewing_when_graph_cannot_list_them(
+    sim_server: RunningServer, sim: Simulator, tenant: Tenant, clock: VirtualClock,
+    tmp_path: Path,
+) -> None:
+    settings = calendar_with_webhooks(sim_server, sim, tmp_path)
+    async with running(settings, clock) as service:
+        await started_with_calendars(service, clock, 2)
+        events = service.tenants["contoso"].parts.calendar_subscriptions
+        assert events is not None
+        await eventually(lambda: events.health()["active"] == 2 and events.writes >= 1, clock,
+                         step=0.2)
+    before = event_subscriptions(sim)
+    sim.faults.add_fault(FaultRule(503, path_prefix="/v1.0/subscriptions", method="GET"))
+    await clock.advance(MINUTE)
+    creates, restarted = subscription_creates(sim), clock.now()
+
+    def renewed() -> set[str]:
+        return {r["path"].split("/")[3] for r in sim.faults.requests()
+                if r["method"] == "PATCH" and r["path"].startswith("/v1.0/subscriptions/")
+                and datetime.fromisoformat(r["time"]) >= restarted}
+
+    async with running(settings, clock) as service:
+        await started_with_calendars(service, clock, 2)
+        events = service.tenants["contoso"].parts.calendar_subscriptions
+        assert events is not None
+        # Graph could not say which it still has: each kept one is renewed at once instead.
+        await eventually(lambda: set(before.values()) <= renewed(), clock, step=0.2,
+                         wall_timeout=60)
+        await eventually(lambda: events.health()["active"] == 2, clock, step=0.2)
+        assert events.restored == 2 and event_subscriptions(sim) == before
+        assert "events" not in " ".join(made_since(sim, creates, restarted))
+
+
+async def test_a_store_that_cannot_keep_the_subscriptions_is_shown_and_nothing_stops(
+    sim_server: RunningServer, sim: Simulator, tenant: Tenant, clock: VirtualClock,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = calendar_with_webhooks(sim_server, sim, tmp_path)
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'state.db'}")
+    try:
+        async with running(settings, clock) as service:
+            await started_with_calendars(service, clock, 2)
+            events = service.tenants["contoso"].parts.calendar_subscriptions
+            assert events is not None
+            await eventually(lambda: events.health()["active"] == 2 and events.writes >= 1,
+                             clock, step=0.2)
+            # The table is gone (a broken database): Ben's next subscription cannot be kept.
+            async with engine.begin() as connection:
+                await connection.execute(text("DROP TABLE mailbox_subscriptions"))
+            ben = tenant.find_user("ben@contoso.com")
+            assert ben is not None
+            theirs = next(s for s in sim.subscriptions.subscriptions.values()
+                          if s.resource.strip("/").casefold()
+                          == f"users/{ben.id}/events".casefold())
+            sim.subscriptions.remove_with_notice(theirs)
+
+            def state() -> str:
+                part = service.status.get("tenant/contoso/calendar_subscriptions")
+                assert part is not None
+                return part.state.value
+
+            await eventually(lambda: events.health()["error"] is not None, clock, step=0.5,
+                             wall_timeout=60)
+            error = events.health()["error"]
+            assert "cannot keep the subscriptions in the store" in error, error
+            assert "mailbox_subscriptions" in error, error
+            assert state() == "degraded"
+            assert "cannot keep 1 subscriptions in the store" in caplog.text
+            # Notifications still flow: a meeting for Ben shows on time.
+            pbx = switchboard(service)
+            start = now(clock) + 10 * MINUTE
+            add_event(sim, tenant, "ben@contoso.com", subject="Unkept", start_in="10m",
+                      duration="15m", show_as="busy")
+            await advance_to(clock, start - 2)
+            at = await until_shown(pbx, "ben", PbxPresence.MEETING, clock)
+            assert 0 <= at - start <= 1.0
+            # The table is back: the retry keeps it, and the error clears.
+            async with engine.begin() as connection:
+                await connection.run_sync(MailboxSubscriptionRow.__table__.create)
+            await eventually(lambda: events.health()["error"] is None, clock, step=0.5,
+                             wall_timeout=120)
+            assert state() == "ok"
+    finally:
+        await engine.dispose()
+
+
 async def test_subscriptions_a_crashed_run_left_are_removed_at_start(
     sim_server: RunningServer, sim: Simulator, tenant: Tenant, clock: VirtualClock,
     tmp_path: Path,
@@ -494,8 +712,7 @@ async def test_subscriptions_a_crashed_run_left_are_removed_at_start(
     settings = calendar_with_webhooks(sim_server, sim, tmp_path)
 
     def ours() -> set[str]:
-        return {s.id for s in sim.subscriptions.subscriptions.values()
-                if s.resource.strip("/").casefold().endswith("/events")}
+        return set(event_subscriptions(sim).values())
 
     async with running(settings, clock) as service:
         await started_with_calendars(service, clock, 2)
@@ -503,8 +720,9 @@ async def test_subscriptions_a_crashed_run_left_are_removed_at_start(
         assert events is not None
         await eventually(lambda: events.health()["active"] == 2, clock, step=0.2)
         left = ours()
-        events._held.clear()  # as after a crash: nothing deleted on the way out
     assert ours() == left and len(left) == 2
+    # Not in the store (a crash before they were saved): nothing to take them over with.
+    await forget_kept_subscriptions(tmp_path)
     async with running(settings, clock) as service:
         await started_with_calendars(service, clock, 2)
         again = service.tenants["contoso"].parts.calendar_subscriptions

@@ -219,9 +219,58 @@ async def test_outlook_changes_show_within_one_notification_and_leavers_lose_the
         switchboard(service).replace_users(pbx_users(PEOPLE[0]))
         await eventually(lambda: subscriptions.health()["active"] == 1
                          and not contact_subscriptions(sim, ben.id), clock, step=0.2)
-        assert len(contact_subscriptions(sim, anna.id)) == 1
-    # At stop every contact subscription of ours is deleted.
-    assert contact_subscriptions(sim) == []
+        annas = contact_subscriptions(sim, anna.id)
+        assert len(annas) == 1
+    # At stop Anna's stays, kept for the next start to take over.
+    assert contact_subscriptions(sim) == annas
+
+
+async def test_a_restart_takes_over_the_contact_subscriptions(
+    sim_server: RunningServer, sim: Simulator, tenant: Tenant, clock: VirtualClock,
+    tmp_path: Path,
+) -> None:
+    anna = tenant.find_user("anna@contoso.com")
+    assert anna is not None
+    keys = MemoryApiKeyChecker()
+    key = keys.add("phone-app", [Scope.CONTACTS])
+    settings = contacts_with_webhooks(sim_server, sim, tmp_path)
+    async with running(settings, clock, api_keys=keys) as service:
+        switchboard(service).replace_users(pbx_users(*PEOPLE))
+        subscriptions = service.tenants["contoso"].parts.contact_subscriptions
+        assert subscriptions is not None
+        await eventually(lambda: subscriptions.health()["active"] == 2
+                         and subscriptions.writes >= 1, clock, step=0.2)
+        before = sorted(s.id for s in contact_subscriptions(sim))
+    await clock.advance(60)
+    posts = [r for r in sim.faults.requests()
+             if r["method"] == "POST" and r["path"] == "/v1.0/subscriptions"]
+    restarted = clock.now()
+    async with running(settings, clock, api_keys=keys) as service:
+        switchboard(service).replace_users(pbx_users(*PEOPLE))
+        parts = service.tenants["contoso"].parts
+        sync, subscriptions = parts.contacts, parts.contact_subscriptions
+        assert sync is not None and subscriptions is not None
+        await eventually(lambda: subscriptions.restored == 2 and sync.status.reads >= 2, clock,
+                         step=0.2)
+        assert subscriptions.health()["active"] == 2
+        assert sorted(s.id for s in contact_subscriptions(sim)) == before
+        # The only subscription asked for since is the directory's on users.
+        made = [s.resource for s in sim.subscriptions.subscriptions.values()
+                if s.created_at >= restarted]
+        asked = [r for r in sim.faults.requests()
+                 if r["method"] == "POST" and r["path"] == "/v1.0/subscriptions"]
+        assert made == ["users"] and len(asked) == len(posts) + 1
+        # A contact added right after the restart is found by its notification.
+        sim.outlook.add_contact(tenant, anna, {"display_name": "Nach Neustart",
+                                               "business_phones": ["089 3333333"]})
+
+        async def found() -> bool:
+            answer = (await api(service, key, "/api/v1/lookup", person="anna",
+                                number="089 3333333")).json()
+            return bool(answer.get("name") == "Nach Neustart")
+
+        assert await within(found, clock) < 60
+        assert subscriptions.notifications >= 1
 
 
 async def test_a_removed_subscription_is_made_again_and_the_changes_read_back(

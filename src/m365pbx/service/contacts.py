@@ -20,6 +20,7 @@ from m365pbx.graph.client import GraphClient
 from m365pbx.graph.users import DeltaResult
 from m365pbx.pbx.api.contacts import ContactCounters, contacts_router
 from m365pbx.pbx.api.keys import ApiKeyChecker
+from m365pbx.service.persistence import StoreMailboxRecords
 from m365pbx.sync.contacts import ContactsPlan, ContactsSync, ContactSubscriptions
 from m365pbx.sync.people import Person
 from m365pbx.sync.signin import WatchedTokens
@@ -163,9 +164,12 @@ def contact_subscriptions(runtime: TenantRuntime, sync: ContactsSync, webhook: s
         sync.notifications_off = ("no public webhook (public_url unset, or teams_to_pbx.mode "
                                   "polling): contacts are read every contacts.poll_interval")
         return None
+    records = StoreMailboxRecords(runtime.store, runtime.tenant.name, "contacts", runtime.clock,
+                                  runtime.ownership)
     return ContactSubscriptions(sync.client, runtime.clock, sync, notification_url=webhook,
                                 lifecycle_url=webhook.rstrip("/") + "/lifecycle",
-                                tenant_id=str(runtime.tenant.tenant_id), app_id=runtime.app_id)
+                                tenant_id=str(runtime.tenant.tenant_id), app_id=runtime.app_id,
+                                records=records)
 
 
 def feeding_directory(fetch: Callable[[], Awaitable[list[dict[str, Any]]]],

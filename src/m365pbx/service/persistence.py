@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from m365pbx.clock import Clock
 from m365pbx.core.matching import MatchResult
 from m365pbx.service.leases import Writes
-from m365pbx.store import MatchStatus, PersonRecord, Repositories, Store
+from m365pbx.store import (
+    MailboxSubscriptionRecord,
+    MatchStatus,
+    PersonRecord,
+    Repositories,
+    Store,
+)
 from m365pbx.sync.directory import StoredPerson
+from m365pbx.sync.mailbox_records import MailboxRecord
 from m365pbx.sync.teams_to_pbx.records import SubscriptionRecord
 
 
@@ -115,3 +124,45 @@ class StoreSubscriptionRecords:
         """Forget a subscription."""
         await self.writes.write(lambda tx: tx.subscriptions.delete(graph_id),
                                what=f"the removal of subscription {graph_id}")
+
+
+class StoreMailboxRecords:
+    """MailboxRecords on the store's mailbox_subscriptions table, for one tenant and kind."""
+
+    CHUNK = 500  # people per transaction: short write locks on SQLite
+
+    def __init__(self, store: Store, tenant: str, kind: str, clock: Clock,
+                 writes: Writes | None = None) -> None:
+        self.store = store
+        self.tenant = tenant
+        self.kind = kind
+        self.clock = clock
+        self.writes: Writes = writes or store  # an Ownership fences them (several nodes)
+
+    async def load(self) -> list[MailboxRecord]:
+        """Every kept subscription of the tenant and kind."""
+        async with self.store.transaction() as tx:
+            tenant = await tx.tenants.find(self.tenant)
+            if tenant is None:
+                return []
+            return [MailboxRecord(r.user_id, r.graph_subscription_id, r.resource, r.expires_at,
+                                  r.client_state)
+                    for r in await tx.mailbox_subscriptions.load(tenant.id, self.kind)]
+
+    async def save(self, keep: Sequence[MailboxRecord], forget: Sequence[str]) -> None:
+        """Record these subscriptions and forget those of the people in `forget` (retried,
+        a chunk of people per transaction)."""
+        now = self.clock.now()
+        for start in range(0, max(len(keep), len(forget)), self.CHUNK):
+            await self.writes.write(
+                functools.partial(self._save, keep=keep[start:start + self.CHUNK],
+                                  forget=forget[start:start + self.CHUNK], now=now),
+                what=f"the {self.kind} subscriptions of tenant {self.tenant}")
+
+    async def _save(self, tx: Repositories, *, keep: Sequence[MailboxRecord],
+                    forget: Sequence[str], now: datetime) -> None:
+        tenant = await tx.tenants.require(self.tenant, needed_by=f"{self.kind} subscriptions")
+        await tx.mailbox_subscriptions.delete(tenant.id, self.kind, forget)
+        await tx.mailbox_subscriptions.save(tenant.id, self.kind, [
+            MailboxSubscriptionRecord(r.user_id, r.graph_id, r.resource, r.expires,
+                                      r.client_state) for r in keep], now=now)

@@ -43,7 +43,11 @@ from m365pbx.service.contacts import (
     feeding_directory,
 )
 from m365pbx.service.leases import Ownership
-from m365pbx.service.persistence import StorePeople, StoreSubscriptionRecords
+from m365pbx.service.persistence import (
+    StoreMailboxRecords,
+    StorePeople,
+    StoreSubscriptionRecords,
+)
 from m365pbx.service.tenant_identity import TenantClaims, TenantIdentity
 from m365pbx.store import Store
 from m365pbx.sync.calendar import CalendarPlan, CalendarReader
@@ -198,6 +202,7 @@ class TenantRuntime:
         ownership: Ownership | None = None,
     ) -> None:
         self.settings = settings
+        self.store = store
         # Several nodes: this tenant's jobs run under a lease, their writes fenced by it.
         self.ownership = ownership
         self.tenant = tenant
@@ -306,7 +311,9 @@ class TenantRuntime:
             self.parts.calendar_subscriptions = CalendarSubscriptions(
                 calendar.client, clock, calendar, notification_url=webhook,
                 lifecycle_url=webhook.rstrip("/") + "/lifecycle",
-                tenant_id=str(tenant.tenant_id), app_id=self.app_id)
+                tenant_id=str(tenant.tenant_id), app_id=self.app_id,
+                records=StoreMailboxRecords(store, tenant.name, "calendar", clock,
+                                            self.ownership))
         self.parts.contacts = contacts_sync(self, tenant_connections, contacts,
                                             webhook if use_webhooks else None)
         if self.parts.contacts is not None:
@@ -315,6 +322,14 @@ class TenantRuntime:
                                                             self.parts.contacts)
             if changes is not None:
                 changes.changes = feeding_changes(changes.changes, self.parts.contacts)
+        for mailboxes in (self.parts.calendar_subscriptions, self.parts.contact_subscriptions):
+            if mailboxes is not None:
+                mailboxes.settled = self.people_known
+
+    def people_known(self) -> bool:
+        """Whether the directory has matched this tenant's people once (until then the
+        people followed are not known, and kept subscriptions are not deleted)."""
+        return self.parts.directory.status.last_success is not None
 
     def _calendar(self, tenant_connections: Sequence[Any], reader: Credential,
                   writer: Credential | None, graph_url: str) -> CalendarReader | None:

@@ -25,6 +25,7 @@ from m365pbx.store.repositories import (
     HandoffRepository,
     LastPresenceRepository,
     LeaseRepository,
+    MailboxSubscriptionRepository,
     MappingOverlayRepository,
     MatchingOverrideRepository,
     PartStatusRepository,
@@ -66,6 +67,7 @@ class Repositories:
         self.pbx_connections = PbxConnectionRepository(session, box)
         self.people = PeopleRepository(session)
         self.subscriptions = SubscriptionRepository(session, box)
+        self.mailbox_subscriptions = MailboxSubscriptionRepository(session, box)
         self.presence_sessions = PresenceSessionRepository(session)
         self.last_presence = LastPresenceRepository(session)
         self.sip_publications = SipPublicationRepository(session, box)

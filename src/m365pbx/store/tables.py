@@ -429,3 +429,23 @@ class CalendarBlockRow(Base):
                                            unique=True)
     blocks_encrypted: Mapped[str] = mapped_column(secret_type(), info=SECRET)
     updated_at: Mapped[datetime] = mapped_column()
+
+
+class MailboxSubscriptionRow(Base):
+    """A change-notification subscription on one person's Outlook resource (their events
+    or contacts), so a restart takes it over instead of deleting and making it again. One
+    per tenant, kind and person; the client state is encrypted like the presence ones'."""
+
+    __tablename__ = "mailbox_subscriptions"
+    __table_args__ = table_args(UniqueConstraint("tenant_id", "kind", "user_id"))
+    repr_fields = ("kind", "user_id", "graph_subscription_id", "expires_at")
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # calendar, contacts
+    user_id: Mapped[str] = mapped_column(String(64))  # the Teams user id, lower case
+    graph_subscription_id: Mapped[str] = mapped_column(String(128), unique=True)
+    resource: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column()
+    client_state_encrypted: Mapped[str] = mapped_column(secret_type(), info=SECRET)
+    updated_at: Mapped[datetime] = mapped_column()

@@ -18,6 +18,10 @@ from m365pbx.store.repositories.declarations import Declarations, SyncReport, sy
 from m365pbx.store.repositories.handoffs import CHANNEL as HANDOFF_CHANNEL
 from m365pbx.store.repositories.handoffs import HandedOff, HandoffRepository
 from m365pbx.store.repositories.leases import FencedOut, LeaseRepository
+from m365pbx.store.repositories.mailbox_subscriptions import (
+    MailboxSubscriptionRecord,
+    MailboxSubscriptionRepository,
+)
 from m365pbx.store.repositories.part_status import PartStatusRepository
 from m365pbx.store.repositories.pbx_connections import PbxConnectionRepository, PbxConnectionSpec
 from m365pbx.store.repositories.people import PeopleRepository, PersonRecord, ReplaceReport
@@ -57,6 +61,8 @@ __all__ = [
     "HandoffRepository",
     "LastPresenceRepository",
     "LeaseRepository",
+    "MailboxSubscriptionRecord",
+    "MailboxSubscriptionRepository",
     "MappingOverlayRepository",
     "MatchingOverrideRepository",
     "PartStatusRepository",

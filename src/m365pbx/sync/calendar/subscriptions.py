@@ -13,6 +13,7 @@ from datetime import timedelta
 from m365pbx.clock import Clock
 from m365pbx.graph.client import GraphClient
 from m365pbx.sync.calendar.reader import CalendarReader
+from m365pbx.sync.mailbox_records import MailboxRecords
 from m365pbx.sync.mailbox_subscriptions import LIFETIME, RENEW_MARGIN, MailboxSubscriptions
 
 KIND = "calendar"
@@ -29,14 +30,15 @@ class CalendarSubscriptions(MailboxSubscriptions):
     def __init__(self, client: GraphClient, clock: Clock, reader: CalendarReader, *,
                  notification_url: str, lifecycle_url: str | None, tenant_id: str,
                  app_id: str, lifetime: timedelta = LIFETIME,
-                 renew_margin: timedelta = RENEW_MARGIN) -> None:
+                 renew_margin: timedelta = RENEW_MARGIN,
+                 records: MailboxRecords | None = None) -> None:
         super().__init__(
             client, clock, kind=KIND, tail="events",
             wanted=lambda: {uid: entries[0][0].teams_user_id
                             for uid, entries in reader.followed().items()},
             read_now=reader.read_now, notification_url=notification_url,
             lifecycle_url=lifecycle_url, tenant_id=tenant_id, app_id=app_id,
-            lifetime=lifetime, renew_margin=renew_margin)
+            lifetime=lifetime, renew_margin=renew_margin, records=records)
         self.reader = reader
         reader.covered = self.covers
         reader.hub.on_people(lambda _people: self.wake())

@@ -24,6 +24,7 @@ EXPECTED_TABLES = {
     "api_users",
     "audit_events",
     "calendar_blocks",
+    "contact_books",
     "credentials",
     "last_presence",
     "leases",
@@ -67,10 +68,10 @@ async def test_comparison_notices_a_difference(engine: AsyncEngine) -> None:
 
 
 async def test_database_is_at_head_and_upgrade_again_is_a_no_op(database_url: str) -> None:
-    assert head_revision() == "0011"
-    assert await database_revision(database_url) == "0011"
+    assert head_revision() == "0012"
+    assert await database_revision(database_url) == "0012"
     await upgrade_database(database_url)
-    assert await database_revision(database_url) == "0011"
+    assert await database_revision(database_url) == "0012"
 
 
 async def test_upgrade_from_empty_database(empty_database_url: str) -> None:

@@ -41,6 +41,7 @@ from m365pbx.store.repositories import (
     ServiceAccountSpec,
     SipPublicationRecord,
     StoredBlock,
+    StoredBook,
     SyncReport,
     TenantSpec,
 )
@@ -84,6 +85,7 @@ __all__ = [
     "StoreError",
     "StoreWriteError",
     "StoredBlock",
+    "StoredBook",
     "SyncReport",
     "TenantSpec",
     "WriteRetry",

@@ -59,11 +59,8 @@ def parts(service: Service) -> tuple[ContactsSync, Any]:
 
 
 async def kept_rows(service: Service) -> list[tuple[int, str]]:
-    """The raw rows of `contact_books` (person id, the stored column as it is on disk)."""
-    async with service.store.engine.connect() as connection:
-        result = await connection.execute(
-            text("SELECT person_id, book_encrypted FROM contact_books ORDER BY person_id"))
-        return [(int(row[0]), str(row[1])) for row in result]
+    """The raw rows of the service's `contact_books`."""
+    return await kept_rows_of(service.store)
 
 
 async def read_and_kept(service: Service, clock: VirtualClock, people: int = 2) -> None:
@@ -193,6 +190,7 @@ async def test_a_refused_delta_link_falls_back_to_a_full_read(
     sim.outlook.delete_contact(tenant, anna, kept.id)
     sim.outlook.add_contact(tenant, anna, {"display_name": "Neu Kunde",
                                            "business_phones": ["089 7654321"]})
+    sim.faults.log.clear()
     async with running(settings, clock, api_keys=keys) as service:
         switchboard(service).replace_users(pbx_users(PEOPLE[0]))
         sync, _ = parts(service)
@@ -203,10 +201,14 @@ async def test_a_refused_delta_link_falls_back_to_a_full_read(
                                q="neu")) == ["Neu Kunde"]
         assert not (await api(service, key, "/api/v1/lookup", person="anna",
                               number="030 1234567")).json()["found"]
+        # The kept link was tried, refused, and the folder read from its first round.
+        queries = [r["query"] for r in contact_deltas(sim, anna.id)]
+        assert any("deltatoken=gone" in q for q in queries), queries
+        assert any("deltatoken" not in q for q in queries), queries
 
 
 async def kept_rows_of(store: Store) -> list[tuple[int, str]]:
-    """The raw rows of `contact_books` in a store."""
+    """The raw rows of `contact_books` (person id, the stored column as it is on disk)."""
     async with store.engine.connect() as connection:
         result = await connection.execute(
             text("SELECT person_id, book_encrypted FROM contact_books ORDER BY person_id"))

@@ -12,10 +12,16 @@
 3. `contacts_sync`: `--mailboxes` (1,000) simulator mailboxes with `--contacts` contacts in
    two folders, read by ContactsSync over the simulator's ASGI app (first full round):
    seconds, ms per mailbox, the extrapolation to 50,000, and Graph requests per person.
+4. `contacts_store`: every person's book of that index kept as the service keeps it
+   (`contact_books`, encrypted, 500 people a transaction, SQLite in a temporary directory,
+   two folders with a Graph-length delta link each), then all loaded back into a new index
+   as at start-up: seconds each, the database's size, and the restore against the first
+   full read of everyone (13.1 ms a mailbox, docs/benchmarks.md).
 
 Prints one JSON line per part.
 Run: .venv/bin/python bench/bench_contacts.py [--people 50000] [--contacts 20]
-     [--queries 20000] [--http-queries 2000] [--mailboxes 1000] [--parts index,http,sync]
+     [--queries 20000] [--http-queries 2000] [--mailboxes 1000]
+     [--parts index,http,sync,store]
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
+from m365pbx.clock import SystemClock
 from m365pbx.core.contacts import ContactIndex, Source, Viewer, entry
 from m365pbx.graph.client import GraphClient, RetryPolicy
 from m365pbx.pbx.api import MemoryApiKeyChecker
@@ -277,6 +284,70 @@ async def sync_time(mailboxes: int, contacts: int, rng: random.Random) -> dict[s
             "requests_per_person": round(requests / mailboxes, 2)}
 
 
+async def kept(index: ContactIndex, people: int) -> dict[str, Any]:
+    """Save everyone's book as the keeper does, then load them all back into a new index."""
+    import tempfile
+    from pathlib import Path
+
+    from m365pbx.core.contacts.packed import FORMAT
+    from m365pbx.service.contacts_store import CHUNK
+    from m365pbx.store import (
+        MatchStatus,
+        PbxConnectionSpec,
+        PersonRecord,
+        Store,
+        StoredBook,
+        TenantSpec,
+        create_engine,
+        generate_key,
+        upgrade_database,
+    )
+    from m365pbx.store.secrets import SecretBox
+
+    link = ("https://graph.microsoft.com/v1.0/users/{u}/contactFolders/{f}/contacts/delta"
+            "?$deltatoken=")
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}"
+        await upgrade_database(url)
+        engine = create_engine(url)
+        store = Store(engine, SecretBox([generate_key()]))
+        try:
+            async with store.transaction() as tx:
+                tenant = await tx.tenants.create(TenantSpec("bench", "bench-id"))
+                pbx = await tx.pbx_connections.create(PbxConnectionSpec("main", "api"))
+                await tx.people.replace_for_connection(pbx.id, [
+                    PersonRecord(MatchStatus.MATCHED, f"P{i}", pbx_key=f"p{i}",
+                                 tenant_id=tenant.id, teams_user_id=f"p{i}", rule="email")
+                    for i in range(people)])
+                owner_of = {p.id: p.teams_user_id or ""
+                            for p in await tx.people.summaries_for_connection(pbx.id)}
+            ids = sorted(owner_of)
+            folders = {f"folder-{n}-{'x' * 140}": (n, link + "A" * 200) for n in (1, 2)}
+            began = time.perf_counter()
+            for start in range(0, len(ids), CHUNK):
+                chunk = {pid: StoredBook(index.book("t", owner_of[pid]), folders, FORMAT)
+                         for pid in ids[start:start + CHUNK]}
+                async with store.transaction() as tx:
+                    await tx.contact_books.save(chunk, now=SystemClock().now())
+            saved = time.perf_counter() - began
+            began = time.perf_counter()
+            restored = ContactIndex()
+            async with store.transaction() as tx:
+                loaded = await tx.contact_books.load(ids)
+            for pid, book in loaded.items():
+                restored.set_book("t", owner_of[pid], book.records)
+            loaded_s = time.perf_counter() - began
+            assert restored.size()["personal"] == index.size()["personal"]
+            size = (Path(folder) / "bench.db").stat().st_size
+        finally:
+            await engine.dispose()
+    first_reads = 13.1 / 1000 * people
+    return {"bench": "contacts_store", "people": people,
+            "contacts": restored.size()["personal"], "save_s": round(saved, 1),
+            "load_s": round(loaded_s, 1), "db_mb": round(size / 1e6, 1),
+            "load_vs_first_reads": round(loaded_s / first_reads, 3)}
+
+
 def main() -> None:
     """Run the three parts and print their JSON lines."""
     parser = argparse.ArgumentParser()
@@ -324,6 +395,8 @@ def main() -> None:
         http = asyncio.run(over_http(index, asked[: 2 * args.http_queries]))
         print(json.dumps({"bench": "contacts_http", "requests": 2 * args.http_queries, **http}),
               flush=True)
+    if "store" in parts:
+        print(json.dumps(asyncio.run(kept(index, args.people))), flush=True)
     del index, numbers
     gc.collect()
     if "sync" in parts:

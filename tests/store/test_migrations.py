@@ -24,6 +24,7 @@ EXPECTED_TABLES = {
     "api_users",
     "audit_events",
     "calendar_blocks",
+    "contact_books",
     "credentials",
     "last_presence",
     "leases",

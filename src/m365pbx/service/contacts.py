@@ -96,15 +96,19 @@ class ContactsBook:
             "Contact change subscriptions by state (active, missing)", labels=["tenant", "state"])
         notified = CounterMetricFamily("m365pbx_contact_notifications",
                                        "Contact change notifications received", labels=["tenant"])
+        restored = GaugeMetricFamily(
+            "m365pbx_contact_books_restored",
+            "People whose own contacts came back from the store at start", labels=["tenant"])
         for name, sync in self.syncs.items():
             reads.add_metric([name, "ok"], sync.status.reads)
             reads.add_metric([name, "failed"], sync.status.failed_reads)
+            restored.add_metric([name], sync.status.restored)
             if sync.notifications is not None:
                 held = sync.notifications.health()
                 subscriptions.add_metric([name, "active"], held["active"])
                 subscriptions.add_metric([name, "missing"], held["missing"])
                 notified.add_metric([name], sync.notifications.notifications)
-        yield from (searches, lookups, ratio, size, reads, subscriptions, notified)
+        yield from (searches, lookups, ratio, size, reads, subscriptions, notified, restored)
 
 
 def contacts_sync(runtime: TenantRuntime, connections: Sequence[Any],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from m365pbx.service.contacts import (
     feeding_changes,
     feeding_directory,
 )
+from m365pbx.service.contacts_store import ContactsKeeper, forget_contacts
 from m365pbx.service.leases import Ownership
 from m365pbx.service.persistence import (
     StoreMailboxRecords,
@@ -178,6 +180,8 @@ class TenantParts:
     contacts: ContactsSync | None = None
     # Contact change notifications that make `contacts` read a person at once (public URL).
     contact_subscriptions: ContactSubscriptions | None = None
+    # Each person's own contacts in the store, handed back at start.
+    contacts_keeper: ContactsKeeper | None = None
 
 
 class TenantRuntime:
@@ -206,6 +210,7 @@ class TenantRuntime:
         # Several nodes: this tenant's jobs run under a lease, their writes fenced by it.
         self.ownership = ownership
         self.tenant = tenant
+        self.store = store
         self.hub = hub
         self.clock = clock
         self.http = http
@@ -318,6 +323,8 @@ class TenantRuntime:
                                             webhook if use_webhooks else None)
         if self.parts.contacts is not None:
             self.parts.contact_subscriptions = self.parts.contacts.notifications
+            if self.parts.contacts.client is not None:
+                self.parts.contacts_keeper = ContactsKeeper(store, self.parts.contacts, clock)
             directory.fetch_teams_users = feeding_directory(directory.fetch_teams_users,
                                                             self.parts.contacts)
             if changes is not None:
@@ -441,6 +448,14 @@ class TenantRuntime:
             if parts.contacts is not None:
                 group.create_task(supervised(f"{name} contacts", parts.contacts.run,
                                              self.clock))
+            if parts.contacts_keeper is not None:
+                group.create_task(supervised(f"{name} contacts kept",
+                                             parts.contacts_keeper.run, self.clock))
+            else:
+                group.create_task(supervised(
+                    f"{name} kept contacts forgotten",
+                    functools.partial(forget_contacts, self.store, self.tenant.name),
+                    self.clock))
             if parts.contact_subscriptions is not None:
                 group.create_task(supervised(f"{name} contact change notifications",
                                              parts.contact_subscriptions.run, self.clock))

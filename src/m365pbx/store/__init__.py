@@ -42,6 +42,7 @@ from m365pbx.store.repositories import (
     ServiceAccountSpec,
     SipPublicationRecord,
     StoredBlock,
+    StoredBook,
     SyncReport,
     TenantSpec,
 )
@@ -86,6 +87,7 @@ __all__ = [
     "StoreError",
     "StoreWriteError",
     "StoredBlock",
+    "StoredBook",
     "SyncReport",
     "TenantSpec",
     "WriteRetry",

@@ -19,6 +19,7 @@ from m365pbx.store.repositories import (
     ApiUserRepository,
     AuditRepository,
     CalendarBlockRepository,
+    ContactBookRepository,
     CredentialRepository,
     Declarations,
     FencedOut,
@@ -72,6 +73,7 @@ class Repositories:
         self.last_presence = LastPresenceRepository(session)
         self.sip_publications = SipPublicationRepository(session, box)
         self.calendar_blocks = CalendarBlockRepository(session, box)
+        self.contact_books = ContactBookRepository(session, box)
         self.audit = AuditRepository(session)
         self.api_clients = ApiClientRepository(session)
         self.api_users = ApiUserRepository(session, box)

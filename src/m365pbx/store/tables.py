@@ -449,3 +449,18 @@ class MailboxSubscriptionRow(Base):
     expires_at: Mapped[datetime] = mapped_column()
     client_state_encrypted: Mapped[str] = mapped_column(secret_type(), info=SECRET)
     updated_at: Mapped[datetime] = mapped_column()
+
+
+class ContactBookRow(Base):
+    """A person's own Outlook contacts as the index packs them, with each folder's number
+    and delta link, so a restart answers searches and lookups before the first read and
+    then reads only the changes. Encrypted as a whole: names, numbers, mail addresses."""
+
+    __tablename__ = "contact_books"
+    repr_fields = ("person_id", "updated_at")
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"),
+                                           unique=True)
+    book_encrypted: Mapped[str] = mapped_column(secret_type(), info=SECRET)
+    updated_at: Mapped[datetime] = mapped_column()

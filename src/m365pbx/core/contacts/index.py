@@ -110,6 +110,14 @@ class ContactIndex:
         self._personal[(tenant, owner)] = book
         return len(book)
 
+    def book(self, tenant: str, owner: str) -> Book:
+        """A person's own contacts as packed records (to keep them across restarts)."""
+        return self._personal.get((tenant, owner), ())
+
+    def set_book(self, tenant: str, owner: str, book: Book) -> None:
+        """Put back a person's kept contacts (records of this module's `packed.FORMAT`)."""
+        self._personal[(tenant, owner)] = tuple(sorted(book))
+
     def drop_person(self, tenant: str, owner: str) -> int:
         """Forget a person's contacts at once (they left); return how many were dropped."""
         return len(self._personal.pop((tenant, owner), ()))

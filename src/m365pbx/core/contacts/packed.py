@@ -34,6 +34,10 @@ _SOURCES = {code: source for source, code in _SOURCE_CODES.items()}
 Book = tuple[bytes, ...]
 """A person's own contacts: packed records sorted by id."""
 
+# Bumped whenever the record layout changes: books kept in the store in another format are
+# read again from Outlook rather than misread.
+FORMAT = 1
+
 
 def _clean(text: str) -> str:
     # Control characters are the record's separators; a contact's text never needs them.

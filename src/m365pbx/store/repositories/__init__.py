@@ -13,6 +13,7 @@ from m365pbx.store.repositories.api_clients import ApiClientRepository
 from m365pbx.store.repositories.api_users import ApiUserRecord, ApiUserRepository
 from m365pbx.store.repositories.audit import AuditRepository
 from m365pbx.store.repositories.calendar_blocks import CalendarBlockRepository, StoredBlock
+from m365pbx.store.repositories.contact_books import ContactBookRepository, StoredBook
 from m365pbx.store.repositories.declarable import Change, DeclarableRepository
 from m365pbx.store.repositories.declarations import Declarations, SyncReport, sync_declared
 from m365pbx.store.repositories.handoffs import CHANNEL as HANDOFF_CHANNEL
@@ -52,6 +53,7 @@ __all__ = [
     "AuditRepository",
     "CalendarBlockRepository",
     "Change",
+    "ContactBookRepository",
     "CredentialRepository",
     "CredentialSpec",
     "DeclarableRepository",
@@ -77,6 +79,7 @@ __all__ = [
     "SipPublicationRecord",
     "SipPublicationRepository",
     "StoredBlock",
+    "StoredBook",
     "SubscriptionRepository",
     "SyncReport",
     "TenantRepository",

@@ -11,19 +11,26 @@ has a public URL and the connection's `contacts.notifications` is `auto`), a not
 makes `read_now` read that person's changes at once, beside the rounds; many notifications
 before the read starts make one read. Such a person is read on the schedule only once a day, as the
 reconciliation that repairs lost notifications (design.md rule 6).
+
+Where the store keeps the books (`kept`, service/contacts_store.py), each newly followed
+person's kept contacts and delta links are put back before their first read, so searches
+and lookups answer at once after a restart and that read asks only for the changes. A
+read that changed the book (or began a folder afresh) is kept again; a person who is no
+longer followed loses their kept copy with the one in memory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from m365pbx.clock import Clock
 from m365pbx.core.contacts import ContactIndex, Source, Viewer
+from m365pbx.core.contacts.packed import Book
 from m365pbx.graph.client import GraphClient
 from m365pbx.graph.contacts import contact_folders, folder_delta, org_contacts
 from m365pbx.graph.errors import Forbidden, GraphError, M365Error
@@ -44,6 +51,30 @@ CONCURRENT_READS = 8
 NOTIFIED_READS = 4
 # How often a person whose change notifications flow is read anyway (lost notifications).
 COVERED_INTERVAL = 86_400.0
+# Delta links advance at every read; a book that did not change is kept again this often
+# only, so that a restart rarely finds its links expired (and reads those folders in full).
+KEEP_LINKS_EVERY = 86_400.0
+
+
+@dataclass(frozen=True, slots=True)
+class KeptBook:
+    """A person's contacts as kept across restarts: their packed book, and each folder's
+    number and delta link (folder id → (number, link))."""
+
+    book: Book
+    folders: Mapping[str, tuple[int, str]]
+
+
+class KeptBooks(Protocol):
+    """Where the books are kept across restarts (the store, filled in by service/)."""
+
+    async def load(self, person_ids: Collection[int]) -> dict[int, KeptBook]:
+        """The kept books of these people."""
+        ...
+
+    def changed(self) -> None:
+        """Books changed: take them (`ContactsSync.take_unsaved`) and keep them soon."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +111,7 @@ class ContactsStatus:
     reads: int = 0
     failed_reads: int = 0
     notified_reads: int = 0  # reads a change notification asked for
+    restored: int = 0  # people whose contacts came back from the store
 
 
 @dataclass
@@ -93,6 +125,7 @@ class _Mailbox:
     links: dict[str, str] = field(default_factory=dict)
     folders: dict[str, int] = field(default_factory=dict)
     due: float = 0.0
+    kept_at: float | None = None  # when the store was last given this person's book
 
     def folder(self, folder_id: str) -> int:
         """The number of a folder (given at first sight, from 1)."""
@@ -133,6 +166,13 @@ class ContactsSync:
         self._asked_wake = asyncio.Event()
         self._reading: set[str] = set()  # being read now (by a round or for a notification)
         self._listeners: list[Callable[[], None]] = []
+        # The store's copy: each followed user id's book is kept under one person id (the
+        # lowest of those with that Teams user), loaded once before their first read.
+        self.kept: KeptBooks | None = None
+        self._ids: dict[str, int] = {}
+        self._seen: set[int] = set()  # person ids whose stale copies were cleared
+        self._restore_tried: set[str] = set()
+        self._unsaved: dict[int, KeptBook | None] = {}  # None: delete the kept copy
         people.on_people(self._people_changed)
         self._people_changed(people.people())
 
@@ -141,28 +181,110 @@ class ContactsSync:
     def _people_changed(self, everyone: list[Person]) -> None:
         followed: dict[str, tuple[Person, ContactsPlan]] = {}
         viewers: dict[str, list[tuple[str, Viewer]]] = {}
+        ids: dict[str, int] = {}
+        others: set[int] = set()
         for person in everyone:
             if person.tenant != self.tenant:
                 continue
             plan = self.plan_for(person)
-            if plan is not None:
-                followed.setdefault(person.teams_user_id.lower(), (person, plan))
-                viewers.setdefault(person.key, []).append((person.connection, Viewer(
-                    person.teams_user_id, self.tenant, plan.region, plan.sources)))
+            if plan is None:
+                others.add(person.id)
+                continue
+            uid = person.teams_user_id.lower()
+            followed.setdefault(uid, (person, plan))
+            ids[uid] = min(ids.get(uid, person.id), person.id)
+            viewers.setdefault(person.key, []).append((person.connection, Viewer(
+                person.teams_user_id, self.tenant, plan.region, plan.sources)))
         self._viewers = viewers
         for gone in set(self._followed) - set(followed):
             person = self._followed[gone][0]
             dropped = self.index.drop_person(self.tenant, person.teams_user_id)
             self._boxes.pop(gone, None)
             self._failing.pop(gone, None)
+            self._restore_tried.discard(gone)
             log.info("contacts of %s dropped (%d): no longer matched", person.teams_user_id,
                      dropped)
         self._followed = followed
+        self._keep_ids(ids, others)
         self._asked &= set(followed)
         self.status.people = len(followed)
         self._wake.set()
         for listener in self._listeners:
             listener()
+
+    def _keep_ids(self, ids: dict[str, int], others: set[int]) -> None:
+        """Follow who each book is kept under: copies of people no longer followed go (and
+        those a stop of contacts on their connection left while the service was down)."""
+        if self.kept is None:
+            self._ids = ids
+            return
+        now_kept = set(ids.values())
+        stale = {pid for pid in self._ids.values() if pid not in now_kept}
+        stale |= others - self._seen
+        self._seen |= others
+        before, self._ids = self._ids, ids
+        for uid, pid in ids.items():
+            box = self._boxes.get(uid)
+            if before.get(uid, pid) != pid and box is not None:  # kept under another id now
+                self._keep(uid, box)
+        for pid in stale:
+            self._unsaved[pid] = None
+        if stale:
+            self.kept.changed()
+
+    def _keep(self, uid: str, box: _Mailbox) -> None:
+        """Have the store keep this person's book and delta links as they are now."""
+        if self.kept is None or uid not in self._ids:
+            return
+        owner = self._followed[uid][0].teams_user_id
+        self._unsaved[self._ids[uid]] = KeptBook(
+            self.index.book(self.tenant, owner),
+            {folder: (number, box.links[folder]) for folder, number in box.folders.items()
+             if folder in box.links})
+        box.kept_at = self.clock.now().timestamp()
+        self.kept.changed()
+
+    def take_unsaved(self) -> dict[int, KeptBook | None]:
+        """The books changed since the last call by person id, None for those to forget."""
+        unsaved, self._unsaved = self._unsaved, {}
+        return unsaved
+
+    def unsaved_again(self, books: dict[int, KeptBook | None]) -> None:
+        """Books the keeper could not save: kept for its next try unless newer ones came."""
+        for person_id, book in books.items():
+            self._unsaved.setdefault(person_id, book)
+
+    async def _restore(self) -> None:
+        """Put back the kept books of the people followed since the last call."""
+        assert self.kept is not None
+        fresh = {uid: pid for uid, pid in self._ids.items()
+                 if uid not in self._boxes and uid not in self._restore_tried}
+        if not fresh:
+            return
+        self._restore_tried |= fresh.keys()
+        started = asyncio.get_running_loop().time()
+        try:
+            kept = await self.kept.load(fresh.values())
+        except Exception as exc:  # the reads that follow rebuild everything anyway
+            log.warning("contacts of tenant %s not restored (read in full instead): %s",
+                        self.tenant, exc)
+            return
+        restored = 0
+        for uid, pid in fresh.items():
+            book = kept.get(pid)
+            if (book is None or uid in self._boxes or uid in self._reading
+                    or self._ids.get(uid) != pid):
+                continue  # nothing kept, read meanwhile, or no longer followed
+            self.index.set_book(self.tenant, self._followed[uid][0].teams_user_id, book.book)
+            self._boxes[uid] = _Mailbox(
+                links={folder: link for folder, (_, link) in book.folders.items()},
+                folders={folder: number for folder, (number, _) in book.folders.items()},
+                kept_at=self.clock.now().timestamp())  # due at once: a delta round
+            restored += 1
+        self.status.restored += restored
+        if restored:
+            log.info("contacts of %d people of tenant %s restored from the store in %.1f s",
+                     restored, self.tenant, asyncio.get_running_loop().time() - started)
 
     def on_followed(self, listener: Callable[[], None]) -> None:
         """Call `listener` whenever the people followed may have changed."""
@@ -222,7 +344,8 @@ class ContactsSync:
                 "since": None if status.since is None else status.since.isoformat(),
                 "last_error": status.last_error, "people": status.people,
                 "reads": status.reads, "failed_reads": status.failed_reads,
-                "notified_reads": status.notified_reads, "notifications": notifications}
+                "notified_reads": status.notified_reads, "restored": status.restored,
+                "notifications": notifications}
 
     def read_soon(self) -> None:
         """Read everyone's changes now ("Sync now")."""
@@ -283,6 +406,8 @@ class ContactsSync:
 
     async def run_once(self) -> None:
         """Read everyone who is due (new people in full, the others' changes)."""
+        if self.kept is not None:
+            await self._restore()
         now = self.clock.now().timestamp()
         limit = asyncio.Semaphore(CONCURRENT_READS)
         due = [uid for uid in self._followed
@@ -308,8 +433,9 @@ class ContactsSync:
             asked = uid in self._asked
             self._asked.discard(uid)  # what is asked from now on needs another read
             self._reading.add(uid)
+            before = self.index.book(self.tenant, person.teams_user_id)
             try:
-                await self._read_box(person, plan, box)
+                afresh = await self._read_box(person, plan, box)
             except M365Error as exc:
                 self.status.failed_reads += 1
                 reason = str(exc) if not isinstance(exc, Forbidden) else (
@@ -331,13 +457,19 @@ class ContactsSync:
         self.status.notified_reads += asked
         self._failing.pop(uid, None)
         interval = max(plan.interval, COVERED_INTERVAL) if self.covered(uid) else plan.interval
-        box.due = self.clock.now().timestamp() + interval
+        now = self.clock.now().timestamp()
+        box.due = now + interval
         self._boxes[uid] = box
+        if (afresh or box.kept_at is None or box.kept_at + KEEP_LINKS_EVERY <= now
+                or self.index.book(self.tenant, person.teams_user_id) != before):
+            self._keep(uid, box)
 
-    async def _read_box(self, person: Person, plan: ContactsPlan, box: _Mailbox) -> None:
+    async def _read_box(self, person: Person, plan: ContactsPlan, box: _Mailbox) -> bool:
+        """Read a person's changes into the index; return whether a folder began afresh."""
         assert self.client is not None
         owner = person.teams_user_id
         folders = await contact_folders(self.client, owner)
+        afresh = bool(set(box.folders) - set(folders))
         for vanished in set(box.folders) - set(folders):
             number = box.folders.pop(vanished)
             for contact_id in self.index.personal_ids(self.tenant, owner, number):
@@ -356,6 +488,7 @@ class ContactsSync:
                 changes = await folder_delta(self.client, owner, folder)
                 link = None
             number = box.folder(folder)
+            afresh = afresh or link is None
             if link is None:  # a first round lists everything: what it lacks is gone
                 listed = {c.id for c in changes.changed}
                 for contact_id in self.index.personal_ids(self.tenant, owner, number) - listed:
@@ -367,6 +500,7 @@ class ContactsSync:
             for contact_id in changes.removed:
                 self.index.remove_personal(self.tenant, owner, contact_id)
             box.links[folder] = changes.delta_link
+        return afresh
 
     async def _read_org(self) -> None:
         assert self.client is not None

@@ -91,9 +91,7 @@ class ContactIndex:
 
     def personal_ids(self, tenant: str, owner: str, folder: int | None = None) -> set[str]:
         """The ids of a person's contacts (of one folder, by the number it was put with)."""
-        return {packed.record_id(record).decode()
-                for record in self._personal.get((tenant, owner), ())
-                if folder is None or packed.folder_of(record) == folder}
+        return packed.entry_ids(self._personal.get((tenant, owner), ()), folder)
 
     def remove_personal(self, tenant: str, owner: str, entry_id: str) -> bool:
         """Forget one of a person's contacts; return whether it was known."""
@@ -108,11 +106,11 @@ class ContactIndex:
         """Replace all of a person's contacts; return how many they have now."""
         book = packed.make_book(items)
         self._personal[(tenant, owner)] = book
-        return len(book)
+        return packed.count(book)
 
     def drop_person(self, tenant: str, owner: str) -> int:
         """Forget a person's contacts at once (they left); return how many were dropped."""
-        return len(self._personal.pop((tenant, owner), ()))
+        return packed.count(self._personal.pop((tenant, owner), ()))
 
     def owners(self, tenant: str) -> set[str]:
         """The people of a tenant whose contacts are held."""
@@ -139,7 +137,7 @@ class ContactIndex:
     def size(self) -> dict[str, int]:
         """Entries held per source (for metrics)."""
         sizes = {source.value: 0 for source in Source}
-        sizes[Source.PERSONAL.value] = sum(map(len, self._personal.values()))
+        sizes[Source.PERSONAL.value] = sum(map(packed.count, self._personal.values()))
         for (_, source), bucket in self._shared.items():
             sizes[source.value] += len(bucket)
         return sizes
@@ -163,7 +161,8 @@ class ContactIndex:
         """
         asked = read_query(query, viewer.region)
         book, shared = self._visible(viewer)
-        own = _scan(book, asked) if book else None
+        own = _scan(packed.records(book), asked) if book else None
+        prefix = packed.prefix_of(book) if book else b""
         found = [(bucket, bucket.matches(asked)) for bucket in shared]
         total = sum(map(len, own.values())) if own is not None else 0
         total += sum(len(slots) for _, by_rank in found for slots in by_rank.values())
@@ -182,7 +181,7 @@ class ContactIndex:
         hits = []
         for rank, source, item in chosen[offset:offset + limit]:
             if isinstance(item, bytes):
-                hits.append(Hit(packed.unpack(item), rank))
+                hits.append(Hit(packed.unpack(item, prefix), rank))
             elif source is not None:
                 hits.append(Hit(source.entry(item), rank))
         return SearchPage(total, hits)
@@ -199,9 +198,12 @@ class ContactIndex:
         for wanted in keys:
             if book:
                 needle = f"{KEY}{wanted}{KEY}".encode()
-                records = sorted((r for r in book if needle in r), key=packed.order_key)
+                records = sorted((r for r in packed.records(book) if needle in r),
+                                 key=packed.order_key)
                 if records:
-                    return Lookup(key, Source.PERSONAL, [packed.unpack(r) for r in records])
+                    prefix = packed.prefix_of(book)
+                    return Lookup(key, Source.PERSONAL,
+                                  [packed.unpack(r, prefix) for r in records])
             for bucket in shared:
                 slots = bucket.with_number(wanted)
                 if slots:
@@ -209,7 +211,7 @@ class ContactIndex:
         return Lookup(key, None, [])
 
 
-def _scan(book: Book, query: Query) -> dict[int, list[bytes]]:
+def _scan(book: Iterable[bytes], query: Query) -> dict[int, list[bytes]]:
     """A person's records matching a query, by rank (their book is scanned, not indexed)."""
     found: dict[int, list[bytes]] = {EXACT: [], PREFIX: [], FUZZY: []}
     if query.number:

@@ -16,11 +16,11 @@ they hold.
 A person's book is a tuple (immutable: the garbage collector stops tracking it):
 `()` when empty, else `(prefix, record, record, ...)`. `prefix` is the UTF-8 beginning
 all its ids share (whole characters; `b""` when they share none, or too little to pay
-for its own object) and each record holds only the rest of its id, so a record is
-`prefix + record` minus nothing: the full record is their concatenation. Graph's contact
-ids are about 150 characters of which those of one mailbox share the first hundred and
-those of one folder all but the last dozen (the mailbox and folder are encoded first),
-so this keeps one copy of that part per book instead of per contact. The records are
+for its own object) and each record holds only the rest of its id: `prefix + record` is
+the record `pack` made. Graph's contact ids are 152 characters, of which those of one
+mailbox share the first 108 and those of one folder all but the last dozen (Exchange
+encodes the mailbox and folder first), so that part is kept once per book, not per
+contact. The records are
 sorted by (the rest of) their id, which is the order of the full ids; the prefix is the
 common beginning of the first and last id, recomputed at each change, so a book is a
 function of its contacts alone. Use `records`, `count`, `prefix_of`, `entry_ids` and
@@ -183,7 +183,7 @@ def put(book: Book, item: ContactEntry, folder: int = 0) -> Book:
     prefix = book[0]
     if not record.startswith(prefix):
         full = [prefix + old for old in book[1:]]
-        return _book(b"", sorted({record_id(old): old for old in [*full, record]}.values()))
+        return _book(b"", sorted([*full, record]))  # a new id: every id held has the prefix
     at, found = _place(book, record_id(record))
     return _book(prefix, [*book[1:at], record[len(prefix):], *book[at + found:]])
 

@@ -1,8 +1,9 @@
 """The in-memory contact index: ranked search and caller lookup, scoped per person.
 
-Each person's own contacts live in their own book (a tuple of packed records, scanned:
-a word index per person would cost more memory than the contacts), and the directory and
-organisational contacts of a tenant in one indexed shared bucket each. A search or lookup
+Each person's own contacts live in their own book (their ids' shared beginning once, then
+packed records holding the rest; scanned: a word index per person would cost more memory
+than the contacts), and the directory and organisational contacts of a tenant in one
+indexed shared bucket each. A search or lookup
 reads only the books and buckets its viewer may see, so another person's contacts cannot
 leak into an answer whatever the query. Ranks: 0 exact (the whole name, a mail address or
 the number), 1 every query word begins a word of the contact, 2 fuzzy (every query word

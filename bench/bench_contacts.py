@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import gc
 import importlib.util
 import json
@@ -58,6 +57,7 @@ from m365pbx.sync.people import Person
 from m365sim.app import create_app
 from m365sim.clock import VirtualClock
 from m365sim.model import AppRegistration, Tenant, User
+from m365sim.outlook.model import exchange_item_id
 from m365sim.simulator import SimSettings, Simulator
 
 GIVEN = ["Anna", "Jürgen", "Zoë", "Björn", "Élodie", "Mehmet", "Sofia", "Łukasz", "Ines",
@@ -96,9 +96,16 @@ def unpacked(value: int) -> tuple[str, str]:
     return AREAS[value // 10_000_000], str(value % 10_000_000)
 
 
-def graph_id(rng: random.Random) -> str:
-    """An id as long as Graph's contact ids (152 characters of base64url)."""
-    return "AAMkAGI2" + base64.urlsafe_b64encode(rng.randbytes(108)).decode()[:144]
+def graph_ids(rng: random.Random, count: int) -> list[str]:
+    """A mailbox's contact ids shaped like Graph's (152 characters, m365sim's generator).
+
+    Half in the default folder, half in a second one (as the sync part): the ids of one
+    folder share all but their last dozen characters, those of one mailbox the first 108.
+    """
+    mailbox = uuid.UUID(int=rng.getrandbits(128))
+    counter = rng.randrange(1 << 28)
+    return [exchange_item_id(mailbox, "Kunden" if item % 2 else "Contacts", counter + item)
+            for item in range(count)]
 
 
 def build(people: int, contacts: int, rng: random.Random,
@@ -108,12 +115,13 @@ def build(people: int, contacts: int, rng: random.Random,
     numbers: list[Any] = []
     for person in range(people):
         own = array("q")
+        ids = graph_ids(rng, contacts) if long_ids else []
         for item in range(contacts):
             given, family = rng.choice(GIVEN), rng.choice(FAMILY)
             phones = [number(rng), number(rng)]
             own.append(packed(*phones[0]))
             index.put_personal("t", f"p{person}", entry(
-                graph_id(rng) if long_ids else f"c{person}-{item}", Source.PERSONAL,
+                ids[item] if long_ids else f"c{person}-{item}", Source.PERSONAL,
                 region="DE",
                 display_name=f"{given} {family}", given_name=given, surname=family,
                 company=rng.choice(COMPANIES), emails=[f"{given}.{family}@example.com".lower()],
@@ -357,7 +365,7 @@ def main() -> None:
     parser.add_argument("--http-queries", type=int, default=2_000)
     parser.add_argument("--mailboxes", type=int, default=1_000)
     parser.add_argument("--long-ids", action="store_true",
-                        help="personal contact ids as long as Graph's (152 characters)")
+                        help="personal contact ids shaped like Graph's (152 characters)")
     parser.add_argument("--keep-sniffio-miss", action="store_true",
                         help="let httpcore search for the missing sniffio at each request")
     parser.add_argument("--parts", default="index,http,sync",

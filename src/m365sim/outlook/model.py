@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -17,6 +18,23 @@ def new_item_id(kind: str = "AAMkAG") -> str:
     raw = base64.urlsafe_b64encode(uuid.uuid4().bytes + uuid.uuid4().bytes[:8]).decode()
     # No "_" in ids: it separates a series id from an occurrence date (recurrence.py).
     return kind + raw.rstrip("=").replace("_", "-")
+
+
+def exchange_item_id(mailbox: uuid.UUID, folder_id: str, counter: int) -> str:
+    """An item id shaped like Exchange's: base64url of the mailbox GUID, its folder, the item.
+
+    Graph's ids (152 characters) encode the mailbox GUID as text, the store's entry id
+    with the folder's database GUID and counter, then the item's database GUID and counter
+    (contact-get.md: `AAMkAGVmMDEz...AAAYbuK-AAA=`), so the ids of one folder's items
+    differ only in their last dozen characters. Base64url as Graph's, "_" and padding
+    included (a contact has no occurrences, whose ids `new_item_id` keeps "_" out of).
+    """
+    database = uuid.uuid5(mailbox, "database").bytes
+    folder = hashlib.blake2b(folder_id.encode(), digest_size=6).digest()
+    raw = (b"\x00\x03\x24\x00" + str(mailbox).encode() + b"\x00\x46\x00\x00\x00\x00\x00"
+           + uuid.uuid5(mailbox, "store").bytes + b"\x07\x00" + database + folder + b"\x00\x00"
+           + database + counter.to_bytes(6, "big") + b"\x00\x00")
+    return base64.urlsafe_b64encode(raw).decode()
 
 
 def new_change_key() -> str:
@@ -192,6 +210,8 @@ class Mailbox:
     root_folder_id: str = field(default_factory=lambda: new_item_id("AAMkAR"))
     tombstones: list[Tombstone] = field(default_factory=list)
     contact_version: int = 0
+    guid: uuid.UUID = field(default_factory=uuid.uuid4)  # the mailbox's, in its item ids
+    item_counter: int = field(default_factory=lambda: uuid.uuid4().int >> 100)
     automatic_replies: AutomaticReplies = field(default_factory=lambda: AutomaticReplies())
 
     def __post_init__(self) -> None:
@@ -202,6 +222,11 @@ class Mailbox:
         """A new sequence number for a contact change."""
         self.contact_version += 1
         return self.contact_version
+
+    def new_contact_id(self, folder_id: str) -> str:
+        """An id for a new contact in a folder (sharing all but its tail with the folder's)."""
+        self.item_counter += 1
+        return exchange_item_id(self.guid, folder_id, self.item_counter)
 
     def folder_named(self, name: str) -> ContactFolder | None:
         """A contact folder by display name (case-insensitive)."""

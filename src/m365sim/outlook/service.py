@@ -353,8 +353,8 @@ class OutlookService:
         elif data.get("folder"):
             folder_id = self.folder(box, str(data["folder"])).id
         now = self.sim.clock.now()
-        contact = Contact(id=str(data.get("id") or new_item_id()), folder_id=folder_id,
-                          created=now, modified=now)
+        contact = Contact(id=str(data.get("id") or box.new_contact_id(folder_id)),
+                          folder_id=folder_id, created=now, modified=now)
         if contact.id in box.contacts:
             raise SpecError(f"id: a contact {contact.id} exists already")
         for name, value in specs.contact_fields(data).items():

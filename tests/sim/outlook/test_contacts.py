@@ -164,3 +164,26 @@ async def test_contact_permissions(sim: Simulator, client: httpx.AsyncClient) ->
     unsigned = await client.get(CONTACTS)
     assert (unsigned.status_code, unsigned.json()["error"]["code"]) == (
         401, "InvalidAuthenticationToken")
+
+
+@pytest.mark.usefixtures("address_book")
+async def test_contact_ids_are_shaped_like_exchanges_per_mailbox_and_folder(
+    sim: Simulator, tenant: Tenant, anna: User, client: httpx.AsyncClient,
+    app_headers: dict[str, str],
+) -> None:
+    listed = (await client.get(CONTACTS, headers=app_headers)).json()["value"]
+    ids = [contact["id"] for contact in listed]
+    assert all(len(id) == 152 and id.startswith("AAMk") for id in ids)
+    # One folder's ids differ only in their tail, another folder's from its folder part on.
+    assert shared(*ids) >= 135
+    box = sim.outlook.mailbox(tenant.id, anna.id)
+    supplier = next(c.id for c in box.contacts.values() if c.display_name == "Supplier Sam")
+    assert 100 <= shared(ids[0], supplier) < 120
+    found = await client.get(f"{CONTACTS}/{supplier}", headers=app_headers)
+    assert found.json()["displayName"] == "Supplier Sam"
+
+
+def shared(*ids: str) -> int:
+    """How many leading characters all `ids` have in common."""
+    return next((at for at, chars in enumerate(zip(*ids, strict=False))
+                 if len(set(chars)) > 1), min(map(len, ids)))

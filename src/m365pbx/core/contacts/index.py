@@ -1,8 +1,9 @@
 """The in-memory contact index: ranked search and caller lookup, scoped per person.
 
-Each person's own contacts live in their own book (a tuple of packed records, scanned:
-a word index per person would cost more memory than the contacts), and the directory and
-organisational contacts of a tenant in one indexed shared bucket each. A search or lookup
+Each person's own contacts live in their own book (their ids' shared beginning once, then
+packed records holding the rest; scanned: a word index per person would cost more memory
+than the contacts), and the directory and organisational contacts of a tenant in one
+indexed shared bucket each. A search or lookup
 reads only the books and buckets its viewer may see, so another person's contacts cannot
 leak into an answer whatever the query. Ranks: 0 exact (the whole name, a mail address or
 the number), 1 every query word begins a word of the contact, 2 fuzzy (every query word
@@ -91,9 +92,7 @@ class ContactIndex:
 
     def personal_ids(self, tenant: str, owner: str, folder: int | None = None) -> set[str]:
         """The ids of a person's contacts (of one folder, by the number it was put with)."""
-        return {packed.record_id(record).decode()
-                for record in self._personal.get((tenant, owner), ())
-                if folder is None or packed.folder_of(record) == folder}
+        return packed.entry_ids(self._personal.get((tenant, owner), ()), folder)
 
     def remove_personal(self, tenant: str, owner: str, entry_id: str) -> bool:
         """Forget one of a person's contacts; return whether it was known."""
@@ -108,19 +107,19 @@ class ContactIndex:
         """Replace all of a person's contacts; return how many they have now."""
         book = packed.make_book(items)
         self._personal[(tenant, owner)] = book
-        return len(book)
+        return packed.count(book)
 
     def book(self, tenant: str, owner: str) -> Book:
         """A person's own contacts as packed records (to keep them across restarts)."""
         return self._personal.get((tenant, owner), ())
 
     def set_book(self, tenant: str, owner: str, book: Book) -> None:
-        """Put back a person's kept contacts (records of this module's `packed.FORMAT`)."""
-        self._personal[(tenant, owner)] = tuple(sorted(book))
+        """Put back a person's kept contacts (a book as `book` gave it, of `packed.FORMAT`)."""
+        self._personal[(tenant, owner)] = tuple(book)
 
     def drop_person(self, tenant: str, owner: str) -> int:
         """Forget a person's contacts at once (they left); return how many were dropped."""
-        return len(self._personal.pop((tenant, owner), ()))
+        return packed.count(self._personal.pop((tenant, owner), ()))
 
     def owners(self, tenant: str) -> set[str]:
         """The people of a tenant whose contacts are held."""
@@ -147,7 +146,7 @@ class ContactIndex:
     def size(self) -> dict[str, int]:
         """Entries held per source (for metrics)."""
         sizes = {source.value: 0 for source in Source}
-        sizes[Source.PERSONAL.value] = sum(map(len, self._personal.values()))
+        sizes[Source.PERSONAL.value] = sum(map(packed.count, self._personal.values()))
         for (_, source), bucket in self._shared.items():
             sizes[source.value] += len(bucket)
         return sizes
@@ -171,7 +170,8 @@ class ContactIndex:
         """
         asked = read_query(query, viewer.region)
         book, shared = self._visible(viewer)
-        own = _scan(book, asked) if book else None
+        own = _scan(packed.records(book), asked) if book else None
+        prefix = packed.prefix_of(book) if book else b""
         found = [(bucket, bucket.matches(asked)) for bucket in shared]
         total = sum(map(len, own.values())) if own is not None else 0
         total += sum(len(slots) for _, by_rank in found for slots in by_rank.values())
@@ -190,7 +190,7 @@ class ContactIndex:
         hits = []
         for rank, source, item in chosen[offset:offset + limit]:
             if isinstance(item, bytes):
-                hits.append(Hit(packed.unpack(item), rank))
+                hits.append(Hit(packed.unpack(item, prefix), rank))
             elif source is not None:
                 hits.append(Hit(source.entry(item), rank))
         return SearchPage(total, hits)
@@ -207,9 +207,12 @@ class ContactIndex:
         for wanted in keys:
             if book:
                 needle = f"{KEY}{wanted}{KEY}".encode()
-                records = sorted((r for r in book if needle in r), key=packed.order_key)
+                records = sorted((r for r in packed.records(book) if needle in r),
+                                 key=packed.order_key)
                 if records:
-                    return Lookup(key, Source.PERSONAL, [packed.unpack(r) for r in records])
+                    prefix = packed.prefix_of(book)
+                    return Lookup(key, Source.PERSONAL,
+                                  [packed.unpack(r, prefix) for r in records])
             for bucket in shared:
                 slots = bucket.with_number(wanted)
                 if slots:
@@ -217,7 +220,7 @@ class ContactIndex:
         return Lookup(key, None, [])
 
 
-def _scan(book: Book, query: Query) -> dict[int, list[bytes]]:
+def _scan(book: Iterable[bytes], query: Query) -> dict[int, list[bytes]]:
     """A person's records matching a query, by rank (their book is scanned, not indexed)."""
     found: dict[int, list[bytes]] = {EXACT: [], PREFIX: [], FUZZY: []}
     if query.number:

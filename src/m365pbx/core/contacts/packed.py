@@ -11,8 +11,20 @@ this contact begin with `mül`" is `b"\\x02mül" in record`, done in C:
     (03 national digits | 06 full digits of a key with an extension)*
 
 UTF-8 keeps both word prefixes and the order of code points, so bytes compare as the text
-they hold. A person's book is a tuple of their records sorted by id (immutable: the
-garbage collector stops tracking it).
+they hold.
+
+A person's book is a tuple (immutable: the garbage collector stops tracking it):
+`()` when empty, else `(prefix, record, record, ...)`. `prefix` is the UTF-8 beginning
+all its ids share (whole characters; `b""` when they share none, or too little to pay
+for its own object) and each record holds only the rest of its id: `prefix + record` is
+the record `pack` made. Graph's contact ids are 152 characters, of which those of one
+mailbox share the first 108 and those of one folder all but the last dozen (Exchange
+encodes the mailbox and folder first), so that part is kept once per book, not per
+contact. The records are
+sorted by (the rest of) their id, which is the order of the full ids; the prefix is the
+common beginning of the first and last id, recomputed at each change, so a book is a
+function of its contacts alone. Use `records`, `count`, `prefix_of`, `entry_ids` and
+`unpack(record, prefix)` to read one: `record_id` of a book's record is the rest only.
 """
 
 from __future__ import annotations
@@ -32,11 +44,13 @@ _SOURCE_CODES = {Source.PERSONAL: "p", Source.DIRECTORY: "d", Source.ORGANISATIO
 _SOURCES = {code: source for source, code in _SOURCE_CODES.items()}
 
 Book = tuple[bytes, ...]
-"""A person's own contacts: packed records sorted by id."""
+"""A person's own contacts: their ids' common prefix, then packed records sorted by id."""
+# A prefix is kept when it saves more than its own bytes object costs (its header).
+_PREFIX_COST = 40
 
 # Bumped whenever the record layout changes: books kept in the store in another format are
 # read again from Outlook rather than misread.
-FORMAT = 1
+FORMAT = 2  # 2: a book begins with its ids' common prefix, records hold the rest
 
 
 def _clean(text: str) -> str:
@@ -64,9 +78,10 @@ def pack(item: ContactEntry, folder: int = 0) -> bytes:
     )).encode()
 
 
-def unpack(record: bytes) -> ContactEntry:
-    """The entry a record holds."""
-    id, source, _, name, company, job, mails, phones, search = record.decode().split(_FIELD)
+def unpack(record: bytes, prefix: bytes = b"") -> ContactEntry:
+    """The entry a record holds (`prefix`: that of the book it is in)."""
+    text = (prefix + record if prefix else record).decode()
+    id, source, _, name, company, job, mails, phones, search = text.split(_FIELD)
     full_name, _, words = search[1:].partition(NAME)
     return ContactEntry(
         id=id, source=_SOURCES[source], display_name=name, company=company, job_title=job,
@@ -82,13 +97,16 @@ def _phone(text: str) -> Phone:
 
 
 def order_key(record: bytes) -> bytes:
-    """The record's place in results: folded full name, then id (as bytes, same order)."""
+    """The record's place in results: folded full name, then id (as bytes, same order).
+
+    Compares the records of one book, or full records: never records of two books.
+    """
     start = record.index(_NAME_MARK) + 1
     return record[start:record.index(_NAME_MARK, start)] + b"\0" + record_id(record)
 
 
 def record_id(record: bytes) -> bytes:
-    """The entry id of a record, UTF-8."""
+    """The entry id of a record, UTF-8 (in a book: the rest after the book's prefix)."""
     return record[:record.index(b"\x1f")]
 
 
@@ -109,25 +127,81 @@ def folder_of(record: bytes) -> int:
     return int(record.split(b"\x1f", 3)[2] or 0)
 
 
+def prefix_of(book: Book) -> bytes:
+    """The beginning all ids of a book share, UTF-8 (the rest is in each record)."""
+    return book[0] if book else b""
+
+
+def records(book: Book) -> Book:
+    """The records of a book, in id order (each id without the book's prefix)."""
+    return book[1:]
+
+
+def count(book: Book) -> int:
+    """How many contacts a book holds."""
+    return len(book) - 1 if book else 0
+
+
+def entry_ids(book: Book, folder: int | None = None) -> set[str]:
+    """The full ids of a book's entries (of one folder, by the number it was put with)."""
+    prefix = prefix_of(book)
+    return {(prefix + record_id(record)).decode() for record in book[1:]
+            if folder is None or folder_of(record) == folder}
+
+
+def _common(first: bytes, last: bytes, size: int) -> bytes:
+    """The prefix a book of `size` records from id `first` to id `last` keeps."""
+    cut = next((at for at, (a, b) in enumerate(zip(first, last, strict=False)) if a != b),
+               min(len(first), len(last)))
+    while cut and cut < len(first) and first[cut] & 0xC0 == 0x80:
+        cut -= 1  # within a character: keep it whole in the records
+    return first[:cut] if cut * (size - 1) > _PREFIX_COST else b""
+
+
+def _book(prefix: bytes, rest: list[bytes]) -> Book:
+    """The book of records sorted by id, each without `prefix`, with its prefix recomputed."""
+    if not rest:
+        return ()
+    common = _common(prefix + record_id(rest[0]), prefix + record_id(rest[-1]), len(rest))
+    if common == prefix:
+        return (prefix, *rest)
+    if len(common) < len(prefix):
+        more = prefix[len(common):]
+        return (common, *(more + record for record in rest))
+    cut = len(common) - len(prefix)
+    return (common, *(record[cut:] for record in rest))
+
+
 def _place(book: Book, entry_id: bytes) -> tuple[int, bool]:
-    at = bisect_left(book, entry_id + b"\x1f")
-    return at, at < len(book) and book[at].startswith(entry_id + b"\x1f")
+    """Where a full id is or would go in the book's records, and whether it is there."""
+    rest = entry_id[len(book[0]):] + b"\x1f"
+    at = bisect_left(book, rest, 1)
+    return at, at < len(book) and book[at].startswith(rest)
 
 
 def put(book: Book, item: ContactEntry, folder: int = 0) -> Book:
     """The book with `item` added or replacing the entry of its id."""
     record = pack(item, folder)
+    if not book:
+        return _book(b"", [record])
+    prefix = book[0]
+    if not record.startswith(prefix):
+        full = [prefix + old for old in book[1:]]
+        return _book(b"", sorted([*full, record]))  # a new id: every id held has the prefix
     at, found = _place(book, record_id(record))
-    return (*book[:at], record, *book[at + found:])
+    return _book(prefix, [*book[1:at], record[len(prefix):], *book[at + found:]])
 
 
 def remove(book: Book, entry_id: str) -> Book | None:
     """The book without that entry (None: it was not there)."""
-    at, found = _place(book, _clean(entry_id).encode())
-    return (*book[:at], *book[at + 1:]) if found else None
+    wanted = _clean(entry_id).encode()
+    if not book or not wanted.startswith(book[0]):
+        return None
+    at, found = _place(book, wanted)
+    return _book(book[0], [*book[1:at], *book[at + 1:]]) if found else None
 
 
 def make_book(items: Iterable[ContactEntry]) -> Book:
     """A book of these entries (a later entry with an id replaces an earlier one)."""
     by_id = {record_id(record): record for record in map(pack, items)}
-    return tuple(sorted(by_id.values()))
+    return _book(b"", sorted(by_id.values()))

@@ -190,54 +190,27 @@ async def load(mailboxes: int) -> dict[str, Any]:
 
 async def kept(people: int, events: int, per_calendar_ms: float) -> dict[str, Any]:
     """Save a day of blocks for everyone as the keeper does, then load them all back."""
-    import tempfile
-    from pathlib import Path
-
     from m365pbx.service.calendar_store import CHUNK, stored_blocks
-    from m365pbx.store import (
-        MatchStatus,
-        PbxConnectionSpec,
-        PersonRecord,
-        Store,
-        TenantSpec,
-        create_engine,
-        generate_key,
-        upgrade_database,
-    )
-    from m365pbx.store.secrets import SecretBox
+    from scratch_store import matched_people, scratch_store
 
-    with tempfile.TemporaryDirectory() as folder:
-        url = f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}"
-        await upgrade_database(url)
-        engine = create_engine(url)
-        store = Store(engine, SecretBox([generate_key()]))
-        try:
+    async with scratch_store() as (store, path):
+        ids = list(await matched_people(store, people, "u"))
+        now = time.time()
+        day = tuple(CalendarBlock(PbxPresence.MEETING, now + 3600 + i * 5400,
+                                  now + 5400 + i * 5400, f"Meeting number {i}")
+                    for i in range(events))
+        began = time.perf_counter()
+        for start in range(0, len(ids), CHUNK):
+            chunk = {pid: stored_blocks(day) for pid in ids[start:start + CHUNK]}
             async with store.transaction() as tx:
-                tenant = await tx.tenants.create(TenantSpec("bench", "bench-id"))
-                pbx = await tx.pbx_connections.create(PbxConnectionSpec("main", "api"))
-                await tx.people.replace_for_connection(pbx.id, [
-                    PersonRecord(MatchStatus.MATCHED, f"P{i}", pbx_key=f"p{i}",
-                                 tenant_id=tenant.id, teams_user_id=f"u{i}", rule="email")
-                    for i in range(people)])
-                ids = [p.id for p in await tx.people.summaries_for_connection(pbx.id)]
-            now = time.time()
-            day = tuple(CalendarBlock(PbxPresence.MEETING, now + 3600 + i * 5400,
-                                      now + 5400 + i * 5400, f"Meeting number {i}")
-                        for i in range(events))
-            began = time.perf_counter()
-            for start in range(0, len(ids), CHUNK):
-                chunk = {pid: stored_blocks(day) for pid in ids[start:start + CHUNK]}
-                async with store.transaction() as tx:
-                    await tx.calendar_blocks.save(chunk, now=SystemClock().now())
-            saved = time.perf_counter() - began
-            began = time.perf_counter()
-            async with store.transaction() as tx:
-                loaded = await tx.calendar_blocks.load(ids)
-            loaded_s = time.perf_counter() - began
-            assert len(loaded) == people
-            size = (Path(folder) / "bench.db").stat().st_size
-        finally:
-            await engine.dispose()
+                await tx.calendar_blocks.save(chunk, now=SystemClock().now())
+        saved = time.perf_counter() - began
+        began = time.perf_counter()
+        async with store.transaction() as tx:
+            loaded = await tx.calendar_blocks.load(ids)
+        loaded_s = time.perf_counter() - began
+        assert len(loaded) == people
+        size = path.stat().st_size
     first_reads = per_calendar_ms / 1000 * people
     return {"bench": "calendar_store", "people": people, "blocks": people * events,
             "save_s": round(saved, 1), "load_s": round(loaded_s, 1),
@@ -247,41 +220,31 @@ async def kept(people: int, events: int, per_calendar_ms: float) -> dict[str, An
 
 async def kept_subscriptions(people: int) -> dict[str, Any]:
     """Save everyone's event subscription as MailboxSubscriptions does, then load them."""
-    import tempfile
-    from pathlib import Path
-
     from m365pbx.service.persistence import StoreMailboxRecords
-    from m365pbx.store import Store, TenantSpec, create_engine, generate_key, upgrade_database
-    from m365pbx.store.secrets import SecretBox
+    from m365pbx.store import TenantSpec
     from m365pbx.sync.mailbox_records import MailboxRecord
     from m365pbx.sync.mailbox_subscriptions import CONCURRENT
+    from scratch_store import scratch_store
 
-    with tempfile.TemporaryDirectory() as folder:
-        url = f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}"
-        await upgrade_database(url)
-        engine = create_engine(url)
-        store = Store(engine, SecretBox([generate_key()]))
-        try:
-            async with store.transaction() as tx:
-                await tx.tenants.create(TenantSpec("bench", "bench-id"))
-            records = StoreMailboxRecords(store, "bench", "calendar", SystemClock())
-            expires = SystemClock().now() + timedelta(days=1)
-            users = [str(uuid.uuid4()) for _ in range(people)]
-            everyone = [MailboxRecord(user, str(uuid.uuid4()), f"users/{user}/events", expires,
-                                      uuid.uuid4().hex + uuid.uuid4().hex[:11])
-                        for user in users]
-            began = time.perf_counter()
-            await records.save(everyone, [])
-            saved = time.perf_counter() - began
-            began = time.perf_counter()
-            await records.save(everyone, [])
-            renewed = time.perf_counter() - began
-            began = time.perf_counter()
-            loaded = await records.load()
-            loaded_s = time.perf_counter() - began
-            assert len(loaded) == people
-        finally:
-            await engine.dispose()
+    async with scratch_store() as (store, _):
+        async with store.transaction() as tx:
+            await tx.tenants.create(TenantSpec("bench", "bench-id"))
+        records = StoreMailboxRecords(store, "bench", "calendar", SystemClock())
+        expires = SystemClock().now() + timedelta(days=1)
+        users = [str(uuid.uuid4()) for _ in range(people)]
+        everyone = [MailboxRecord(user, str(uuid.uuid4()), f"users/{user}/events", expires,
+                                  uuid.uuid4().hex + uuid.uuid4().hex[:11])
+                    for user in users]
+        began = time.perf_counter()
+        await records.save(everyone, [])
+        saved = time.perf_counter() - began
+        began = time.perf_counter()
+        await records.save(everyone, [])
+        renewed = time.perf_counter() - began
+        began = time.perf_counter()
+        loaded = await records.load()
+        loaded_s = time.perf_counter() - began
+        assert len(loaded) == people
     return {"bench": "subscriptions_store", "people": people, "save_s": round(saved, 1),
             "renewals_s": round(renewed, 1), "load_s": round(loaded_s, 1),
             "creates_instead_s": round(people / CONCURRENT * 1.0)}

@@ -294,61 +294,33 @@ async def sync_time(mailboxes: int, contacts: int, rng: random.Random) -> dict[s
 
 async def kept(index: ContactIndex, people: int) -> dict[str, Any]:
     """Save everyone's book as the keeper does, then load them all back into a new index."""
-    import tempfile
-    from pathlib import Path
-
     from m365pbx.core.contacts.packed import FORMAT
     from m365pbx.service.contacts_store import CHUNK
-    from m365pbx.store import (
-        MatchStatus,
-        PbxConnectionSpec,
-        PersonRecord,
-        Store,
-        StoredBook,
-        TenantSpec,
-        create_engine,
-        generate_key,
-        upgrade_database,
-    )
-    from m365pbx.store.secrets import SecretBox
+    from m365pbx.store import StoredBook
+    from scratch_store import matched_people, scratch_store
 
     link = ("https://graph.microsoft.com/v1.0/users/{u}/contactFolders/{f}/contacts/delta"
             "?$deltatoken=")
-    with tempfile.TemporaryDirectory() as folder:
-        url = f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}"
-        await upgrade_database(url)
-        engine = create_engine(url)
-        store = Store(engine, SecretBox([generate_key()]))
-        try:
+    async with scratch_store() as (store, path):
+        owner_of = await matched_people(store, people, "p")
+        ids = sorted(owner_of)
+        folders = {f"folder-{n}-{'x' * 140}": (n, link + "A" * 200) for n in (1, 2)}
+        began = time.perf_counter()
+        for start in range(0, len(ids), CHUNK):
+            chunk = {pid: StoredBook(index.book("t", owner_of[pid]), folders, FORMAT)
+                     for pid in ids[start:start + CHUNK]}
             async with store.transaction() as tx:
-                tenant = await tx.tenants.create(TenantSpec("bench", "bench-id"))
-                pbx = await tx.pbx_connections.create(PbxConnectionSpec("main", "api"))
-                await tx.people.replace_for_connection(pbx.id, [
-                    PersonRecord(MatchStatus.MATCHED, f"P{i}", pbx_key=f"p{i}",
-                                 tenant_id=tenant.id, teams_user_id=f"p{i}", rule="email")
-                    for i in range(people)])
-                owner_of = {p.id: p.teams_user_id or ""
-                            for p in await tx.people.summaries_for_connection(pbx.id)}
-            ids = sorted(owner_of)
-            folders = {f"folder-{n}-{'x' * 140}": (n, link + "A" * 200) for n in (1, 2)}
-            began = time.perf_counter()
-            for start in range(0, len(ids), CHUNK):
-                chunk = {pid: StoredBook(index.book("t", owner_of[pid]), folders, FORMAT)
-                         for pid in ids[start:start + CHUNK]}
-                async with store.transaction() as tx:
-                    await tx.contact_books.save(chunk, now=SystemClock().now())
-            saved = time.perf_counter() - began
-            began = time.perf_counter()
-            restored = ContactIndex()
-            async with store.transaction() as tx:
-                loaded = await tx.contact_books.load(ids)
-            for pid, book in loaded.items():
-                restored.set_book("t", owner_of[pid], book.records)
-            loaded_s = time.perf_counter() - began
-            assert restored.size()["personal"] == index.size()["personal"]
-            size = (Path(folder) / "bench.db").stat().st_size
-        finally:
-            await engine.dispose()
+                await tx.contact_books.save(chunk, now=SystemClock().now())
+        saved = time.perf_counter() - began
+        began = time.perf_counter()
+        restored = ContactIndex()
+        async with store.transaction() as tx:
+            loaded = await tx.contact_books.load(ids)
+        for pid, book in loaded.items():
+            restored.set_book("t", owner_of[pid], book.records)
+        loaded_s = time.perf_counter() - began
+        assert restored.size()["personal"] == index.size()["personal"]
+        size = path.stat().st_size
     first_reads = 13.1 / 1000 * people
     return {"bench": "contacts_store", "people": people,
             "contacts": restored.size()["personal"], "save_s": round(saved, 1),

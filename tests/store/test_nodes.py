@@ -6,6 +6,7 @@ last sighting into the database's past, never by sleeping.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
 
 from sqlalchemy import update
@@ -21,6 +22,10 @@ LIFETIME = 30.0
 async def nodes(store: Store) -> tuple[list[NodeSeen], datetime]:
     async with store.transaction() as tx:
         return await tx.nodes.all(), await tx.leases.database_now()
+
+
+async def see(tx: Repositories, *, node: str) -> None:
+    await tx.nodes.seen(node)
 
 
 async def silence(store: Store, node: str, seconds: float) -> None:
@@ -72,7 +77,7 @@ async def test_nodes_not_seen_for_long_are_forgotten_and_summaries_show_jobs_hel
     store: Store,
 ) -> None:
     for node in ("gw-a", "gw-b", "gw-old"):
-        await store.write(lambda tx, node=node: tx.nodes.seen(node), what="a node")
+        await store.write(functools.partial(see, node=node), what="a node")
     await silence(store, "gw-old", 2 * 86400)
     await acquire(store, "gw-b", job="tenant/contoso")
     await acquire(store, "gw-b", job="tenant/fabrikam")

@@ -1,0 +1,63 @@
+"""The store side of balancing (sync/balance.py): the roll call, and its visible state."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from m365pbx.core.nodes import NodeSummary, summarize
+from m365pbx.core.status import PartState, PartStatus
+from m365pbx.store import Repositories, Store
+from m365pbx.sync.balance import Balancer, RollCall
+
+__all__ = ["FORGET_AFTER", "StoreRollCall", "balance_status", "cluster_nodes"]
+
+FORGET_AFTER = timedelta(days=1)
+"""Rows of nodes not seen for this long are deleted (names of restarts without node_id)."""
+
+FIX_ROLL_CALL = ("Check this node's connection to the PostgreSQL server; meanwhile it takes "
+                 "no job, and the other nodes count it as gone after one lease lifetime")
+
+
+class StoreRollCall:
+    """The balancer's port: each roll call one transaction through the retried write path."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def roll_call(self, node: str, *, joining: bool) -> RollCall:
+        """Record `node` as seen (as starting when `joining`); read every node and lease."""
+        async def work(tx: Repositories) -> RollCall:
+            await (tx.nodes.join(node) if joining else tx.nodes.seen(node))
+            now = await tx.leases.database_now()
+            await tx.nodes.forget_before(now - FORGET_AFTER)
+            return RollCall(now, await tx.nodes.all(), await tx.leases.all())
+
+        return await self.store.write(work, what=f"the roll call of node {node}")
+
+    async def leave(self, node: str) -> None:
+        """Record that `node` stopped cleanly."""
+        await self.store.write(lambda tx: tx.nodes.leave(node), what=f"node {node} leaving")
+
+
+async def cluster_nodes(store: Store, lifetime: float) -> list[NodeSummary]:
+    """Every recorded node with the jobs it holds, live or gone by the database's clock."""
+    async with store.transaction() as tx:
+        return summarize(await tx.nodes.all(), await tx.leases.all(),
+                         await tx.leases.database_now(), lifetime)
+
+
+def balance_status(balancer: Balancer) -> list[PartStatus]:
+    """The part `cluster/balance`: the nodes sharing the jobs and this node's share."""
+    decided, seen = balancer.plan, balancer.seen
+    live = (0 if seen is None else
+            sum(n.live(seen.now, balancer.policy.lifetime) for n in seen.nodes))
+    counters = {"nodes": live, "members": 0 if decided is None else len(decided.members),
+                "share": 0 if decided is None else decided.share,
+                "held": 0 if decided is None else len(decided.held),
+                "given_up": balancer.given_up}
+    if balancer.last_error is not None:
+        state = PartState.DEGRADED
+    else:
+        state = PartState.STARTING if decided is None else PartState.OK
+    return [PartStatus("cluster/balance", "cluster", state, balancer.since, balancer.last_error,
+                       FIX_ROLL_CALL if balancer.last_error else None, counters)]

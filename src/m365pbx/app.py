@@ -40,7 +40,7 @@ from m365pbx.pbx.base import PbxConnection, PbxUser
 from m365pbx.service.admin_edits import AdminEdits
 from m365pbx.service.api_keys import StoreApiKeyChecker
 from m365pbx.service.audit_events import configuration_applied
-from m365pbx.service.balance import StoreRollCall, balance_status
+from m365pbx.service.balance import StoreRollCall, balance_status, cluster_view
 from m365pbx.service.certificates import CertificateKeeper
 from m365pbx.service.check_page import run_check
 from m365pbx.service.connections import build_connection, pump_events
@@ -205,7 +205,9 @@ class Service:
             history=self.view.recent_changes,
             matching=lambda: matching_views(self.tenants),
             check=lambda: run_check(self.reconfigure.settings, self.store, self.clock),
-            changes=self.view.changes, edits=self.edits, configuration=self.reconfigure)
+            changes=self.view.changes, edits=self.edits, configuration=self.reconfigure,
+            cluster=None if not cluster.enabled else functools.partial(
+                cluster_view, self.store, cluster.lease_lifetime.total_seconds()))
 
     # --- wiring callbacks ---------------------------------------------------------------------
     def _verify(self) -> ssl.SSLContext | bool:

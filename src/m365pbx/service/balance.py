@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
+from m365pbx.core.leases import Lease
 from m365pbx.core.nodes import NodeSummary, summarize
 from m365pbx.core.status import PartState, PartStatus
 from m365pbx.store import Repositories, Store
 from m365pbx.sync.balance import Balancer, RollCall
 
-__all__ = ["FORGET_AFTER", "StoreRollCall", "balance_status", "cluster_nodes"]
+__all__ = ["FORGET_AFTER", "ClusterView", "StoreRollCall", "balance_status", "cluster_view"]
 
 FORGET_AFTER = timedelta(days=1)
 """Rows of nodes not seen for this long are deleted (names of restarts without node_id)."""
@@ -39,11 +41,21 @@ class StoreRollCall:
         await self.store.write(lambda tx: tx.nodes.leave(node), what=f"node {node} leaving")
 
 
-async def cluster_nodes(store: Store, lifetime: float) -> list[NodeSummary]:
-    """Every recorded node with the jobs it holds, live or gone by the database's clock."""
+@dataclass(frozen=True, slots=True)
+class ClusterView:
+    """Which nodes run and which holds what, as the admin UI shows it."""
+
+    now: datetime  # the database's
+    nodes: list[NodeSummary]
+    leases: list[Lease]
+
+
+async def cluster_view(store: Store, lifetime: float) -> ClusterView:
+    """Every recorded node with the jobs it holds (live or gone by the database's clock),
+    and every job's lease."""
     async with store.transaction() as tx:
-        return summarize(await tx.nodes.all(), await tx.leases.all(),
-                         await tx.leases.database_now(), lifetime)
+        leases, now = await tx.leases.all(), await tx.leases.database_now()
+        return ClusterView(now, summarize(await tx.nodes.all(), leases, now, lifetime), leases)
 
 
 def balance_status(balancer: Balancer) -> list[PartStatus]:

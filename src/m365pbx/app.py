@@ -394,10 +394,11 @@ class Service:
                     # A PBX that registers its users asks for matching at once.
                     connection.on_users(self._sync_on_users(runtime))
         if self.keepers:
+            lifetime = self.settings.cluster.lease_lifetime.total_seconds()
             self.balancer = Balancer(
-                StoreRollCall(self.store), self.node,
+                StoreRollCall(self.store, lifetime), self.node,
                 {keeper.job: keeper for keeper in self.keepers.values()}, self.clock,
-                timing=LeaseTiming(self.settings.cluster.lease_lifetime.total_seconds()))
+                timing=LeaseTiming(lifetime))
         await self.edits.load()  # the admin UI's mapping overlays, pins and exclusions
 
     def _handoff_tenant(self, runtime: TenantRuntime, ownership: Ownership) -> HandoffTenant:

@@ -25,7 +25,8 @@ async def nodes(store: Store) -> tuple[list[NodeSeen], datetime]:
 
 
 async def see(tx: Repositories, *, node: str) -> None:
-    await tx.nodes.seen(node)
+    now = await tx.leases.database_now()
+    await tx.nodes.seen(node, gone_before=now - timedelta(seconds=LIFETIME))
 
 
 async def silence(store: Store, node: str, seconds: float) -> None:
@@ -48,14 +49,20 @@ async def test_a_node_joins_is_seen_and_counts_as_live_by_the_database_s_clock(
     assert all(n.live(now, LIFETIME) and n.stopped_at is None for n in found)
     assert all(timedelta(0) <= now - n.last_seen < timedelta(seconds=5)
                for n in found)
-    # Not seen for one lease lifetime: gone. Seen again: live, its start unchanged.
+    # Not seen for one lease lifetime: gone.
+    await silence(store, "gw-a", 5)
     await silence(store, "gw-b", LIFETIME + 1)
     found, now = await nodes(store)
     assert [n.live(now, LIFETIME) for n in found] == [True, False]
-    started = found[1].started_at
-    await store.write(lambda tx: tx.nodes.seen("gw-b"), what="node gw-b")
+    started = found[0].started_at
+    for node in ("gw-a", "gw-b"):
+        await store.write(functools.partial(see, node=node), what="a node")
     found, now = await nodes(store)
-    assert found[1].live(now, LIFETIME) and found[1].started_at == started
+    assert all(n.live(now, LIFETIME) for n in found)
+    # gw-a was live all along: its start stands. gw-b was gone: it starts again now (it
+    # counts for balancing only once settled again).
+    assert found[0].started_at == started
+    assert now - found[1].started_at < timedelta(seconds=5)
 
 
 async def test_a_clean_stop_marks_the_node_gone_and_a_restart_starts_it_again(

@@ -23,14 +23,18 @@ FIX_ROLL_CALL = ("Check this node's connection to the PostgreSQL server; meanwhi
 class StoreRollCall:
     """The balancer's port: each roll call one transaction through the retried write path."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, lifetime: float) -> None:
         self.store = store
+        self.lifetime = timedelta(seconds=lifetime)  # a node not seen this long was gone
 
     async def roll_call(self, node: str, *, joining: bool) -> RollCall:
         """Record `node` as seen (as starting when `joining`); read every node and lease."""
         async def work(tx: Repositories) -> RollCall:
-            await (tx.nodes.join(node) if joining else tx.nodes.seen(node))
             now = await tx.leases.database_now()
+            if joining:
+                await tx.nodes.join(node)
+            else:
+                await tx.nodes.seen(node, gone_before=now - self.lifetime)
             await tx.nodes.forget_before(now - FORGET_AFTER)
             return RollCall(now, await tx.nodes.all(), await tx.leases.all())
 

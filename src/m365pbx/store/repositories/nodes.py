@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import case, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from m365pbx.core.nodes import NodeSeen
@@ -35,13 +35,17 @@ class NodeRepository:
             index_elements=[NodeRow.node],
             set_={"started_at": now, "last_seen": now, "stopped_at": None}))
 
-    async def seen(self, node: str) -> None:
-        """Record that `node` runs now (its row is made again if it was deleted)."""
+    async def seen(self, node: str, *, gone_before: datetime) -> None:
+        """Record that `node` runs now (its row is made again if it was deleted). A node
+        last seen before `gone_before` (or stopped) was gone: it starts again now."""
         now = self._clock.now_expression()
         insert = dialect_insert(self.session, NodeRow).values(
             node=node, started_at=now, last_seen=now, stopped_at=None)
+        was_gone = or_(NodeRow.last_seen < gone_before, NodeRow.stopped_at.is_not(None))
         await self.session.execute(insert.on_conflict_do_update(
-            index_elements=[NodeRow.node], set_={"last_seen": now, "stopped_at": None}))
+            index_elements=[NodeRow.node],
+            set_={"started_at": case((was_gone, now), else_=NodeRow.started_at),
+                  "last_seen": now, "stopped_at": None}))
 
     async def leave(self, node: str) -> bool:
         """Mark `node` as stopped now (a clean stop); whether its row existed."""

@@ -70,7 +70,7 @@ def balance_status(balancer: Balancer) -> list[PartStatus]:
     counters = {"nodes": live, "members": 0 if decided is None else len(decided.members),
                 "share": 0 if decided is None else decided.share,
                 "held": 0 if decided is None else len(decided.held),
-                "given_up": balancer.given_up}
+                "given_up": sum(k.handovers for k in balancer.keepers.values())}
     if balancer.last_error is not None:
         state = PartState.DEGRADED
     else:

@@ -66,7 +66,6 @@ class Balancer:
         self.seen: RollCall | None = None
         self.last_error: str | None = None
         self.since = clock.now()
-        self.given_up = 0
         self._joining = True  # the first roll call records the start (not a supervised restart)
         for keeper in self.keepers.values():
             keeper.may_take = self.may_take
@@ -116,7 +115,6 @@ class Balancer:
             log.info("%s holds %d job(s), over its share of %d: giving %s up",
                      self.node, len(decided.held), decided.share, decided.release)
             keeper.give_up()
-            self.given_up += 1
 
     async def _leave(self) -> None:
         with contextlib.suppress(Exception):  # a node not seen for a lifetime is gone anyway

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -93,6 +93,9 @@ class Balancer:
             await self._leave()
 
     def _failed(self, reason: str) -> None:
+        # Without a roll call the others soon count this node as gone: take nothing new.
+        if self.plan is not None:
+            self.plan = replace(self.plan, take=frozenset(), release=None)
         if reason != self.last_error:
             log.warning("%s", reason)
             self.last_error, self.since = reason, self.clock.now()

@@ -124,7 +124,7 @@ class LeaseKeeper:
         try:
             while True:
                 if self.may_take is not None and not self.may_take(self.job):
-                    await self._standby()
+                    await self._standby(balancing=True)
                     await self._pause()
                     continue
                 sent = loop.time()
@@ -159,7 +159,7 @@ class LeaseKeeper:
         self._set(KeeperState.LOST if self.losses or self.acquisitions else KeeperState.STARTING,
                   reason)
 
-    async def _standby(self) -> None:
+    async def _standby(self, *, balancing: bool = False) -> None:
         try:
             self.other = await asyncio.wait_for(self.port.current(self.job),
                                                 timeout=self.timing.renew_every)
@@ -170,8 +170,12 @@ class LeaseKeeper:
                                                or self.other.holder == self.node):
             return  # the loss stays shown until another node holds the job
         if self.state is not KeeperState.STANDBY:
-            holder = "another node" if self.other is None else repr(self.other.holder)
-            log.info("%s holds %s; %s stands by", holder, self.job, self.node)
+            if balancing:
+                log.info("%s stands by for %s: other nodes hold its share of the jobs",
+                         self.node, self.job)
+            else:
+                holder = "another node" if self.other is None else repr(self.other.holder)
+                log.info("%s holds %s; %s stands by", holder, self.job, self.node)
         self._set(KeeperState.STANDBY)
 
     async def _hold(self, lease: Lease, sent: float) -> bool:

@@ -23,6 +23,7 @@ from m365pbx.clock import Clock, SystemClock
 from m365pbx.config import PbxConnection as PbxConnectionSettings
 from m365pbx.config import PersonSwitches, Settings
 from m365pbx.core.credentials import SignInMethod
+from m365pbx.core.leases import LeaseTiming
 from m365pbx.core.policy import PolicyConfig, TeamsReading
 from m365pbx.declarations import declarations_from_settings
 from m365pbx.graph.auth import (
@@ -39,6 +40,7 @@ from m365pbx.pbx.base import PbxConnection, PbxUser
 from m365pbx.service.admin_edits import AdminEdits
 from m365pbx.service.api_keys import StoreApiKeyChecker
 from m365pbx.service.audit_events import configuration_applied
+from m365pbx.service.balance import StoreRollCall, balance_status, cluster_view
 from m365pbx.service.certificates import CertificateKeeper
 from m365pbx.service.check_page import run_check
 from m365pbx.service.connections import build_connection, pump_events
@@ -64,6 +66,7 @@ from m365pbx.store import (
     parse_database_url,
     upgrade_database,
 )
+from m365pbx.sync.balance import Balancer
 from m365pbx.sync.hub import PresenceHub
 from m365pbx.sync.intake import NotificationIntake
 from m365pbx.sync.leases import KeeperState, LeaseKeeper
@@ -168,6 +171,10 @@ class Service:
         self.node = node
         self.keepers: dict[str, LeaseKeeper] = {}
         self.status.add(lambda: lease_statuses(self.keepers.values()), name="leases")
+        # ... shared among the live nodes (sync/balance.py), set up with the keepers.
+        self.balancer: Balancer | None = None
+        self.status.add(lambda: [] if self.balancer is None else balance_status(self.balancer),
+                        name="balance")
         # Notifications for a tenant another node runs go to it through the database.
         self.handoff: WebhookHandoff | None = None
         self._handoff_tenants: list[HandoffTenant] = []
@@ -198,7 +205,9 @@ class Service:
             history=self.view.recent_changes,
             matching=lambda: matching_views(self.tenants),
             check=lambda: run_check(self.reconfigure.settings, self.store, self.clock),
-            changes=self.view.changes, edits=self.edits, configuration=self.reconfigure)
+            changes=self.view.changes, edits=self.edits, configuration=self.reconfigure,
+            cluster=None if not cluster.enabled else functools.partial(
+                cluster_view, self.store, cluster.lease_lifetime.total_seconds()))
 
     # --- wiring callbacks ---------------------------------------------------------------------
     def _verify(self) -> ssl.SSLContext | bool:
@@ -384,6 +393,12 @@ class Service:
                 if config.tenant == tenant.name and isinstance(connection, ApiConnection):
                     # A PBX that registers its users asks for matching at once.
                     connection.on_users(self._sync_on_users(runtime))
+        if self.keepers:
+            lifetime = self.settings.cluster.lease_lifetime.total_seconds()
+            self.balancer = Balancer(
+                StoreRollCall(self.store, lifetime), self.node,
+                {keeper.job: keeper for keeper in self.keepers.values()}, self.clock,
+                timing=LeaseTiming(lifetime))
         await self.edits.load()  # the admin UI's mapping overlays, pins and exclusions
 
     def _handoff_tenant(self, runtime: TenantRuntime, ownership: Ownership) -> HandoffTenant:
@@ -486,6 +501,9 @@ class Service:
                                              self.clock))
                 group.create_task(supervised("notification receiver", self.receiver.run,
                                              self.clock))
+                if self.balancer is not None:
+                    group.create_task(supervised("balancing the jobs", self.balancer.run,
+                                                 self.clock))
                 if self.handoff is not None:
                     group.create_task(supervised("webhook handoff", self.handoff.run,
                                                  self.clock))

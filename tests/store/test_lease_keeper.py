@@ -173,3 +173,29 @@ async def test_a_node_that_loses_the_database_stops_before_its_lease_can_expire(
     finally:
         await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
         await admin.close()
+
+
+async def test_a_keeper_takes_only_when_let_and_gives_up_when_asked(
+        database_url: str, store: Store, box: SecretBox) -> None:
+    a, b = make_node(database_url, box, "node-a"), make_node(database_url, box, "node-b")
+    allowed = {"node-a": False, "node-b": False}
+    for node in (a, b):
+        node.keeper.may_take = lambda job, name=node.keeper.node: allowed[name]
+    async with running(a, b):
+        await until(a.keeper, lambda: a.keeper.state is KeeperState.STANDBY)
+        assert not a.working.is_set() and a.epochs == []  # the job is free, but not let
+        allowed["node-a"] = True
+        a.keeper.wake()
+        await asyncio.wait_for(a.working.wait(), WAIT)
+        # Asked to give the job up (for balance): the work stops, the lease is released
+        # and node-a stands by; node-b, let now, takes it at once under a new epoch.
+        allowed["node-a"], allowed["node-b"] = False, True
+        a.keeper.give_up()
+        await until(a.keeper, lambda: a.keeper.state is KeeperState.STANDBY)
+        assert a.stopped.is_set() and a.keeper.handovers == 1 and a.keeper.losses == 0
+        b.keeper.wake()
+        await asyncio.wait_for(b.working.wait(), WAIT)
+        assert b.epochs == [2]
+        (shown,) = lease_statuses([a.keeper])
+        assert (shown.state, shown.error, shown.counters["given_up"]) == (PartState.OK, None, 1)
+        assert not a.working.is_set()

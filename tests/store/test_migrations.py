@@ -32,6 +32,7 @@ EXPECTED_TABLES = {
     "webhook_handoffs",
     "mapping_overlays",
     "matching_overrides",
+    "nodes",
     "part_status",
     "pbx_connections",
     "people",
@@ -69,10 +70,10 @@ async def test_comparison_notices_a_difference(engine: AsyncEngine) -> None:
 
 
 async def test_database_is_at_head_and_upgrade_again_is_a_no_op(database_url: str) -> None:
-    assert head_revision() == "0013"
-    assert await database_revision(database_url) == "0013"
+    assert head_revision() == "0015"
+    assert await database_revision(database_url) == "0015"
     await upgrade_database(database_url)
-    assert await database_revision(database_url) == "0013"
+    assert await database_revision(database_url) == "0015"
 
 
 async def test_upgrade_from_empty_database(empty_database_url: str) -> None:

@@ -108,3 +108,12 @@ async def test_a_long_name_is_cut_to_an_admin_name_s_length_in_the_audit_trail(
         [event] = [e for e in await tx.audit.list_recent(object_type="admin")
                    if e.action == "admin.sign_in_failed"]
     assert event.actor == "x" * 100 and event.object_id == "x" * 100
+
+
+async def test_on_one_node_there_is_no_cluster_page(http: httpx.AsyncClient) -> None:
+    token = await csrf_of(http, "/admin/login")
+    await http.post("/admin/login", data={"name": "alice", "password": PASSWORD,
+                                          "csrf": token})
+    assert 'href="/admin/cluster"' not in (await http.get("/admin")).text
+    page = await http.get("/admin/cluster")
+    assert page.status_code == 404 and "cluster.enabled is off" in page.text

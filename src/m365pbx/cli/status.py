@@ -20,6 +20,7 @@ from m365pbx.cli.app import EXIT_FAILED, app, reports_input_errors
 
 if TYPE_CHECKING:
     from m365pbx.core.leases import Lease
+    from m365pbx.core.nodes import NodeSummary
     from m365pbx.core.status import PartStatus
     from m365pbx.store import Repositories
 
@@ -96,6 +97,28 @@ def lease_report(leases: list[Lease], database_now: datetime) -> list[dict[str, 
              "live": lease.expires_at > database_now} for lease in leases]
 
 
+def node_report(nodes: list[NodeSummary]) -> list[dict[str, Any]]:
+    """Each node of the installation: live or gone (the database's clock), the jobs it holds."""
+    return [{"node": n.node, "live": n.live, "started_at": n.started_at.isoformat(),
+             "last_seen": n.last_seen.isoformat(),
+             "stopped_at": None if n.stopped_at is None else n.stopped_at.isoformat(),
+             "jobs": list(n.jobs)} for n in nodes]
+
+
+def _print_nodes(nodes: list[dict[str, Any]]) -> None:
+    typer.echo("nodes:")
+    for node in nodes:
+        seen = _when(datetime.fromisoformat(node["last_seen"]))
+        if node["live"]:
+            state = f"live (seen {seen})"
+        elif node["stopped_at"]:
+            state = f"gone (stopped {_when(datetime.fromisoformat(node['stopped_at']))})"
+        else:
+            state = f"gone (not seen since {seen})"
+        jobs = ", ".join(node["jobs"]) or "no job"
+        typer.echo(f"  {node['node']}: {state}, holds {jobs}")
+
+
 def _print_leases(leases: list[dict[str, Any]]) -> None:
     typer.echo("jobs held (several nodes):")
     for lease in leases:
@@ -141,19 +164,28 @@ def status(
 ) -> None:
     """Show each part's state (sign-in, service accounts, subscriptions, directory sync, PBX
     connections, Teams writes, store) with since when, the error and the fix; with several
-    nodes, which node holds which job."""
+    nodes, which nodes are live and which node holds which job."""
     from m365pbx.cli.store_access import in_store
     from m365pbx.config import load_config
 
     settings = load_config(config)
 
-    async def work(tx: Repositories) -> tuple[list[PartStatus], list[dict[str, Any]]]:
-        leases = lease_report(await tx.leases.all(), await tx.leases.database_now())
-        return await tx.part_status.all(), leases
+    from m365pbx.core.nodes import summarize
 
-    statuses, leases = in_store(settings, work, create=False)
+    lifetime = settings.cluster.lease_lifetime.total_seconds()
+
+    async def work(tx: Repositories) -> tuple[list[PartStatus], list[dict[str, Any]],
+                                              list[dict[str, Any]]]:
+        held, database_now = await tx.leases.all(), await tx.leases.database_now()
+        nodes = summarize(await tx.nodes.all(), held, database_now, lifetime)
+        return (await tx.part_status.all(), lease_report(held, database_now),
+                node_report(nodes))
+
+    statuses, leases, nodes = in_store(settings, work, create=False)
     now = datetime.now(UTC)
     found = report(statuses, now, stale_after)
+    if nodes:
+        found["nodes"] = nodes
     if leases:
         found["leases"] = leases
     if format_ is Format.JSON:
@@ -162,6 +194,8 @@ def status(
         typer.echo("nothing recorded yet: m365pbx serve has not run against this database")
     else:
         _print_text(found, statuses, now)
+        if nodes:
+            _print_nodes(nodes)
         if leases:
             _print_leases(leases)
     if not found["ok"]:

@@ -99,7 +99,8 @@ def lease_statuses(keepers: Iterable[LeaseKeeper]) -> list[PartStatus]:
         error = keeper.last_error if keeper.state is KeeperState.LOST else None
         counters = {"held": int(keeper.state is KeeperState.HOLDING),
                     "epoch": 0 if lease is None else lease.epoch,
-                    "losses": keeper.losses, "acquisitions": keeper.acquisitions}
+                    "losses": keeper.losses, "acquisitions": keeper.acquisitions,
+                    "given_up": keeper.handovers}
         found.append(PartStatus(f"lease/{keeper.job}", "lease", _STATES[keeper.state],
                                 keeper.since, error, FIX_LEASE if error else None, counters))
     return found

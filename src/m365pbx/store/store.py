@@ -29,6 +29,7 @@ from m365pbx.store.repositories import (
     MailboxSubscriptionRepository,
     MappingOverlayRepository,
     MatchingOverrideRepository,
+    NodeRepository,
     PartStatusRepository,
     PbxConnectionRepository,
     PeopleRepository,
@@ -84,6 +85,7 @@ class Repositories:
         self.matching_overrides = MatchingOverrideRepository(session)
         self.leases = LeaseRepository(session)
         self.handoffs = HandoffRepository(session)
+        self.nodes = NodeRepository(session)
 
     async def sync_declared(self, declarations: Declarations) -> SyncReport:
         """Write the file's declarations (see `repositories.declarations.sync_declared`)."""

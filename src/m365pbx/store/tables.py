@@ -396,6 +396,20 @@ class LeaseRow(Base):
     renewed_at: Mapped[datetime] = mapped_column()
 
 
+class NodeRow(Base):
+    """One node of the installation (core/nodes.py): since when it runs, when it was last
+    seen (the database's clock) and, after a clean stop, when it stopped."""
+
+    __tablename__ = "nodes"
+    repr_fields = ("node", "last_seen", "stopped_at")
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    node: Mapped[str] = mapped_column(String(255), unique=True)
+    started_at: Mapped[datetime] = mapped_column()
+    last_seen: Mapped[datetime] = mapped_column()
+    stopped_at: Mapped[datetime | None] = mapped_column()
+
+
 class WebhookHandoff(Base):
     """A Graph webhook POST's notifications for a tenant another node runs, waiting for
     that node (docs/cluster.md): deleted by the holder that takes them, or once expired."""

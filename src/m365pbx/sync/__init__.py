@@ -11,6 +11,7 @@ from typing import Any
 # The submodules other packages may import from directly (tests/test_public_names.py);
 # "name.*": every module of that subpackage.
 PUBLIC_MODULES = (
+    "balance",
     "calendar",
     "calendar.*",
     "contacts",

@@ -7,6 +7,10 @@ no longer succeed before its deadline, cancels the work, logs why and shows it (
 standby and tries again at each renewal interval. Stopping it releases the lease so that
 another node takes over at once (a rolling restart), not only after the expiry.
 
+With several nodes sharing the jobs (sync/balance.py) the keeper asks `may_take(job)`
+before each acquire, and `give_up()` makes it stop the work and release the lease as a
+stop does, then stand by: the job moves to a node under its share.
+
 Deadlines are kept on the event loop's monotonic clock, not the service's `Clock`: the
 expiry is decided by the database's real clock, and a virtual clock that jumps hours (the
 tests') or a wall clock that is set back must not stretch how long this node believes it
@@ -89,6 +93,20 @@ class LeaseKeeper:
         self.losses = 0
         self.acquisitions = 0
         self.changed = asyncio.Event()  # set at each change of state (tests, status pages)
+        # Balancing (sync/balance.py): whether to try the job now; None: always.
+        self.may_take: Callable[[str], bool] | None = None
+        self.handovers = 0  # jobs given up for balance
+        self._wake = asyncio.Event()
+        self._give_up = asyncio.Event()
+
+    def wake(self) -> None:
+        """Try the job now rather than at the next renewal interval (it may be taken)."""
+        self._wake.set()
+
+    def give_up(self) -> None:
+        """Stop the work and release the lease (for balance); nothing unless holding."""
+        if self.state is KeeperState.HOLDING:
+            self._give_up.set()
 
     def _set(self, state: KeeperState, error: str | None = None) -> None:
         if state is not self.state or error != self.last_error:
@@ -105,6 +123,10 @@ class LeaseKeeper:
         loop = asyncio.get_running_loop()
         try:
             while True:
+                if self.may_take is not None and not self.may_take(self.job):
+                    await self._standby(balancing=True)
+                    await self._pause()
+                    continue
                 sent = loop.time()
                 try:
                     lease = await asyncio.wait_for(
@@ -117,7 +139,7 @@ class LeaseKeeper:
                     continue
                 if lease is None:
                     await self._standby()
-                    await asyncio.sleep(self.timing.renew_every)
+                    await self._pause()
                     continue
                 if not await self._hold(lease, sent):
                     return
@@ -125,36 +147,62 @@ class LeaseKeeper:
             self._set(KeeperState.STOPPED, self.last_error
                       if self.state is KeeperState.LOST else None)
 
+    async def _pause(self) -> None:
+        """Until the next renewal interval, or until woken (the job may be taken now)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=self.timing.renew_every)
+        self._wake.clear()
+
     def _unreachable(self, reason: str) -> None:
         if self.state is not KeeperState.LOST or self.last_error != reason:
             log.warning("%s", reason)
         self._set(KeeperState.LOST if self.losses or self.acquisitions else KeeperState.STARTING,
                   reason)
 
-    async def _standby(self) -> None:
-        with contextlib.suppress(Exception):  # only for the status: who holds it
+    async def _standby(self, *, balancing: bool = False) -> None:
+        try:
             self.other = await asyncio.wait_for(self.port.current(self.job),
                                                 timeout=self.timing.renew_every)
+        except Exception:  # only for the status: who holds it
+            if self.state is KeeperState.LOST:
+                return
+        if self.state is KeeperState.LOST and (self.other is None
+                                               or self.other.holder == self.node):
+            return  # the loss stays shown until another node holds the job
         if self.state is not KeeperState.STANDBY:
-            holder = "another node" if self.other is None else repr(self.other.holder)
-            log.info("%s holds %s; %s stands by", holder, self.job, self.node)
+            if balancing:
+                log.info("%s stands by for %s: other nodes hold its share of the jobs",
+                         self.node, self.job)
+            else:
+                holder = "another node" if self.other is None else repr(self.other.holder)
+                log.info("%s holds %s; %s stands by", holder, self.job, self.node)
         self._set(KeeperState.STANDBY)
 
     async def _hold(self, lease: Lease, sent: float) -> bool:
-        """Work while the lease is ours; True if it was lost (try again), False if the work
-        ended by itself (its exception, if any, is raised)."""
+        """Work while the lease is ours; True if it was lost or given up (try again), False
+        if the work ended by itself (its exception, if any, is raised)."""
         loop = asyncio.get_running_loop()
         self.lease, self.other = lease, None
         self.acquisitions += 1
         log.info("%s holds %s (epoch %d)", self.node, self.job, lease.epoch)
         self._set(KeeperState.HOLDING)
+        self._give_up.clear()
         work = asyncio.create_task(self.work(lease), name=f"work on {self.job}")
         reason: str | None = None
+        handing = False
         try:
             while reason is None:
                 wait = self.timing.renew_at(sent) - loop.time()
-                await asyncio.wait([work], timeout=max(0.0, wait))
+                asked = asyncio.ensure_future(self._give_up.wait())
+                try:
+                    await asyncio.wait([work, asked], timeout=max(0.0, wait),
+                                       return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    asked.cancel()
                 if work.done():
+                    break
+                if self._give_up.is_set():
+                    handing = True
                     break
                 lease, sent, reason = await self._renew(lease, sent)
                 self.lease = lease
@@ -166,6 +214,11 @@ class LeaseKeeper:
             if reason is None and self.lease is not None:
                 await self._release(self.lease)
             self.lease = None
+        if handing:
+            self.handovers += 1
+            log.info("%s gave %s up for another node (balancing the jobs)", self.node, self.job)
+            self._set(KeeperState.STANDBY)
+            return True
         if reason is not None:
             self.losses += 1
             log.error("%s stopped working on %s: %s", self.node, self.job, reason)

@@ -23,6 +23,7 @@ from m365pbx.store.repositories.mailbox_subscriptions import (
     MailboxSubscriptionRecord,
     MailboxSubscriptionRepository,
 )
+from m365pbx.store.repositories.nodes import NodeRepository
 from m365pbx.store.repositories.part_status import PartStatusRepository
 from m365pbx.store.repositories.pbx_connections import PbxConnectionRepository, PbxConnectionSpec
 from m365pbx.store.repositories.people import PeopleRepository, PersonRecord, ReplaceReport
@@ -67,6 +68,7 @@ __all__ = [
     "MailboxSubscriptionRepository",
     "MappingOverlayRepository",
     "MatchingOverrideRepository",
+    "NodeRepository",
     "PartStatusRepository",
     "PbxConnectionRepository",
     "PbxConnectionSpec",

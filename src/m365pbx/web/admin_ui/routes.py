@@ -28,12 +28,14 @@ from m365pbx.pbx.api.view import PersonPresence
 from m365pbx.service.admin_edits import AdminEdits
 from m365pbx.service.admin_signin import UnknownNames, audit_sign_in, check_sign_in
 from m365pbx.service.api_keys import create_api_client, revoke_api_client
+from m365pbx.service.balance import ClusterView
 from m365pbx.service.matching_view import ConnectionMatching
 from m365pbx.service.person_explain import PersonExplanation
 from m365pbx.service.presence_view import ShownChange
 from m365pbx.service.reconfigure import Reconfigurer
 from m365pbx.store import Repositories, Store
 from m365pbx.store.errors import ConflictError, NotFoundError
+from m365pbx.web.admin_ui.cluster import add_cluster_routes
 from m365pbx.web.admin_ui.editing import Kit, add_editing_routes
 from m365pbx.web.admin_ui.forms import HEADERS, FormLimitRoute, Refused, one, read_form
 from m365pbx.web.admin_ui.live import CLOSE_REFUSED, same_origin, stream_changes
@@ -76,6 +78,8 @@ class AdminUi:
     edits: AdminEdits | None = None
     # The configuration file applied again while running; None: not offered.
     configuration: Reconfigurer | None = None
+    # Which node holds which job (several nodes); None: one node, not offered.
+    cluster: Callable[[], Awaitable[ClusterView]] | None = None
 
     def __post_init__(self) -> None:
         self.sessions = SessionBook(self.store, self.clock)
@@ -125,10 +129,12 @@ def admin_ui_router(ui: AdminUi) -> APIRouter:
                             headers=HEADERS)
 
     def common(session: AdminSession, active: str) -> dict[str, Any]:
-        return {"admin": session.name, "csrf": session.csrf, "active": active}
+        return {"admin": session.name, "csrf": session.csrf, "active": active,
+                "cluster": ui.cluster is not None}
 
-    add_editing_routes(router, ui, Kit(page, session_of, to_login, checked_form, refused,
-                                       common))
+    kit = Kit(page, session_of, to_login, checked_form, refused, common)
+    add_editing_routes(router, ui, kit)
+    add_cluster_routes(router, ui, kit)
 
     @router.get("/static/{name}")
     async def static_file(name: str) -> Response:

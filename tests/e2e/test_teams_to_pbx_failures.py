@@ -176,6 +176,48 @@ async def test_take_over_from_the_running_service(
         assert service.receiver.counters["accepted"] >= 1
 
 
+# --- a subscription of ours the store does not know ---------------------------------------------
+async def forget_recorded_subscriptions(tmp: Path) -> None:
+    """Empty the store's subscription records, as a run stopped between Graph's answer to
+    a create and its record of it leaves them (a node that lost its lease, a kill -9)."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp / 'state.db'}")
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("DELETE FROM subscriptions"))
+    finally:
+        await engine.dispose()
+
+
+async def test_a_subscription_of_ours_nobody_recorded_is_replaced_without_a_conflict(
+    sim_server: RunningServer, sim: Simulator, clock: VirtualClock, tmp_path: Path,
+) -> None:
+    allow_loopback_webhooks(sim)
+    settings = settings_for(sim_server, tmp_path, webhook_port=free_port())
+    async with running(settings, clock) as service:
+        switchboard(service).replace_users(pbx_users(*PEOPLE))
+        owner = service.tenants["contoso"].parts.pool.owners[SVC]  # type: ignore[union-attr]
+        await eventually(lambda: owner.healthy, clock, step=0.2)
+    await forget_recorded_subscriptions(tmp_path)
+    sim.faults.log.clear()
+    async with running(settings, clock) as service:
+        pbx = switchboard(service)
+        pbx.replace_users(pbx_users(*PEOPLE))
+        owner = service.tenants["contoso"].parts.pool.owners[SVC]  # type: ignore[union-attr]
+        await eventually(lambda: owner.healthy, clock, step=0.2)
+        await in_teams(sim_server, "anna@contoso.com", AWAY)
+        await eventually(lambda: shown(pbx, "anna") is PbxPresence.AWAY, clock, step=0.2)
+        creates = [r["status"] for r in sim.faults.requests()
+                   if r["method"] == "POST" and r["path"] == "/v1.0/subscriptions"]
+        # The unrecorded one was deleted before a new one was made: Graph never had to
+        # refuse a second subscription of this app and account (409).
+        assert 409 not in creates and 201 in creates, creates
+        live = [s for s in sim.subscriptions._live() if "presences" in s.resource]
+        assert len(live) == 1
+
+
 # --- 429 storms -------------------------------------------------------------------------------
 def sim_outcomes(sim: Simulator, path: str) -> dict[str, int]:
     """How the simulator answered requests to this path, by outcome."""

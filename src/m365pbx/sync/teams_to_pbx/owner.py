@@ -94,6 +94,8 @@ class AccountOwner:
         self._lifecycle: list[str] = []
         self._failures = 0
         self._retry_after: float | None = None
+        # Whether Graph may hold a subscription of ours that no record knows (see _create).
+        self._unrecorded_possible = True
         self._rng = random.Random()  # noqa: S311 - jitter, not cryptography
 
     @property
@@ -163,6 +165,7 @@ class AccountOwner:
             await self._sleep_until_due()
 
     async def _resume(self) -> None:
+        self._unrecorded_possible = self.current is None
         try:
             records = await self.records.load(self.account)
         except Exception:
@@ -172,6 +175,7 @@ class AccountOwner:
         for record in records:
             if self.current is None and record.expires > now:
                 self.current = record
+                self._unrecorded_possible = False
                 continue
             try:
                 await self.records.delete(record.graph_id)
@@ -212,6 +216,8 @@ class AccountOwner:
         self.last_error = None
 
     async def _create(self, now: datetime, resource: str) -> None:
+        if self._unrecorded_possible:
+            await self._delete_unrecorded()
         client_state = secrets.token_urlsafe(32)
         certificate = self.endpoints.certificate()
 
@@ -230,6 +236,23 @@ class AccountOwner:
         self.current = SubscriptionRecord(created.id, self.account, resource, created.expires,
                                           client_state)
         await self.records.save(self.current)
+
+    async def _delete_unrecorded(self) -> None:
+        """Delete subscriptions of ours that Graph holds and no record knows.
+
+        A run stopped between Graph's answer to a create and the record of it (a node
+        that lost its lease mid-create, a kill -9) leaves one behind; creating another
+        would be refused with 409 (one presence subscription per app and user, graph.md
+        4.4). Asked once per run, before its first create.
+        """
+        ours = self.endpoints.notification_url
+        for subscription in await list_subscriptions(self.client):
+            if "presences" in subscription.resource and subscription.notification_url == ours:
+                log.info("presence subscription of %s: deleting %s, made by an earlier run "
+                         "that could not record it", self.account, subscription.id)
+                with contextlib.suppress(NotFound):
+                    await delete_subscription(self.client, subscription.id)
+        self._unrecorded_possible = False
 
     async def _renew(self, now: datetime) -> None:
         assert self.current is not None

@@ -35,6 +35,7 @@ from m365pbx.graph.presence import get_presence
 from m365pbx.graph.proxy import microsoft_http_client
 from m365pbx.graph.signing_keys import SigningKeys
 from m365pbx.pbx.api.connection import ApiConnection
+from m365pbx.pbx.asterisk import AsteriskConnection
 from m365pbx.pbx.base import PbxConnection, PbxUser
 from m365pbx.service.admin_edits import AdminEdits
 from m365pbx.service.api_keys import StoreApiKeyChecker
@@ -45,9 +46,15 @@ from m365pbx.service.connections import build_connection, pump_events
 from m365pbx.service.contacts import ContactsBook
 from m365pbx.service.handoff import HandoffTenant, WebhookHandoff
 from m365pbx.service.health import iso, tenant_report
-from m365pbx.service.leases import Ownership, lease_statuses, owned_by_lease
+from m365pbx.service.leases import Ownership, lease_statuses
 from m365pbx.service.matching_view import matching_views
 from m365pbx.service.metrics import ServiceCollector
+from m365pbx.service.pbx_leases import (
+    AsteriskSession,
+    LeasedSession,
+    LeasedSipConnection,
+    tenant_keeper,
+)
 from m365pbx.service.person_explain import explain_person
 from m365pbx.service.presence_view import HubPresenceView
 from m365pbx.service.reconfigure import Reconfigurer
@@ -118,9 +125,14 @@ class Service:
         self.options = options or ServiceOptions()
         self.clock = self.options.clock
         self.store = Store.open(settings.database.url, box)
+        # Several nodes: each tenant's jobs, and what its PBX connections send, run on the
+        # node holding the tenant's lease (docs/cluster.md).
+        self._ownerships = {t.name: Ownership(self.store, f"tenant/{t.name}")
+                            for t in settings.tenants} if settings.cluster.enabled else {}
         self.connections: dict[str, PbxConnection] = {}
         for config in settings.pbx_connections:
-            self.connections[config.name] = build_connection(config, self.clock, self.store)
+            self.connections[config.name] = build_connection(
+                config, self.clock, self.store, self._ownerships.get(config.tenant))
         self._policies: dict[tuple[str, int | None], PolicyConfig] = {}
         self._connection_settings = {c.name: c for c in settings.pbx_connections}
         self.tenants: dict[str, TenantRuntime] = {}
@@ -159,7 +171,8 @@ class Service:
         # One model of visible state: every part's status (design.md rule 5).
         self.status = wire_registry(StatusRegistry(self.clock), tenants=self.tenants,
                                     connections=self.connections, teams_sink=self.teams_sink,
-                                    store=self.store, active=self._runs_tenant)
+                                    store=self.store, active=self._runs_tenant,
+                                    connection_active=self._runs_connection)
         self.status.add(self._service_status)
         self._stopped_at: datetime | None = None
         cluster = settings.cluster
@@ -295,7 +308,8 @@ class Service:
                 "tenant_id": runtime.identity.health(),
             }
         connections = {n: {"state": status.state.value, "error": status.last_error,
-                           "since": iso(status.since)}
+                           "since": iso(status.since)} if self._runs_connection(n)
+                       else {"state": "disabled", "error": None, "since": None}
                        for n, status in ((n, c.status()) for n, c in self.connections.items())}
         writes = self._teams_writes_health()
         # ok: everything works; a red light here is no reason for a 503 (see readiness).
@@ -361,8 +375,7 @@ class Service:
         tokens = dict(self.options.service_account_tokens)
         tokens.update(await self._stored_sign_ins(tokens))
         for tenant in self.settings.tenants:
-            ownership = (Ownership(self.store, f"tenant/{tenant.name}")
-                         if self.settings.cluster.enabled else None)
+            ownership = self._ownerships.get(tenant.name)
             runtime = TenantRuntime(
                 self.settings, tenant, hub=self.hub,
                 connections={c.name: self.connections[c.name]
@@ -376,9 +389,11 @@ class Service:
             self.tenants[tenant.name] = runtime
             if ownership is not None:
                 self._handoff_tenants.append(self._handoff_tenant(runtime, ownership))
-                self.keepers[tenant.name] = owned_by_lease(
+                self.keepers[tenant.name] = tenant_keeper(
                     runtime.run, ownership, self.node, self.clock,
-                    lifetime=self.settings.cluster.lease_lifetime.total_seconds())
+                    lifetime=self.settings.cluster.lease_lifetime.total_seconds(),
+                    sessions=self._pbx_sessions(tenant.name), stopping=self._stop.is_set,
+                    taken_over=self._show_pbx_again)
             for config in self.settings.pbx_connections:
                 connection = self.connections.get(config.name)
                 if config.tenant == tenant.name and isinstance(connection, ApiConnection):
@@ -398,6 +413,35 @@ class Service:
             ready=lambda: self._runs_tenant(name) and bool(runtime.people()),
             names=lambda: (runtime.identity.tenant_id, runtime.app_id),
             deliver=self.receiver.take_handed, read_everyone=read_everyone)
+
+    def _pbx_sessions(self, tenant: str) -> list[LeasedSession]:
+        """The tenant's PBX connections whose writes run under its lease (pbx_leases.py)."""
+        sessions: list[LeasedSession] = []
+        for config in self.settings.pbx_connections:
+            connection = self.connections.get(config.name)
+            if config.tenant != tenant:
+                continue
+            if isinstance(connection, LeasedSipConnection):
+                sessions.append(connection)
+            elif isinstance(connection, AsteriskConnection):
+                sessions.append(AsteriskSession(connection))
+        return sessions
+
+    def _show_pbx_again(self, connections: list[str]) -> None:
+        """After a takeover: what this node once wrote to these PBX connections may have been
+        changed by another holder since, so the hub decides each person's PBX state anew."""
+        names = set(connections)
+        for person in self.hub.people():
+            state = self.hub.state_of(person.id)
+            if person.connection in names and state is not None and state.wrote_pbx is not None:
+                self.hub.restore(person.id, replace(state, wrote_pbx=None))
+
+    def _runs_connection(self, name: str) -> bool:
+        """Whether this node acts on a PBX connection: leased ones only on their tenant's
+        holder (the others show `disabled` here)."""
+        config = self._connection_settings.get(name)
+        leased = isinstance(self.connections.get(name), LeasedSipConnection)
+        return config is None or not leased or self._runs_tenant(config.tenant)
 
     def _runs_tenant(self, name: str) -> bool:
         """Whether this node runs the tenant: always on one node, else while holding it."""

@@ -64,7 +64,7 @@ class LeasedSipConnection(StoredSipConnection):
     def __init__(self, name: str, options: SipOptions, store: Store, clock: Clock,
                  ownership: Ownership) -> None:
         super().__init__(name, options, store, clock)
-        self.keeper.writer = ownership
+        self.keeper.fenced_by = ownership
         self.may_publish = lambda: False
         self.holding = False
 

@@ -64,7 +64,8 @@ class PublicationKeeper:
         writer: Writes | None = None,
     ) -> None:
         self.store = store
-        self.writer: Writes = writer or store  # fenced by a lease on several nodes
+        # Several nodes: the tenant's lease, so every write is fenced by its epoch.
+        self.fenced_by: Writes | None = writer
         self.connection = connection
         self.clock = clock
         self.save_delay = save_delay
@@ -78,6 +79,11 @@ class PublicationKeeper:
         # What the store holds for the connection; None: unknown (nothing loaded yet).
         self._saved: dict[str, HeldPublication] | None = None
         self._wake = asyncio.Event()
+
+    @property
+    def writer(self) -> Writes:
+        """Where the writes go: the lease's fenced writes, else the store."""
+        return self.fenced_by or self.store
 
     def changed(self) -> None:
         """The connection's publications changed: save them soon."""

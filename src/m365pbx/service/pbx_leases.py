@@ -28,7 +28,9 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
 from m365pbx.clock import Clock
+from m365pbx.core.presence import PbxPresence
 from m365pbx.pbx.asterisk import AsteriskConnection
+from m365pbx.pbx.base import PbxUser
 from m365pbx.pbx.sip.connection import SipConnection
 from m365pbx.pbx.sip.options import SipOptions
 from m365pbx.service.leases import Ownership, owned_by_lease
@@ -75,6 +77,11 @@ class LeasedSipConnection(StoredSipConnection):
         """Hand over if still holding (normally done already when the lease ended)."""
         if self.holding:
             await self.hand_over(clean=True)
+
+    async def set_presence(self, user: PbxUser, presence: PbxPresence, note: str) -> None:
+        """Publish while holding the tenant; elsewhere it is the holder's to decide."""
+        if self.holding:
+            await super().set_presence(user, presence, note)
 
     async def take_over(self, may_act: Callable[[], bool]) -> None:
         """Restore the stored publications (before anything is sent), then start."""

@@ -428,13 +428,15 @@ class Service:
         return sessions
 
     def _show_pbx_again(self, connections: list[str]) -> None:
-        """After a takeover: what this node once wrote to these PBX connections may have been
-        changed by another holder since, so the hub decides each person's PBX state anew."""
+        """After taking a tenant back: another holder may have changed these PBX connections
+        and Teams since this node last held it, so its people's PBX state is decided anew
+        from the first fresh Teams reading (the ones held here are stale)."""
         names = set(connections)
         for person in self.hub.people():
             state = self.hub.state_of(person.id)
             if person.connection in names and state is not None and state.wrote_pbx is not None:
-                self.hub.restore(person.id, replace(state, wrote_pbx=None))
+                self.hub.restore(person.id, replace(state, wrote_pbx=None, teams=None,
+                                                    teams_own=None))
 
     def _runs_connection(self, name: str) -> bool:
         """Whether this node acts on a PBX connection: leased ones only on their tenant's

@@ -35,7 +35,6 @@ from m365pbx.graph.presence import get_presence
 from m365pbx.graph.proxy import microsoft_http_client
 from m365pbx.graph.signing_keys import SigningKeys
 from m365pbx.pbx.api.connection import ApiConnection
-from m365pbx.pbx.asterisk import AsteriskConnection
 from m365pbx.pbx.base import PbxConnection, PbxUser
 from m365pbx.service.admin_edits import AdminEdits
 from m365pbx.service.api_keys import StoreApiKeyChecker
@@ -50,9 +49,9 @@ from m365pbx.service.leases import Ownership, lease_statuses
 from m365pbx.service.matching_view import matching_views
 from m365pbx.service.metrics import ServiceCollector
 from m365pbx.service.pbx_leases import (
-    AsteriskSession,
-    LeasedSession,
     LeasedSipConnection,
+    decide_pbx_again,
+    leased_sessions,
     tenant_keeper,
 )
 from m365pbx.service.person_explain import explain_person
@@ -392,8 +391,11 @@ class Service:
                 self.keepers[tenant.name] = tenant_keeper(
                     runtime.run, ownership, self.node, self.clock,
                     lifetime=self.settings.cluster.lease_lifetime.total_seconds(),
-                    sessions=self._pbx_sessions(tenant.name), stopping=self._stop.is_set,
-                    taken_over=self._show_pbx_again)
+                    sessions=leased_sessions(
+                        self.connections, [c.name for c in self.settings.pbx_connections
+                                           if c.tenant == tenant.name]),
+                    stopping=self._stop.is_set,
+                    taken_over=functools.partial(decide_pbx_again, self.hub))
             for config in self.settings.pbx_connections:
                 connection = self.connections.get(config.name)
                 if config.tenant == tenant.name and isinstance(connection, ApiConnection):
@@ -413,30 +415,6 @@ class Service:
             ready=lambda: self._runs_tenant(name) and bool(runtime.people()),
             names=lambda: (runtime.identity.tenant_id, runtime.app_id),
             deliver=self.receiver.take_handed, read_everyone=read_everyone)
-
-    def _pbx_sessions(self, tenant: str) -> list[LeasedSession]:
-        """The tenant's PBX connections whose writes run under its lease (pbx_leases.py)."""
-        sessions: list[LeasedSession] = []
-        for config in self.settings.pbx_connections:
-            connection = self.connections.get(config.name)
-            if config.tenant != tenant:
-                continue
-            if isinstance(connection, LeasedSipConnection):
-                sessions.append(connection)
-            elif isinstance(connection, AsteriskConnection):
-                sessions.append(AsteriskSession(connection))
-        return sessions
-
-    def _show_pbx_again(self, connections: list[str]) -> None:
-        """After taking a tenant back: another holder may have changed these PBX connections
-        and Teams since this node last held it, so its people's PBX state is decided anew
-        from the first fresh Teams reading (the ones held here are stale)."""
-        names = set(connections)
-        for person in self.hub.people():
-            state = self.hub.state_of(person.id)
-            if person.connection in names and state is not None and state.wrote_pbx is not None:
-                self.hub.restore(person.id, replace(state, wrote_pbx=None, teams=None,
-                                                    teams_own=None))
 
     def _runs_connection(self, name: str) -> bool:
         """Whether this node acts on a PBX connection: leased ones only on their tenant's

@@ -24,21 +24,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Collection, Coroutine, Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
 from m365pbx.clock import Clock
 from m365pbx.core.presence import PbxPresence
 from m365pbx.pbx.asterisk import AsteriskConnection
-from m365pbx.pbx.base import PbxUser
+from m365pbx.pbx.base import PbxConnection, PbxUser
 from m365pbx.pbx.sip.connection import SipConnection
 from m365pbx.pbx.sip.options import SipOptions
 from m365pbx.service.leases import Ownership, owned_by_lease
 from m365pbx.service.publication_store import StoredSipConnection
 from m365pbx.store import Store
+from m365pbx.sync.hub import PresenceHub
 from m365pbx.sync.leases import LeaseKeeper
 
-__all__ = ["AsteriskSession", "LeasedSession", "LeasedSipConnection", "tenant_keeper"]
+__all__ = ["AsteriskSession", "LeasedSession", "LeasedSipConnection", "decide_pbx_again",
+           "leased_sessions", "tenant_keeper"]
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +128,31 @@ class AsteriskSession:
         """Write no more, and forget what was written: it is the next holder's now."""
         self.connection.may_write = lambda: False
         self.connection.forget_written()
+
+
+def leased_sessions(connections: Mapping[str, PbxConnection],
+                    names: Iterable[str]) -> list[LeasedSession]:
+    """The outbound sessions of these PBX connections that must run under the lease (the
+    built-in API connection sends nothing to a PBX: none)."""
+    sessions: list[LeasedSession] = []
+    for name in names:
+        connection = connections.get(name)
+        if isinstance(connection, LeasedSipConnection):
+            sessions.append(connection)
+        elif isinstance(connection, AsteriskConnection):
+            sessions.append(AsteriskSession(connection))
+    return sessions
+
+
+def decide_pbx_again(hub: PresenceHub, connections: Collection[str]) -> None:
+    """After taking a tenant (back): another holder may have changed these PBX connections
+    and Teams since this node last held it, so its people's PBX state is decided anew from
+    the first fresh Teams reading (the readings held here are stale)."""
+    names = set(connections)
+    for person in hub.people():
+        state = hub.state_of(person.id)
+        if person.connection in names and state is not None and state.wrote_pbx is not None:
+            hub.restore(person.id, replace(state, wrote_pbx=None, teams=None, teams_own=None))
 
 
 def tenant_keeper(run: Callable[[], Coroutine[Any, Any, None]], ownership: Ownership,

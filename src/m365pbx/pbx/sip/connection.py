@@ -145,6 +145,8 @@ class SipConnection:
         self._started = True
         self._update_status()
         self._health.start()
+        for key in self._restored:
+            self._keep_later(self._people[key])
 
     async def stop(self) -> None:
         """Remove our publications, end our subscriptions (within stop_timeout), close."""
@@ -336,6 +338,43 @@ class SipConnection:
         )
         self._restored.add(user.key)
         self._desire(person)
+        if self._started:
+            self._keep_later(person)
+
+    def _keep_later(self, person: _Person) -> None:
+        """Refresh a taken-over publication before it expires, while nobody has claimed it
+        (its new holder may not know the person's presence yet: no lamp goes dark meanwhile)."""
+        if person.held_until is None:
+            return
+        left = (person.held_until - self._now()).total_seconds()
+
+        async def keep() -> None:
+            await self._keep(person)
+
+        delay = refresh_delay(int(left), self.options.refresh_margin)
+        self._scheduler.later(("publish", person.user.key), delay, keep)
+
+    async def _keep(self, person: _Person) -> None:
+        publication = person.publication
+        if person.user.key not in self._restored:
+            # Claimed or settled meanwhile: this timer may stand for their own refresh.
+            await self._publish(person, Mode.REFRESH)
+            return
+        if publication is None or self._health.up is False or not self.may_publish():
+            return
+        before = publication.etag
+        outcome = await publication.keep()
+        if publication.etag != before:
+            person.held_until = (None if publication.etag is None
+                                 else self._now() + timedelta(seconds=publication.granted))
+            self._publications_changed()
+        if publication.etag is None:
+            self._restored.discard(person.user.key)
+
+        async def again() -> None:
+            await self._keep(person)
+
+        self._after(("publish", person.user.key), outcome, again, again, publication)
 
     async def settle_restored(self) -> None:
         """Withdraw the taken-over publications that no set_presence has claimed since.

@@ -145,6 +145,7 @@ async def test_sip_publications_follow_the_tenant_lease(
         await asyncio.sleep(3)  # node-b's start-up, and a few polls of node-a
         assert await stored_etag(cluster_url, key_file) == a_etag
         assert "took over" not in b.log.read_text()
+        assert showing(b"dnd") and tuples(watcher.bodies[-1]) == 1  # one publisher
 
         # kill -9 the holder: node-b takes the tenant over, restores anna's publication
         # and modifies it. The watcher never sees her without dnd, and sees one publication.

@@ -86,6 +86,11 @@ class LeasedSipConnection(StoredSipConnection):
         if self.holding:
             await super().set_presence(user, presence, note)
 
+    async def watch(self, users: list[PbxUser]) -> None:
+        """Subscribe while holding the tenant (its directory sync runs only there)."""
+        if self.holding:
+            await super().watch(users)
+
     async def take_over(self, may_act: Callable[[], bool]) -> None:
         """Restore the stored publications (before anything is sent), then start."""
         self.keeper.forget()

@@ -47,9 +47,15 @@ from m365pbx.service.connections import build_connection, pump_events
 from m365pbx.service.contacts import ContactsBook
 from m365pbx.service.handoff import HandoffTenant, WebhookHandoff
 from m365pbx.service.health import iso, tenant_report
-from m365pbx.service.leases import Ownership, lease_statuses, owned_by_lease
+from m365pbx.service.leases import Ownership, lease_statuses
 from m365pbx.service.matching_view import matching_views
 from m365pbx.service.metrics import ServiceCollector
+from m365pbx.service.pbx_leases import (
+    LeasedSipConnection,
+    decide_pbx_again,
+    leased_sessions,
+    tenant_keeper,
+)
 from m365pbx.service.person_explain import explain_person
 from m365pbx.service.presence_view import HubPresenceView
 from m365pbx.service.reconfigure import Reconfigurer
@@ -121,9 +127,14 @@ class Service:
         self.options = options or ServiceOptions()
         self.clock = self.options.clock
         self.store = Store.open(settings.database.url, box)
+        # Several nodes: each tenant's jobs, and what its PBX connections send, run on the
+        # node holding the tenant's lease (docs/cluster.md).
+        self._ownerships = {t.name: Ownership(self.store, f"tenant/{t.name}")
+                            for t in settings.tenants} if settings.cluster.enabled else {}
         self.connections: dict[str, PbxConnection] = {}
         for config in settings.pbx_connections:
-            self.connections[config.name] = build_connection(config, self.clock, self.store)
+            self.connections[config.name] = build_connection(
+                config, self.clock, self.store, self._ownerships.get(config.tenant))
         self._policies: dict[tuple[str, int | None], PolicyConfig] = {}
         self._connection_settings = {c.name: c for c in settings.pbx_connections}
         self.tenants: dict[str, TenantRuntime] = {}
@@ -162,7 +173,8 @@ class Service:
         # One model of visible state: every part's status (design.md rule 5).
         self.status = wire_registry(StatusRegistry(self.clock), tenants=self.tenants,
                                     connections=self.connections, teams_sink=self.teams_sink,
-                                    store=self.store, active=self._runs_tenant)
+                                    store=self.store, active=self._runs_tenant,
+                                    connection_active=self._runs_connection)
         self.status.add(self._service_status)
         self._stopped_at: datetime | None = None
         cluster = settings.cluster
@@ -304,7 +316,8 @@ class Service:
                 "tenant_id": runtime.identity.health(),
             }
         connections = {n: {"state": status.state.value, "error": status.last_error,
-                           "since": iso(status.since)}
+                           "since": iso(status.since)} if self._runs_connection(n)
+                       else {"state": "disabled", "error": None, "since": None}
                        for n, status in ((n, c.status()) for n, c in self.connections.items())}
         writes = self._teams_writes_health()
         # ok: everything works; a red light here is no reason for a 503 (see readiness).
@@ -370,8 +383,7 @@ class Service:
         tokens = dict(self.options.service_account_tokens)
         tokens.update(await self._stored_sign_ins(tokens))
         for tenant in self.settings.tenants:
-            ownership = (Ownership(self.store, f"tenant/{tenant.name}")
-                         if self.settings.cluster.enabled else None)
+            ownership = self._ownerships.get(tenant.name)
             runtime = TenantRuntime(
                 self.settings, tenant, hub=self.hub,
                 connections={c.name: self.connections[c.name]
@@ -385,9 +397,14 @@ class Service:
             self.tenants[tenant.name] = runtime
             if ownership is not None:
                 self._handoff_tenants.append(self._handoff_tenant(runtime, ownership))
-                self.keepers[tenant.name] = owned_by_lease(
+                self.keepers[tenant.name] = tenant_keeper(
                     runtime.run, ownership, self.node, self.clock,
-                    lifetime=self.settings.cluster.lease_lifetime.total_seconds())
+                    lifetime=self.settings.cluster.lease_lifetime.total_seconds(),
+                    sessions=leased_sessions(
+                        self.connections, [c.name for c in self.settings.pbx_connections
+                                           if c.tenant == tenant.name]),
+                    stopping=self._stop.is_set,
+                    taken_over=functools.partial(decide_pbx_again, self.hub))
             for config in self.settings.pbx_connections:
                 connection = self.connections.get(config.name)
                 if config.tenant == tenant.name and isinstance(connection, ApiConnection):
@@ -413,6 +430,13 @@ class Service:
             ready=lambda: self._runs_tenant(name) and bool(runtime.people()),
             names=lambda: (runtime.identity.tenant_id, runtime.app_id),
             deliver=self.receiver.take_handed, read_everyone=read_everyone)
+
+    def _runs_connection(self, name: str) -> bool:
+        """Whether this node acts on a PBX connection: leased ones only on their tenant's
+        holder (the others show `disabled` here)."""
+        config = self._connection_settings.get(name)
+        leased = isinstance(self.connections.get(name), LeasedSipConnection)
+        return config is None or not leased or self._runs_tenant(config.tenant)
 
     def _runs_tenant(self, name: str) -> bool:
         """Whether this node runs the tenant: always on one node, else while holding it."""

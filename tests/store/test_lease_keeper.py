@@ -4,6 +4,7 @@ node cannot renew. Real stores on SQLite and PostgreSQL, separate engines per no
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -139,6 +140,25 @@ async def test_a_refused_renewal_stops_the_work_at_once_and_says_why(
         # Afterwards it stands by: node-b holds the job.
         await until(a.keeper, lambda: a.keeper.state is KeeperState.STANDBY)
         assert a.epochs == [1]
+
+
+async def test_a_node_may_act_only_while_holding_and_never_past_its_deadline(
+        database_url: str, store: Store, box: SecretBox) -> None:
+    a, b = make_node(database_url, box, "node-a"), make_node(database_url, box, "node-b")
+    async with running(a):
+        await asyncio.wait_for(a.working.wait(), WAIT)
+        assert a.keeper.may_act()
+        async with running(b):
+            await until(b.keeper, lambda: b.keeper.state is KeeperState.STANDBY)
+            assert not b.keeper.may_act()
+        # The whole process stands still past the deadline (SIGSTOP, a VM migration): the
+        # moment it runs again, before its keeper has noticed anything, it may not act
+        # (SIP publications and Asterisk writes ask this before each request).
+        time.sleep(TIMING.act_until(0.0) + 0.2)  # noqa: ASYNC251 - a pause of the whole loop
+        assert a.keeper.state is KeeperState.HOLDING and not a.keeper.may_act()
+        await asyncio.wait_for(a.lost_event.wait(), WAIT)
+        assert "ran out while this node was not running" in a.lost[0][0]
+        assert not a.keeper.may_act()
 
 
 @pytest.fixture

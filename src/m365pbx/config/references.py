@@ -69,13 +69,6 @@ def cluster_problems(data: Mapping[str, Any]) -> list[ReferenceProblem]:
                          "on one machine, and no row locks to decide who owns a job): set "
                          "database.url to postgresql+asyncpg://user:password@host/database, "
                          "or run one node with cluster.enabled: false"))
-    for path, connection in _items(data, ("pbx_connections",)):
-        if str(getattr(kind := connection.get("kind"), "value", kind)) == "sip":
-            problems.append(((*path, "kind"),
-                             "a SIP connection cannot run on several nodes yet: each node "
-                             "would take over and withdraw the others' publications on the "
-                             "presence server (docs/cluster.md). Run this installation as "
-                             "one node (cluster.enabled: false)"))
     return problems
 
 

@@ -16,17 +16,20 @@ from m365pbx.sync.hub import PresenceHub
 
 if TYPE_CHECKING:
     from m365pbx.pbx.asterisk import AsteriskConnection
+    from m365pbx.service.leases import Ownership
 
 log = logging.getLogger(__name__)
 
 
 def build_connection(
-    config: ConnectionConfig, clock: Clock, store: Store | None = None
+    config: ConnectionConfig, clock: Clock, store: Store | None = None,
+    ownership: Ownership | None = None,
 ) -> PbxConnection:
     """The PBX connection a configuration entry describes.
 
     With a store, a SIP connection keeps its publications there across restarts, and an API
-    connection the users its clients uploaded.
+    connection the users its clients uploaded. With `ownership` (several nodes: its tenant's
+    lease) a SIP connection publishes only while this node holds it (service/pbx_leases.py).
     """
     if config.kind == "api":
         if store is not None:
@@ -43,6 +46,10 @@ def build_connection(
 
         assert isinstance(config, SipConfig)
         options = SipOptions.from_settings(config.settings)
+        if store is not None and ownership is not None:
+            from m365pbx.service.pbx_leases import LeasedSipConnection
+
+            return LeasedSipConnection(config.name, options, store, clock, ownership)
         if store is not None:
             from m365pbx.service.publication_store import StoredSipConnection
 

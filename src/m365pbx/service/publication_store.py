@@ -16,6 +16,10 @@ expiry) are kept in `sip_publications` (design.md rule 4):
   ones nobody claimed (the person is online now) are withdrawn;
 - stopping: the connection withdraws its publications, then what the server still holds
   (everything, when it did not answer) is saved.
+
+On several nodes (service/leased_sip.py) every write goes through the tenant's lease
+(`Ownership.write`, fenced by its epoch), so a paused old holder cannot overwrite the
+ETags of the node that took the publications over.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from m365pbx.pbx.sip.addressing import UnaddressableUser
 from m365pbx.pbx.sip.connection import HeldPublication, SipConnection
 from m365pbx.pbx.sip.options import SipOptions
 from m365pbx.pbx.sip.retry import Backoff
+from m365pbx.service.leases import Writes
 from m365pbx.service.saving import KeptState, save_when_woken
 from m365pbx.store import Repositories, SipPublicationRecord, Store
 
@@ -56,8 +61,11 @@ class PublicationKeeper:
         save_every: float = SAVE_EVERY,
         orphan_grace: float = ORPHAN_GRACE,
         backoff: Backoff | None = None,
+        writer: Writes | None = None,
     ) -> None:
         self.store = store
+        # Several nodes: the tenant's lease, so every write is fenced by its epoch.
+        self.fenced_by: Writes | None = writer
         self.connection = connection
         self.clock = clock
         self.save_delay = save_delay
@@ -71,6 +79,11 @@ class PublicationKeeper:
         # What the store holds for the connection; None: unknown (nothing loaded yet).
         self._saved: dict[str, HeldPublication] | None = None
         self._wake = asyncio.Event()
+
+    @property
+    def writer(self) -> Writes:
+        """Where the writes go: the lease's fenced writes, else the store."""
+        return self.fenced_by or self.store
 
     def changed(self) -> None:
         """The connection's publications changed: save them soon."""
@@ -98,9 +111,9 @@ class PublicationKeeper:
             connection_id = await self._find_connection()
             if connection_id is None:
                 return 0
-            async with self.store.transaction() as tx:
-                await tx.sip_publications.delete_expired(connection_id, now=now)
-                records = await tx.sip_publications.load(connection_id, now=now)
+            records = await self.writer.write(
+                functools.partial(_fresh_publications, connection_id=connection_id, now=now),
+                what=f"the SIP publications of {self.connection.name}")
         except Exception as exc:
             # The connection works without them: old publications just live until they expire.
             log.warning("%s: could not load the saved SIP publications: %s",
@@ -120,6 +133,11 @@ class PublicationKeeper:
         log.info("%s: took over %d saved SIP publications", self.connection.name, self.restored)
         return self.restored
 
+    def forget(self) -> None:
+        """Forget what was restored and saved (the connection handed its publications on)."""
+        self._saved = None
+        self.restored = 0
+
     async def save(self) -> None:
         """Write the publications that changed since the last save; forget those gone."""
         connection_id = await self._find_connection()
@@ -129,7 +147,7 @@ class PublicationKeeper:
         now = self.clock.now()
         name = self.connection.name
         if self._saved is None:
-            await self.store.write(lambda tx: tx.sip_publications.delete(connection_id),
+            await self.writer.write(lambda tx: tx.sip_publications.delete(connection_id),
                                    what=f"the SIP publications of {name}")
             self._saved = {}
         saved = self._saved
@@ -137,7 +155,7 @@ class PublicationKeeper:
         changed = [item for key, item in held.items() if saved.get(key) != item]
         for start in range(0, len(gone), CHUNK):
             chunk = gone[start : start + CHUNK]
-            await self.store.write(
+            await self.writer.write(
                 functools.partial(_delete_publications, connection_id=connection_id, keys=chunk),
                 what=f"the SIP publications of {name}")
             for key in chunk:
@@ -149,7 +167,7 @@ class PublicationKeeper:
                 SipPublicationRecord(item.user.key, item.etag, item.expires_at, item.user.fields)
                 for item in items
             ]
-            await self.store.write(
+            await self.writer.write(
                 functools.partial(_save_publications, connection_id=connection_id,
                                   records=records, now=now),
                 what=f"the SIP publications of {name}")
@@ -175,6 +193,12 @@ class PublicationKeeper:
                               owner=self.connection.name,
                               what="the SIP publications",
                               delay=self.save_delay, every=self.save_every)
+
+
+async def _fresh_publications(tx: Repositories, *, connection_id: int,
+                              now: datetime) -> list[SipPublicationRecord]:
+    await tx.sip_publications.delete_expired(connection_id, now=now)
+    return await tx.sip_publications.load(connection_id, now=now)
 
 
 async def _delete_publications(tx: Repositories, *, connection_id: int, keys: list[str]) -> None:

@@ -199,10 +199,15 @@ def tenant_statuses(tenants: Mapping[str, TenantRuntime],
     return found
 
 
-def connection_statuses(connections: Mapping[str, PbxConnection]) -> list[PartStatus]:
-    """Each PBX connection's status, with the input it refused by reason."""
+def connection_statuses(connections: Mapping[str, PbxConnection],
+                        active: Callable[[str], bool] = lambda _name: True) -> list[PartStatus]:
+    """Each PBX connection's status, with the input it refused by reason; `disabled` where
+    this node does not act on it (several nodes: another holds its tenant)."""
     found = []
     for name, connection in connections.items():
+        if not active(name):
+            found.append(_status(f"pbx/{name}", "pbx_connection", PartState.DISABLED, None))
+            continue
         status = connection.status()
         found.append(_status(f"pbx/{name}", "pbx_connection", connection_state(status.state),
                              status.since, status.last_error, FIX_CONNECTION,
@@ -247,12 +252,14 @@ def part_report(status: PartStatus) -> dict[str, Any]:
 
 def wire_registry(registry: StatusRegistry, *, tenants: Mapping[str, TenantRuntime],
                   connections: Mapping[str, PbxConnection], teams_sink: BatchingTeamsSink,
-                  store: Store, active: Callable[[str], bool] = lambda _name: True
+                  store: Store, active: Callable[[str], bool] = lambda _name: True,
+                  connection_active: Callable[[str], bool] = lambda _name: True
                   ) -> StatusRegistry:
     """Register every part of a service with `registry`; returns it. `active` says whether
     this node runs a tenant (several nodes: whether it holds the tenant's lease)."""
     registry.add(lambda: tenant_statuses(tenants, active), name="tenants")
-    registry.add(lambda: connection_statuses(connections), name="pbx_connections")
+    registry.add(lambda: connection_statuses(connections, connection_active),
+                 name="pbx_connections")
     registry.add(lambda: [teams_writes_status(teams_sink, registry.clock.now())],
                  name="teams_writes")
     registry.add(lambda: [store_status(store)], name="store")

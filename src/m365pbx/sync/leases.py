@@ -92,6 +92,7 @@ class LeaseKeeper:
         self.last_error: str | None = None
         self.losses = 0
         self.acquisitions = 0
+        self._confirmed: float | None = None  # loop time the held lease was last confirmed
         self.changed = asyncio.Event()  # set at each change of state (tests, status pages)
         # Balancing (sync/balance.py): whether to try the job now; None: always.
         self.may_take: Callable[[str], bool] | None = None
@@ -113,6 +114,14 @@ class LeaseKeeper:
             self.state, self.since, self.last_error = state, self.clock.now(), error
             self.changed.set()
             self.changed = asyncio.Event()
+
+    def may_act(self) -> bool:
+        """Whether this node may act on the job now: it holds the lease and the deadline
+        measured from the last confirmed request has not passed (false at once after a
+        pause, before the keeper has noticed the loss)."""
+        confirmed = self._confirmed
+        return (self.state is KeeperState.HOLDING and confirmed is not None
+                and asyncio.get_running_loop().time() < self.timing.act_until(confirmed))
 
     async def run(self) -> None:
         """Acquire, work, renew, and on a loss stop the work and start over; until cancelled.
@@ -183,6 +192,7 @@ class LeaseKeeper:
         if the work ended by itself (its exception, if any, is raised)."""
         loop = asyncio.get_running_loop()
         self.lease, self.other = lease, None
+        self._confirmed = sent
         self.acquisitions += 1
         log.info("%s holds %s (epoch %d)", self.node, self.job, lease.epoch)
         self._set(KeeperState.HOLDING)
@@ -206,14 +216,18 @@ class LeaseKeeper:
                     break
                 lease, sent, reason = await self._renew(lease, sent)
                 self.lease = lease
+                if reason is None:
+                    self._confirmed = sent
         finally:
+            if reason is not None:
+                self._confirmed = None  # nothing more on this lease, even while stopping
             if not work.done():
                 work.cancel()
                 # The work must have stopped before anyone else may start: wait for it.
                 await asyncio.wait([work])
             if reason is None and self.lease is not None:
                 await self._release(self.lease)
-            self.lease = None
+            self.lease, self._confirmed = None, None
         if handing:
             self.handovers += 1
             log.info("%s gave %s up for another node (balancing the jobs)", self.node, self.job)

@@ -178,3 +178,31 @@ async def test_an_adopted_etag_the_server_refuses_otherwise_is_dropped_too() -> 
         server.responder = plain
         await connection.stop()
         server.close()
+
+
+async def test_an_unclaimed_taken_over_publication_is_refreshed_before_it_expires() -> None:
+    # Several nodes (docs/cluster.md): the node taking a tenant over may not know a
+    # person's presence yet; their publication must not lapse meanwhile.
+    script, clock = EtagServer(), Clock()
+    script.live["old"] = b"<presence>dnd, by the previous holder</presence>"
+    server = await start_fake_server(script)
+    options = replace(
+        SipOptions(server=server.address, addressing=Addressing("example.com")), **FAST
+    )
+    connection = SipConnection("unit", options, now=clock.now)
+    connection.restore_publication(ANNA, "old", T0 + timedelta(seconds=3))
+    await connection.start()
+    try:
+        await wait_until(lambda: bool(server.of("PUBLISH")), within=10)
+        [refresh] = server.of("PUBLISH")
+        assert refresh.headers.get("sip-if-match") == "old" and not refresh.body
+        assert script.live == {"e1": b"<presence>dnd, by the previous holder</presence>"}
+        assert connection.publications()["anna"].etag == "e1"
+        # Claimed later: the new body modifies that same publication.
+        await connection.set_presence(ANNA, PbxPresence.AWAY, "now known")
+        claim = server.of("PUBLISH")[-1]
+        assert claim.headers.get("sip-if-match") == "e1" and b"now known" in claim.body
+        assert list(script.live) == ["e2"]
+    finally:
+        await connection.stop()
+        server.close()

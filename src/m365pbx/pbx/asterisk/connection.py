@@ -101,6 +101,10 @@ class AsteriskConnection:
         self._state = ConnectionState.STOPPED
         self._error: str | None = None
         self._since = self._now()
+        # Several nodes: states are written only while holding the lease, and a stopping
+        # node leaves them for the next holder instead of clearing them.
+        self.may_write: Callable[[], bool] = lambda: True
+        self.clear_at_stop = True
 
     # lifecycle --------------------------------------------------------------------------
 
@@ -122,7 +126,7 @@ class AsteriskConnection:
         """
         if not self._started:
             return
-        if self.client.connected:
+        if self.client.connected and self.clear_at_stop:
             shown = [p for p in self._people.values()
                      if p.touched and p.presence is not PbxPresence.ONLINE]
             for person in shown:
@@ -235,8 +239,15 @@ class AsteriskConnection:
         if self.client.connected:
             await self._write(person)
 
+    def forget_written(self) -> None:
+        """Forget which states were set from Teams (another node keeps them right now)."""
+        for person in self._people.values():
+            person.touched = False
+
     async def _write(self, person: _Person, *, device: bool = True,
                      presence: bool = True) -> None:
+        if not self.may_write():
+            return
         batch: list[tuple[str, dict[str, str]]] = []
         if device and person.custom_device:
             batch.append(("Setvar", {"Variable": f"DEVICE_STATE({person.custom_device})",

@@ -86,6 +86,8 @@ class SipConnection:
         self.unaddressable: dict[str, str] = {}
         # Called (no arguments, must not block) whenever publications() changes.
         self.on_publications_changed: Callable[[], None] | None = None
+        # Asked before each PUBLISH: several nodes publish only while holding the lease.
+        self.may_publish: Callable[[], bool] = lambda: True
         self._now = now or (lambda: datetime.now(UTC))
         self._ua = UserAgent(
             UaConfig(
@@ -123,6 +125,7 @@ class SipConnection:
         )
         self._stopped = False
         self._started = False
+        self._events_closed = False
 
     # lifecycle --------------------------------------------------------------------------
 
@@ -131,15 +134,19 @@ class SipConnection:
         if self._started:
             return
         if self._stopped:
-            # Started again after stop(): fresh timers and a fresh event stream.
+            # Started again after stop(): fresh timers and, if it ended, a fresh event stream.
             self._scheduler = Scheduler()
-            self._events = EventQueue(self.options.event_queue_size)
+            if self._events_closed:
+                self._events = EventQueue(self.options.event_queue_size)
+                self._events_closed = False
             self._health.up = None
         self._stopped = False
         await self._ua.start()
         self._started = True
         self._update_status()
         self._health.start()
+        for key in self._restored:
+            self._keep_later(self._people[key])
 
     async def stop(self) -> None:
         """Remove our publications, end our subscriptions (within stop_timeout), close."""
@@ -154,6 +161,38 @@ class SipConnection:
         await self._ua.close()
         self._update_status()
         self._events.close()
+        self._events_closed = True
+
+    async def leave(self, *, clean: bool) -> None:
+        """Stop without withdrawing the publications: another node takes them over.
+
+        With `clean` (this node stops) the subscriptions are ended first; without (the
+        lease was lost) nothing more is sent. Everything held is forgotten, so a later
+        start() begins from what it is given again; the event stream stays open.
+        """
+        if not self._started:
+            return
+        await self._health.stop()
+        await self._scheduler.close()
+        if clean and self._health.up is not False:
+            work = [sub.unsubscribe() for p in self._people.values()
+                    for sub in p.subscriptions.values()]
+            if work:
+                try:
+                    await asyncio.wait_for(asyncio.gather(*work), self.options.stop_timeout)
+                except TimeoutError:
+                    log.info("%s: not every subscription was ended before stopping; they "
+                             "expire by themselves", self.name)
+        self._stopped = True
+        self._started = False
+        await self._ua.close()
+        self._people.clear()
+        self._restored.clear()
+        self._watched.clear()
+        self._dialogs.clear()
+        self._attempts.clear()
+        self._board = StatusBoard(self.name, self._now)
+        self._update_status()
 
     async def _withdraw_all(self) -> None:
         work = []
@@ -220,7 +259,7 @@ class SipConnection:
 
     def _retarget(self, old: _Person, fresh: _Person) -> None:
         """A person's address or account changed: withdraw the old, show the truth anew."""
-        if old.publication is not None and old.publication.active:
+        if old.publication is not None and old.publication.active and self.may_publish():
             old.publication.desired = None
             self._scheduler.spawn(_quietly(old.publication.sync()))
             self._publications_changed()
@@ -299,6 +338,43 @@ class SipConnection:
         )
         self._restored.add(user.key)
         self._desire(person)
+        if self._started:
+            self._keep_later(person)
+
+    def _keep_later(self, person: _Person) -> None:
+        """Refresh a taken-over publication before it expires, while nobody has claimed it
+        (its new holder may not know the person's presence yet: no lamp goes dark meanwhile)."""
+        if person.held_until is None:
+            return
+        left = (person.held_until - self._now()).total_seconds()
+
+        async def keep() -> None:
+            await self._keep(person)
+
+        delay = refresh_delay(int(left), self.options.refresh_margin)
+        self._scheduler.later(("publish", person.user.key), delay, keep)
+
+    async def _keep(self, person: _Person) -> None:
+        publication = person.publication
+        if person.user.key not in self._restored:
+            # Claimed or settled meanwhile: this timer may stand for their own refresh.
+            await self._publish(person, Mode.REFRESH)
+            return
+        if publication is None or self._health.up is False or not self.may_publish():
+            return
+        before = publication.etag
+        outcome = await publication.keep()
+        if publication.etag != before:
+            person.held_until = (None if publication.etag is None
+                                 else self._now() + timedelta(seconds=publication.granted))
+            self._publications_changed()
+        if publication.etag is None:
+            self._restored.discard(person.user.key)
+
+        async def again() -> None:
+            await self._keep(person)
+
+        self._after(("publish", person.user.key), outcome, again, again, publication)
 
     async def settle_restored(self) -> None:
         """Withdraw the taken-over publications that no set_presence has claimed since.
@@ -324,7 +400,7 @@ class SipConnection:
 
     async def _publish(self, person: _Person, mode: Mode) -> None:
         publication = person.publication
-        if publication is None or self._health.up is False:
+        if publication is None or self._health.up is False or not self.may_publish():
             return
         key = ("publish", person.user.key)
         before = (publication.etag, publication.grants)
@@ -523,7 +599,8 @@ class SipConnection:
         """Send every publication again and refresh every subscription (after recovery)."""
         work = []
         for person in list(self._people.values()):
-            if person.publication is not None:
+            # A taken-over publication nobody claimed yet: its body is not known here.
+            if person.publication is not None and person.user.key not in self._restored:
                 work.append(self._publish(person, Mode.REASSERT))
             work.extend(self._subscribe(person, event) for event in list(person.subscriptions))
         await asyncio.gather(*work)

@@ -84,6 +84,23 @@ class Publication:
             except _SEND_ERRORS as exc:
                 return from_exception(exc, f"PUBLISH {self.presentity}")
 
+    async def keep(self) -> Outcome:
+        """Refresh a taken-over publication whose body is not known here (SIP-If-Match, no
+        body): it lives on as it is until someone sets the person's presence again."""
+        async with self._lock:
+            if self.etag is None:
+                return ok()
+            try:
+                response = await self._send([("Expires", str(self.expires))])
+            except _SEND_ERRORS as exc:
+                return from_exception(exc, f"PUBLISH {self.presentity} (refresh)")
+            if response.is_success:
+                return ok(self.granted)
+            if response.status == 412 or self.adopted:
+                self._forget()  # the server no longer holds it: nothing left to keep
+                return ok()
+            return from_response(response, f"PUBLISH {self.presentity} (refresh)")
+
     async def _send(self, extra: list[tuple[str, str]], body: bytes = b"") -> SipResponse:
         headers = [("Event", self.event), *extra]
         if self.etag is not None:

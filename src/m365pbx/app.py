@@ -37,6 +37,8 @@ from m365pbx.graph.signing_keys import SigningKeys
 from m365pbx.pbx.api.connection import ApiConnection
 from m365pbx.pbx.base import PbxConnection, PbxUser
 from m365pbx.service.admin_edits import AdminEdits
+from m365pbx.service.api_cluster import ApiEverywhere
+from m365pbx.service.api_handoff import ApiTenant
 from m365pbx.service.api_keys import StoreApiKeyChecker
 from m365pbx.service.audit_events import configuration_applied
 from m365pbx.service.certificates import CertificateKeeper
@@ -178,6 +180,19 @@ class Service:
                 tenants=lambda: self._handoff_tenants)
             self.receiver.elsewhere = self.handoff
             self.status.add(self.handoff.statuses, name="handoff")
+        # The presence API on every node: input handed to the holder, what it shows shared.
+        self.api_everywhere: ApiEverywhere | None = None
+        self._api_tenants: list[ApiTenant] = []
+        if cluster.enabled:
+            self.api_everywhere = ApiEverywhere(
+                self.store, node, self.clock, self.view,
+                lifetime=cluster.handoff_lifetime.total_seconds(),
+                tenants=lambda: self._api_tenants,
+                connections_of={t.name: {c.name for c in settings.pbx_connections
+                                         if c.tenant == t.name} for t in settings.tenants},
+                api_connections={n: c for n, c in self.connections.items()
+                                 if isinstance(c, ApiConnection)})
+            self.status.add(self.api_everywhere.statuses, name="api handoff")
         self.recorder = StatusRecorder(self.status, StoreStatusSink(self.store, self.clock, node),
                                        self.clock, node=node)
         # Contact search and caller lookup: one index for every tenant (service/contacts.py).
@@ -266,6 +281,8 @@ class Service:
         self.view.refresh()
         if self.handoff is not None:
             self.handoff.wake()  # a takeover: what waits for this node can be taken now
+        if self.api_everywhere is not None:
+            self.api_everywhere.wake(full=True)
 
     # --- running ---------------------------------------------------------------------------------
     def web_app(self) -> Any:
@@ -376,6 +393,7 @@ class Service:
             self.tenants[tenant.name] = runtime
             if ownership is not None:
                 self._handoff_tenants.append(self._handoff_tenant(runtime, ownership))
+                self._api_tenants.append(self._api_tenant(runtime, ownership))
                 self.keepers[tenant.name] = owned_by_lease(
                     runtime.run, ownership, self.node, self.clock,
                     lifetime=self.settings.cluster.lease_lifetime.total_seconds())
@@ -398,6 +416,19 @@ class Service:
             ready=lambda: self._runs_tenant(name) and bool(runtime.people()),
             names=lambda: (runtime.identity.tenant_id, runtime.app_id),
             deliver=self.receiver.take_handed, read_everyone=read_everyone)
+
+    def _api_tenant(self, runtime: TenantRuntime, ownership: Ownership) -> ApiTenant:
+        name = runtime.tenant.name
+        connections = {c.name: found for c in self.settings.pbx_connections
+                       if c.tenant == name
+                       and isinstance(found := self.connections.get(c.name), ApiConnection)}
+        tenant = ApiTenant(name, ownership, runs=lambda: self._runs_tenant(name),
+                           ready=lambda: self._runs_tenant(name) and bool(runtime.people()),
+                           connections=connections)
+        assert self.api_everywhere is not None
+        for connection_name, connection in connections.items():
+            connection.relay = self.api_everywhere.relay(tenant, connection_name)
+        return tenant
 
     def _runs_tenant(self, name: str) -> bool:
         """Whether this node runs the tenant: always on one node, else while holding it."""
@@ -489,6 +520,9 @@ class Service:
                 if self.handoff is not None:
                     group.create_task(supervised("webhook handoff", self.handoff.run,
                                                  self.clock))
+                if self.api_everywhere is not None:
+                    group.create_task(supervised("presence API on every node",
+                                                 self.api_everywhere.run, self.clock))
                 group.create_task(supervised("recording the parts' states", self.recorder.run,
                                              self.clock))
                 group.create_task(supervised("admin edits of other processes",

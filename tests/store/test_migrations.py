@@ -21,6 +21,8 @@ EXPECTED_TABLES = {
     "admin_users",
     "alembic_version",
     "api_clients",
+    "api_handoffs",
+    "api_shown",
     "api_users",
     "audit_events",
     "calendar_blocks",
@@ -69,10 +71,10 @@ async def test_comparison_notices_a_difference(engine: AsyncEngine) -> None:
 
 
 async def test_database_is_at_head_and_upgrade_again_is_a_no_op(database_url: str) -> None:
-    assert head_revision() == "0013"
-    assert await database_revision(database_url) == "0013"
+    assert head_revision() == "0014"
+    assert await database_revision(database_url) == "0014"
     await upgrade_database(database_url)
-    assert await database_revision(database_url) == "0013"
+    assert await database_revision(database_url) == "0014"
 
 
 async def test_upgrade_from_empty_database(empty_database_url: str) -> None:

@@ -66,10 +66,15 @@ async def test_events_wait_in_order_until_the_connection_has_room(store: Store) 
     assert [r.body for r in await take(store, room=4)] == ["[1]", "[2]"]
 
 
-async def test_a_directory_does_not_need_room_for_events(store: Store) -> None:
+async def test_a_directory_needs_no_room_and_passes_waiting_events(store: Store) -> None:
+    # The holder follows nobody before it has a directory: events wait, the directory not.
+    await hand(store, "[0]", items=1)
     await hand(store, '[{"key": "anna", "fields": {}}]', kind="users", items=5000)
+    await hand(store, "[1]", items=1)
     taken = await take(store, room=0)
     assert [(r.kind, r.items) for r in taken] == [("users", 5000)]
+    assert [r.body for r in await take(store, room=1)] == ["[0]"]  # still in order
+    assert [r.body for r in await take(store, room=1)] == ["[1]"]
 
 
 async def test_expired_rows_are_not_taken_but_dropped_and_returned(store: Store) -> None:

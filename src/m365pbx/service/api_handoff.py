@@ -115,13 +115,20 @@ class ApiHandoff:
     async def drain(self) -> None:
         """Take the rows of every tenant this node runs and is ready for; the backlog."""
         for tenant in list(self.tenants()):
-            if tenant.ownership.lease is not None and tenant.runs() and tenant.ready():
+            if tenant.ownership.lease is not None and tenant.runs():
                 await self._drain(tenant)
         async with self.store.transaction() as tx:
             self.backlog = await tx.api_handoffs.backlog()
 
+    @staticmethod
+    def _room(tenant: ApiTenant) -> int:
+        # Events wait until the holder follows its people (a directory does not).
+        if not tenant.ready():
+            return 0
+        return min((c.room() for c in tenant.connections.values()), default=0)
+
     async def _drain(self, tenant: ApiTenant) -> None:
-        room = min((c.room() for c in tenant.connections.values()), default=0)
+        room = self._room(tenant)
 
         async def take(tx: Repositories) -> tuple[list[ApiHandedOff], list[ApiHandedOff]]:
             return (await tx.api_handoffs.drop_expired(tenant.name),
@@ -143,7 +150,7 @@ class ApiHandoff:
                 self._apply(tenant, row)
             if len(taken) < TAKE:
                 return
-            room = min((c.room() for c in tenant.connections.values()), default=0)
+            room = self._room(tenant)
 
     def _apply(self, tenant: ApiTenant, row: ApiHandedOff) -> None:
         connection = tenant.connections.get(row.connection)

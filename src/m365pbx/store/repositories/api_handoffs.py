@@ -58,7 +58,8 @@ class ApiHandoffRepository:
     async def take(self, tenant: str, *, limit: int = 100,
                    room: int | None = None) -> list[ApiHandedOff]:
         """Delete and return live rows of `tenant`, oldest first: at most `limit` rows, and
-        events rows only while their events fit in `room` (the rest wait, in order)."""
+        events rows only while their events fit in `room` (the rest wait, in order). A
+        directory is taken past waiting events: the holder may need it to follow anyone."""
         query = (select(ApiHandoff.id, ApiHandoff.connection, ApiHandoff.kind, ApiHandoff.body,
                         ApiHandoff.items, ApiHandoff.received_by)
                  .where(ApiHandoff.tenant == tenant,
@@ -71,7 +72,8 @@ class ApiHandoffRepository:
         for row in (await self.session.execute(query)).all():
             if row.kind == EVENTS and left is not None:
                 if row.items > left:
-                    break
+                    left = -1  # blocked: no later events may overtake this row
+                    continue
                 left -= row.items
             chosen.append(row)
         if chosen:

@@ -38,6 +38,7 @@ from m365pbx.pbx.api.connection import ApiConnection
 from m365pbx.pbx.base import PbxConnection, PbxUser
 from m365pbx.service.admin_edits import AdminEdits
 from m365pbx.service.api_cluster import ApiEverywhere
+from m365pbx.service.api_directory import StoredApiConnection
 from m365pbx.service.api_handoff import ApiTenant
 from m365pbx.service.api_keys import StoreApiKeyChecker
 from m365pbx.service.audit_events import configuration_applied
@@ -395,7 +396,8 @@ class Service:
                 self._handoff_tenants.append(self._handoff_tenant(runtime, ownership))
                 self._api_tenants.append(self._api_tenant(runtime, ownership))
                 self.keepers[tenant.name] = owned_by_lease(
-                    runtime.run, ownership, self.node, self.clock,
+                    functools.partial(self._take_over, runtime), ownership, self.node,
+                    self.clock,
                     lifetime=self.settings.cluster.lease_lifetime.total_seconds())
             for config in self.settings.pbx_connections:
                 connection = self.connections.get(config.name)
@@ -416,6 +418,16 @@ class Service:
             ready=lambda: self._runs_tenant(name) and bool(runtime.people()),
             names=lambda: (runtime.identity.tenant_id, runtime.app_id),
             deliver=self.receiver.take_handed, read_everyone=read_everyone)
+
+    async def _take_over(self, runtime: TenantRuntime) -> None:
+        """Run a tenant this node holds now, with the directories its PBXs uploaded to the
+        presence API of whichever node (saved by the node that ran it)."""
+        for config in self.settings.pbx_connections:
+            connection = self.connections.get(config.name)
+            if config.tenant == runtime.tenant.name and isinstance(connection,
+                                                                   StoredApiConnection):
+                await connection.keeper.restore(newer=True)
+        await runtime.run()
 
     def _api_tenant(self, runtime: TenantRuntime, ownership: Ownership) -> ApiTenant:
         name = runtime.tenant.name

@@ -27,6 +27,7 @@ from m365sim.server import RunningServer
 from m365sim.simulator import Simulator
 from tests.e2e.harness import eventually, in_teams, running, switchboard
 from tests.e2e.test_cluster import cluster_url, node_settings, state  # noqa: F401 (fixture)
+from tests.e2e.test_cluster_webhooks import cut_off
 from tests.e2e.test_pbx_to_teams import IN_A_CALL, shows
 from tests.e2e.test_teams_to_pbx import PEOPLE, shown
 from tests.store.conftest import new_pg_database, postgres_available  # noqa: F401 (fixtures)
@@ -42,10 +43,10 @@ def url(service: Service, path: str) -> str:
     return f"http://{listen.host}:{listen.port}/api/v1{path}"
 
 
-def part(service: Service) -> dict[str, int]:
+def part(service: Service, expected: PartState = PartState.OK) -> dict[str, int]:
     """The node's part `api/handoff` as /healthz and `m365pbx status` show it."""
     found = service.status.get("api/handoff")
-    assert found is not None and found.state is PartState.OK, found
+    assert found is not None and found.state is expected, found
     return dict(found.counters)
 
 
@@ -145,11 +146,21 @@ async def test_a_pbx_and_a_switchboard_on_the_standby_node_work_as_on_the_holder
             b.api_everywhere.handoff.store = offline  # type: ignore[union-attr]
             try:
                 answer = await post_line(b, pbx_key, "anna", "on-the-phone", 3)
+                assert answer.status_code == 503, answer.text
+                assert answer.headers["Retry-After"] == "1"
+                # The table cannot be read either: the part says so, with the reason.
+                b.api_everywhere.wake()  # type: ignore[union-attr]
+                await eventually(lambda: b.status.get("api/handoff").state  # type: ignore[union-attr]
+                                 is PartState.DEGRADED, clock, wall_timeout=WALL)
+                assert part(b, PartState.DEGRADED)["handoff_failed"] == 1
+                error = b.status.get("api/handoff").error  # type: ignore[union-attr]
+                assert "cannot share the presence API with other nodes" in (error or "")
             finally:
                 b.api_everywhere.handoff.store = reachable  # type: ignore[union-attr]
                 await offline.close()
-            assert answer.status_code == 503, answer.text
-            assert part(b)["handoff_failed"] == 1
+            await eventually(lambda: b.status.get("api/handoff").state  # type: ignore[union-attr]
+                             is PartState.OK, clock, wall_timeout=WALL)
+            assert shows(sim, "anna@contoso.com") == ("Available", "Available")
 
 
 async def _known(service: Service, token: str, key: str) -> bool:
@@ -169,3 +180,53 @@ async def _change_of(socket: Any, key: str, presence: str) -> dict[str, Any]:
         found = message.get("person", {})
         if found.get("key") == key and (found.get("pbx") or {}).get("presence") == presence:
             return dict(found)
+
+
+async def test_a_stale_line_state_is_dropped_and_a_new_holder_keeps_the_directory(
+    sim_server: RunningServer, sim: Simulator, clock: VirtualClock, tmp_path: Path,
+    cluster_url: str, caplog: pytest.LogCaptureFixture,  # noqa: F811 - the imported fixture
+) -> None:
+    keys = MemoryApiKeyChecker()
+    pbx_key = keys.add("pbx", [Scope.WRITE, Scope.READ])
+    a_settings = node_settings(sim_server, tmp_path, cluster_url, "node-a")
+    b_settings = node_settings(sim_server, tmp_path, cluster_url, "node-b")
+    async with running(a_settings, clock, api_keys=keys) as a:
+        await eventually(lambda: state(a) is KeeperState.HOLDING, clock, wall_timeout=WALL)
+        async with running(b_settings, clock, api_keys=keys) as b:
+            await eventually(lambda: state(b) is KeeperState.STANDBY, clock, wall_timeout=WALL)
+            async with httpx.AsyncClient(timeout=30) as http:
+                answer = await http.put(url(b, "/connections/switchboard/users"),
+                                        headers={"Authorization": f"Bearer {pbx_key}"},
+                                        json=[{"key": k, "cn": n} for k, n in PEOPLE])
+            assert answer.status_code == 200, answer.text
+            await until(lambda: _known(b, pbx_key, "anna"), clock)
+
+            # node-a stops taking what is handed to it (a stuck node); a call reported to
+            # node-b waits in the table past its lifetime.
+            held = list(a._api_tenants)
+            a._api_tenants.clear()
+            b.api_everywhere.handoff.lifetime = 0.001  # type: ignore[union-attr]
+            answer = await post_line(b, pbx_key, "anna", "on-the-phone", 1)
+            assert answer.status_code == 202 and answer.json()["accepted"] == 1
+            async with cut_off(a):
+                await eventually(lambda: state(b) is KeeperState.HOLDING, clock,
+                                 wall_timeout=WALL)
+                a._api_tenants.extend(held)  # node-a, on standby now, reads node-b's people
+                # The new holder follows the people of the directory node-a saved, and never
+                # applies the stale call: it drops it and says so.
+                await eventually(lambda: len(b.hub.people()) == 2, clock, wall_timeout=WALL)
+                await eventually(lambda: part(b)["expired_events"] == 1, clock,
+                                 wall_timeout=WALL)
+                assert part(b)["taken_events"] == 0
+                await clock.advance(30)
+                assert shows(sim, "anna@contoso.com") == ("Available", "Available")
+                assert any("too old to apply" in r.message for r in caplog.records)
+
+                # The roles reversed: a call reported to node-a now reaches node-b and Teams.
+                await eventually(lambda: ("switchboard", "anna") in a.view.mirrored(), clock,
+                                 wall_timeout=WALL)
+                answer = await post_line(a, pbx_key, "anna", "on-the-phone", 2)
+                assert answer.status_code == 202 and answer.json()["accepted"] == 1
+                await eventually(lambda: shows(sim, "anna@contoso.com") == IN_A_CALL, clock,
+                                 step=0.5, wall_timeout=WALL)
+                assert part(b)["taken_events"] == 1

@@ -50,6 +50,7 @@ class ApiEverywhere:
         self.since: datetime | None = None
         self.listening = False
         self._wake = asyncio.Event()
+        self._wanted: set[str] = set()  # what to do at the next round: drain, publish, follow
         self._full_at = float("-inf")
 
     def relay(self, tenant: ApiTenant, connection: str) -> ConnectionRelay:
@@ -60,6 +61,10 @@ class ApiEverywhere:
         """Run a round now (a NOTIFY, a takeover, new people); `full`: write everyone."""
         if full:
             self._full_at = float("-inf")
+        self._want("drain", "publish", "follow")
+
+    def _want(self, *what: str) -> None:
+        self._wanted.update(what)
         self._wake.set()
 
     async def run(self) -> None:
@@ -71,9 +76,11 @@ class ApiEverywhere:
                 if listener is None or listener[1].is_closed():
                     listener = await self._listen(listener)
                 await self.round()
-                with contextlib.suppress(TimeoutError):
+                try:
                     async with asyncio.timeout(ROUND_EVERY):
                         await self._wake.wait()
+                except TimeoutError:
+                    self._wanted.update(("drain", "publish", "follow"))
                 await asyncio.sleep(GATHER)
                 self._wake.clear()
         finally:
@@ -85,15 +92,19 @@ class ApiEverywhere:
     async def _follow_view(self) -> None:
         async for person in self.view.changes():
             self.shown.dirty.add((person.connection, person.key))
-            self._wake.set()
+            self._want("publish")
 
     async def round(self) -> None:
         """One round: take handed input, write the held tenants' changes, read the others'."""
         full = time.monotonic() - self._full_at >= ROUND_EVERY
+        wanted, self._wanted = self._wanted, set()
         try:
-            await self.handoff.drain()
-            await self.shown.round(full=full)
+            if "drain" in wanted or full:
+                await self.handoff.drain()
+            await self.shown.round(full=full, publish="publish" in wanted,
+                                   follow="follow" in wanted)
         except Exception as exc:
+            self._wanted |= wanted  # tried again at the next round
             error = f"cannot share the presence API with other nodes: {type(exc).__name__}: {exc}"
             if error != self.error:
                 log.error("%s", error)
@@ -119,8 +130,8 @@ class ApiEverywhere:
             raw = await connection.get_raw_connection()
             driver = raw.driver_connection
             assert driver is not None
-            for channel in (API_CHANNEL, SHOWN_CHANNEL):
-                await driver.add_listener(channel, lambda *_: self._wake.set())
+            await driver.add_listener(API_CHANNEL, lambda *_: self._want("drain"))
+            await driver.add_listener(SHOWN_CHANNEL, lambda *_: self._want("follow"))
         except Exception as exc:
             error = (f"cannot LISTEN for the other nodes' presence API changes (reading them "
                      f"every {ROUND_EVERY:.0f} s instead): {type(exc).__name__}: {exc}")

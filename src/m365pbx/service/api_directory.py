@@ -80,8 +80,11 @@ class DirectoryKeeper:
             self._connection_id = row.id
         return self._connection_id
 
-    async def restore(self) -> int:
-        """Hand the connection the users saved before the restart; return how many it took."""
+    async def restore(self, *, newer: bool = False) -> int:
+        """Hand the connection the users saved before the restart; return how many it took.
+
+        `newer`: the saved users replace an upload to this node too (a node taking the
+        tenant over: the PBX may have uploaded to the other node since)."""
         try:
             connection_id = await self._find_connection()
             if connection_id is None:
@@ -97,9 +100,9 @@ class DirectoryKeeper:
         if stored == len(users):
             self._saved = {user.key: user for user in users}
         # else rows the key cannot read stay unknown: the next save rewrites the whole set.
-        self.restored = self.connection.restore_users(users)
-        log.info("%s: restored %d users uploaded before the restart",
-                 self.connection.name, self.restored)
+        self.restored = self.connection.restore_users(users, newer=newer)
+        log.info("%s: restored %d users uploaded before %s", self.connection.name,
+                 self.restored, "this node took the tenant over" if newer else "the restart")
         return self.restored
 
     async def save(self) -> None:

@@ -142,10 +142,10 @@ class ApiHandoff:
                 return  # no longer ours: the new holder takes them
             for row in expired:
                 self.counters[f"expired_{row.kind}"] += row.items
-                log.warning("%d %s sent to %s's presence API on node %s waited longer than "
-                            "%.0f s for this node and are dropped: too old to apply",
-                            row.items, row.kind, row.connection, row.received_by,
-                            self.lifetime)
+                log.warning("%d %s sent to %s's presence API on node %s expired before "
+                            "this node took them (cluster.handoff_lifetime) and are dropped: "
+                            "too old to apply", row.items, row.kind, row.connection,
+                            row.received_by)
             for row in taken:
                 self._apply(tenant, row)
             if len(taken) < TAKE:

@@ -55,18 +55,19 @@ class ShownSharing:
         """Whether the node running the connection's tenant shows (so follows) this key."""
         return any((connection, key) in slots for slots in self._remote.values())
 
-    async def round(self, *, full: bool) -> None:
-        """Write what changed in the held tenants (everything if `full`), read the others."""
-        dirty, self.dirty = self.dirty, set()
+    async def round(self, *, full: bool, publish: bool = True, follow: bool = True) -> None:
+        """Write what changed in the held tenants (everything if `full`), read the others'."""
+        dirty, self.dirty = (self.dirty, set()) if publish or full else (set(), self.dirty)
         for tenant in list(self.tenants()):
             if tenant.runs():
                 self._stop_following(tenant.name)
                 lease = tenant.ownership.lease
-                if lease is not None and tenant.ready():
+                if (publish or full) and lease is not None and tenant.ready():
                     await self._publish(tenant, lease.epoch, None if full else dirty)
             else:
                 self._written.pop(tenant.name, None)
-                await self._follow(tenant.name)
+                if follow or full or tenant.name not in self._remote:
+                    await self._follow(tenant.name)
 
     async def _publish(self, tenant: ApiTenant, epoch: int, dirty: set[Slot] | None) -> None:
         ours = self.connections_of.get(tenant.name, set())

@@ -177,13 +177,14 @@ class ApiConnection:
             listener(current)
         return len(current)
 
-    def restore_users(self, users: Iterable[PbxUser]) -> int:
+    def restore_users(self, users: Iterable[PbxUser], *, newer: bool = False) -> int:
         """Take a directory saved before a restart, silently; return its size (0 if ignored).
 
         The listeners are not told: they react to uploads, and this is not one. Once a
-        client has uploaded, its directory is newer and a restore changes nothing.
+        client has uploaded, its directory is newer and a restore changes nothing, unless
+        the saved one is `newer` (uploaded to another node since: a takeover).
         """
-        if self._uploaded:
+        if self._uploaded and not newer:
             return 0
         self._users = {user.key: user for user in users}
         return len(self._users)

@@ -38,8 +38,7 @@ from m365pbx.pbx.api.connection import ApiConnection
 from m365pbx.pbx.base import PbxConnection, PbxUser
 from m365pbx.service.admin_edits import AdminEdits
 from m365pbx.service.api_cluster import ApiEverywhere
-from m365pbx.service.api_directory import StoredApiConnection
-from m365pbx.service.api_handoff import ApiTenant
+from m365pbx.service.api_directory import reload_directories
 from m365pbx.service.api_keys import StoreApiKeyChecker
 from m365pbx.service.audit_events import configuration_applied
 from m365pbx.service.certificates import CertificateKeeper
@@ -183,12 +182,10 @@ class Service:
             self.status.add(self.handoff.statuses, name="handoff")
         # The presence API on every node: input handed to the holder, what it shows shared.
         self.api_everywhere: ApiEverywhere | None = None
-        self._api_tenants: list[ApiTenant] = []
         if cluster.enabled:
             self.api_everywhere = ApiEverywhere(
                 self.store, node, self.clock, self.view,
                 lifetime=cluster.handoff_lifetime.total_seconds(),
-                tenants=lambda: self._api_tenants,
                 connections_of={t.name: {c.name for c in settings.pbx_connections
                                          if c.tenant == t.name} for t in settings.tenants},
                 api_connections={n: c for n, c in self.connections.items()
@@ -394,7 +391,7 @@ class Service:
             self.tenants[tenant.name] = runtime
             if ownership is not None:
                 self._handoff_tenants.append(self._handoff_tenant(runtime, ownership))
-                self._api_tenants.append(self._api_tenant(runtime, ownership))
+                self._add_api_tenant(runtime, ownership)
                 self.keepers[tenant.name] = owned_by_lease(
                     functools.partial(self._take_over, runtime), ownership, self.node,
                     self.clock,
@@ -420,27 +417,22 @@ class Service:
             deliver=self.receiver.take_handed, read_everyone=read_everyone)
 
     async def _take_over(self, runtime: TenantRuntime) -> None:
-        """Run a tenant this node holds now, with the directories its PBXs uploaded to the
-        presence API of whichever node (saved by the node that ran it)."""
-        for config in self.settings.pbx_connections:
-            connection = self.connections.get(config.name)
-            if config.tenant == runtime.tenant.name and isinstance(connection,
-                                                                   StoredApiConnection):
-                await connection.keeper.restore(newer=True)
+        """Run a tenant this node holds now, with the directories saved by the node that
+        ran it (its PBXs may have uploaded to any node)."""
+        await reload_directories(found for c in self.settings.pbx_connections
+                                 if c.tenant == runtime.tenant.name
+                                 and (found := self.connections.get(c.name)) is not None)
         await runtime.run()
 
-    def _api_tenant(self, runtime: TenantRuntime, ownership: Ownership) -> ApiTenant:
+    def _add_api_tenant(self, runtime: TenantRuntime, ownership: Ownership) -> None:
         name = runtime.tenant.name
-        connections = {c.name: found for c in self.settings.pbx_connections
-                       if c.tenant == name
-                       and isinstance(found := self.connections.get(c.name), ApiConnection)}
-        tenant = ApiTenant(name, ownership, runs=lambda: self._runs_tenant(name),
-                           ready=lambda: self._runs_tenant(name) and bool(runtime.people()),
-                           connections=connections)
         assert self.api_everywhere is not None
-        for connection_name, connection in connections.items():
-            connection.relay = self.api_everywhere.relay(tenant, connection_name)
-        return tenant
+        self.api_everywhere.add_tenant(
+            name, ownership, runs=lambda: self._runs_tenant(name),
+            ready=lambda: self._runs_tenant(name) and bool(runtime.people()),
+            connections={c.name: found for c in self.settings.pbx_connections
+                         if c.tenant == name and isinstance(
+                             found := self.connections.get(c.name), ApiConnection)})
 
     def _runs_tenant(self, name: str) -> bool:
         """Whether this node runs the tenant: always on one node, else while holding it."""

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +19,7 @@ from m365pbx.core.status import PartState, PartStatus
 from m365pbx.pbx.api.connection import ApiConnection
 from m365pbx.service.api_handoff import ApiHandoff, ApiTenant, ConnectionRelay
 from m365pbx.service.api_shown import ShownSharing
+from m365pbx.service.leases import Ownership
 from m365pbx.service.presence_view import HubPresenceView
 from m365pbx.store import API_CHANNEL, SHOWN_CHANNEL, Store
 
@@ -36,14 +37,16 @@ class ApiEverywhere:
     """The node's presence API for tenants another node runs, and its share of its own."""
 
     def __init__(self, store: Store, node: str, clock: Clock, view: HubPresenceView, *,
-                 lifetime: float, tenants: Callable[[], Iterable[ApiTenant]],
-                 connections_of: Mapping[str, set[str]],
+                 lifetime: float, connections_of: Mapping[str, set[str]],
                  api_connections: Mapping[str, ApiConnection]) -> None:
         self.store = store
         self.clock = clock
         self.view = view
-        self.handoff = ApiHandoff(store, node, clock, lifetime=lifetime, tenants=tenants)
-        self.shown = ShownSharing(store, view, tenants=tenants, connections_of=connections_of,
+        self.tenants: list[ApiTenant] = []
+        self.handoff = ApiHandoff(store, node, clock, lifetime=lifetime,
+                                  tenants=lambda: self.tenants)
+        self.shown = ShownSharing(store, view, tenants=lambda: self.tenants,
+                                  connections_of=connections_of,
                                   api_connections=api_connections)
         self.error: str | None = None
         self.listen_error: str | None = None
@@ -53,9 +56,15 @@ class ApiEverywhere:
         self._wanted: set[str] = set()  # what to do at the next round: drain, publish, follow
         self._full_at = float("-inf")
 
-    def relay(self, tenant: ApiTenant, connection: str) -> ConnectionRelay:
-        """The `ApiRelay` of one API connection of `tenant`."""
-        return ConnectionRelay(self.handoff, tenant, connection, self.shown.watches)
+    def add_tenant(self, name: str, ownership: Ownership, *, runs: Callable[[], bool],
+                   ready: Callable[[], bool], connections: dict[str, ApiConnection]) -> None:
+        """Follow a tenant; its API connections hand their input on while another node
+        runs it (their `relay`)."""
+        tenant = ApiTenant(name, ownership, runs=runs, ready=ready, connections=connections)
+        self.tenants.append(tenant)
+        for connection_name, connection in connections.items():
+            connection.relay = ConnectionRelay(self.handoff, tenant, connection_name,
+                                               self.shown.watches)
 
     def wake(self, *, full: bool = False) -> None:
         """Run a round now (a NOTIFY, a takeover, new people); `full`: write everyone."""

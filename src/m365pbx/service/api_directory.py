@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 
 from m365pbx.clock import Clock
 from m365pbx.pbx.api.connection import ApiConnection
-from m365pbx.pbx.base import PbxUser
+from m365pbx.pbx.base import PbxConnection, PbxUser
 from m365pbx.pbx.sip.retry import Backoff
 from m365pbx.service.saving import KeptState, save_when_woken
 from m365pbx.store import ApiUserRecord, Repositories, Store
@@ -171,3 +172,11 @@ class StoredApiConnection(ApiConnection):
             await super().stop()
         finally:
             await self.kept.stop(save=self.keeper.pending)
+
+
+async def reload_directories(connections: Iterable[PbxConnection]) -> None:
+    """Take the saved directories of these API connections again, over any upload to this
+    node: a node taking a tenant over, whose PBXs may have uploaded to another node since."""
+    for connection in connections:
+        if isinstance(connection, StoredApiConnection):
+            await connection.keeper.restore(newer=True)

@@ -7,8 +7,8 @@ import asyncio
 from m365pbx.core.mapping import DEFAULT_RULES, CompiledMapping
 from m365pbx.core.policy import PolicyConfig, StatusAction, TeamsAction, TeamsReading
 from m365pbx.core.presence import Activity, Availability, PbxPresence, PbxState, TeamsPresence
-from m365pbx.pbx.base import PbxUser
 from m365pbx.pbx.api.view import PersonPresence
+from m365pbx.pbx.base import PbxUser
 from m365pbx.service.presence_view import HubPresenceView, person_presence
 from m365pbx.sync.hub import PresenceHub
 from m365pbx.sync.people import Person

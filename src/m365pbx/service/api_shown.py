@@ -84,9 +84,10 @@ class ShownSharing:
         elif dirty is None:
             before, gone = written[1], written[1].keys() - current.keys()
         else:
+            # Only the changed people; one who left stays as written until the full round
+            # (every ROUND_EVERY) notices and writes the tombstone.
             before, gone = written[1], set()
-            current = {s: p for s, p in current.items() if s in dirty} | {
-                s: p for s, p in before.items() if s not in dirty}
+            current = before | {s: p for s, p in current.items() if s in dirty}
         rows: list[tuple[str, str, str | None]] = [
             (c, k, presence_json(p)) for (c, k), p in current.items() if before.get((c, k)) != p]
         rows += [(c, k, None) for c, k in gone]

@@ -138,6 +138,10 @@ async def test_a_pbx_and_a_switchboard_on_the_standby_node_work_as_on_the_holder
             assert counters_a["shown_written"] >= 2 and counters_b["shown_read"] >= 2
             assert counters_a["listening"] == counters_b["listening"] == 1
             assert counters_a["backlog"] == 0
+            listen = b.settings.listen
+            async with httpx.AsyncClient() as http:
+                metrics = (await http.get(f"http://{listen.host}:{listen.port}/metrics")).text
+            assert 'm365pbx_api_handoff_total{outcome="handed_off_events"} 2.0' in metrics
 
             # node-b cannot reach the database: the PBX gets a 503 and sends again later,
             # instead of a 202 for a call nobody would ever see.

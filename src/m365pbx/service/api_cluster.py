@@ -155,18 +155,21 @@ class ApiEverywhere:
         self.listening = True
         return connection, driver
 
-    def statuses(self) -> list[PartStatus]:
-        """The part `api/handoff`: input handed over and taken, shown states shared."""
+    def counted(self) -> dict[str, int]:
+        """What this node handed over, took, dropped and shared, by outcome (/metrics)."""
         c, s = self.handoff.counters, self.shown.counters
-        counters = {
+        return {
             "handed_off_events": c["handed_off_events"], "handed_off_users": c["handed_off_users"],
             "handoff_failed": c["failed"], "taken_events": c["taken_events"],
             "taken_users": c["taken_users"], "expired_events": c["expired_events"],
             "expired_users": c["expired_users"], "unfollowed_events": c["unfollowed_events"],
-            "lost": c["lost_events"] + c["lost_users"],
-            "backlog": sum(self.handoff.backlog.values()),
-            "shown_written": s["published"], "shown_read": s["applied"],
-            "shown_unreadable": s["unreadable"], "listening": int(self.listening)}
+            "lost": c["lost_events"] + c["lost_users"], "shown_written": s["published"],
+            "shown_read": s["applied"], "shown_unreadable": s["unreadable"]}
+
+    def statuses(self) -> list[PartStatus]:
+        """The part `api/handoff`: input handed over and taken, shown states shared."""
+        counters = self.counted() | {"backlog": sum(self.handoff.backlog.values()),
+                                     "listening": int(self.listening)}
         error = self.error or self.listen_error
         state = PartState.DEGRADED if error is not None else PartState.OK
         return [PartStatus("api/handoff", "handoff", state, self.since, error,

@@ -54,6 +54,7 @@ class DirectoryKeeper:
         # What the store holds for the connection; None: unknown, so the next save rewrites all.
         self._saved: dict[str, PbxUser] | None = None
         self._pending = False
+        self._saving = False
         self._wake = asyncio.Event()
 
     @property
@@ -85,7 +86,10 @@ class DirectoryKeeper:
         """Hand the connection the users saved before the restart; return how many it took.
 
         `newer`: the saved users replace an upload to this node too (a node taking the
-        tenant over: the PBX may have uploaded to the other node since)."""
+        tenant over: the PBX may have uploaded to the other node since), unless that upload
+        is not saved yet (then it is the newest)."""
+        if newer and (self._pending or self._saving):
+            return 0  # an upload to this node not saved yet is newer than anything saved
         try:
             connection_id = await self._find_connection()
             if connection_id is None:
@@ -97,6 +101,8 @@ class DirectoryKeeper:
             # The connection works without them, as before: the client's next upload fills it.
             log.warning("%s: could not load the saved users: %s", self.connection.name, exc)
             return 0
+        if newer and (self._pending or self._saving):
+            return 0  # uploaded while reading
         users = [PbxUser(record.key, dict(record.fields)) for record in records]
         if stored == len(users):
             self._saved = {user.key: user for user in users}
@@ -109,11 +115,14 @@ class DirectoryKeeper:
     async def save(self) -> None:
         """Write the connection's users where they differ from the store; forget the rest."""
         self._pending = False
+        self._saving = True
         try:
             await self._save()
         except BaseException:
             self._pending = True
             raise
+        finally:
+            self._saving = False
 
     async def _save(self) -> None:
         connection_id = await self._find_connection()

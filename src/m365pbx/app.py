@@ -38,6 +38,8 @@ from m365pbx.graph.signing_keys import SigningKeys
 from m365pbx.pbx.api.connection import ApiConnection
 from m365pbx.pbx.base import PbxConnection, PbxUser
 from m365pbx.service.admin_edits import AdminEdits
+from m365pbx.service.api_cluster import ApiEverywhere
+from m365pbx.service.api_directory import reload_directories
 from m365pbx.service.api_keys import StoreApiKeyChecker
 from m365pbx.service.audit_events import configuration_applied
 from m365pbx.service.balance import StoreRollCall, balance_status, cluster_view
@@ -197,6 +199,17 @@ class Service:
                 tenants=lambda: self._handoff_tenants)
             self.receiver.elsewhere = self.handoff
             self.status.add(self.handoff.statuses, name="handoff")
+        # The presence API on every node: input handed to the holder, what it shows shared.
+        self.api_everywhere: ApiEverywhere | None = None
+        if cluster.enabled:
+            self.api_everywhere = ApiEverywhere(
+                self.store, node, self.clock, self.view,
+                lifetime=cluster.handoff_lifetime.total_seconds(),
+                connections_of={t.name: {c.name for c in settings.pbx_connections
+                                         if c.tenant == t.name} for t in settings.tenants},
+                api_connections={n: c for n, c in self.connections.items()
+                                 if isinstance(c, ApiConnection)})
+            self.status.add(self.api_everywhere.statuses, name="api handoff")
         self.recorder = StatusRecorder(self.status, StoreStatusSink(self.store, self.clock, node),
                                        self.clock, node=node)
         # Contact search and caller lookup: one index for every tenant (service/contacts.py).
@@ -287,6 +300,8 @@ class Service:
         self.view.refresh()
         if self.handoff is not None:
             self.handoff.wake()  # a takeover: what waits for this node can be taken now
+        if self.api_everywhere is not None:
+            self.api_everywhere.wake(full=True)
 
     # --- running ---------------------------------------------------------------------------------
     def web_app(self) -> Any:
@@ -397,8 +412,10 @@ class Service:
             self.tenants[tenant.name] = runtime
             if ownership is not None:
                 self._handoff_tenants.append(self._handoff_tenant(runtime, ownership))
+                self._add_api_tenant(runtime, ownership)
                 self.keepers[tenant.name] = tenant_keeper(
-                    runtime.run, ownership, self.node, self.clock,
+                    functools.partial(self._take_over, runtime), ownership, self.node,
+                    self.clock,
                     lifetime=self.settings.cluster.lease_lifetime.total_seconds(),
                     sessions=leased_sessions(
                         self.connections, [c.name for c in self.settings.pbx_connections
@@ -437,6 +454,24 @@ class Service:
         config = self._connection_settings.get(name)
         leased = isinstance(self.connections.get(name), LeasedSipConnection)
         return config is None or not leased or self._runs_tenant(config.tenant)
+
+    async def _take_over(self, runtime: TenantRuntime) -> None:
+        """Run a tenant this node holds now, with the directories saved by the node that
+        ran it (its PBXs may have uploaded to any node)."""
+        await reload_directories(found for c in self.settings.pbx_connections
+                                 if c.tenant == runtime.tenant.name
+                                 and (found := self.connections.get(c.name)) is not None)
+        await runtime.run()
+
+    def _add_api_tenant(self, runtime: TenantRuntime, ownership: Ownership) -> None:
+        name = runtime.tenant.name
+        assert self.api_everywhere is not None
+        self.api_everywhere.add_tenant(
+            name, ownership, runs=lambda: self._runs_tenant(name),
+            ready=lambda: self._runs_tenant(name) and bool(runtime.people()),
+            connections={c.name: found for c in self.settings.pbx_connections
+                         if c.tenant == name and isinstance(
+                             found := self.connections.get(c.name), ApiConnection)})
 
     def _runs_tenant(self, name: str) -> bool:
         """Whether this node runs the tenant: always on one node, else while holding it."""
@@ -531,6 +566,9 @@ class Service:
                 if self.handoff is not None:
                     group.create_task(supervised("webhook handoff", self.handoff.run,
                                                  self.clock))
+                if self.api_everywhere is not None:
+                    group.create_task(supervised("presence API on every node",
+                                                 self.api_everywhere.run, self.clock))
                 group.create_task(supervised("recording the parts' states", self.recorder.run,
                                              self.clock))
                 group.create_task(supervised("admin edits of other processes",

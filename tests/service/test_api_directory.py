@@ -248,3 +248,20 @@ async def test_an_unreadable_store_at_start_is_survived(
     finally:
         await connection.stop()
         await store.close()
+
+
+async def test_a_new_holder_takes_the_saved_users_unless_its_own_upload_is_newer(
+        store: Store) -> None:
+    # Several nodes: the node taking a tenant over reads the directory the PBX uploaded to
+    # another node; an upload to this node that is not saved yet is newer and stays
+    # (found in tests/e2e/test_cluster.py: a takeover right after an upload lost it).
+    connection = connection_for(store)
+    connection.replace_users([ALICE])  # not started: the saver has not written it
+    await put(store, BOB)
+    assert await connection.keeper.restore(newer=True) == 0
+    assert [u.key for u in await connection.list_users()] == [ALICE.key]
+    await connection.keeper.save()
+    await put(store, BOB)  # another node's upload, saved after this one's
+    assert await connection.keeper.restore(newer=True) == 2
+    assert {u.key for u in await connection.list_users()} == {ALICE.key, BOB.key}
+

@@ -7,8 +7,9 @@ import asyncio
 from m365pbx.core.mapping import DEFAULT_RULES, CompiledMapping
 from m365pbx.core.policy import PolicyConfig, StatusAction, TeamsAction, TeamsReading
 from m365pbx.core.presence import Activity, Availability, PbxPresence, PbxState, TeamsPresence
+from m365pbx.pbx.api.view import PersonPresence
 from m365pbx.pbx.base import PbxUser
-from m365pbx.service.presence_view import person_presence
+from m365pbx.service.presence_view import HubPresenceView, person_presence
 from m365pbx.sync.hub import PresenceHub
 from m365pbx.sync.people import Person
 from m365sim.clock import VirtualClock
@@ -44,3 +45,37 @@ async def test_an_available_person_shows_online_and_an_unread_one_null() -> None
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_person_another_node_runs_is_shown_as_that_node_shows_them() -> None:
+    # Several nodes: the hub here may still hold a tenant's people after losing it; what
+    # the API shows of them is the running node's, until this node runs them again.
+    clock = VirtualClock()
+    anna = Person(id=1, connection="pbx", pbx_user=PbxUser("anna"), teams_user_id="user-1")
+    hub = PresenceHub(clock, Nowhere(), Nowhere(), lambda _p: CONFIG, workers=2)
+    hub.set_people([anna])
+    view = HubPresenceView(hub)
+    changes = view.changes()
+    elsewhere = PersonPresence(key="anna", connection="pbx", person_id=1,
+                               pbx=PbxState(PbxPresence.DND, "workshop"))
+    carl = PersonPresence(key="carl", connection="pbx", pbx=PbxState(PbxPresence.AWAY))
+    view.mirror(elsewhere)
+    view.mirror(carl)
+    assert await anext(changes) == elsewhere  # streamed like any change
+    view.refresh()  # the hub's people: not over the mirrored ones, nor removing carl
+    assert view.people() == [elsewhere, carl]
+    task = asyncio.create_task(hub.run())
+    try:
+        hub.teams_reading("user-1", TeamsReading(AVAILABLE, clock.now().timestamp(), "1"))
+        await hub.settled()
+        assert view.people()[0] == elsewhere
+        view.unmirror("pbx", "anna")  # this node runs anna again
+        view.refresh()
+        assert view.people()[0].pbx == PbxState(PbxPresence.ONLINE, "")
+        view.unmirror("pbx", "carl")  # no longer followed by the running node
+        assert [p.key for p in view.people()] == ["anna"]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        view.close()
+

@@ -21,6 +21,8 @@ EXPECTED_TABLES = {
     "admin_users",
     "alembic_version",
     "api_clients",
+    "api_handoffs",
+    "api_shown",
     "api_users",
     "audit_events",
     "calendar_blocks",

@@ -86,8 +86,9 @@ class ClusterConfig(BaseModel):
         description="how long a job stays with a node that stopped renewing its lease")
     handoff_lifetime: Duration = Field(
         default=timedelta(minutes=2),
-        description="how long webhook notifications handed to the node running their tenant "
-                    "wait for it; then that node reads its people back instead")
+        description="how long webhook notifications and presence API events handed to the "
+                    "node running their tenant wait for it; then notifications are replaced "
+                    "by reading the people back, events dropped")
 
     @field_validator("node_id")
     @classmethod

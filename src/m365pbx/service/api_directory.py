@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 
 from m365pbx.clock import Clock
 from m365pbx.pbx.api.connection import ApiConnection
-from m365pbx.pbx.base import PbxUser
+from m365pbx.pbx.base import PbxConnection, PbxUser
 from m365pbx.pbx.sip.retry import Backoff
 from m365pbx.service.saving import KeptState, save_when_woken
 from m365pbx.store import ApiUserRecord, Repositories, Store
@@ -53,6 +54,7 @@ class DirectoryKeeper:
         # What the store holds for the connection; None: unknown, so the next save rewrites all.
         self._saved: dict[str, PbxUser] | None = None
         self._pending = False
+        self._saving = False
         self._wake = asyncio.Event()
 
     @property
@@ -80,8 +82,14 @@ class DirectoryKeeper:
             self._connection_id = row.id
         return self._connection_id
 
-    async def restore(self) -> int:
-        """Hand the connection the users saved before the restart; return how many it took."""
+    async def restore(self, *, newer: bool = False) -> int:
+        """Hand the connection the users saved before the restart; return how many it took.
+
+        `newer`: the saved users replace an upload to this node too (a node taking the
+        tenant over: the PBX may have uploaded to the other node since), unless that upload
+        is not saved yet (then it is the newest)."""
+        if newer and (self._pending or self._saving):
+            return 0  # an upload to this node not saved yet is newer than anything saved
         try:
             connection_id = await self._find_connection()
             if connection_id is None:
@@ -93,23 +101,28 @@ class DirectoryKeeper:
             # The connection works without them, as before: the client's next upload fills it.
             log.warning("%s: could not load the saved users: %s", self.connection.name, exc)
             return 0
+        if newer and (self._pending or self._saving):
+            return 0  # uploaded while reading
         users = [PbxUser(record.key, dict(record.fields)) for record in records]
         if stored == len(users):
             self._saved = {user.key: user for user in users}
         # else rows the key cannot read stay unknown: the next save rewrites the whole set.
-        self.restored = self.connection.restore_users(users)
-        log.info("%s: restored %d users uploaded before the restart",
-                 self.connection.name, self.restored)
+        self.restored = self.connection.restore_users(users, newer=newer)
+        log.info("%s: restored %d users uploaded before %s", self.connection.name,
+                 self.restored, "this node took the tenant over" if newer else "the restart")
         return self.restored
 
     async def save(self) -> None:
         """Write the connection's users where they differ from the store; forget the rest."""
         self._pending = False
+        self._saving = True
         try:
             await self._save()
         except BaseException:
             self._pending = True
             raise
+        finally:
+            self._saving = False
 
     async def _save(self) -> None:
         connection_id = await self._find_connection()
@@ -168,3 +181,11 @@ class StoredApiConnection(ApiConnection):
             await super().stop()
         finally:
             await self.kept.stop(save=self.keeper.pending)
+
+
+async def reload_directories(connections: Iterable[PbxConnection]) -> None:
+    """Take the saved directories of these API connections again, over any upload to this
+    node: a node taking a tenant over, whose PBXs may have uploaded to another node since."""
+    for connection in connections:
+        if isinstance(connection, StoredApiConnection):
+            await connection.keeper.restore(newer=True)

@@ -37,6 +37,13 @@ class ServiceCollector(Collector):
         for outcome, count in sorted(service.receiver.counters.items()):
             received.add_metric([outcome], count)
         yield received
+        api = CounterMetricFamily("m365pbx_api_handoff",
+                                  "Presence API input handed between nodes, shown states "
+                                  "shared, by outcome", labels=["outcome"])
+        if service.api_everywhere is not None:
+            for outcome, count in sorted(service.api_everywhere.counted().items()):
+                api.add_metric([outcome], count)
+        yield api
         repairs = CounterMetricFamily("m365pbx_reconcile_repairs",
                                       "Differences reconciliation found and repaired",
                                       labels=["tenant"])

@@ -97,15 +97,37 @@ class HubPresenceView:
         self._view = MemoryPresenceView()
         # The newest shown changes of everyone: bounded whatever the directory's size.
         self._recent: deque[ShownChange] = deque(maxlen=RECENT)
+        # People of tenants another node runs, as that node shows them (service/api_shown.py):
+        # this node's hub does not decide what they show.
+        self._mirrored: set[tuple[str, str]] = set()
         hub.listen(self._changed)
 
     def _changed(self, person: Person, _state: object) -> None:
-        shown = person_presence(person, self.hub)
+        if (person.connection, person.key) in self._mirrored:
+            return
+        self._put(person_presence(person, self.hub), person.id)
+
+    def _put(self, shown: PersonPresence, person_id: int | None) -> None:
         before = self._view.get(shown.connection, shown.key)
         now = _shown(shown)
-        if before is None or _shown(before) != now:
-            self._recent.append(ShownChange(self.hub.clock.now(), person.id, *now))
+        if (before is None or _shown(before) != now) and person_id is not None:
+            self._recent.append(ShownChange(self.hub.clock.now(), person_id, *now))
         self._view.put(shown)
+
+    def mirror(self, shown: PersonPresence) -> None:
+        """Show a person of a tenant another node runs, as that node shows them."""
+        self._mirrored.add((shown.connection, shown.key))
+        self._put(shown, shown.person_id)
+
+    def unmirror(self, connection: str, key: str) -> None:
+        """Forget a mirrored person (no longer followed, or this node runs them now)."""
+        if (connection, key) in self._mirrored:
+            self._mirrored.discard((connection, key))
+            self._view.remove(connection, key)
+
+    def mirrored(self) -> set[tuple[str, str]]:
+        """The (connection, key) of the people shown as another node shows them."""
+        return set(self._mirrored)
 
     def recent_changes(self, person_id: int, limit: int = 20) -> list[ShownChange]:
         """One person's last shown changes, newest first (among everyone's newest RECENT)."""
@@ -124,10 +146,12 @@ class HubPresenceView:
         """Follow a new set of people (after a directory sync)."""
         current = {(p.connection, p.key): p for p in self.hub.people()}
         for shown in self._view.people():
-            if (shown.connection, shown.key) not in current:
+            slot = (shown.connection, shown.key)
+            if slot not in current and slot not in self._mirrored:
                 self._view.remove(shown.connection, shown.key)
-        for person in current.values():
-            self._view.put(person_presence(person, self.hub))
+        for slot, person in current.items():
+            if slot not in self._mirrored:
+                self._view.put(person_presence(person, self.hub))
 
     def routers(self, connections: Mapping[str, PbxConnection], keys: ApiKeyChecker,
                 clock: Clock) -> list[APIRouter]:

@@ -28,7 +28,10 @@ from m365pbx.store.errors import (
 )
 from m365pbx.store.migrate import database_revision, head_revision, upgrade_database
 from m365pbx.store.repositories import (
+    API_CHANNEL,
     HANDOFF_CHANNEL,
+    SHOWN_CHANNEL,
+    ApiHandedOff,
     ApiUserRecord,
     Change,
     CredentialSpec,
@@ -40,11 +43,13 @@ from m365pbx.store.repositories import (
     PersonRecord,
     ReplaceReport,
     ServiceAccountSpec,
+    ShownRow,
     SipPublicationRecord,
     StoredBlock,
     StoredBook,
     SyncReport,
     TenantSpec,
+    shown_version,
 )
 from m365pbx.store.secrets import SecretBox, generate_key, load_secret_box
 from m365pbx.store.store import Repositories, Store
@@ -54,8 +59,11 @@ from m365pbx.store.writes import StoreBusyError, StoreWriteError, WriteRetry
 PUBLIC_MODULES = ("backup", "db", "errors", "secrets", "tables")
 
 __all__ = [
+    "API_CHANNEL",
     "DEFAULT_DATABASE_URL",
     "HANDOFF_CHANNEL",
+    "SHOWN_CHANNEL",
+    "ApiHandedOff",
     "ApiUserRecord",
     "Change",
     "ConflictError",
@@ -79,6 +87,7 @@ __all__ = [
     "SecretBox",
     "SecretKeyError",
     "ServiceAccountSpec",
+    "ShownRow",
     "Side",
     "SignInMethod",
     "SipPublicationRecord",
@@ -100,5 +109,6 @@ __all__ = [
     "mask_url",
     "parse_database_url",
     "session_factory",
+    "shown_version",
     "upgrade_database",
 ]

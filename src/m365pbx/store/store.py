@@ -16,6 +16,7 @@ from m365pbx.store.repositories import (
     AdminSessionRepository,
     AdminUserRepository,
     ApiClientRepository,
+    ApiHandoffRepository,
     ApiUserRepository,
     AuditRepository,
     CalendarBlockRepository,
@@ -35,6 +36,7 @@ from m365pbx.store.repositories import (
     PeopleRepository,
     PresenceSessionRepository,
     ServiceAccountRepository,
+    ShownRepository,
     SipPublicationRepository,
     SubscriptionRepository,
     SyncReport,
@@ -86,6 +88,8 @@ class Repositories:
         self.leases = LeaseRepository(session)
         self.handoffs = HandoffRepository(session)
         self.nodes = NodeRepository(session)
+        self.api_handoffs = ApiHandoffRepository(session)
+        self.api_shown = ShownRepository(session)
 
     async def sync_declared(self, declarations: Declarations) -> SyncReport:
         """Write the file's declarations (see `repositories.declarations.sync_declared`)."""

@@ -426,6 +426,41 @@ class WebhookHandoff(Base):
     expires_at: Mapped[datetime] = mapped_column()
 
 
+
+class ApiHandoff(Base):
+    """Events or a user directory a PBX sent to the presence API of a node that does not run
+    the connection's tenant, waiting for the node that does (docs/cluster.md)."""
+
+    __tablename__ = "api_handoffs"
+    repr_fields = ("tenant", "connection", "kind", "items", "expires_at")
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(255), index=True)
+    connection: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16))  # "events" or "users"
+    body: Mapped[str] = mapped_column(Text)  # JSON list, as the API accepted it
+    items: Mapped[int] = mapped_column(Integer)
+    received_by: Mapped[str] = mapped_column(String(255))
+    received_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column()
+
+
+class ApiShown(Base):
+    """One person as the presence API shows them on the node running their tenant, for the
+    other nodes' API readers (docs/cluster.md); `body` null: no longer followed."""
+
+    __tablename__ = "api_shown"
+    __table_args__ = table_args(UniqueConstraint("connection", "key"))
+    repr_fields = ("connection", "key", "version")
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    connection: Mapped[str] = mapped_column(String(255))
+    key: Mapped[str] = mapped_column(String(255))
+    tenant: Mapped[str] = mapped_column(String(255), index=True)
+    version: Mapped[int] = mapped_column(BigInteger, index=True)  # epoch << 32 | counter
+    body: Mapped[str | None] = mapped_column(Text)
+
+
 DECLARABLE: tuple[type[Declared], ...] = (Tenant, Credential, ServiceAccount, PbxConnection)
 """The models that the YAML file can declare, parents first."""
 

@@ -130,3 +130,16 @@ async def test_restored_users_are_listed_without_telling_the_listeners(
     assert office.restore_users(saved) == 0
     assert [u.key for u in await office.list_users()] == ["bea"]
     assert len(seen) == 1
+    # Saved by another node after this one's upload (it takes the tenant over): newer.
+    assert office.restore_users(saved, newer=True) == 2
+    assert [u.key for u in await office.list_users()] == ["adam", "zoe"]
+    assert len(seen) == 1
+
+
+async def test_room_is_what_submit_takes_now(clock: FixedClock) -> None:
+    small = ApiConnection("small", clock=clock, event_buffer=3)
+    await small.start()
+    assert small.room() == 3
+    small.submit([LineStateEvent("bob", LineState.HELD, NOW)] * 2)
+    assert small.room() == 1
+

@@ -7,7 +7,12 @@ checks the clients' keys. See docs/presence-api.md for the wire format.
 
 from __future__ import annotations
 
-from m365pbx.pbx.api.connection import ApiConnection, ConnectionUnavailable, ShownPresence
+from m365pbx.pbx.api.connection import (
+    ApiConnection,
+    ApiRelay,
+    ConnectionUnavailable,
+    ShownPresence,
+)
 from m365pbx.pbx.api.keys import (
     ApiClientIdentity,
     ApiKeyChecker,
@@ -33,6 +38,7 @@ __all__ = [
     "ApiConnection",
     "ApiKeyChecker",
     "ApiKeyError",
+    "ApiRelay",
     "ConnectionUnavailable",
     "InsufficientScope",
     "InvalidApiKey",

@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Protocol, cast
 
 from m365pbx.clock import Clock, SystemClock
 from m365pbx.core.presence import PbxPresence, PbxState
@@ -35,6 +35,27 @@ class ShownPresence:
 
 class ConnectionUnavailable(Exception):
     """Events cannot be taken now (stopped, or the buffer is full); nothing was queued."""
+
+
+class ApiRelay(Protocol):
+    """Where the API's input for a connection goes while another node runs its tenant
+    (several nodes, docs/cluster.md): set as `ApiConnection.relay` by the service."""
+
+    def elsewhere(self) -> bool:
+        """Whether another node runs the connection's tenant now."""
+        ...
+
+    def watches(self, key: str) -> bool:
+        """Whether the node running the tenant follows this key."""
+        ...
+
+    async def events(self, events: list[PbxEvent]) -> None:
+        """Hand the events on, in order; ConnectionUnavailable if they cannot be."""
+        ...
+
+    async def users(self, users: list[PbxUser]) -> None:
+        """Hand the directory on; ConnectionUnavailable if it cannot be."""
+        ...
 
 
 _STOP = object()
@@ -63,6 +84,7 @@ class ApiConnection:
         self._uploaded = False
         self._shown_listeners: list[Callable[[ShownPresence], None]] = []
         self._users_listeners: list[Callable[[list[PbxUser]], None]] = []
+        self.relay: ApiRelay | None = None
 
     def __repr__(self) -> str:
         return f"ApiConnection({self.name!r}, {self._state.value})"
@@ -138,6 +160,10 @@ class ApiConnection:
             self._events.put_nowait(event)
         return len(batch)
 
+    def room(self) -> int:
+        """How many more events `submit` takes now."""
+        return max(0, self._limit - self._events.qsize())
+
     async def list_users(self) -> list[PbxUser]:
         """The users an API client registered last, or restored ones (else empty)."""
         return [self._users[key] for key in sorted(self._users)]
@@ -151,13 +177,14 @@ class ApiConnection:
             listener(current)
         return len(current)
 
-    def restore_users(self, users: Iterable[PbxUser]) -> int:
+    def restore_users(self, users: Iterable[PbxUser], *, newer: bool = False) -> int:
         """Take a directory saved before a restart, silently; return its size (0 if ignored).
 
         The listeners are not told: they react to uploads, and this is not one. Once a
-        client has uploaded, its directory is newer and a restore changes nothing.
+        client has uploaded, its directory is newer and a restore changes nothing, unless
+        the saved one is `newer` (uploaded to another node since: a takeover).
         """
-        if self._uploaded:
+        if self._uploaded and not newer:
             return 0
         self._users = {user.key: user for user in users}
         return len(self._users)

@@ -187,11 +187,14 @@ def api_router(
     ) -> EventsAnswer:
         """Line state and PBX presence per person; items with unknown keys change nothing."""
         target = api_connection(name)
+        # Several nodes: another node may run the connection's tenant (docs/cluster.md).
+        relay = target.relay if target.relay is not None and target.relay.elsewhere() else None
+        watches = target.watches if relay is None else relay.watches
         received_at = clock.now()
         accepted: list[PbxEvent] = []
         items = []
         for index, item in enumerate(events):
-            if target.watches(item.key):
+            if watches(item.key):
                 accepted.append(item.to_event(received_at))
                 items.append(EventResult(index=index, key=item.key, result="accepted"))
             else:
@@ -205,7 +208,10 @@ def api_router(
                     )
                 )
         try:
-            target.submit(accepted)
+            if relay is None:
+                target.submit(accepted)
+            elif accepted:
+                await relay.events(accepted)
         except ConnectionUnavailable as exc:
             raise ApiError(503, "unavailable", str(exc), {"Retry-After": "1"}) from None
         refused = len(items) - len(accepted)
@@ -220,7 +226,10 @@ def api_router(
         response_model=UsersAnswer,
         dependencies=_BEARER,
         openapi_extra=needs(Scope.WRITE) | body_limit(MAX_USERS_BODY_BYTES),
-        responses={404: {"model": ErrorBody, "description": "No API connection of that name"}},
+        responses={
+            404: {"model": ErrorBody, "description": "No API connection of that name"},
+            503: {"model": ErrorBody, "description": "Cannot reach the node running it"},
+        },
     )
     async def put_users(
         request: Request,
@@ -244,7 +253,15 @@ def api_router(
                 "empty-directory",
                 "an empty list would remove every user; add ?allow_empty=true if you mean it",
             )
-        count = target.replace_users(user.to_user() for user in users)
+        relay = target.relay if target.relay is not None and target.relay.elsewhere() else None
+        if relay is None:
+            count = target.replace_users(user.to_user() for user in users)
+        else:
+            try:
+                await relay.users([user.to_user() for user in users])
+            except ConnectionUnavailable as exc:
+                raise ApiError(503, "unavailable", str(exc), {"Retry-After": "1"}) from None
+            count = len(users)
         log.info(
             "API client %r replaced the users of %r (%d)",
             request.state.api_client.name, name, count,

@@ -10,6 +10,17 @@ from m365pbx.store.repositories.admin_state import (
 )
 from m365pbx.store.repositories.admin_users import AdminUserRepository
 from m365pbx.store.repositories.api_clients import ApiClientRepository
+from m365pbx.store.repositories.api_handoffs import (
+    API_CHANNEL,
+    ApiHandedOff,
+    ApiHandoffRepository,
+)
+from m365pbx.store.repositories.api_shown import (
+    SHOWN_CHANNEL,
+    ShownRepository,
+    ShownRow,
+    shown_version,
+)
 from m365pbx.store.repositories.api_users import ApiUserRecord, ApiUserRepository
 from m365pbx.store.repositories.audit import AuditRepository
 from m365pbx.store.repositories.calendar_blocks import CalendarBlockRepository, StoredBlock
@@ -45,10 +56,14 @@ from m365pbx.store.repositories.tenants import (
 )
 
 __all__ = [
+    "API_CHANNEL",
     "HANDOFF_CHANNEL",
+    "SHOWN_CHANNEL",
     "AdminSessionRepository",
     "AdminUserRepository",
     "ApiClientRepository",
+    "ApiHandedOff",
+    "ApiHandoffRepository",
     "ApiUserRecord",
     "ApiUserRepository",
     "AuditRepository",
@@ -78,6 +93,8 @@ __all__ = [
     "ReplaceReport",
     "ServiceAccountRepository",
     "ServiceAccountSpec",
+    "ShownRepository",
+    "ShownRow",
     "SipPublicationRecord",
     "SipPublicationRepository",
     "StoredBlock",
@@ -87,5 +104,6 @@ __all__ = [
     "TenantRepository",
     "TenantSpec",
     "rotate_secrets",
+    "shown_version",
     "sync_declared",
 ]

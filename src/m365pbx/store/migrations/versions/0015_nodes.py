@@ -1,7 +1,7 @@
 """Nodes: the registry of an installation's nodes, for balancing jobs among them (issue 25).
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0014
 Create Date: 2026-12-07
 
 One row per node id: when it started, when it was last seen and, after a clean stop, when
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0015"
-down_revision: str | None = "0013"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

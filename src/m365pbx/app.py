@@ -23,7 +23,6 @@ from m365pbx.clock import Clock, SystemClock
 from m365pbx.config import PbxConnection as PbxConnectionSettings
 from m365pbx.config import PersonSwitches, Settings
 from m365pbx.core.credentials import SignInMethod
-from m365pbx.core.leases import LeaseTiming
 from m365pbx.core.policy import PolicyConfig, TeamsReading
 from m365pbx.declarations import declarations_from_settings
 from m365pbx.graph.auth import (
@@ -38,25 +37,20 @@ from m365pbx.graph.signing_keys import SigningKeys
 from m365pbx.pbx.api.connection import ApiConnection
 from m365pbx.pbx.base import PbxConnection, PbxUser
 from m365pbx.service.admin_edits import AdminEdits
-from m365pbx.service.api_cluster import ApiEverywhere
-from m365pbx.service.api_directory import reload_directories
 from m365pbx.service.api_keys import StoreApiKeyChecker
 from m365pbx.service.audit_events import configuration_applied
-from m365pbx.service.balance import StoreRollCall, balance_status, cluster_view
+from m365pbx.service.balance import cluster_view
 from m365pbx.service.certificates import CertificateKeeper
 from m365pbx.service.check_page import run_check
+from m365pbx.service.cluster_node import ClusterNode
 from m365pbx.service.connections import build_connection, pump_events
 from m365pbx.service.contacts import ContactsBook
-from m365pbx.service.handoff import HandoffTenant, WebhookHandoff
 from m365pbx.service.health import iso, tenant_report
-from m365pbx.service.leases import Ownership, lease_statuses
+from m365pbx.service.leases import Ownership
 from m365pbx.service.matching_view import matching_views
 from m365pbx.service.metrics import ServiceCollector
 from m365pbx.service.pbx_leases import (
     LeasedSipConnection,
-    decide_pbx_again,
-    leased_sessions,
-    tenant_keeper,
 )
 from m365pbx.service.person_explain import explain_person
 from m365pbx.service.presence_view import HubPresenceView
@@ -74,10 +68,8 @@ from m365pbx.store import (
     parse_database_url,
     upgrade_database,
 )
-from m365pbx.sync.balance import Balancer
 from m365pbx.sync.hub import PresenceHub
 from m365pbx.sync.intake import NotificationIntake
-from m365pbx.sync.leases import KeeperState, LeaseKeeper
 from m365pbx.sync.pbx_to_teams import BatchingTeamsSink
 from m365pbx.sync.people import Person
 from m365pbx.sync.sinks import ConnectionsSink
@@ -183,33 +175,9 @@ class Service:
         # Several nodes: each tenant's jobs run on the node holding its lease (docs/cluster.md).
         node = self.options.node or (cluster.node() if cluster.enabled else default_node())
         self.node = node
-        self.keepers: dict[str, LeaseKeeper] = {}
-        self.status.add(lambda: lease_statuses(self.keepers.values()), name="leases")
-        # ... shared among the live nodes (sync/balance.py), set up with the keepers.
-        self.balancer: Balancer | None = None
-        self.status.add(lambda: [] if self.balancer is None else balance_status(self.balancer),
-                        name="balance")
-        # Notifications for a tenant another node runs go to it through the database.
-        self.handoff: WebhookHandoff | None = None
-        self._handoff_tenants: list[HandoffTenant] = []
-        if cluster.enabled:
-            self.handoff = WebhookHandoff(
-                self.store, node, self.clock,
-                lifetime=cluster.handoff_lifetime.total_seconds(),
-                tenants=lambda: self._handoff_tenants)
-            self.receiver.elsewhere = self.handoff
-            self.status.add(self.handoff.statuses, name="handoff")
-        # The presence API on every node: input handed to the holder, what it shows shared.
-        self.api_everywhere: ApiEverywhere | None = None
-        if cluster.enabled:
-            self.api_everywhere = ApiEverywhere(
-                self.store, node, self.clock, self.view,
-                lifetime=cluster.handoff_lifetime.total_seconds(),
-                connections_of={t.name: {c.name for c in settings.pbx_connections
-                                         if c.tenant == t.name} for t in settings.tenants},
-                api_connections={n: c for n, c in self.connections.items()
-                                 if isinstance(c, ApiConnection)})
-            self.status.add(self.api_everywhere.statuses, name="api handoff")
+        self.cluster = ClusterNode(settings, self.store, self.clock, node, status=self.status,
+                                   view=self.view, connections=self.connections,
+                                   receiver=self.receiver)
         self.recorder = StatusRecorder(self.status, StoreStatusSink(self.store, self.clock, node),
                                        self.clock, node=node)
         # Contact search and caller lookup: one index for every tenant (service/contacts.py).
@@ -298,10 +266,7 @@ class Service:
                 runtime.parts.pool.assign(runtime.teams_user_ids())
             runtime.parts.poller.poll_soon()
         self.view.refresh()
-        if self.handoff is not None:
-            self.handoff.wake()  # a takeover: what waits for this node can be taken now
-        if self.api_everywhere is not None:
-            self.api_everywhere.wake(full=True)
+        self.cluster.people_changed()
 
     # --- running ---------------------------------------------------------------------------------
     def web_app(self) -> Any:
@@ -411,42 +376,15 @@ class Service:
             )
             self.tenants[tenant.name] = runtime
             if ownership is not None:
-                self._handoff_tenants.append(self._handoff_tenant(runtime, ownership))
-                self._add_api_tenant(runtime, ownership)
-                self.keepers[tenant.name] = tenant_keeper(
-                    functools.partial(self._take_over, runtime), ownership, self.node,
-                    self.clock,
-                    lifetime=self.settings.cluster.lease_lifetime.total_seconds(),
-                    sessions=leased_sessions(
-                        self.connections, [c.name for c in self.settings.pbx_connections
-                                           if c.tenant == tenant.name]),
-                    stopping=self._stop.is_set,
-                    taken_over=functools.partial(decide_pbx_again, self.hub))
+                self.cluster.add_tenant(runtime, ownership, hub=self.hub,
+                                        stopping=self._stop.is_set)
             for config in self.settings.pbx_connections:
                 connection = self.connections.get(config.name)
                 if config.tenant == tenant.name and isinstance(connection, ApiConnection):
                     # A PBX that registers its users asks for matching at once.
                     connection.on_users(self._sync_on_users(runtime))
-        if self.keepers:
-            lifetime = self.settings.cluster.lease_lifetime.total_seconds()
-            self.balancer = Balancer(
-                StoreRollCall(self.store, lifetime), self.node,
-                {keeper.job: keeper for keeper in self.keepers.values()}, self.clock,
-                timing=LeaseTiming(lifetime))
+        self.cluster.balance()
         await self.edits.load()  # the admin UI's mapping overlays, pins and exclusions
-
-    def _handoff_tenant(self, runtime: TenantRuntime, ownership: Ownership) -> HandoffTenant:
-        name = runtime.tenant.name
-
-        def read_everyone() -> None:
-            runtime.parts.readback.want(list(runtime.teams_user_ids()))
-
-        return HandoffTenant(
-            name, ownership=ownership,
-            # Handed notifications wait until the holder knows the tenant's people.
-            ready=lambda: self._runs_tenant(name) and bool(runtime.people()),
-            names=lambda: (runtime.identity.tenant_id, runtime.app_id),
-            deliver=self.receiver.take_handed, read_everyone=read_everyone)
 
     def _runs_connection(self, name: str) -> bool:
         """Whether this node acts on a PBX connection: leased ones only on their tenant's
@@ -455,28 +393,9 @@ class Service:
         leased = isinstance(self.connections.get(name), LeasedSipConnection)
         return config is None or not leased or self._runs_tenant(config.tenant)
 
-    async def _take_over(self, runtime: TenantRuntime) -> None:
-        """Run a tenant this node holds now, with the directories saved by the node that
-        ran it (its PBXs may have uploaded to any node)."""
-        await reload_directories(found for c in self.settings.pbx_connections
-                                 if c.tenant == runtime.tenant.name
-                                 and (found := self.connections.get(c.name)) is not None)
-        await runtime.run()
-
-    def _add_api_tenant(self, runtime: TenantRuntime, ownership: Ownership) -> None:
-        name = runtime.tenant.name
-        assert self.api_everywhere is not None
-        self.api_everywhere.add_tenant(
-            name, ownership, runs=lambda: self._runs_tenant(name),
-            ready=lambda: self._runs_tenant(name) and bool(runtime.people()),
-            connections={c.name: found for c in self.settings.pbx_connections
-                         if c.tenant == name and isinstance(
-                             found := self.connections.get(c.name), ApiConnection)})
-
     def _runs_tenant(self, name: str) -> bool:
         """Whether this node runs the tenant: always on one node, else while holding it."""
-        keeper = self.keepers.get(name)
-        return keeper is None or keeper.state is KeeperState.HOLDING
+        return self.cluster.runs_tenant(name)
 
     @staticmethod
     def _sync_on_users(runtime: TenantRuntime) -> Callable[[list[PbxUser]], None]:
@@ -560,24 +479,16 @@ class Service:
                                              self.clock))
                 group.create_task(supervised("notification receiver", self.receiver.run,
                                              self.clock))
-                if self.balancer is not None:
-                    group.create_task(supervised("balancing the jobs", self.balancer.run,
-                                                 self.clock))
-                if self.handoff is not None:
-                    group.create_task(supervised("webhook handoff", self.handoff.run,
-                                                 self.clock))
-                if self.api_everywhere is not None:
-                    group.create_task(supervised("presence API on every node",
-                                                 self.api_everywhere.run, self.clock))
+                for what, loop in self.cluster.tasks():
+                    group.create_task(supervised(what, loop, self.clock))
                 group.create_task(supervised("recording the parts' states", self.recorder.run,
                                              self.clock))
                 group.create_task(supervised("admin edits of other processes",
                                              self.edits.follow, self.clock))
                 for name, runtime in self.tenants.items():
                     # Nothing tenant-side may end the service (design.md rule 5).
-                    keeper = self.keepers.get(name)
-                    group.create_task(supervised(f"tenant {name}", runtime.run if keeper is None
-                                                 else keeper.run, self.clock))
+                    group.create_task(supervised(f"tenant {name}",
+                                                 self.cluster.tenant_work(runtime), self.clock))
                 if self.options.serve_http:
                     group.create_task(self._serve())
                 group.create_task(self._until_stopped())

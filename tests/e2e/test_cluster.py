@@ -55,7 +55,7 @@ def node_settings(server: RunningServer, tmp: Path, url: str, node: str) -> Sett
 
 
 def state(service: Service) -> KeeperState:
-    return service.keepers["contoso"].state
+    return service.cluster.keepers["contoso"].state
 
 
 def rounds(service: Service) -> int:
@@ -113,7 +113,7 @@ async def test_one_node_polls_and_another_takes_over_without_stale_writes(
             # node-a is cut off from the database (a network partition, a paused process):
             # it stops its tenant work before its lease can expire, and node-b takes the
             # tenant over once it has.
-            keeper = a.keepers["contoso"]
+            keeper = a.cluster.keepers["contoso"]
             reachable = keeper.port
             unreachable = Store(create_engine("postgresql+asyncpg://postgres@127.0.0.1:9/x"),
                                 a.box)

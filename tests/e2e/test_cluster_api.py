@@ -145,22 +145,22 @@ async def test_a_pbx_and_a_switchboard_on_the_standby_node_work_as_on_the_holder
 
             # node-b cannot reach the database: the PBX gets a 503 and sends again later,
             # instead of a 202 for a call nobody would ever see.
-            reachable = b.api_everywhere.handoff.store  # type: ignore[union-attr]
+            reachable = b.cluster.api_everywhere.handoff.store  # type: ignore[union-attr]
             offline = Store(create_engine("postgresql+asyncpg://postgres@127.0.0.1:9/x"), b.box)
-            b.api_everywhere.handoff.store = offline  # type: ignore[union-attr]
+            b.cluster.api_everywhere.handoff.store = offline  # type: ignore[union-attr]
             try:
                 answer = await post_line(b, pbx_key, "anna", "on-the-phone", 3)
                 assert answer.status_code == 503, answer.text
                 assert answer.headers["Retry-After"] == "1"
                 # The table cannot be read either: the part says so, with the reason.
-                b.api_everywhere.wake()  # type: ignore[union-attr]
+                b.cluster.api_everywhere.wake()  # type: ignore[union-attr]
                 await eventually(lambda: b.status.get("api/handoff").state  # type: ignore[union-attr]
                                  is PartState.DEGRADED, clock, wall_timeout=WALL)
                 assert part(b, PartState.DEGRADED)["handoff_failed"] == 1
                 error = b.status.get("api/handoff").error  # type: ignore[union-attr]
                 assert "cannot share the presence API with other nodes" in (error or "")
             finally:
-                b.api_everywhere.handoff.store = reachable  # type: ignore[union-attr]
+                b.cluster.api_everywhere.handoff.store = reachable  # type: ignore[union-attr]
                 await offline.close()
             await eventually(lambda: b.status.get("api/handoff").state  # type: ignore[union-attr]
                              is PartState.OK, clock, wall_timeout=WALL)
@@ -210,7 +210,7 @@ async def test_a_stale_line_state_is_dropped_and_a_new_holder_keeps_the_director
             assert a.api_everywhere is not None
             held = list(a.api_everywhere.tenants)
             a.api_everywhere.tenants.clear()
-            b.api_everywhere.handoff.lifetime = 0.001  # type: ignore[union-attr]
+            b.cluster.api_everywhere.handoff.lifetime = 0.001  # type: ignore[union-attr]
             answer = await post_line(b, pbx_key, "anna", "on-the-phone", 1)
             assert answer.status_code == 202 and answer.json()["accepted"] == 1
             async with cut_off(a):

@@ -91,7 +91,7 @@ def holding(*services: Service) -> dict[str, int]:
     """How many tenants each node's keepers hold (nodes holding none are left out)."""
     found: Counter[str] = Counter()
     for service in services:
-        for keeper in service.keepers.values():
+        for keeper in service.cluster.keepers.values():
             if keeper.state is KeeperState.HOLDING:
                 found[service.node] += 1
     return dict(found)
@@ -138,15 +138,15 @@ async def test_nodes_joining_and_leaving_share_the_tenants_without_flapping(
         b_stack = contextlib.AsyncExitStack()
         b = await b_stack.enter_async_context(running(settings["node-b"], clock))
         # Just joined, node B does not count yet: nothing moves.
-        await until("node-b's first plan", lambda: b.balancer is not None
-                    and b.balancer.plan is not None)
-        assert b.balancer is not None and b.balancer.plan is not None
-        assert (b.balancer.plan.members, b.balancer.plan.share) == (("node-a",), 0)
+        await until("node-b's first plan", lambda: b.cluster.balancer is not None
+                    and b.cluster.balancer.plan is not None)
+        assert b.cluster.balancer is not None and b.cluster.balancer.plan is not None
+        assert (b.cluster.balancer.plan.members, b.cluster.balancer.plan.share) == (("node-a",), 0)
         await asyncio.sleep(LIFETIME / 2)
         assert holding(a, b) == {"node-a": 4}
         # Settled: A gives two up, one per renewal interval, and B takes them.
         await until("2/2", lambda: holding(a, b) == {"node-a": 2, "node-b": 2})
-        assert a.keepers and sum(k.handovers for k in a.keepers.values()) == 2
+        assert a.cluster.keepers and sum(k.handovers for k in a.cluster.keepers.values()) == 2
 
         c = await stack.enter_async_context(running(settings["node-c"], clock))
         await until("2/1/1", lambda: holding(a, b, c) == {"node-a": 2, "node-b": 1,
@@ -156,8 +156,9 @@ async def test_nodes_joining_and_leaving_share_the_tenants_without_flapping(
         assert Counter(holder for holder, _ in held.values()) == {"node-a": 2, "node-b": 1,
                                                                   "node-c": 1}
         # Its part shows the same at its next roll call.
-        await until("node-c's plan sees its tenant", lambda: c.balancer is not None
-                    and c.balancer.plan is not None and len(c.balancer.plan.held) == 1)
+        await until("node-c's plan sees its tenant",
+                    lambda: c.cluster.balancer is not None and c.cluster.balancer.plan is not None
+                    and len(c.cluster.balancer.plan.held) == 1)
         balance = c.status.get("cluster/balance")
         assert balance is not None and balance.state is PartState.OK
         assert (balance.counters["nodes"], balance.counters["members"],
@@ -184,11 +185,11 @@ async def test_nodes_joining_and_leaving_share_the_tenants_without_flapping(
         assert (gone["live"], gone["jobs"], gone["stopped_at"] is not None) == (False, [], True)
 
         # A quiet period of several lease lifetimes: nothing changes hands.
-        given_up = sum(k.handovers for s in (a, c) for k in s.keepers.values())
+        given_up = sum(k.handovers for s in (a, c) for k in s.cluster.keepers.values())
         await asyncio.sleep(4 * LIFETIME)
         assert await table(a) == held
         assert holding(a, c) == {"node-a": 2, "node-c": 2}
-        assert sum(k.handovers for s in (a, c) for k in s.keepers.values()) == given_up
+        assert sum(k.handovers for s in (a, c) for k in s.cluster.keepers.values()) == given_up
 
         # The admin UI's Cluster page shows the same.
         await create_admin(config)

@@ -64,7 +64,7 @@ def node_settings(server: RunningServer, tmp: Path, url: str, node: str, *, port
 
 
 def state(service: Service) -> KeeperState:
-    return service.keepers["contoso"].state
+    return service.cluster.keepers["contoso"].state
 
 
 def handoff(service: Service) -> dict[str, int]:
@@ -127,7 +127,7 @@ async def two_nodes(server: RunningServer, sim: Simulator, clock: VirtualClock, 
 async def cut_off(node: Service) -> AsyncIterator[None]:
     """The node's lease keeper cannot reach the database: another node takes over."""
     unreachable = Store(create_engine("postgresql+asyncpg://postgres@127.0.0.1:9/x"), node.box)
-    node.keepers["contoso"].port = StoreLeases(unreachable)
+    node.cluster.keepers["contoso"].port = StoreLeases(unreachable)
     try:
         yield
     finally:
@@ -177,9 +177,9 @@ async def test_notifications_posted_to_a_standby_node_reach_the_holder_and_its_s
         # node-b cannot reach the database: Graph gets a 503 within its 3 s and retries
         # later, instead of a 202 for notifications nobody would ever see.
         secret = pool.owners["svc-presence@contoso.com"].current.client_state
-        reachable = b.handoff.store  # type: ignore[union-attr]
+        reachable = b.cluster.handoff.store  # type: ignore[union-attr]
         offline = Store(create_engine("postgresql+asyncpg://postgres@127.0.0.1:9/x"), b.box)
-        b.handoff.store = offline  # type: ignore[union-attr]
+        b.cluster.handoff.store = offline  # type: ignore[union-attr]
         try:
             async with httpx.AsyncClient(timeout=30) as http:
                 answer = await http.post(
@@ -188,7 +188,7 @@ async def test_notifications_posted_to_a_standby_node_reach_the_holder_and_its_s
                                      "tenantId": TENANT_ID, "changeType": "updated",
                                      "resource": "communications/presence/x"}]})
         finally:
-            b.handoff.store = reachable  # type: ignore[union-attr]
+            b.cluster.handoff.store = reachable  # type: ignore[union-attr]
             await offline.close()
         assert answer.status_code == 503
         assert "cannot hand notifications to the node running their tenant" in answer.text
@@ -222,7 +222,7 @@ async def test_handed_notifications_nobody_took_in_time_are_replaced_by_reading_
 ) -> None:
     async with two_nodes(sim_server, sim, clock, tmp_path, cluster_url) as (a, b, _, _):
         a._handoff_tenants.clear()  # a node that no longer drains
-        b.handoff.lifetime = 0.001  # type: ignore[union-attr] # expired as soon as written
+        b.cluster.handoff.lifetime = 0.001  # type: ignore[union-attr] # expired as soon as written
         await in_teams(sim_server, "anna@contoso.com",
                        {"preferred": {"availability": "DoNotDisturb",
                                       "activity": "DoNotDisturb"}})

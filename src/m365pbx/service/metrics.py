@@ -40,8 +40,8 @@ class ServiceCollector(Collector):
         api = CounterMetricFamily("m365pbx_api_handoff",
                                   "Presence API input handed between nodes, shown states "
                                   "shared, by outcome", labels=["outcome"])
-        if service.api_everywhere is not None:
-            for outcome, count in sorted(service.api_everywhere.counted().items()):
+        if service.cluster.api_everywhere is not None:
+            for outcome, count in sorted(service.cluster.api_everywhere.counted().items()):
                 api.add_metric([outcome], count)
         yield api
         repairs = CounterMetricFamily("m365pbx_reconcile_repairs",

@@ -67,6 +67,7 @@ class SoakResult:
     differing: list[str] = field(default_factory=list)
     orphaned_sessions: int = 0
     orphans: list[str] = field(default_factory=list)
+    orphan_histories: dict[str, list[str]] = field(default_factory=dict)
     phone_events_refused: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     faults_hit: dict[str, int] = field(default_factory=dict)
@@ -122,16 +123,24 @@ class Phones:
         self.rng = rng
         self.busy: set[str] = set()
         self.calls = 0
+        self.posts = 0
+        self.history: dict[str, list[str]] = {}  # key → what was posted where
         self.refused: list[str] = []
 
-    async def post(self, events: list[dict[str, Any]]) -> None:
-        """Post events to the node running the tenant, as a PBX configured with every
-        node's address would after a failed try (else to any running node)."""
+    async def post(self, events: list[dict[str, Any]]) -> bool:
+        """Post events to some running node, in turn: any node takes them (the ones
+        that do not run the tenant hand them to the one that does). Whether they were
+        taken (202)."""
         nodes = [n for n in self.rig.nodes if n.running]
-        node = await self.rig.holder(CONTOSO) or (nodes[0] if nodes else None)
-        if node is None:
+        if not nodes:
             self.refused.append("no node running")
-            return
+            return False
+        node = nodes[self.posts % len(nodes)]
+        self.posts += 1
+        stamp = time.strftime("%H:%M:%S")
+        for event in events[:1] if len(events) > 1 else events:
+            self.history.setdefault(event["key"], []).append(
+                f"{stamp} {event['line_state']} to {node.name}")
         try:
             async with httpx.AsyncClient(timeout=10) as http:
                 answer = await http.post(
@@ -139,21 +148,24 @@ class Phones:
                     headers={"Authorization": f"Bearer {self.key}"})
         except httpx.HTTPError as exc:
             self.refused.append(f"{node.name}: {type(exc).__name__}")
-            return
+            return False
         if answer.status_code != 202:
             self.refused.append(f"{node.name}: HTTP {answer.status_code}")
-            return
+            return False
         self.refused += [f"{node.name}: {item['key']} {item['code']}"
                          for item in answer.json()["items"] if item["result"] != "accepted"]
+        return True
 
     async def run(self, per_second: float) -> None:
-        """Start and end calls until cancelled."""
+        """Start and end calls until cancelled. As a PBX does, a line counts as busy from
+        the moment its call is reported (the report may have arrived even if the answer
+        did not), and an idle that was not taken is sent again later."""
         people = [str(u.mail_nickname) for u in self.rig.scene.people]
         while True:
             if self.busy and self.rng.random() < 0.5:
                 key = self.rng.choice(sorted(self.busy))
-                self.busy.discard(key)
-                await self.post([{"key": key, "line_state": "idle"}])
+                if await self.post([{"key": key, "line_state": "idle"}]):
+                    self.busy.discard(key)
             else:
                 key = self.rng.choice(people)
                 self.busy.add(key)
@@ -162,10 +174,14 @@ class Phones:
             await asyncio.sleep(1 / per_second)
 
     async def hang_up(self) -> None:
-        """Every line idle."""
-        while self.busy:
-            batch = [self.busy.pop() for _ in range(min(500, len(self.busy)))]
-            await self.post([{"key": key, "line_state": "idle"} for key in batch])
+        """Every line idle (sent again until taken, for up to two minutes)."""
+        deadline = time.monotonic() + 120
+        while self.busy and time.monotonic() < deadline:
+            batch = sorted(self.busy)[:500]
+            if await self.post([{"key": key, "line_state": "idle"} for key in batch]):
+                self.busy.difference_update(batch)
+            else:
+                await asyncio.sleep(1)
 
 
 def orphaned_sessions(scene: Scene) -> list[str]:
@@ -243,6 +259,9 @@ async def soak(options: SoakOptions, database_url: str, tmp: Path) -> SoakResult
                                 sorted(differences.items())[:10]]
             result.orphans = orphaned_sessions(scene)
             result.orphaned_sessions = len(result.orphans)
+            result.orphan_histories = {
+                key: phones.history.get(key, [])[-6:]
+                for key in (orphan.split(":")[0] for orphan in result.orphans)}
             result.phone_events_refused = phones.refused[:20]
             result.conflicts = list(scene.conflicts)
         finally:

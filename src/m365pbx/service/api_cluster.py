@@ -64,7 +64,7 @@ class ApiEverywhere:
         self.tenants.append(tenant)
         for connection_name, connection in connections.items():
             connection.relay = ConnectionRelay(self.handoff, tenant, connection_name,
-                                               self.shown.watches)
+                                               self.shown.watches, self.shown.follows)
 
     def wake(self, *, full: bool = False) -> None:
         """Run a round now (a NOTIFY, a takeover, new people); `full`: write everyone."""

@@ -52,11 +52,12 @@ class ConnectionRelay:
     """One API connection's `ApiRelay`: hands its input to the node running its tenant."""
 
     def __init__(self, handoff: ApiHandoff, tenant: ApiTenant, connection: str,
-                 watches: Callable[[str, str], bool]) -> None:
+                 watches: Callable[[str, str], bool], follows: Callable[[str], bool]) -> None:
         self.handoff = handoff
         self.tenant = tenant
         self.connection = connection
         self._watches = watches
+        self._follows = follows
 
     def elsewhere(self) -> bool:
         """Whether another node runs the tenant now (or nobody yet: the next holder takes)."""
@@ -65,6 +66,19 @@ class ConnectionRelay:
     def watches(self, key: str) -> bool:
         """Whether the node running the tenant shows (so follows) this key."""
         return self._watches(self.connection, key)
+
+    def waiting(self) -> str | None:
+        """Why keys cannot be told yet: a node that has just started (or taken the tenant
+        over) would otherwise refuse the people it is about to follow as unknown."""
+        name = self.tenant.name
+        if self.elsewhere():
+            if not self._follows(name):
+                return (f"this node has not read yet whom the node running tenant {name!r} "
+                        "follows; send again in a moment")
+        elif not self.tenant.ready():
+            return (f"this node has just taken tenant {name!r} over and has not matched its "
+                    "people yet; send again in a moment")
+        return None
 
     async def events(self, events: list[PbxEvent]) -> None:
         """Hand events to the holder; ConnectionUnavailable if the database does not take them."""

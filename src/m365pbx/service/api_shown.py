@@ -51,6 +51,10 @@ class ShownSharing:
         self._seen: dict[str, int] = {}
         self._remote: dict[str, set[Slot]] = {}
 
+    def follows(self, tenant: str) -> bool:
+        """Whether the people the tenant's holder shows have been read here."""
+        return tenant in self._remote
+
     def watches(self, connection: str, key: str) -> bool:
         """Whether the node running the connection's tenant shows (so follows) this key."""
         return any((connection, key) in slots for slots in self._remote.values())

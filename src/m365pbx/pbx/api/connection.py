@@ -49,6 +49,10 @@ class ApiRelay(Protocol):
         """Whether the node running the tenant follows this key."""
         ...
 
+    def waiting(self) -> str | None:
+        """Why this node cannot tell yet which keys are followed, or None."""
+        ...
+
     async def events(self, events: list[PbxEvent]) -> None:
         """Hand the events on, in order; ConnectionUnavailable if they cannot be."""
         ...

@@ -188,6 +188,9 @@ def api_router(
         """Line state and PBX presence per person; items with unknown keys change nothing."""
         target = api_connection(name)
         # Several nodes: another node may run the connection's tenant (docs/cluster.md).
+        waiting = None if target.relay is None else target.relay.waiting()
+        if waiting is not None:
+            raise ApiError(503, "starting", waiting, {"Retry-After": "1"})
         relay = target.relay if target.relay is not None and target.relay.elsewhere() else None
         watches = target.watches if relay is None else relay.watches
         received_at = clock.now()

@@ -5,8 +5,8 @@ calendar coordinator act on it at once. A node taking the tenant over resumes th
 subscription instead of making a new one.
 
 Two services in this process share PostgreSQL and the simulator (webhook mode, calendars
-read every 12 hours, directory change rounds every hour): what shows sooner came by a
-notification handed over.
+read every 12 hours, contacts daily, directory change rounds every hour): what shows
+sooner came by a notification handed over.
 """
 
 from __future__ import annotations
@@ -51,12 +51,15 @@ def cluster_url(new_pg_database: Any) -> str:  # noqa: F811 - the imported fixtu
 
 
 def with_mailboxes(settings: Settings, tmp: Path, node: str) -> Settings:
-    """A node's settings with calendars (read every 12 h) and hourly directory rounds."""
+    """A node's settings with calendars (read every 12 h), contacts (daily) and hourly
+    directory rounds."""
     path = tmp / node / "m365pbx.yaml"
     data = yaml.safe_load(path.read_text())
-    data["tenants"][0]["credentials"][0]["permissions"].append("calendars.read")
+    data["tenants"][0]["credentials"][0]["permissions"] += ["calendars.read", "contacts.read"]
     data["tenants"][0]["directory"] = {"changes_interval": "1h"}
     data["pbx_connections"][0]["calendar"] = {"enabled": True, "poll_interval": "12h"}
+    data["pbx_connections"][0]["contacts"] = {"enabled": True, "phone_region": "DE",
+                                              "poll_interval": "1d"}
     data["teams_to_pbx"]["reconcile_interval"] = "1h"
     path.write_text(yaml.safe_dump(data))
     return load_config(path, environ={})
@@ -99,22 +102,24 @@ async def two_nodes(server: RunningServer, sim: Simulator, clock: VirtualClock, 
         await eventually(lambda: state(b) is KeeperState.STANDBY, clock, wall_timeout=WALL)
         parts = a.tenants["contoso"].parts
         users, events = parts.users_subscription, parts.calendar_subscriptions
-        assert users is not None and events is not None
+        contacts = parts.contact_subscriptions
+        assert users is not None and events is not None and contacts is not None
         await eventually(lambda: matched(a) == {"anna", "ben"} and users.current is not None
-                         and events.health()["active"] == 2, clock, step=0.2,
+                         and events.health()["active"] == 2
+                         and contacts.health()["active"] == 2, clock, step=0.2,
                          wall_timeout=WALL)
         # Kept a moment after Graph made them: notifications before that are unknown to
         # other nodes (the rounds and reads repair what they carried).
         loop = asyncio.get_running_loop()
         deadline = loop.time() + WALL
-        ids = [users.current.id, *events._by_id]
+        ids = [users.current.id, *events._by_id, *contacts._by_id]
         while not all([await kept(b, sid) for sid in ids]):
             assert loop.time() < deadline, "node-a never kept its subscriptions"
             await clock.advance(0.2)
         yield a, b, b_port, b_settings
 
 
-async def test_users_and_event_notifications_posted_to_a_standby_node_reach_the_holder(
+async def test_users_event_and_contact_notifications_posted_to_a_standby_node_reach_the_holder(
     sim_server: RunningServer, sim: Simulator, tenant: Tenant, clock: VirtualClock,
     tmp_path: Path, cluster_url: str,
 ) -> None:
@@ -154,6 +159,18 @@ async def test_users_and_event_notifications_posted_to_a_standby_node_reach_the_
                          clock, step=1.0, wall_timeout=WALL)
         assert clock.now().timestamp() - meeting <= 5
 
+        # A contact added in Anna's Outlook: read at once by node-a (daily otherwise).
+        sync, contacts = parts.contacts, parts.contact_subscriptions
+        assert sync is not None and contacts is not None
+        notified_reads = sync.status.notified_reads
+        anna = tenant.find_user("anna@contoso.com")
+        assert anna is not None
+        sim.outlook.add_contact(tenant, anna, {"display_name": "Neu Kunde",
+                                               "business_phones": ["089 7654321"]})
+        await eventually(lambda: sync.status.notified_reads > notified_reads, clock,
+                         step=0.2, wall_timeout=WALL)
+        assert contacts.notifications >= 1 and handoff(b)["handed_off_contacts"] >= 1
+
         # A forged client state on an event notification: refused by node-b, not handed on.
         annas = next(iter(events._by_id))
         handed = b.receiver.counters["handed_off"]
@@ -179,7 +196,8 @@ async def test_users_and_event_notifications_posted_to_a_standby_node_reach_the_
                              wall_timeout=WALL)
             assert b_users.current is not None and b_users.current.id == first
             assert b_users.resumed == 1
-            assert users.current is None  # node-a no longer answers for it
+            # node-a no longer answers for them: it would hand their notifications on.
+            assert users.current is None and events.known(annas) is None
             assert subscription_posts(sim) == posts
             # Directory changes now come straight to node-b, the holder.
             await eventually(lambda: "carl" in matched(b), clock, step=0.2, wall_timeout=WALL)

@@ -254,12 +254,12 @@ async def test_a_restart_takes_over_the_contact_subscriptions(
                          step=0.2)
         assert subscriptions.health()["active"] == 2
         assert sorted(s.id for s in contact_subscriptions(sim)) == before
-        # The only subscription asked for since is the directory's on users.
+        # No subscription asked for since, not even the directory's on users (kept too).
         made = [s.resource for s in sim.subscriptions.subscriptions.values()
                 if s.created_at >= restarted]
         asked = [r for r in sim.faults.requests()
                  if r["method"] == "POST" and r["path"] == "/v1.0/subscriptions"]
-        assert made == ["users"] and len(asked) == len(posts) + 1
+        assert made == [] and len(asked) == len(posts)
         # A contact added right after the restart is found by its notification.
         sim.outlook.add_contact(tenant, anna, {"display_name": "Nach Neustart",
                                                "business_phones": ["089 3333333"]})

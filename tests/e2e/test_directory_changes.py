@@ -187,11 +187,12 @@ async def test_with_a_public_url_a_users_notification_starts_a_round_at_once(
         assert users.notifications >= 1
         assert requests_to(sim, "GET", "/v1.0/users") == full_reads
         assert service.health()["tenants"]["contoso"]["users_notifications"]["error"] is None
-    # Stopped: the subscription is gone with it (a crash leaves it to the next start).
-    assert users_subscriptions(sim) == []
+        subscription = users.current
+    # Stopped: the subscription stays, kept in the store for the next start to resume.
+    assert subscription is not None and users_subscriptions(sim) == [subscription.id]
 
 
-async def test_a_users_subscription_left_by_a_crash_is_replaced_at_start(
+async def test_a_restart_resumes_the_kept_users_subscription_and_replaces_one_not_kept(
     sim_server: RunningServer, sim: Simulator, clock: VirtualClock, tmp_path: Path,
 ) -> None:
     allow_loopback_webhooks(sim)
@@ -200,12 +201,27 @@ async def test_a_users_subscription_left_by_a_crash_is_replaced_at_start(
         users = service.tenants["contoso"].parts.users_subscription
         assert users is not None
         await within(WITHIN, lambda: users.current is not None, clock)
-        left = users.current
-        users.current = None  # as after a crash: this run does not delete it at stop
-    assert left is not None and users_subscriptions(sim) == [left.id]
+        first = users.current
+    assert first is not None and users_subscriptions(sim) == [first.id]
+    made = set(sim.subscriptions.subscriptions)
     async with running(settings, clock) as service:
         users = service.tenants["contoso"].parts.users_subscription
         assert users is not None
         await within(WITHIN, lambda: users.current is not None, clock)
-        assert users.current is not None and users.current.id != left.id
+        # Resumed with its client state: the same subscription, nothing made anew.
+        assert users.current is not None and users.current.id == first.id
+        assert users.resumed == 1 and set(sim.subscriptions.subscriptions) == made
+        assert users.known(first.id) is not None
+        # As after a crash before it was kept: the store no longer has it.
+        async with service.store.transaction() as tx:
+            tenant = await tx.tenants.find("contoso")
+            assert tenant is not None
+            await tx.mailbox_subscriptions.delete(tenant.id, "users", [""])
+    async with running(settings, clock) as service:
+        users = service.tenants["contoso"].parts.users_subscription
+        assert users is not None
+        await within(WITHIN, lambda: users.current is not None, clock)
+        # Ours but not kept (its client state is lost): deleted, and a new one made.
+        assert users.current is not None and users.current.id != first.id
+        assert users.resumed == 0
         assert users_subscriptions(sim) == [users.current.id]

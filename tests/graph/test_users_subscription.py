@@ -12,8 +12,10 @@ import httpx
 
 from m365pbx.graph.client import GraphClient
 from m365pbx.graph.subscriptions import delete_subscription
+from m365pbx.sync.mailbox_records import MemoryMailboxRecords
 from m365pbx.sync.users_subscription import UsersSubscription
 from m365sim.clock import VirtualClock
+from m365sim.faults import FaultRule
 from m365sim.simulator import Simulator
 from tests.sim.conftest import APP_ID, TENANT_ID
 from tests.sim.subscriptions.helpers import Receiver
@@ -103,3 +105,61 @@ async def test_a_refused_subscription_is_shown_and_retried(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_a_kept_subscription_is_resumed_and_checked_by_renewing_when_not_listed(
+    app_client: GraphClient, sim: Simulator, clock: VirtualClock,
+) -> None:
+    receiver = Receiver()
+    sim.subscriptions.transport = httpx.ASGITransport(app=receiver)
+    records = MemoryMailboxRecords()
+
+    def owner() -> UsersSubscription:
+        return UsersSubscription(app_client, clock, notification_url=URL,
+                                 lifecycle_url=URL + "/lifecycle", tenant_id=TENANT_ID,
+                                 app_id=APP_ID, on_change=lambda: None, records=records)
+
+    async def running(subscription: UsersSubscription) -> tuple[str, str]:
+        """Run until it has a subscription; stop; its id and client state."""
+        task = asyncio.create_task(subscription.run())
+        try:
+            for _ in range(500):  # the client's retries wait on the virtual clock
+                if subscription.current is not None and subscription.last_error is None and (
+                        "" in records.records
+                        and records.records[""].graph_id == subscription.current.id
+                        and not subscription._check):
+                    break
+                await clock.advance(1.0)
+                await asyncio.sleep(0.02)
+            assert subscription.current is not None
+            found = subscription.known(subscription.current.id)
+            assert found is not None
+            return found.id, found.client_state
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            assert subscription.current is None  # no longer answered for here
+
+    first = await running(owner())
+    assert live_users_subscriptions(sim) == [first[0]]  # kept in Graph at stop
+    creates = requests(sim, "POST", "/subscriptions")
+    # Resumed with its client state: nothing made anew.
+    again = owner()
+    assert await running(again) == first and again.resumed == 1
+    # Graph cannot list its subscriptions: the kept one is known at once and renewed to
+    # learn whether Graph still has it.
+    sim.faults.add_fault(FaultRule(status=503, path_prefix="/v1.0/subscriptions",
+                                   method="GET"))
+    renewals = requests(sim, "PATCH", f"/subscriptions/{first[0]}")
+    checked = owner()
+    assert await running(checked) == first
+    assert requests(sim, "PATCH", f"/subscriptions/{first[0]}") == renewals + 1
+    assert requests(sim, "POST", "/subscriptions") == creates
+    # Graph lost it meanwhile: the renewal says so, and a new one is made and kept.
+    await delete_subscription(app_client, first[0])
+    replaced = owner()
+    second = await running(replaced)
+    assert second[0] != first[0] and records.records[""].graph_id == second[0]
+    sim.faults.clear_faults()
+    assert live_users_subscriptions(sim) == [second[0]]

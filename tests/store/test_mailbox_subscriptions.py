@@ -101,3 +101,64 @@ async def test_rotating_the_key_re_encrypts_the_client_states(store: Store) -> N
     async with store.transaction() as tx:
         assert await tx.rotate_secrets() >= 1
     assert await calendar.load() == [record("anna", "c-anna")]
+
+
+async def test_one_found_by_id_with_its_tenant_kind_and_client_state(store: Store) -> None:
+    await tenant(store)
+    await tenant(store, "fabrikam")
+    await records(store, "contoso", "calendar").save([record("anna", "c-anna")], [])
+    await records(store, "fabrikam", "contacts").save([record("ben", "k-ben")], [])
+    # The tenant's one users subscription is kept as the record of "" (nobody).
+    await records(store, "contoso", "users").save([MailboxRecord(
+        "", "u-contoso", "users", NOW + timedelta(days=1), "users-secret")], [])
+    async with store.transaction() as tx:
+        found = await tx.mailbox_subscriptions.find("k-ben")
+        assert found is not None
+        assert (found.tenant, found.kind) == ("fabrikam", "contacts")
+        assert found.record == MailboxSubscriptionRecord(
+            "ben", "k-ben", "users/ben/events", NOW + timedelta(hours=24),
+            f"{CLIENT_STATE}-k-ben")
+        assert CLIENT_STATE not in repr(found)
+        users = await tx.mailbox_subscriptions.find("u-contoso")
+        assert users is not None and (users.tenant, users.kind) == ("contoso", "users")
+        assert users.record.client_state == "users-secret"
+        assert await tx.mailbox_subscriptions.find("nobody-knows") is None
+    assert [r.graph_id for r in await records(store, "contoso", "users").load()] == ["u-contoso"]
+
+
+async def test_found_by_id_is_one_indexed_query_among_many(
+    store: Store, engine: AsyncEngine
+) -> None:
+    await tenant(store)
+    await records(store).save([record(f"user-{n:04d}", f"sub-{n:04d}") for n in range(1_000)],
+                              [])
+    async with store.transaction() as tx:
+        found = await tx.mailbox_subscriptions.find("sub-0777")
+    assert found is not None and found.record.user_id == "user-0777"
+    # The id is unique, so the database answers from its index, not a scan of every row.
+    async with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            await connection.execute(text("SET enable_seqscan = off"))
+            plan = (await connection.execute(text(
+                "EXPLAIN SELECT * FROM mailbox_subscriptions "
+                "WHERE graph_subscription_id = 'sub-0777'"))).scalars().all()
+            assert any("Index" in line for line in plan), plan
+        else:
+            plan = (await connection.execute(text(
+                "EXPLAIN QUERY PLAN SELECT * FROM mailbox_subscriptions "
+                "WHERE graph_subscription_id = 'sub-0777'"))).all()
+            assert any("INDEX" in str(row[-1]) for row in plan), plan
+
+
+async def test_a_client_state_that_cannot_be_decrypted_is_not_found(
+    store: Store, engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    await tenant(store)
+    await records(store).save([record("anna", "c-anna")], [])
+    async with engine.begin() as connection:
+        await connection.execute(text(
+            "UPDATE mailbox_subscriptions SET client_state_encrypted = 'garbage'"))
+    with caplog.at_level(logging.WARNING):
+        async with store.transaction() as tx:
+            assert await tx.mailbox_subscriptions.find("c-anna") is None
+    assert "its notifications are ignored" in caplog.text

@@ -2,9 +2,10 @@
 hands those of a tenant another node runs to that node through PostgreSQL.
 
 The receiving node knows every presence subscription from the store (their client states
-are there, encrypted), so it checks client state and validation tokens itself, writes the
-notifications into `webhook_handoffs` and `pg_notify`s the tenant's name, then answers
-Graph's 202: the row is committed before the answer, or Graph gets a 503 and retries.
+are there, encrypted) and looks the event, contact and users ones up by id
+(service/subscription_lookup.py), so it checks client state and validation tokens itself,
+writes the notifications into `webhook_handoffs` and `pg_notify`s the tenant's name, then
+answers Graph's 202: the row is committed before the answer, or Graph gets a 503 and retries.
 The holder LISTENs; each wake-up, a round every few seconds (a lost NOTIFY, a dropped
 listening connection) and each takeover drain its tenants' rows into its receiver, fenced
 by its lease. Rows nobody takes within `lifetime` expire: the holder that finds them drops
@@ -29,6 +30,7 @@ from sqlalchemy import select
 from m365pbx.clock import Clock
 from m365pbx.core.status import PartState, PartStatus
 from m365pbx.service.leases import Ownership
+from m365pbx.service.subscription_lookup import SubscriptionLookup
 from m365pbx.store import HANDOFF_CHANNEL, FencedOut, HandedOff, Repositories, Store
 from m365pbx.store.tables import Subscription, Tenant
 from m365pbx.sync.teams_to_pbx.receiver import KnownSubscription
@@ -80,14 +82,25 @@ class WebhookHandoff:
         self._loaded_at = float("-inf")
         self._loading: asyncio.Future[None] | None = None
         self._wake = asyncio.Event()
+        self.lookup = SubscriptionLookup(store)
 
     # --- the receiving node -------------------------------------------------------------------
     async def known(self, subscription_id: str) -> KnownSubscription | None:
-        """A stored presence subscription of ours, whichever node's tenant holds it."""
-        if subscription_id not in self._stored:
-            async with asyncio.timeout(1.5):  # Graph wants its answer within 3 s
-                await self._refresh()
+        """A stored subscription of ours (presence, users, events, contacts), whichever
+        node's tenant holds it."""
         found = self._stored.get(subscription_id)
+        kind = "presence"
+        if found is None:
+            async with asyncio.timeout(1.5):  # Graph wants its answer within 3 s
+                # Mailbox and users subscriptions by id (one indexed query), then the
+                # presence ones (all reloaded: a few per service account).
+                mailbox = await self.lookup.find(subscription_id)
+                if mailbox is None:
+                    await self._refresh()
+            if mailbox is not None:
+                found, kind = (mailbox.tenant, mailbox.client_state), mailbox.kind
+            else:
+                found = self._stored.get(subscription_id)
         if found is None:
             return None
         tenant = self._tenant(found[0])
@@ -99,7 +112,17 @@ class WebhookHandoff:
             # unknown subscription (the holder's poll reconciles).
             self.counters["unresolved_tenant"] += 1
             return None
-        return KnownSubscription(subscription_id, found[1], tenant_id, app_id)
+        return KnownSubscription(subscription_id, found[1], tenant_id, app_id, kind)
+
+    def _tenant_of(self, subscription_id: str) -> str:
+        """The tenant (its name) of a subscription `known` found a moment ago."""
+        stored = self._stored.get(subscription_id)
+        if stored is not None:
+            return stored[0]
+        mailbox = self.lookup.remembered(subscription_id)
+        if mailbox is None:
+            raise LookupError(f"subscription {subscription_id} is no longer known here")
+        return mailbox.tenant
 
     async def _refresh(self) -> None:
         """Reload the stored subscriptions once for every miss waiting now: at most once per
@@ -132,8 +155,10 @@ class WebhookHandoff:
     async def hand_off(self, entries: list[tuple[KnownSubscription, dict[str, Any]]]) -> None:
         """Write checked notifications for their tenants' holders (one row per tenant)."""
         by_tenant: dict[str, list[dict[str, Any]]] = {}
+        kinds: Counter[str] = Counter()
         for known, raw in entries:
-            by_tenant.setdefault(self._stored[known.id][0], []).append(raw)
+            by_tenant.setdefault(self._tenant_of(known.id), []).append(raw)
+            kinds[known.kind] += 1
 
         async def work(tx: Repositories) -> None:
             for tenant, values in by_tenant.items():
@@ -145,6 +170,9 @@ class WebhookHandoff:
         async with asyncio.timeout(1.5):
             await self.store.write(work, what="notifications for another node")
         self.counters["handed_off"] += len(entries)
+        for kind, count in kinds.items():
+            if kind != "presence":
+                self.counters[f"handed_off_{kind}"] += count
 
     # --- the holder ---------------------------------------------------------------------------
     def wake(self) -> None:
@@ -250,9 +278,14 @@ class WebhookHandoff:
         self.error = error
 
     def statuses(self) -> list[PartStatus]:
-        """The part `webhook/handoff`: handed off, taken, expired, waiting (the backlog)."""
+        """The part `webhook/handoff`: handed off (in all, and of users, event and contact
+        subscriptions), taken, expired, waiting (the backlog), mailbox and users
+        subscriptions looked up by id."""
         counters = {"handed_off": self.counters["handed_off"], "taken": self.counters["taken"],
                     "expired": self.counters["expired"],
+                    **{f"handed_off_{kind}": self.counters[f"handed_off_{kind}"]
+                       for kind in ("users", "calendar", "contacts")},
+                    "looked_up": self.lookup.counters["queries"],
                     "backlog": sum(self.backlog.values()), "listening": int(self.listening)}
         error = self.error or self.listen_error
         state = PartState.DEGRADED if error is not None else PartState.OK

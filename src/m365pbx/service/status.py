@@ -93,10 +93,12 @@ def _directory_statuses(name: str, runtime: TenantRuntime) -> Iterator[PartStatu
                       applied=changes.applied)
     users = parts.users_subscription
     if users is not None:
-        state = (PartState.DEGRADED if users.last_error is not None
+        error = users.last_error or users.save_error
+        state = (PartState.DEGRADED if error is not None
                  else PartState.STARTING if users.current is None else PartState.OK)
         yield _status(f"tenant/{name}/users_subscription", "subscription", state, users.since,
-                      users.last_error, FIX_SUBSCRIPTION, notifications=users.notifications)
+                      error, FIX_SUBSCRIPTION, notifications=users.notifications,
+                      resumed=users.resumed)
 
 
 def _account_fix(upn: str, method: SignInMethod | None) -> str:

@@ -307,7 +307,9 @@ class TenantRuntime:
                 app_client, clock, notification_url=webhook,
                 lifecycle_url=webhook.rstrip("/") + "/lifecycle",
                 tenant_id=str(tenant.tenant_id), app_id=str(reader.client_id),
-                on_change=changes.wake)
+                on_change=changes.wake,
+                records=StoreMailboxRecords(store, tenant.name, "users", clock,
+                                            self.ownership))
         self.parts.calendar = self._calendar(tenant_connections, reader, writer, graph_url)
         calendar = self.parts.calendar
         if calendar is not None and calendar.client is not None:

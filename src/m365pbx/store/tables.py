@@ -483,7 +483,8 @@ class CalendarBlockRow(Base):
 class MailboxSubscriptionRow(Base):
     """A change-notification subscription on one person's Outlook resource (their events
     or contacts), so a restart takes it over instead of deleting and making it again. One
-    per tenant, kind and person; the client state is encrypted like the presence ones'."""
+    per tenant, kind and person; the client state is encrypted like the presence ones'.
+    The tenant's subscription on `users` (directory changes) is kept here too."""
 
     __tablename__ = "mailbox_subscriptions"
     __table_args__ = table_args(UniqueConstraint("tenant_id", "kind", "user_id"))
@@ -491,8 +492,9 @@ class MailboxSubscriptionRow(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(16))  # calendar, contacts
-    user_id: Mapped[str] = mapped_column(String(64))  # the Teams user id, lower case
+    kind: Mapped[str] = mapped_column(String(16))  # calendar, contacts, users
+    # The Teams user id, lower case; "" for the tenant's one subscription on `users`.
+    user_id: Mapped[str] = mapped_column(String(64))
     graph_subscription_id: Mapped[str] = mapped_column(String(128), unique=True)
     resource: Mapped[str] = mapped_column(Text)
     expires_at: Mapped[datetime] = mapped_column()

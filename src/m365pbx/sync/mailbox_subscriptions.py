@@ -187,6 +187,11 @@ class MailboxSubscriptions:
             except Exception as exc:  # the next start deletes what was not saved
                 log.warning("%s change notifications: cannot save the subscriptions at stop: "
                             "%s", self.kind, _reason(exc))
+            # Kept for the next start or node: not ours to answer any more (on several
+            # nodes, the one running the tenant now gets their notifications handed over).
+            self._held.clear()
+            self._by_id.clear()
+            self._unsaved.clear()
             return
         ids = [h.subscription.id for h in self._held.values() if h.subscription is not None]
         with contextlib.suppress(Exception):

@@ -7,10 +7,16 @@ permission `User.Read.All`, change types `updated,deleted`, at most 41,760 minut
 graph.md 4.3, 4.4), and the notification only wakes the next round: what changed is read
 from `/users/delta`, so a lost or late notification costs nothing but time.
 
-One task owns the subscription (design.md rule 3): it clears what an earlier run of this
-installation left (same resource and notification URL: the client state was not kept),
-creates one, renews it well before it lapses, recreates it when Graph lost it, and answers
-lifecycle events. Its failures are shown, never fatal: the rounds go on without it.
+One task owns the subscription (design.md rule 3): it creates one, renews it well before
+it lapses, recreates it when Graph lost it, and answers lifecycle events. Its failures are
+shown, never fatal: the rounds go on without it.
+
+With `records` (the store) the subscription is kept with its client state, like the
+presence and mailbox ones: a restart, or another node taking the tenant over, resumes the
+kept one when Graph still lists it with our URL (renewed when due) instead of making a new
+one, and any node can check its notifications (docs/cluster.md). At stop it stays. What
+else Graph lists on `users` with our URL (left by a crash before it was kept, or without
+a store) is deleted at start.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from m365pbx.graph.subscriptions import (
     renew_subscription,
 )
 from m365pbx.pbx.sip.retry import Backoff
+from m365pbx.sync.mailbox_records import MailboxRecord, MailboxRecords
 from m365pbx.sync.teams_to_pbx.receiver import KnownSubscription
 
 log = logging.getLogger(__name__)
@@ -48,6 +55,8 @@ KIND = "users"
 LIFETIME = timedelta(days=1)
 RENEW_MARGIN = timedelta(hours=6)
 FAILURE_BACKOFF = Backoff(initial=30.0, maximum=900.0)
+# The one record of a tenant's users subscription (a mailbox record's "person").
+RECORD_KEY = ""
 
 
 class UsersSubscription:
@@ -56,7 +65,8 @@ class UsersSubscription:
     def __init__(self, client: GraphClient, clock: Clock, *, notification_url: str,
                  lifecycle_url: str | None, tenant_id: str, app_id: str,
                  on_change: Callable[[], None], lifetime: timedelta = LIFETIME,
-                 renew_margin: timedelta = RENEW_MARGIN) -> None:
+                 renew_margin: timedelta = RENEW_MARGIN,
+                 records: MailboxRecords | None = None) -> None:
         self.client = client
         self.clock = clock
         self.notification_url = notification_url
@@ -74,6 +84,10 @@ class UsersSubscription:
         self._wake = asyncio.Event()
         self._events: list[str] = []
         self._failures = 0
+        self._check = False  # taken over without Graph's word that it still has it
+        self.records = records
+        self.resumed = 0  # kept subscriptions taken over at start
+        self.save_error: str | None = None
 
     # --- messages from the receiver -----------------------------------------------------------
     def known(self, subscription_id: str) -> KnownSubscription | None:
@@ -96,16 +110,18 @@ class UsersSubscription:
 
     # --- the owner's loop -----------------------------------------------------------------------
     async def run(self) -> None:
-        """Keep the subscription alive until cancelled; delete it on the way out."""
+        """Keep the subscription alive until cancelled; on the way out keep it for the next
+        start (or node), or without a store delete it."""
         try:
-            await self._clear_leftovers()
+            await self._resume()
             while True:
                 wait = await self._step()
                 await self._sleep(wait)
         finally:
-            if self.current is not None:
+            current, self.current = self.current, None  # not ours to answer any more
+            if current is not None and self.records is None:
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(delete_subscription(self.client, self.current.id),
+                    await asyncio.wait_for(delete_subscription(self.client, current.id),
                                            timeout=5)
 
     async def _step(self) -> float:
@@ -122,7 +138,7 @@ class UsersSubscription:
                 await reauthorize_subscription(self.client, self.current.id)
             if self.current is None:
                 await self._create(now)
-            elif self.current.expires - now <= self.renew_margin:
+            elif self._check or self.current.expires - now <= self.renew_margin:
                 await self._renew(now)
         except M365Error as exc:
             self._failures += 1
@@ -149,29 +165,96 @@ class UsersSubscription:
         self.current = created
         log.info("users change notifications: subscription %s until %s", created.id,
                  created.expires.isoformat())
+        await self._save()
 
     async def _renew(self, now: datetime) -> None:
         assert self.current is not None
         try:
-            self.current = await renew_subscription(
+            renewed = await renew_subscription(
                 self.client, self.current.id,
                 expiry_for(now, self.lifetime, self.client.clock_skew))
         except NotFound:  # Graph lost it (or it lapsed): a new one
             self.current = None
+            self._check = False
             await self._create(now)
+            return
+        self._check = False
+        if renewed.notification_url and renewed.notification_url != self.notification_url:
+            # A kept one delivering to an earlier public URL: replaced.
+            with contextlib.suppress(M365Error):
+                await delete_subscription(self.client, renewed.id)
+            self.current = None
+            await self._create(now)
+            return
+        self.current = renewed
+        await self._save()
 
-    async def _clear_leftovers(self) -> None:
+    async def _resume(self) -> None:
+        """Take over the kept subscription if Graph still has it; delete our leftovers."""
+        now = self.clock.now()
+        kept = await self._load()
         try:
             found = await list_subscriptions(self.client)
-            for subscription in found:
-                if (subscription.resource.strip("/").casefold() == RESOURCE
-                        and subscription.notification_url == self.notification_url):
-                    await delete_subscription(self.client, subscription.id)
-                    log.info("users change notifications: removed subscription %s left by an "
-                             "earlier run", subscription.id)
-        except M365Error as exc:  # it lapses by itself within LIFETIME
-            log.warning("users change notifications: cannot clear earlier subscriptions: %s",
+        except M365Error as exc:  # our leftovers lapse by themselves within LIFETIME
+            log.warning("users change notifications: cannot list earlier subscriptions: %s",
                         exc.describe())
+            if kept is not None and kept.expires > now:
+                # Known at once; renewed at the first step, which tells whether Graph has it.
+                self._take(Subscription(kept.graph_id, kept.resource, kept.expires,
+                                        notification_url=self.notification_url), kept)
+                self._check = True
+            return
+        for subscription in found:
+            if (subscription.resource.strip("/").casefold() != RESOURCE
+                    or subscription.notification_url != self.notification_url):
+                continue
+            if kept is not None and subscription.id == kept.graph_id and (
+                    subscription.expires > now and self.current is None):
+                self._take(subscription, kept)
+                continue
+            with contextlib.suppress(M365Error):  # it lapses by itself within LIFETIME
+                await delete_subscription(self.client, subscription.id)
+                log.info("users change notifications: removed subscription %s left by an "
+                         "earlier run", subscription.id)
+        if kept is not None and self.current is None:
+            log.info("users change notifications: the kept subscription %s is gone from "
+                     "Graph; a new one is made", kept.graph_id)
+
+    def _take(self, subscription: Subscription, kept: MailboxRecord) -> None:
+        self.current = subscription
+        self._client_state = kept.client_state
+        self.resumed += 1
+        log.info("users change notifications: subscription %s taken over, until %s",
+                 subscription.id, subscription.expires.isoformat())
+
+    async def _load(self) -> MailboxRecord | None:
+        if self.records is None:
+            return None
+        try:
+            found = await self.records.load()
+        except Exception as exc:  # made anew, as without a store
+            self.save_error = f"cannot read the kept subscription: {_reason(exc)}"
+            log.warning("users change notifications: %s; a new one is made", self.save_error)
+            return None
+        return next((r for r in found if r.user_id == RECORD_KEY), None)
+
+    async def _save(self) -> None:
+        """Keep the current subscription in the store (a failure is shown, never fatal:
+        the next start, or node, makes a new one then)."""
+        current = self.current
+        if self.records is None or current is None:
+            return
+        try:
+            await self.records.save([MailboxRecord(RECORD_KEY, current.id, RESOURCE,
+                                                   current.expires, self._client_state)], [])
+        except Exception as exc:
+            self.save_error = f"cannot keep the subscription in the store: {_reason(exc)}"
+            log.warning("users change notifications: %s (other nodes ignore its notifications "
+                        "until it is kept)", self.save_error)
+            return
+        if self.save_error is not None:
+            log.info("users change notifications: kept in the store again")
+        self.save_error = None
 
     async def _sleep(self, seconds: float) -> None:
         sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
@@ -188,5 +271,13 @@ class UsersSubscription:
         current = self.current
         return {"subscription": None if current is None else current.id,
                 "expires": None if current is None else current.expires.isoformat(),
-                "notifications": self.notifications, "error": self.last_error,
+                "notifications": self.notifications, "resumed": self.resumed,
+                "error": self.last_error or self.save_error,
                 "since": None if self.since is None else self.since.isoformat()}
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of a failure, the driver's own words where SQLAlchemy wrapped them."""
+    cause = getattr(exc, "orig", None) or exc
+    text = (str(cause).splitlines() or [""])[0][:200]
+    return f"{type(cause).__name__}: {text}" if text else type(cause).__name__

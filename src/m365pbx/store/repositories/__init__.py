@@ -31,6 +31,7 @@ from m365pbx.store.repositories.handoffs import CHANNEL as HANDOFF_CHANNEL
 from m365pbx.store.repositories.handoffs import HandedOff, HandoffRepository
 from m365pbx.store.repositories.leases import FencedOut, LeaseRepository
 from m365pbx.store.repositories.mailbox_subscriptions import (
+    FoundMailboxSubscription,
     MailboxSubscriptionRecord,
     MailboxSubscriptionRepository,
 )
@@ -75,6 +76,7 @@ __all__ = [
     "DeclarableRepository",
     "Declarations",
     "FencedOut",
+    "FoundMailboxSubscription",
     "HandedOff",
     "HandoffRepository",
     "LastPresenceRepository",

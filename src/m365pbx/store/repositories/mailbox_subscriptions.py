@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from m365pbx.store.errors import SecretKeyError
 from m365pbx.store.repositories._common import dialect_insert
 from m365pbx.store.secrets import SecretBox
-from m365pbx.store.tables import MailboxSubscriptionRow
+from m365pbx.store.tables import MailboxSubscriptionRow, Tenant
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,15 @@ class MailboxSubscriptionRecord:
     resource: str
     expires_at: datetime
     client_state: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class FoundMailboxSubscription:
+    """One stored subscription found by its id: whose (the tenant's name) and what kind."""
+
+    tenant: str
+    kind: str
+    record: MailboxSubscriptionRecord
 
 
 class MailboxSubscriptionRepository:
@@ -73,6 +82,26 @@ class MailboxSubscriptionRepository:
             found.append(MailboxSubscriptionRecord(row.user_id, row.graph_subscription_id,
                                                    row.resource, row.expires_at, client_state))
         return found
+
+    async def find(self, graph_subscription_id: str) -> FoundMailboxSubscription | None:
+        """The stored subscription with this Graph id, of any tenant and kind (one indexed
+        query: the id is unique); None when unknown or its client state cannot be read."""
+        found = (await self.session.execute(
+            select(MailboxSubscriptionRow, Tenant.name)
+            .join(Tenant, MailboxSubscriptionRow.tenant_id == Tenant.id)
+            .where(MailboxSubscriptionRow.graph_subscription_id == graph_subscription_id)
+        )).first()
+        if found is None:
+            return None
+        row, tenant = found
+        what = f"client state of subscription {row.graph_subscription_id!r}"
+        try:
+            client_state = self.box.decrypt(row.client_state_encrypted, what=what)
+        except SecretKeyError as exc:
+            log.warning("%s; its notifications are ignored", exc)
+            return None
+        return FoundMailboxSubscription(tenant, row.kind, MailboxSubscriptionRecord(
+            row.user_id, row.graph_subscription_id, row.resource, row.expires_at, client_state))
 
     async def delete(self, tenant_id: int, kind: str, user_ids: Collection[str]) -> int:
         """Forget these people's subscriptions; return how many rows went."""

@@ -250,12 +250,19 @@ class NotificationReceiver:
             log.error("notifications handed over by another node are malformed: %s", exc)
             return 0
         checked: list[Entry] = []
+        unknown = 0
         for item in batch.notifications:
             known = self.subscriptions(item.subscription_id) or fallback(item.subscription_id)
             if known is None:
                 self.counters["unknown_subscription"] += 1
+                unknown += 1
                 continue
             checked.append((known, item))
+        if unknown:
+            self.refusals.refuse("unknown_subscription", 202,
+                                 f"{unknown} notification(s) handed over by another node for "
+                                 "subscriptions this node does not hold (ignored)",
+                                 level=logging.INFO)
         self._enqueue(checked)
         self.counters["taken_over"] += len(checked)
         return len(checked)

@@ -24,7 +24,6 @@ from typing import Any
 
 import nats
 from nats.aio.client import Client as NatsClient
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StreamConfig
 from nats.js.errors import NotFoundError
@@ -66,6 +65,7 @@ class NatsHandoff(WebhookHandoff):
         self.publish_error: str | None = None
         self._pulling: dict[str, asyncio.Task[None]] = {}
         self._last_client_error = ""
+        self._closing = False
 
     def stream(self, tenant: str) -> str:
         """The tenant's stream (and durable consumer) name."""
@@ -115,6 +115,7 @@ class NatsHandoff(WebhookHandoff):
             for task in self._pulling.values():
                 task.cancel()
             await asyncio.gather(*self._pulling.values(), return_exceptions=True)
+            self._closing = True
             if self.client is not None:
                 with contextlib.suppress(Exception):
                     await self.client.close()
@@ -125,6 +126,8 @@ class NatsHandoff(WebhookHandoff):
 
         async def disconnected() -> None:
             self.listening = False
+            if self._closing:
+                return
             self._failed(f"disconnected from the NATS server {self._shown_url()}; reconnecting")
 
         async def reconnected() -> None:
@@ -155,6 +158,7 @@ class NatsHandoff(WebhookHandoff):
                          f"{self._words(exc)}")
             return
         self.backlog, self.listening = backlog, True
+        self.publish_error = None  # connected, streams in place: the next publish may work
         if self.error is not None:
             log.info("handing notifications through NATS JetStream again")
             self.error, self.since = None, self.clock.now()
@@ -201,7 +205,7 @@ class NatsHandoff(WebhookHandoff):
             while tenant.may_act():
                 try:
                     messages = await subscription.fetch(TAKE, timeout=PULL_WAIT)
-                except NatsTimeout:
+                except TimeoutError:  # nats-py's own is one too
                     messages = []
                 if not messages:
                     # Nothing more: sequences never seen and gone from the stream expired.
@@ -245,6 +249,12 @@ class NatsHandoff(WebhookHandoff):
                     "this node took them: reading all its people back from Graph",
                     count, tenant.name)
         tenant.read_everyone()
+
+    def _failed(self, error: str) -> None:
+        if error != self.error:
+            log.error("%s", error)
+            self.since = self.clock.now()
+        self.error = error
 
     def _shown_url(self) -> str:
         return mask_url_password(self.url)

@@ -164,8 +164,9 @@ class NatsHandoff(WebhookHandoff):
             self.error, self.since = None, self.clock.now()
         wanted = {t.name: t for t in self.tenants() if self._may_pull(t)}
         for name, task in list(self._pulling.items()):
-            if task.done() or name not in wanted:
-                task.cancel()
+            # A pull no longer wanted ends by itself after its fetch (_pull), giving back
+            # what it fetched: cancelled, its pending fetch would take messages nobody acks.
+            if task.done():
                 del self._pulling[name]
         for name, tenant in wanted.items():
             if name not in self._pulling:
@@ -190,11 +191,10 @@ class NatsHandoff(WebhookHandoff):
             filter_subject=self.subject(tenant)))
         return info.state.messages
 
-    @staticmethod
-    def _may_pull(tenant: HandoffTenant) -> bool:
+    def _may_pull(self, tenant: HandoffTenant) -> bool:
         ownership = tenant.ownership
         return (ownership is not None and ownership.lease is not None and tenant.ready()
-                and tenant.may_act())
+                and tenant.may_act() and any(t is tenant for t in self.tenants()))
 
     async def _pull(self, js: JetStreamContext, tenant: HandoffTenant) -> None:
         """Pull the tenant's messages while this node may act on it: apply, then ack."""
@@ -202,7 +202,7 @@ class NatsHandoff(WebhookHandoff):
         try:
             subscription = await js.pull_subscribe_bind(stream, stream)
             expected = (await js.consumer_info(stream, stream)).ack_floor.stream_seq + 1
-            while tenant.may_act():
+            while self._may_pull(tenant):
                 try:
                     messages = await subscription.fetch(TAKE, timeout=PULL_WAIT)
                 except TimeoutError:  # nats-py's own is one too
@@ -215,9 +215,14 @@ class NatsHandoff(WebhookHandoff):
                         expected = first
                     continue
                 await self._load()  # the receiving node may know newer subscriptions
-                for message in messages:
-                    if not tenant.may_act():
-                        return  # not acked: the next holder pulls it after ACK_WAIT
+                for position, message in enumerate(messages):
+                    if not self._may_pull(tenant):
+                        # Given back at once, for the next holder (a node paused past its
+                        # lease may not even do that: then they come back after ACK_WAIT).
+                        for left in messages[position:]:
+                            with contextlib.suppress(Exception):
+                                await left.nak()
+                        return
                     sequence = message.metadata.sequence.stream
                     if sequence > expected:
                         first = (await js.stream_info(stream)).state.first_seq

@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import nats
 import pytest
 
 from m365pbx.app import Service
@@ -42,62 +39,13 @@ from tests.e2e.harness import (
 )
 from tests.e2e.test_cluster_webhooks import current, cut_off, state, stored, subscribed
 from tests.e2e.test_teams_to_pbx import PEOPLE, allow_loopback_webhooks, shown
+from tests.nats_server import NATS_URL, nats_available, nats_prefix  # noqa: F401 (fixtures)
 from tests.sim.conftest import TENANT_ID
 from tests.store.conftest import new_pg_database, postgres_available  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.postgres
 
 WALL = 60.0
-NATS_URL = "nats://127.0.0.1:4222"
-
-
-def _nats_problem() -> str | None:
-    async def probe() -> None:
-        client = await nats.connect(NATS_URL, connect_timeout=2, max_reconnect_attempts=0,
-                                    error_cb=_quiet)
-        try:
-            await client.jetstream().account_info()
-        finally:
-            await client.close()
-
-    try:
-        asyncio.run(asyncio.wait_for(probe(), 10))
-    except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return None
-
-
-async def _quiet(exc: Exception) -> None:
-    """nats-py prints connection errors unless given a callback."""
-
-
-@pytest.fixture(scope="session")
-def nats_available() -> None:
-    """Skip (or under CI, fail) when no NATS server with JetStream answers on 4222."""
-    problem = _nats_problem()
-    if problem is None:
-        return
-    message = f"NATS with JetStream on {NATS_URL} is not reachable ({problem})"
-    if "CI" in os.environ:
-        pytest.fail(f"{message}; CI must prove the NATS transport works", pytrace=False)
-    pytest.skip(f"{message}: skipping the NATS transport tests")
-
-
-@pytest.fixture
-def prefix(nats_available: None) -> Iterator[str]:
-    """This test's own stream names on the shared server, deleted afterwards."""
-    name = f"t{secrets.token_hex(4)}"
-    yield name
-
-    async def delete() -> None:
-        client = await nats.connect(NATS_URL, error_cb=_quiet)
-        try:
-            with contextlib.suppress(Exception):
-                await client.jetstream().delete_stream(f"{name}_handoff_contoso")
-        finally:
-            await client.close()
-
-    asyncio.run(delete())
 
 
 @pytest.fixture
@@ -168,9 +116,9 @@ async def two_nodes(server: RunningServer, sim: Simulator, clock: VirtualClock, 
 
 async def test_notifications_through_jetstream_reach_the_holder_and_its_successor(
     sim_server: RunningServer, sim: Simulator, clock: VirtualClock, tmp_path: Path,
-    cluster_url: str, prefix: str,
+    cluster_url: str, nats_prefix: str,  # noqa: F811 - the imported fixture
 ) -> None:
-    async with two_nodes(sim_server, sim, clock, tmp_path, cluster_url, prefix) as (
+    async with two_nodes(sim_server, sim, clock, tmp_path, cluster_url, nats_prefix) as (
             a, b, b_port, b_settings):
         polls = a.tenants["contoso"].parts.poller.rounds
         # Graph posts to node-b: checked there, published to JetStream, pulled by node-a.
@@ -238,10 +186,11 @@ async def test_notifications_through_jetstream_reach_the_holder_and_its_successo
 
 async def test_expired_messages_are_never_applied_and_the_holder_reads_everyone(
     sim_server: RunningServer, sim: Simulator, clock: VirtualClock, tmp_path: Path,
-    cluster_url: str, prefix: str, caplog: pytest.LogCaptureFixture,
+    cluster_url: str, nats_prefix: str,  # noqa: F811 - the imported fixture
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # The stream's max age is the handoff lifetime: 2 s here, on the NATS server's clock.
-    async with two_nodes(sim_server, sim, clock, tmp_path, cluster_url, prefix,
+    async with two_nodes(sim_server, sim, clock, tmp_path, cluster_url, nats_prefix,
                          lifetime="2s") as (a, b, _, _):
         a.cluster._handoff_tenants.clear()
         transport(a).wake()

@@ -101,6 +101,7 @@ class NatsHandoff(WebhookHandoff):
     # --- every node ---------------------------------------------------------------------------
     async def run(self) -> None:
         """Stay connected, keep the streams, and pull what this node's tenants are handed."""
+        self._closing = False  # run again after a failure (supervised)
         try:
             while True:
                 if self.client is None or self.client.is_closed:
@@ -112,10 +113,16 @@ class NatsHandoff(WebhookHandoff):
                         await self._wake.wait()
                 self._wake.clear()
         finally:
-            for task in self._pulling.values():
-                task.cancel()
-            await asyncio.gather(*self._pulling.values(), return_exceptions=True)
+            # A clean stop lets the pulls end after their fetch (giving back what they will
+            # not apply) rather than leave messages to a dead fetch until ACK_WAIT.
             self._closing = True
+            pulls = list(self._pulling.values())
+            if pulls:
+                with contextlib.suppress(BaseException):
+                    await asyncio.wait(pulls, timeout=PULL_WAIT + PUBLISH_WAIT)
+            for task in pulls:
+                task.cancel()
+            await asyncio.gather(*pulls, return_exceptions=True)
             if self.client is not None:
                 with contextlib.suppress(Exception):
                     await self.client.close()
@@ -193,8 +200,9 @@ class NatsHandoff(WebhookHandoff):
 
     def _may_pull(self, tenant: HandoffTenant) -> bool:
         ownership = tenant.ownership
-        return (ownership is not None and ownership.lease is not None and tenant.ready()
-                and tenant.may_act() and any(t is tenant for t in self.tenants()))
+        return (not self._closing and ownership is not None and ownership.lease is not None
+                and tenant.ready() and tenant.may_act()
+                and any(t is tenant for t in self.tenants()))
 
     async def _pull(self, js: JetStreamContext, tenant: HandoffTenant) -> None:
         """Pull the tenant's messages while this node may act on it: apply, then ack."""

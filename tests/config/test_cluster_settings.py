@@ -90,3 +90,40 @@ def test_a_sip_connection_on_sqlite_is_still_refused_for_several_nodes(problems:
                                                                        ) -> None:
     error = problems(valid() | {"cluster": {"enabled": True}})
     assert [p.path for p in error.problems] == ["cluster.enabled"]
+
+
+def test_the_nats_transport_for_several_nodes(load: Load, tmp_path: Any) -> None:
+    settings = load(api_only() | {"database": {"url": PG}, "cluster": {"enabled": True}})
+    assert settings.cluster.transport == "database"
+    assert settings.cluster.nats_url == "nats://127.0.0.1:4222"
+    password = tmp_path / "nats-url"
+    password.write_text("nats://gw:s3cret-Passw0rd!@nats.example.com:4222\n")
+    settings = load(api_only() | {"database": {"url": PG},
+                                  "cluster": {"enabled": True, "transport": "nats",
+                                              "nats_url": {"file": str(password)},
+                                              "nats_prefix": "pbx-prod"}})
+    assert settings.cluster.transport == "nats" and settings.cluster.nats_prefix == "pbx-prod"
+    assert settings.cluster.nats_url == "nats://gw:s3cret-Passw0rd!@nats.example.com:4222"
+    shown = str(settings.redacted())
+    assert "s3cret" not in shown and "nats://gw:********@nats.example.com:4222" in shown
+
+
+def test_the_nats_transport_is_refused_on_a_single_node(problems: Problems) -> None:
+    text = """
+        cluster:
+          transport: nats
+    """
+    [problem] = problems(text).problems
+    assert problem.path == "cluster.transport" and problem.line == 2
+    assert "set cluster.enabled: true" in problem.message
+
+
+def test_a_nats_url_must_be_one(problems: Problems) -> None:
+    error = problems(api_only() | {"database": {"url": PG},
+                                   "cluster": {"enabled": True, "transport": "nats",
+                                               "nats_url": "http://nats.example.com"}})
+    messages = {p.path: p.message for p in error.problems}
+    assert "nats://host:4222" in messages["cluster.nats_url"]
+    error = problems(api_only() | {"database": {"url": PG},
+                                   "cluster": {"enabled": True, "transport": "kafka"}})
+    assert [p.path for p in error.problems] == ["cluster.transport"]

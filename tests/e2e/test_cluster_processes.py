@@ -50,7 +50,8 @@ class Node:
 
     def __init__(self, name: str, tmp: Path, server: RunningServer, url: str,
                  run: int = 1, *, port: int | None = None,
-                 webhooks_to: int | None = None) -> None:
+                 webhooks_to: int | None = None,
+                 cluster: dict[str, Any] | None = None) -> None:
         self.name = name
         self.port = port or free_port()
         self.dir = tmp / f"{name}-{run}"
@@ -67,7 +68,8 @@ class Node:
         self.config.write_text(yaml.safe_dump({
             **webhooks,
             "database": {"url": url},
-            "cluster": {"enabled": True, "node_id": name, "lease_lifetime": "3s"},
+            "cluster": {"enabled": True, "node_id": name, "lease_lifetime": "3s",
+                        **(cluster or {})},
             "secrets": {"key_file": str(tmp / "secret.key")},
             "listen": {"host": "127.0.0.1", "port": self.port},
             "microsoft": {"login_url": server.url, "graph_url": server.url,

@@ -8,7 +8,7 @@ import socket
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -25,7 +25,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from m365pbx.config.connections import PbxConnection
 from m365pbx.config.durations import Duration
-from m365pbx.config.fields import MODEL_CONFIG
+from m365pbx.config.fields import MODEL_CONFIG, Slug
 from m365pbx.config.references import REFERENCE_ERROR_TYPE, reference_problems
 from m365pbx.config.secrets import resolve_reference
 from m365pbx.config.tenants import Tenant
@@ -89,6 +89,18 @@ class ClusterConfig(BaseModel):
         description="how long webhook notifications and presence API events handed to the "
                     "node running their tenant wait for it; then notifications are replaced "
                     "by reading the people back, events dropped")
+    transport: Literal["database", "nats"] = Field(
+        default="database",
+        description="how webhook notifications reach the node running their tenant: "
+                    "'database' (a table and NOTIFY) or 'nats' (NATS JetStream)")
+    nats_url: Annotated[str, BeforeValidator(resolve_reference)] = Field(
+        default="nats://127.0.0.1:4222",
+        description="the NATS server with JetStream for cluster.transport 'nats'; a "
+                    "secret reference when the URL carries credentials")
+    nats_prefix: Slug = Field(
+        default="m365pbx",
+        description="names of this installation's JetStream streams and subjects "
+                    "(`<prefix>.handoff.<tenant>`); distinct per installation on one server")
 
     @field_validator("node_id")
     @classmethod
@@ -97,6 +109,15 @@ class ClusterConfig(BaseModel):
             raise ValueError("a node id is up to 200 letters, digits and . _ : @ -, without "
                              "spaces, starting with a letter or digit (e.g. gw-2)")
         return value
+
+    @field_validator("nats_url")
+    @classmethod
+    def _nats_url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("nats", "tls") or not parts.hostname:
+            raise ValueError("a NATS server is written nats://host:4222 (tls://host:4222 "
+                             "for TLS; nats://user:password@host:4222 with credentials)")
+        return value.strip()
 
     @field_validator("lease_lifetime")
     @classmethod

@@ -41,7 +41,7 @@ def _plain(value: Any, key: str = "") -> Any:
         return format_duration(value)
     if isinstance(value, Enum):
         return value.value
-    if isinstance(value, str) and key == "url":
+    if isinstance(value, str) and (key == "url" or key.endswith("_url")):
         return mask_url_password(value)
     if value is None or isinstance(value, str | int | float | bool):
         return value

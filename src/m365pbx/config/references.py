@@ -58,7 +58,15 @@ def reference_problems(data: Mapping[str, Any]) -> list[ReferenceProblem]:
 def cluster_problems(data: Mapping[str, Any]) -> list[ReferenceProblem]:
     """Several nodes need PostgreSQL: SQLite is one file, one writer, on one machine."""
     cluster = data.get("cluster")
-    if not isinstance(cluster, Mapping) or cluster.get("enabled") is not True:
+    if not isinstance(cluster, Mapping):
+        return []
+    if cluster.get("enabled") is not True:
+        if cluster.get("transport", "database") != "database":
+            return [(("cluster", "transport"),
+                     f"transport {cluster.get('transport')!r} hands webhook notifications "
+                     "from one node to another, and this is a single node: set "
+                     "cluster.enabled: true (several nodes on PostgreSQL), or remove "
+                     "cluster.transport")]
         return []
     problems: list[ReferenceProblem] = []
     database = data.get("database")

@@ -1,6 +1,7 @@
 """What makes one process a node of several (docs/cluster.md): a lease keeper per tenant,
 the balancing of tenants among the live nodes, and the hand-over of webhook notifications
-and presence API input to the node running their tenant, all through the database."""
+and presence API input to the node running their tenant, through the database (webhook
+notifications optionally through NATS JetStream)."""
 
 from __future__ import annotations
 
@@ -61,8 +62,16 @@ class ClusterNode:
         if not self.enabled:
             return
         lifetime = cluster.handoff_lifetime.total_seconds()
-        self.handoff = WebhookHandoff(store, node, clock, lifetime=lifetime,
-                                      tenants=lambda: self._handoff_tenants)
+        if cluster.transport == "nats":
+            from m365pbx.service.handoff_nats import NatsHandoff  # only where asked for
+
+            self.handoff = NatsHandoff(
+                store, node, clock, lifetime=lifetime, tenants=lambda: self._handoff_tenants,
+                url=cluster.nats_url, prefix=cluster.nats_prefix,
+                names=[t.name for t in settings.tenants])
+        else:
+            self.handoff = WebhookHandoff(store, node, clock, lifetime=lifetime,
+                                          tenants=lambda: self._handoff_tenants)
         receiver.elsewhere = self.handoff
         status.add(self.handoff.statuses, name="handoff")
         self.api_everywhere = ApiEverywhere(
@@ -139,7 +148,8 @@ class ClusterNode:
             # Handed notifications wait until the holder knows the tenant's people.
             ready=lambda: self.runs_tenant(name) and bool(runtime.people()),
             names=lambda: (runtime.identity.tenant_id, runtime.app_id),
-            deliver=self.receiver.take_handed, read_everyone=read_everyone)
+            deliver=self.receiver.take_handed, read_everyone=read_everyone,
+            may_act=lambda: (keeper := self.keepers.get(name)) is not None and keeper.may_act())
 
     async def _take_over(self, runtime: TenantRuntime) -> None:
         """Run a tenant this node holds now, with the directories saved by the node that

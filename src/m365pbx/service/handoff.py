@@ -48,18 +48,21 @@ FIX = ("Check this node's connection to the PostgreSQL server; Graph retries wha
 
 class HandoffTenant:
     """What the handoff needs of one tenant: whether this node runs it (and is ready for
-    notifications), its lease, Graph's names for it, where notifications go, a full read."""
+    notifications), its lease, Graph's names for it, where notifications go, a full read,
+    and whether its keeper may act now."""
 
     def __init__(self, name: str, *, ownership: Ownership | None,
                  ready: Callable[[], bool], names: Callable[[], tuple[str | None, str]],
                  deliver: Callable[[str, Callable[[str], KnownSubscription | None]], int],
-                 read_everyone: Callable[[], None]) -> None:
+                 read_everyone: Callable[[], None],
+                 may_act: Callable[[], bool] = lambda: True) -> None:
         self.name = name
         self.ownership = ownership
         self.ready = ready
         self.names = names  # (Entra tenant id once known, app id)
         self.deliver = deliver
         self.read_everyone = read_everyone
+        self.may_act = may_act  # the keeper's: false at once after a pause (NATS transport)
 
 
 class WebhookHandoff:

@@ -207,16 +207,16 @@ async def test_a_stale_line_state_is_dropped_and_a_new_holder_keeps_the_director
 
             # node-a stops taking what is handed to it (a stuck node); a call reported to
             # node-b waits in the table past its lifetime.
-            assert a.api_everywhere is not None
-            held = list(a.api_everywhere.tenants)
-            a.api_everywhere.tenants.clear()
+            assert a.cluster.api_everywhere is not None
+            held = list(a.cluster.api_everywhere.tenants)
+            a.cluster.api_everywhere.tenants.clear()
             b.cluster.api_everywhere.handoff.lifetime = 0.001  # type: ignore[union-attr]
             answer = await post_line(b, pbx_key, "anna", "on-the-phone", 1)
             assert answer.status_code == 202 and answer.json()["accepted"] == 1
             async with cut_off(a):
                 await eventually(lambda: state(b) is KeeperState.HOLDING, clock,
                                  wall_timeout=WALL)
-                a.api_everywhere.tenants.extend(held)  # node-a, standby now, reads node-b's
+                a.cluster.api_everywhere.tenants.extend(held)  # node-a, standby now, reads node-b's
                 # The new holder follows the people of the directory node-a saved, and never
                 # applies the stale call: it drops it and says so.
                 await eventually(lambda: len(b.hub.people()) == 2, clock, wall_timeout=WALL)

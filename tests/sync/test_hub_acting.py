@@ -9,7 +9,7 @@ from m365pbx.core.policy import LineReading
 from m365pbx.core.presence import Activity, Availability, LineState, PbxPresence, TeamsPresence
 from m365pbx.sync.hub import PresenceHub
 from m365sim.clock import VirtualClock
-from tests.sync.test_hub import CONFIG, BUSY, RecordingPbx, RecordingTeams, person, reading
+from tests.sync.test_hub import BUSY, CONFIG, RecordingPbx, RecordingTeams, person, reading
 
 IN_A_CALL = TeamsPresence(Availability.BUSY, Activity.IN_A_CALL)
 

@@ -268,7 +268,9 @@ class Service:
         everyone = [p for name, runtime in self.tenants.items()
                     if self.cluster.fence.serves(name) for p in runtime.people()]
         self.hub.set_people(everyone)
-        for runtime in self.tenants.values():
+        for name, runtime in self.tenants.items():
+            if not self.cluster.fence.serves(name):
+                continue  # its subscriptions and polling run on the node holding it
             if runtime.parts.pool is not None:
                 runtime.parts.pool.assign(runtime.teams_user_ids())
             runtime.parts.poller.poll_soon()

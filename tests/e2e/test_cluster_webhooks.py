@@ -196,7 +196,7 @@ async def test_notifications_posted_to_a_standby_node_reach_the_holder_and_its_s
 
         # node-a stops taking what is handed to it (a stuck node), then is cut off from the
         # database: the notifications posted meanwhile wait in the table for the next holder.
-        a._handoff_tenants.clear()  # a node that no longer drains
+        a.cluster._handoff_tenants.clear()  # a node that no longer drains
         handed = b.receiver.counters["handed_off"]
         await in_teams(sim_server, "anna@contoso.com",
                        {"preferred": {"availability": "DoNotDisturb",
@@ -221,7 +221,7 @@ async def test_handed_notifications_nobody_took_in_time_are_replaced_by_reading_
     cluster_url: str, caplog: pytest.LogCaptureFixture,
 ) -> None:
     async with two_nodes(sim_server, sim, clock, tmp_path, cluster_url) as (a, b, _, _):
-        a._handoff_tenants.clear()  # a node that no longer drains
+        a.cluster._handoff_tenants.clear()  # a node that no longer drains
         b.cluster.handoff.lifetime = 0.001  # type: ignore[union-attr] # expired as soon as written
         await in_teams(sim_server, "anna@contoso.com",
                        {"preferred": {"availability": "DoNotDisturb",

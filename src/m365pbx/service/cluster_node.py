@@ -161,7 +161,11 @@ class ClusterNode:
                                  and (found := self.connections.get(c.name)) is not None)
         await self.sessions.take_over(name)
         self.fence.serve(name)
-        self.serving_changed()
+        if runtime.people():
+            # Known from an earlier holding (the directory does not announce the same
+            # people twice). None yet: the directory's first sync brings them; until then
+            # the tenant's subscriptions must not be told it has nobody.
+            self.serving_changed()
         try:
             await runtime.run()
         finally:

@@ -9,6 +9,7 @@ Two services in this process share PostgreSQL and the simulator, as in test_clus
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -81,13 +82,22 @@ async def test_a_node_that_lost_the_tenant_leaves_teams_and_the_saved_state_to_t
                 # The call ends; node-a's PBX connection still reports it (as an AMI
                 # connection on every node would): node-a writes nothing to Teams, and
                 # leaves the saved session alone.
+                unknown = a.hub.counters["pbx_events_for_unknown_users"]
                 line(switchboard(a), "anna", LineState.IDLE, clock.now(), 2)
+                await eventually(
+                    lambda: a.hub.counters["pbx_events_for_unknown_users"] > unknown, clock,
+                    step=0.2, wall_timeout=WALL)
                 for _ in range(10):
                     await clock.advance(0.5)
                     await a.hub.settled()
                 assert shows(sim, "anna@contoso.com") == IN_A_CALL
                 assert [row[0] for row in await saved_calls(b)] == [anna_id]
                 assert a.sessions.pending == 0
+                # What node-a refused is on its part `lease/tenant/contoso` (zero here: its
+                # hub let go of the people before anything reached it).
+                lease = a.status.get("lease/tenant/contoso")
+                assert lease is not None
+                assert {"refused_writes", "refused_saves"} <= set(lease.counters)
 
                 # The same event at node-b, which runs the tenant now, clears the call
                 # (well before a restored call nobody confirms would end by itself).
@@ -100,3 +110,47 @@ async def test_a_node_that_lost_the_tenant_leaves_teams_and_the_saved_state_to_t
                 await eventually(lambda: b.sessions.pending == 0, clock, step=0.1,
                                  wall_timeout=WALL)
                 assert await saved_calls(b) == []
+
+
+async def test_a_node_stopping_its_tenant_work_writes_nothing_more_for_its_people(
+    sim_server: RunningServer, sim: Simulator, clock: VirtualClock, tmp_path: Path,
+    cluster_url: str, caplog: pytest.LogCaptureFixture,  # noqa: F811 - the imported fixture
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    a_settings = node_settings(sim_server, tmp_path, cluster_url, "node-a")
+    async with running(a_settings, clock) as a:
+        switchboard(a).replace_users(pbx_users(*PEOPLE))
+        await eventually(lambda: state(a) is KeeperState.HOLDING and len(a.hub.people()) == 2,
+                         clock, wall_timeout=WALL)
+        line(switchboard(a), "anna", LineState.ON_THE_PHONE, clock.now(), 1)
+        await eventually(lambda: shows(sim, "anna@contoso.com") == IN_A_CALL, clock,
+                         step=0.2, wall_timeout=WALL)
+
+        # node-a loses the tenant; its last changes are still being saved (held here), so
+        # its hub still holds the people: an event reaching it now is decided by nobody.
+        saving = asyncio.Event()
+        hand_over = a.sessions.hand_over
+
+        async def slow_hand_over(tenant: str, *, within: float = 5.0) -> None:
+            await saving.wait()
+            await hand_over(tenant, within=within)
+
+        monkeypatch.setattr(a.sessions, "hand_over", slow_hand_over)
+        async with cut_off(a):
+            await eventually(lambda: "contoso" not in a.cluster.fence.serving, clock,
+                             wall_timeout=WALL)
+            assert len(a.hub.people()) == 2
+            line(switchboard(a), "anna", LineState.IDLE, clock.now(), 2)
+            await eventually(lambda: a.hub.counters["not_acting"] >= 1, clock, step=0.2,
+                             wall_timeout=WALL)
+            for _ in range(10):
+                await clock.advance(0.5)
+                await a.hub.settled()
+            assert shows(sim, "anna@contoso.com") == IN_A_CALL
+            lease = a.status.get("lease/tenant/contoso")
+            assert lease is not None and lease.counters["refused_writes"] >= 1
+            told = [r.message for r in caplog.records if "does not run tenant contoso" in r.message]
+            assert len(told) == 1, told
+            saving.set()
+            await eventually(lambda: state(a) is KeeperState.LOST, clock, wall_timeout=WALL)
+            assert a.hub.people() == []

@@ -37,9 +37,11 @@ class TenantFence:
         self.node = node
         self.keepers = keepers
         self.ownerships = ownerships
-        # Tenants whose people are in this node's hub (taken over and restored).
+        # Tenants this node acts for (taken over, saved state reloaded, work running) ...
         self.serving: set[str] = set()
-        self.saving: set[str] = set()  # ... and whose presence state it saves
+        # ... and whose presence state it saves (until its last changes are saved at a
+        # hand-over, a little longer than it acts).
+        self.saving: set[str] = set()
         self.counters: dict[str, Counter[str]] = {}
         self._told: set[str] = set()  # tenants whose refusal was logged since served
 

@@ -134,13 +134,17 @@ class Service:
         self.tenants: dict[str, TenantRuntime] = {}
         # PBX → Teams (issue 14): writes batched per tenant; sessions survive a restart.
         self.teams_sink = BatchingTeamsSink(self._writer_for, self._session_id_for, self.clock)
+        # Several nodes: the hub acts, and saves, only for the tenants run here now.
         self.hub = PresenceHub(self.clock, ConnectionsSink(self.connections), self.teams_sink,
                                self._policy_for, workers=64,
-                               teams_reader=self._read_teams_presence)
+                               teams_reader=self._read_teams_presence,
+                               acts_for=lambda p: self.cluster.fence.acts_for(p.tenant))
         self.teams_sink.attach(self.hub)
-        self.sessions = SessionPersistence(self.store, self.hub, self.clock,
-                                           session_id_for=self._session_id_for,
-                                           serves=lambda p: self._runs_tenant(p.tenant))
+        self.sessions = SessionPersistence(
+            self.store, self.hub, self.clock, session_id_for=self._session_id_for,
+            serves=lambda p: self.cluster.fence.may_act(p.tenant),
+            writes_for=lambda tenant: self.cluster.fence.writes_for(tenant),
+            refused=lambda tenant, why: self.cluster.fence.refused(tenant, "saves", why))
         self.view = HubPresenceView(self.hub)
         # Graph, Entra's metadata and keys: through the proxy sign-in uses too.
         self.http = microsoft_http_client(microsoft_proxy(settings), verify=self._verify(),
@@ -177,7 +181,8 @@ class Service:
         self.node = node
         self.cluster = ClusterNode(settings, self.store, self.clock, node, status=self.status,
                                    view=self.view, connections=self.connections,
-                                   receiver=self.receiver)
+                                   receiver=self.receiver, sessions=self.sessions,
+                                   serving_changed=self._people_changed)
         self.recorder = StatusRecorder(self.status, StoreStatusSink(self.store, self.clock, node),
                                        self.clock, node=node)
         # Contact search and caller lookup: one index for every tenant (service/contacts.py).
@@ -259,9 +264,13 @@ class Service:
         )
 
     def _people_changed(self) -> None:
-        everyone = [p for runtime in self.tenants.values() for p in runtime.people()]
+        # Several nodes: only the people of the tenants this node runs now (docs/cluster.md).
+        everyone = [p for name, runtime in self.tenants.items()
+                    if self.cluster.fence.serves(name) for p in runtime.people()]
         self.hub.set_people(everyone)
-        for runtime in self.tenants.values():
+        for name, runtime in self.tenants.items():
+            if not self.cluster.fence.serves(name):
+                continue  # its subscriptions and polling run on the node holding it
             if runtime.parts.pool is not None:
                 runtime.parts.pool.assign(runtime.teams_user_ids())
             runtime.parts.poller.poll_soon()

@@ -21,7 +21,9 @@ from m365pbx.service.handoff import HandoffTenant, WebhookHandoff
 from m365pbx.service.leases import Ownership, lease_statuses
 from m365pbx.service.pbx_leases import decide_pbx_again, leased_sessions, tenant_keeper
 from m365pbx.service.presence_view import HubPresenceView
+from m365pbx.service.session_store import SessionPersistence
 from m365pbx.service.tenant import TenantRuntime
+from m365pbx.service.tenant_fence import TenantFence
 from m365pbx.store import Store
 from m365pbx.sync.balance import Balancer
 from m365pbx.sync.hub import PresenceHub
@@ -38,7 +40,8 @@ class ClusterNode:
     def __init__(self, settings: Settings, store: Store, clock: Clock, node: str, *,
                  status: StatusRegistry, view: HubPresenceView,
                  connections: Mapping[str, PbxConnection],
-                 receiver: NotificationReceiver) -> None:
+                 receiver: NotificationReceiver, sessions: SessionPersistence,
+                 serving_changed: Callable[[], None]) -> None:
         self.settings = settings
         self.store = store
         self.clock = clock
@@ -49,7 +52,13 @@ class ClusterNode:
         self.enabled = cluster.enabled
         self.lifetime = cluster.lease_lifetime.total_seconds()
         self.keepers: dict[str, LeaseKeeper] = {}
-        status.add(lambda: lease_statuses(self.keepers.values()), name="leases")
+        self._ownerships: dict[str, Ownership] = {}
+        # The hub acts for, and saves the state of, the people of the tenants run here now.
+        self.fence = TenantFence(store, node, self.keepers, self._ownerships)
+        self.sessions = sessions
+        self.serving_changed = serving_changed
+        status.add(lambda: lease_statuses(self.keepers.values(), self.fence.counted),
+                   name="leases")
         # ... shared among the live nodes (sync/balance.py), set up with the keepers.
         self.balancer: Balancer | None = None
         status.add(lambda: [] if self.balancer is None else balance_status(self.balancer),
@@ -91,11 +100,12 @@ class ClusterNode:
                    stopping: Callable[[], bool]) -> None:
         """Run `runtime` under its tenant's lease, and take what other nodes hand it."""
         name = runtime.tenant.name
+        self._ownerships[name] = ownership
         self._handoff_tenants.append(self._handoff_tenant(runtime, ownership))
         assert self.api_everywhere is not None
         self.api_everywhere.add_tenant(
             name, ownership, runs=lambda: self.runs_tenant(name),
-            ready=lambda: self.runs_tenant(name) and bool(runtime.people()),
+            ready=lambda: self.fence.may_act(name) and bool(runtime.people()),
             connections={c.name: found for c in self.settings.pbx_connections
                          if c.tenant == name and isinstance(
                              found := self.connections.get(c.name), ApiConnection)})
@@ -145,16 +155,33 @@ class ClusterNode:
 
         return HandoffTenant(
             name, ownership=ownership,
-            # Handed notifications wait until the holder knows the tenant's people.
-            ready=lambda: self.runs_tenant(name) and bool(runtime.people()),
+            # Handed notifications wait until the holder's hub has the tenant's people.
+            ready=lambda: self.fence.may_act(name) and bool(runtime.people()),
             names=lambda: (runtime.identity.tenant_id, runtime.app_id),
             deliver=self.receiver.take_handed, read_everyone=read_everyone,
             may_act=lambda: (keeper := self.keepers.get(name)) is not None and keeper.may_act())
 
     async def _take_over(self, runtime: TenantRuntime) -> None:
-        """Run a tenant this node holds now, with the directories saved by the node that
-        ran it (its PBXs may have uploaded to any node)."""
+        """Run a tenant this node holds now, with the directories and the presence state
+        (sessions in Teams) saved by the node that ran it (its PBXs may have uploaded to
+        any node); its people join the hub once restored and leave it when the work ends."""
+        name = runtime.tenant.name
         await reload_directories(found for c in self.settings.pbx_connections
-                                 if c.tenant == runtime.tenant.name
+                                 if c.tenant == name
                                  and (found := self.connections.get(c.name)) is not None)
-        await runtime.run()
+        await self.sessions.take_over(name)
+        self.fence.serve(name)
+        if runtime.people():
+            # Known from an earlier holding (the directory does not announce the same
+            # people twice). None yet: the directory's first sync brings them; until then
+            # the tenant's subscriptions must not be told it has nobody.
+            self.serving_changed()
+        try:
+            await runtime.run()
+        finally:
+            self.fence.stop_acting(name)
+            await self.sessions.hand_over(name)
+            # From here on without an await: nothing of the tenant is written in between.
+            self.fence.leave(name)
+            self.sessions.forget_tenant(name)
+            self.serving_changed()

@@ -91,8 +91,10 @@ _STATES = {KeeperState.STARTING: PartState.STARTING, KeeperState.HOLDING: PartSt
            KeeperState.STOPPED: PartState.STOPPED}
 
 
-def lease_statuses(keepers: Iterable[LeaseKeeper]) -> list[PartStatus]:
-    """Each job's lease on this node: held (with its epoch), on standby, or lost and why."""
+def lease_statuses(keepers: Iterable[LeaseKeeper],
+                   more: Callable[[str], dict[str, int]] | None = None) -> list[PartStatus]:
+    """Each job's lease on this node: held (with its epoch), on standby, or lost and why;
+    `more(job)` adds counters (the tenant's refused writes)."""
     found = []
     for keeper in keepers:
         lease = keeper.lease if keeper.state is KeeperState.HOLDING else keeper.other
@@ -101,6 +103,8 @@ def lease_statuses(keepers: Iterable[LeaseKeeper]) -> list[PartStatus]:
                     "epoch": 0 if lease is None else lease.epoch,
                     "losses": keeper.losses, "acquisitions": keeper.acquisitions,
                     "given_up": keeper.handovers}
+        if more is not None:
+            counters |= more(keeper.job)
         found.append(PartStatus(f"lease/{keeper.job}", "lease", _STATES[keeper.state],
                                 keeper.since, error, FIX_LEASE if error else None, counters))
     return found

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -25,7 +26,8 @@ from m365pbx.clock import Clock
 from m365pbx.core.policy import PersonState, SessionWrite
 from m365pbx.core.presence import Activity, Availability, TeamsPresence
 from m365pbx.pbx.base import PbxUser
-from m365pbx.store import NotFoundError, Repositories, Side, Store
+from m365pbx.service.leases import Writes
+from m365pbx.store import FencedOut, NotFoundError, Repositories, Side, Store
 from m365pbx.store.tables import LastPresence, PbxConnection, PresenceSession, Tenant
 from m365pbx.store.tables import Person as PersonRow
 from m365pbx.sync.hub import PresenceHub, TeamsSink
@@ -44,6 +46,7 @@ from m365pbx.sync.pbx_to_teams.snapshot import (
     teams_written_values,
 )
 from m365pbx.sync.people import Person
+from m365pbx.sync.supervise import describe_failure
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +80,14 @@ class SessionPersistence:
         orphan_grace: float = ORPHAN_GRACE,
         batch_delay: float = 0.05,
         serves: Callable[[Person], bool] = lambda _person: True,
+        writes_for: Callable[[str], Writes | None] | None = None,
+        refused: Callable[[str, str], None] = lambda _tenant, _reason: None,
     ) -> None:
         self.store = store
+        # Several nodes: a tenant's rows are written fenced by its lease, and not at all
+        # while this node does not hold it (None); `refused(tenant, reason)` is told.
+        self.writes_for = writes_for or (lambda _tenant: store)
+        self.refused = refused
         self.hub = hub
         self.clock = clock
         self.session_id_for = session_id_for or (lambda _person: "")
@@ -87,10 +96,12 @@ class SessionPersistence:
                                   confirm_within=confirm_within, orphan_grace=orphan_grace,
                                   serves=serves)
         self.writes = 0
+        self.counters: Counter[str] = Counter()
         self.loaded = asyncio.Event()
         self._dirty: dict[int, Person] = {}
         self._forgotten: set[int] = set()
         self._persisted: dict[int, Snapshot] = {}
+        self._tenant_of: dict[int, str] = {}  # for the saves of people who left the hub
         self._flushing = 0
         self._stamp = 0.0
         self._wake = asyncio.Event()
@@ -104,6 +115,7 @@ class SessionPersistence:
 
     def _changed(self, person: Person, state: PersonState) -> None:
         self._dirty[person.id] = person
+        self._tenant_of[person.id] = person.tenant
         self.guard.observe(person, state)
         self._wake.set()
 
@@ -152,7 +164,8 @@ class SessionPersistence:
             if forgotten:
                 known = {person.id: person for person in self.hub.people()}
                 for pid in forgotten:
-                    dirty.setdefault(pid, known.get(pid) or Person(pid, "", PbxUser(""), ""))
+                    dirty.setdefault(pid, known.get(pid) or Person(
+                        pid, "", PbxUser(""), "", self._tenant_of.get(pid, "")))
             people = list(dirty.values())
             retry: list[Person] = []
             for start in range(0, len(people), CHUNK):
@@ -167,7 +180,34 @@ class SessionPersistence:
             raise RuntimeError(f"{len(retry)} people's presence state could not be saved")
 
     async def _save_chunk(self, chunk: list[Person], forgotten: set[int]) -> list[Person]:
-        """Save a chunk in one transaction (else one by one); return whom to try again."""
+        """Save a chunk, one transaction per tenant's people (each fenced by the tenant's
+        lease on several nodes); return whom to try again."""
+        by_tenant: dict[str, list[Person]] = {}
+        for person in chunk:
+            by_tenant.setdefault(person.tenant, []).append(person)
+        retry: list[Person] = []
+        for tenant, people in by_tenant.items():
+            writes = self.writes_for(tenant)
+            if writes is None:
+                # Another node runs the tenant (or none): its rows are that node's.
+                self._not_saved(tenant, people, "this node does not hold the tenant's lease")
+                continue
+            try:
+                retry += await self._save_people(writes, people, forgotten)
+            except FencedOut as exc:
+                self._not_saved(tenant, people, str(exc))
+        return retry
+
+    def _not_saved(self, tenant: str, people: list[Person], reason: str) -> None:
+        self.counters["not_saved"] += len(people)
+        for person in people:
+            self._persisted.pop(person.id, None)
+        self.refused(tenant, reason)
+
+    async def _save_people(self, writes: Writes, chunk: list[Person],
+                           forgotten: set[int]) -> list[Person]:
+        """Save people of one tenant in one transaction (else one by one); return whom to
+        try again. FencedOut (a newer holder) is raised: nothing of theirs is saved."""
         retry: list[Person] = []
 
         async def save_all(tx: Repositories) -> dict[int, Snapshot]:
@@ -180,17 +220,21 @@ class SessionPersistence:
             return saved
 
         try:
-            saved = await self.store.write(
+            saved = await writes.write(
                 save_all, what=f"the presence state of {len(chunk)} people")
+        except FencedOut:
+            raise
         except Exception:
             # One bad row (e.g. a person re-matched meanwhile) must not lose the rest.
             saved = {}
             for person in chunk:
                 try:
-                    saved[person.id] = await self.store.write(
+                    saved[person.id] = await writes.write(
                         functools.partial(self._save, person=person,
                                           forgotten=person.id in forgotten),
                         what=f"the presence state of person {person.id}")
+                except FencedOut:
+                    raise
                 except NotFoundError:
                     self._persisted.pop(person.id, None)  # the person left the store
                 except Exception as exc:
@@ -258,37 +302,79 @@ class SessionPersistence:
         return after
 
     # --- loading ------------------------------------------------------------------------------
-    async def load(self) -> dict[int, SavedPerson]:
-        """Every saved snapshot, with the person it belongs to."""
+    async def load(self, tenant: str | None = None) -> dict[int, SavedPerson]:
+        """Every saved snapshot (or the tenant's), with the person it belongs to."""
         now = self.clock.now().timestamp()
         async with self.store.transaction() as tx:
             session = tx.session
-            sessions = {row.person_id: row for row in await session.scalars(
-                select(PresenceSession))}
+            sessions_query, presence_query = select(PresenceSession), select(LastPresence)
+            if tenant is not None:
+                mine = (select(PersonRow.id).join(Tenant, PersonRow.tenant_id == Tenant.id)
+                        .where(Tenant.name == tenant)).scalar_subquery()
+                sessions_query = sessions_query.where(PresenceSession.person_id.in_(mine))
+                presence_query = presence_query.where(LastPresence.person_id.in_(mine))
+            sessions = {row.person_id: row for row in await session.scalars(sessions_query)}
             presence: dict[int, dict[Side, LastPresence]] = {}
-            for row in await session.scalars(select(LastPresence)):
+            for row in await session.scalars(presence_query):
                 presence.setdefault(row.person_id, {})[row.side] = row
                 if row.seen_at is not None:
                     self._stamp = max(self._stamp, row.seen_at.timestamp())
             ids = union(select(PresenceSession.person_id), select(LastPresence.person_id))
-            people = (await session.execute(
-                select(PersonRow.id, PersonRow.pbx_key, PersonRow.teams_user_id,
-                       PersonRow.display_name, PbxConnection.name, Tenant.name)
-                .join(PbxConnection, PersonRow.pbx_connection_id == PbxConnection.id)
-                .outerjoin(Tenant, PersonRow.tenant_id == Tenant.id)
-                .where(PersonRow.id.in_(ids.scalar_subquery()))
-            )).all()
+            query = (select(PersonRow.id, PersonRow.pbx_key, PersonRow.teams_user_id,
+                            PersonRow.display_name, PbxConnection.name, Tenant.name)
+                     .join(PbxConnection, PersonRow.pbx_connection_id == PbxConnection.id)
+                     .outerjoin(Tenant, PersonRow.tenant_id == Tenant.id)
+                     .where(PersonRow.id.in_(ids.scalar_subquery())))
+            if tenant is not None:
+                query = query.where(Tenant.name == tenant)
+            people = (await session.execute(query)).all()
         saved: dict[int, SavedPerson] = {}
-        for pid, key, teams_user, name, connection, tenant in people:
+        for pid, key, teams_user, name, connection, tenant_name in people:
             if not key or not teams_user:
                 continue
-            person = Person(pid, connection, PbxUser(key), teams_user, tenant or "", name)
+            person = Person(pid, connection, PbxUser(key), teams_user, tenant_name or "", name)
             snapshot = _snapshot(sessions.get(pid), presence.get(pid, {}), now)
             saved[pid] = SavedPerson(person, snapshot)
             self._persisted[pid] = snapshot
-        log.info("loaded the saved presence state of %d people (%d sessions in Teams)",
-                 len(saved), sum(1 for s in saved.values() if s.snapshot.session))
+            self._tenant_of[pid] = person.tenant
+        log.info("loaded the saved presence state of %d people%s (%d sessions in Teams)",
+                 len(saved), "" if tenant is None else f" of tenant {tenant}",
+                 sum(1 for s in saved.values() if s.snapshot.session))
         return saved
+
+    # --- several nodes ------------------------------------------------------------------------
+    async def take_over(self, tenant: str) -> int:
+        """This node took the tenant over: load what its last holder saved (the sessions it
+        has in Teams), to be restored as the tenant's people join the hub; return how many
+        people were saved. What this node loaded at its start may be stale by now."""
+        await self.loaded.wait()
+        self._leave_rows(tenant)
+        saved = await self.load(tenant)
+        self.guard.reload(tenant, saved)
+        return len(saved)
+
+    async def hand_over(self, tenant: str, *, within: float = 5.0) -> None:
+        """The tenant's work stops here: save its last changes while the lease is held
+        (fenced: refused if another node took it over meanwhile)."""
+        try:
+            async with asyncio.timeout(within):
+                await self.flush()
+        except Exception as exc:  # the next holder restores what was saved before
+            log.warning("could not save the last presence changes of tenant %s at hand-over: "
+                        "%s", tenant, describe_failure(exc))
+
+    def forget_tenant(self, tenant: str) -> None:
+        """Forget the tenant's people's rows and sessions: they are the next holder's now."""
+        self._leave_rows(tenant)
+        self.guard.drop(tenant)
+
+    def _leave_rows(self, tenant: str) -> None:
+        mine = {pid for pid, name in self._tenant_of.items() if name == tenant}
+        for pid in mine:
+            self._persisted.pop(pid, None)
+            self._dirty.pop(pid, None)
+            self._forgotten.discard(pid)
+            del self._tenant_of[pid]
 
     async def saved_sessions(self) -> list[tuple[int, str, str]]:
         """(person id, availability, activity) of every session row: for tests and checks."""

@@ -96,6 +96,7 @@ class PresenceHub:
         *,
         workers: int = 16,
         teams_reader: Callable[[Person], Awaitable[TeamsReading]] | None = None,
+        acts_for: Callable[[Person], bool] = lambda _person: True,
     ) -> None:
         self.clock = clock
         self.pbx = pbx
@@ -103,6 +104,9 @@ class PresenceHub:
         self.config_for = config_for
         # Reads a person's full Teams presence when the policy must know the status message.
         self.teams_reader = teams_reader
+        # Several nodes: whether this node may write for the person now (their tenant's
+        # lease); asked before each decision and each write (docs/cluster.md).
+        self.acts_for = acts_for
         self.workers = workers
         self.counters: Counter[str] = Counter()
         self._slots: dict[int, _Slot] = {}
@@ -315,6 +319,10 @@ class PresenceHub:
             self._idle.set()
 
     async def _serve(self, slot: _Slot) -> None:
+        if not self.acts_for(slot.person):
+            # Another node runs the person's tenant: its to decide (docs/cluster.md).
+            self.counters["not_acting"] += 1
+            return
         config = self.config_for(slot.person)
         now = self.clock.now().timestamp()
         plan = decide(slot.state, now, config)
@@ -346,6 +354,12 @@ class PresenceHub:
             self._timers.at(slot.person.id, self.clock.now().timestamp() + delay)
             log.exception("write failed", extra={"person": slot.person.key})
 
+    def _still_acting(self, person: Person) -> None:
+        """Before each write: the lease may have passed its deadline while we awaited."""
+        if not self.acts_for(person):
+            self.counters["not_acting"] += 1
+            raise RetryLater(30.0, "this node no longer runs the person's tenant")
+
     async def _read_teams(self, slot: _Slot) -> None:
         assert self.teams_reader is not None
         reading = await self.teams_reader(slot.person)
@@ -358,6 +372,7 @@ class PresenceHub:
         person = slot.person
         # Calls first: the session write is what a caller notices (issue 14).
         if plan.session is not None:
+            self._still_acting(person)
             await self.teams.apply(person, plan.session)
             now = self.clock.now().timestamp()
             if plan.session.presence is None:
@@ -368,11 +383,13 @@ class PresenceHub:
                                                 now)
             self.counters["teams_session_writes"] += 1
         if plan.pbx is not None:
+            self._still_acting(person)
             await self.pbx.show(person, plan.pbx.presence, plan.pbx.note)
             slot.state = record_pbx_written(slot.state, plan.pbx.presence, plan.pbx.note,
                                             self.clock.now().timestamp())
             self.counters["pbx_writes"] += 1
         if plan.preferred is not None:
+            self._still_acting(person)
             await self.teams.apply(person, plan.preferred)
             now = self.clock.now().timestamp()
             if plan.preferred.presence is None:
@@ -382,6 +399,7 @@ class PresenceHub:
                                                   plan.preferred.lifetime, now)
             self.counters["teams_preferred_writes"] += 1
         if plan.status is not None:
+            self._still_acting(person)
             await self.teams.apply(person, plan.status)
             slot.state = record_status_written(slot.state, plan.status.text,
                                                plan.status.lifetime,

@@ -96,6 +96,26 @@ class RestartGuard:
         self.loaded = True
         self.people_changed(self.hub.people())
 
+    def reload(self, tenant: str, saved: Mapping[int, SavedPerson]) -> None:
+        """Several nodes: this node took the tenant over; its people's state is what
+        `saved` (read now) holds, not what was loaded at start. Restored as they join."""
+        self.drop(tenant)
+        now = self._now()
+        for pid, entry in saved.items():
+            session = entry.snapshot.session
+            if session is not None and session.active(now):
+                self._sessions[pid] = (entry.person, session)
+                self._orphan_timers.at(pid, now + self.orphan_grace)
+            self._saved[pid] = entry
+        self.people_changed(self.hub.people())
+
+    def drop(self, tenant: str) -> None:
+        """Several nodes: forget the tenant's people (another node runs it now)."""
+        for entries in (self._saved, self._sessions, self._unconfirmed, self._orphans):
+            for pid in [pid for pid, entry in entries.items() if _person(entry).tenant == tenant]:
+                del entries[pid]
+                self._failures.pop(pid, None)
+
     def people_changed(self, people: list[Person]) -> None:
         """The hub's people changed: restore newcomers, clear the sessions of leavers."""
         self._known = {person.id: person for person in people}
@@ -204,3 +224,7 @@ class RestartGuard:
         self._saved.pop(pid, None)
         self._failures.pop(pid, None)
         self.forget(pid)
+
+
+def _person(entry: SavedPerson | tuple[Person, object]) -> Person:
+    return entry.person if isinstance(entry, SavedPerson) else entry[0]

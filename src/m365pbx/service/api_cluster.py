@@ -12,7 +12,6 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
 
 from m365pbx.clock import Clock
 from m365pbx.core.status import PartState, PartStatus
@@ -20,6 +19,7 @@ from m365pbx.pbx.api.connection import ApiConnection
 from m365pbx.service.api_handoff import ApiHandoff, ApiTenant, ConnectionRelay
 from m365pbx.service.api_shown import ShownSharing
 from m365pbx.service.leases import Ownership
+from m365pbx.service.pg_listen import Listener, listen
 from m365pbx.service.presence_view import HubPresenceView
 from m365pbx.store import API_CHANNEL, SHOWN_CHANNEL, Store
 
@@ -126,21 +126,13 @@ class ApiEverywhere:
             log.info("the presence API is shared with other nodes again")
             self.error, self.since = None, self.clock.now()
 
-    async def _listen(self, old: tuple[Any, Any] | None) -> tuple[Any, Any] | None:
+    async def _listen(self, old: Listener | None) -> Listener | None:
         """A pooled connection LISTENing on both channels, and its asyncpg connection."""
-        if old is not None:
-            with contextlib.suppress(Exception):
-                await old[0].close()
         self.listening = False
-        if self.store.engine.dialect.name != "postgresql":
-            return None
         try:
-            connection = await self.store.engine.connect()
-            raw = await connection.get_raw_connection()
-            driver = raw.driver_connection
-            assert driver is not None
-            await driver.add_listener(API_CHANNEL, lambda *_: self._want("drain"))
-            await driver.add_listener(SHOWN_CHANNEL, lambda *_: self._want("follow"))
+            found = await listen(self.store, {API_CHANNEL: lambda: self._want("drain"),
+                                              SHOWN_CHANNEL: lambda: self._want("follow")},
+                                 old)
         except Exception as exc:
             error = (f"cannot LISTEN for the other nodes' presence API changes (reading them "
                      f"every {ROUND_EVERY:.0f} s instead): {type(exc).__name__}: {exc}")
@@ -152,8 +144,8 @@ class ApiEverywhere:
         if self.listen_error is not None:
             log.info("listening for the other nodes' presence API changes again")
             self.listen_error, self.since = None, self.clock.now()
-        self.listening = True
-        return connection, driver
+        self.listening = found is not None
+        return found
 
     def counted(self) -> dict[str, int]:
         """What this node handed over, took, dropped and shared, by outcome (/metrics)."""

@@ -30,6 +30,7 @@ from sqlalchemy import select
 from m365pbx.clock import Clock
 from m365pbx.core.status import PartState, PartStatus
 from m365pbx.service.leases import Ownership
+from m365pbx.service.pg_listen import Listener, listen
 from m365pbx.service.subscription_lookup import SubscriptionLookup
 from m365pbx.store import HANDOFF_CHANNEL, FencedOut, HandedOff, Repositories, Store
 from m365pbx.store.tables import Subscription, Tenant
@@ -199,20 +200,11 @@ class WebhookHandoff:
                 with contextlib.suppress(Exception):
                     await listener[0].close()
 
-    async def _listen(self, old: tuple[Any, Any] | None) -> tuple[Any, Any] | None:
+    async def _listen(self, old: Listener | None) -> Listener | None:
         """A pooled connection LISTENing on the channel, and its asyncpg connection."""
-        if old is not None:
-            with contextlib.suppress(Exception):
-                await old[0].close()
         self.listening = False
-        if self.store.engine.dialect.name != "postgresql":
-            return None
         try:
-            connection = await self.store.engine.connect()
-            raw = await connection.get_raw_connection()
-            driver = raw.driver_connection
-            assert driver is not None
-            await driver.add_listener(HANDOFF_CHANNEL, lambda *_: self._wake.set())
+            found = await listen(self.store, {HANDOFF_CHANNEL: self._wake.set}, old)
         except Exception as exc:
             error = (f"cannot LISTEN for handed notifications (taking them every "
                      f"{ROUND_EVERY:.0f} s instead): {type(exc).__name__}: {exc}")
@@ -224,8 +216,8 @@ class WebhookHandoff:
         if self.listen_error is not None:
             log.info("listening for handed notifications again")
             self.listen_error, self.since = None, self.clock.now()
-        self.listening = True
-        return connection, driver
+        self.listening = found is not None
+        return found
 
     async def drain(self) -> None:
         """Take the rows of every tenant this node holds and is ready for."""

@@ -186,7 +186,7 @@ class Node:
         if self.running:
             assert self.process is not None
             self.signal(signal.SIGKILL)
-            await self.process.wait()
+            await asyncio.wait_for(self.process.wait(), 30)
 
     async def stop(self) -> None:
         """A clean stop (SIGTERM), continued first if paused; kill -9 after 30 s."""
@@ -201,7 +201,7 @@ class Node:
             await asyncio.wait_for(self.process.wait(), 30)
         except TimeoutError:
             self.process.kill()
-            await self.process.wait()
+            await asyncio.wait_for(self.process.wait(), 30)
 
     async def health(self) -> dict[str, Any] | None:
         """Its /healthz, or None while it does not answer; a node that ended on its own

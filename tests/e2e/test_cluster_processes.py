@@ -124,7 +124,7 @@ class Node:
             await asyncio.wait_for(self.process.wait(), 15)
         except TimeoutError:
             self.process.kill()
-            await self.process.wait()
+            await asyncio.wait_for(self.process.wait(), 30)
 
 
 async def until(check: Callable[[], Awaitable[bool]], what: str) -> None:

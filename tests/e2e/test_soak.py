@@ -26,7 +26,7 @@ def cluster_url(new_pg_database: Any) -> str:  # noqa: F811 - the imported fixtu
 
 async def test_three_minutes_of_chaos_leave_nothing_wrong(tmp_path: Path,
                                                          cluster_url: str) -> None:
-    options = SoakOptions(minutes=3, people=1000, polled=50, nodes=3, kill_every_s=60,
+    options = SoakOptions(minutes=3, people=500, polled=50, nodes=3, kill_every_s=60,
                           changes_per_second=10, calls_per_second=3, reconcile_s=30)
     result = await soak(options, cluster_url, tmp_path)
     print(result)

@@ -94,8 +94,10 @@ async def test_after_a_crash_a_call_that_lasts_keeps_its_session_refreshed(
         await wait_for_people(service, clock)
         anna = service.hub.person_by_pbx_key("switchboard", "anna")
         assert anna is not None
+        # Small clock steps, long wall bound: a loaded machine restores late in wall time,
+        # and the virtual clock must not run past the restore's own deadlines meanwhile.
         await eventually(lambda: service.sessions.guard.counters["restored"] == 2, clock,
-                         step=0.1)
+                         step=0.01, wall_timeout=120)
         state = service.hub.state_of(anna.id)
         assert state is not None and state.session is not None  # known as ours, not re-set
         # The PBX reconnects and reports its current line states (its counter starts again).
@@ -127,8 +129,10 @@ async def test_after_a_crash_calls_that_ended_meanwhile_are_cleared(
         pbx = switchboard(service)
         pbx.replace_users(pbx_users(*PEOPLE))
         await wait_for_people(service, clock)
+        # Small clock steps, long wall bound: a loaded machine restores late in wall time,
+        # and the virtual clock must not run past the restore's own deadlines meanwhile.
         await eventually(lambda: service.sessions.guard.counters["restored"] == 2, clock,
-                         step=0.1)
+                         step=0.01, wall_timeout=120)
         restored_at = clock.now()
         # Anna's PBX reports her line idle: cleared at once (no hold-down for an old call).
         line(pbx, "anna", LineState.IDLE, clock.now(), 1)

@@ -227,6 +227,16 @@ class KamailioServer:
         self._group_gone(10)
         self.process = None
 
+    def pause(self) -> None:
+        """SIGSTOP the whole process group: the server is there but answers nothing."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT the process group after pause()."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGCONT)
+
     def _group_gone(self, timeout: float) -> bool:
         assert self.process is not None
         deadline = time.monotonic() + timeout

@@ -116,3 +116,29 @@ async def test_a_server_that_starts_late(sip_tools: None, tmp_path: Path) -> Non
     finally:
         await connection.stop()
         server.stop()
+
+
+async def test_stop_withdraws_when_the_server_answers_again_after_a_missed_keepalive(
+    own_kamailio: KamailioServer, tmp_path: Path
+) -> None:
+    # A long interval: after the missed keepalive nothing probes again before stop().
+    connection = await connect(own_kamailio, keepalive_interval=5.0, keepalive_timeout=1.0)
+    stopped = False
+    try:
+        await connection.set_presence(person("nia"), PbxPresence.DND, "")
+        watcher = Watcher(tmp_path, own_kamailio.port, "nia", "dnd", "closed", timeout=40)
+        await watcher.start()
+        await watcher.received("dnd")
+        own_kamailio.pause()
+        try:
+            await wait_until(lambda: connection.status().state is ConnectionState.DEGRADED,
+                             within=30)
+        finally:
+            own_kamailio.resume()
+        await connection.stop()  # the server answers again: the publication is withdrawn
+        stopped = True
+        run = await watcher.result()
+        assert run.returncode == 0, (run.notify_bodies, run.output)
+    finally:
+        if not stopped:
+            await connection.stop()

@@ -154,7 +154,7 @@ class SipConnection:
             return
         await self._health.stop()
         await self._scheduler.close()
-        if self._health.up is not False:
+        if await self._server_answers_now():
             await self._withdraw_all()
         self._stopped = True
         self._started = False
@@ -174,7 +174,7 @@ class SipConnection:
             return
         await self._health.stop()
         await self._scheduler.close()
-        if clean and self._health.up is not False:
+        if clean and await self._server_answers_now():
             work = [sub.unsubscribe() for p in self._people.values()
                     for sub in p.subscriptions.values()]
             if work:
@@ -193,6 +193,22 @@ class SipConnection:
         self._attempts.clear()
         self._board = StatusBoard(self.name, self._now)
         self._update_status()
+
+    async def _server_answers_now(self) -> bool:
+        """Whether stopping should still talk to the server.
+
+        One unanswered keepalive marks the server down, and on a busy machine that can
+        be a slow answer, not an outage: leaving the publications to expire would show
+        the people with a state we no longer hold for up to publish_expires. So a server
+        marked down is asked once more (bounded by keepalive_timeout) before giving up.
+        """
+        if self._health.up is not False:
+            return True
+        answered = await self._health.probe()
+        if not answered:
+            log.info("%s: the presence server does not answer; stopping without withdrawing "
+                     "(the publications end when they expire)", self.name)
+        return answered
 
     async def _withdraw_all(self) -> None:
         work = []

@@ -19,8 +19,9 @@ from m365pbx.clock import Clock
 from m365pbx.core.policy.state import CalendarBlock
 from m365pbx.core.presence import lookup_pbx_presence
 from m365pbx.pbx.sip.retry import Backoff
+from m365pbx.service.leases import Writes
 from m365pbx.service.saving import save_when_woken
-from m365pbx.store import Repositories, Store, StoredBlock
+from m365pbx.store import FencedOut, Repositories, Store, StoredBlock
 from m365pbx.sync.calendar import CalendarReader
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,10 @@ class CalendarKeeper:
     """Keeps one tenant's calendar blocks in the store and hands them back at start."""
 
     def __init__(self, store: Store, reader: CalendarReader, clock: Clock, *,
-                 save_delay: float = SAVE_DELAY, backoff: Backoff | None = None) -> None:
+                 save_delay: float = SAVE_DELAY, backoff: Backoff | None = None,
+                 writes: Writes | None = None) -> None:
         self.store = store
+        self.writes_to: Writes = writes or store  # an Ownership fences them (several nodes)
         self.reader = reader
         self.clock = clock
         self.save_delay = save_delay
@@ -73,11 +76,17 @@ class CalendarKeeper:
             for start in range(0, len(items), CHUNK):
                 chunk = {person_id: stored_blocks(blocks)
                          for person_id, blocks in items[start:start + CHUNK]}
-                await self.store.write(functools.partial(_save, blocks=chunk, now=now),
-                                       what=f"the calendar blocks of tenant {self.reader.tenant}")
+                await self.writes_to.write(
+                    functools.partial(_save, blocks=chunk, now=now),
+                    what=f"the calendar blocks of tenant {self.reader.tenant}")
                 for person_id, _ in items[start:start + CHUNK]:
                     del unsaved[person_id]
                 self.writes += 1
+        except FencedOut:
+            # Another node runs the tenant now and saves its own reading; ours is stale.
+            log.warning("tenant %s: not saving what changed for %d people: this node no "
+                        "longer runs the tenant", self.reader.tenant, len(unsaved))
+            unsaved.clear()
         finally:
             if unsaved:
                 self.reader.unsaved_again(unsaved)

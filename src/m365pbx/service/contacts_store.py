@@ -19,8 +19,9 @@ from datetime import datetime
 from m365pbx.clock import Clock
 from m365pbx.core.contacts.packed import FORMAT
 from m365pbx.pbx.sip.retry import Backoff
+from m365pbx.service.leases import Writes
 from m365pbx.service.saving import save_when_woken
-from m365pbx.store import Repositories, Store, StoredBook
+from m365pbx.store import FencedOut, Repositories, Store, StoredBook
 from m365pbx.sync.contacts import ContactsSync, KeptBook
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,10 @@ class ContactsKeeper:
     """Keeps one tenant's contact books in the store and hands them back at start."""
 
     def __init__(self, store: Store, sync: ContactsSync, clock: Clock, *,
-                 save_delay: float = SAVE_DELAY, backoff: Backoff | None = None) -> None:
+                 save_delay: float = SAVE_DELAY, backoff: Backoff | None = None,
+                 writes: Writes | None = None) -> None:
         self.store = store
+        self.writes_to: Writes = writes or store  # an Ownership fences them (several nodes)
         self.sync = sync
         self.clock = clock
         self.save_delay = save_delay
@@ -65,12 +68,17 @@ class ContactsKeeper:
                 books = {person_id: StoredBook(kept.book, kept.folders, FORMAT)
                          for person_id, kept in chunk if kept is not None}
                 gone = [person_id for person_id, kept in chunk if kept is None]
-                await self.store.write(
+                await self.writes_to.write(
                     functools.partial(_save, books=books, gone=gone, now=now),
                     what=f"the contacts of tenant {self.sync.tenant}")
                 for person_id, _ in chunk:
                     del unsaved[person_id]
                 self.writes += 1
+        except FencedOut:
+            # Another node runs the tenant now and saves its own reading; ours is stale.
+            log.warning("tenant %s: not saving what changed for %d people: this node no "
+                        "longer runs the tenant", self.sync.tenant, len(unsaved))
+            unsaved.clear()
         finally:
             if unsaved:
                 self.sync.unsaved_again(unsaved)

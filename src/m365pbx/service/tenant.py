@@ -313,7 +313,8 @@ class TenantRuntime:
         self.parts.calendar = self._calendar(tenant_connections, reader, writer, graph_url)
         calendar = self.parts.calendar
         if calendar is not None and calendar.client is not None:
-            self.parts.calendar_keeper = CalendarKeeper(store, calendar, clock)
+            self.parts.calendar_keeper = CalendarKeeper(store, calendar, clock,
+                                                          writes=self.ownership)
         if calendar is not None and calendar.client is not None and use_webhooks and webhook:
             self.parts.calendar_subscriptions = CalendarSubscriptions(
                 calendar.client, clock, calendar, notification_url=webhook,
@@ -326,7 +327,8 @@ class TenantRuntime:
         if self.parts.contacts is not None:
             self.parts.contact_subscriptions = self.parts.contacts.notifications
             if self.parts.contacts.client is not None:
-                self.parts.contacts_keeper = ContactsKeeper(store, self.parts.contacts, clock)
+                self.parts.contacts_keeper = ContactsKeeper(
+                    store, self.parts.contacts, clock, writes=self.ownership)
             directory.fetch_teams_users = feeding_directory(directory.fetch_teams_users,
                                                             self.parts.contacts)
             if changes is not None:

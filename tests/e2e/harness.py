@@ -121,7 +121,7 @@ async def in_teams(server: RunningServer, upn: str, body: dict[str, Any]) -> Non
     import httpx
 
     context = ssl.create_default_context(cafile=str(server.ca_file))
-    async with httpx.AsyncClient(verify=context) as http:
+    async with httpx.AsyncClient(verify=context, timeout=60) as http:
         answer = await http.post(f"{server.url}/_sim/tenants/contoso.com/users/{upn}/teams",
                                  json=body)
         assert answer.status_code == 200, answer.text

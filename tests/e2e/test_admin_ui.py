@@ -99,7 +99,7 @@ async def test_sign_in_pages_api_keys_csrf_escaping_and_the_audit_trail(
         assert service.admin_ui is not None
         routes = [(method, route.path) for route in admin_ui_router(service.admin_ui).routes
                   if isinstance(route, APIRoute) for method in route.methods or ()]
-        async with httpx.AsyncClient(base_url=base(service)) as http:
+        async with httpx.AsyncClient(base_url=base(service), timeout=60) as http:
             for method, path in routes:
                 if path in OPEN:
                     continue

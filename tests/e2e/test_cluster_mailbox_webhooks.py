@@ -174,7 +174,7 @@ async def test_users_event_and_contact_notifications_posted_to_a_standby_node_re
         # A forged client state on an event notification: refused by node-b, not handed on.
         annas = next(iter(events._by_id))
         handed = b.receiver.counters["handed_off"]
-        async with httpx.AsyncClient() as http:
+        async with httpx.AsyncClient(timeout=60) as http:
             answer = await http.post(
                 f"http://127.0.0.1:{b_port}{b_settings.webhook_path}",
                 json={"value": [{"subscriptionId": annas, "clientState": "forged",

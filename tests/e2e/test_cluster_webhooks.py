@@ -166,7 +166,7 @@ async def test_notifications_posted_to_a_standby_node_reach_the_holder_and_its_s
         assert pool is not None and pool.owners["svc-presence@contoso.com"].current is not None
         subscription = pool.owners["svc-presence@contoso.com"].current.graph_id
         handed = b.receiver.counters["handed_off"]
-        async with httpx.AsyncClient() as http:
+        async with httpx.AsyncClient(timeout=60) as http:
             answer = await http.post(
                 f"http://127.0.0.1:{b_port}{b_settings.webhook_path}",
                 json={"value": [{"subscriptionId": subscription, "clientState": "forged",

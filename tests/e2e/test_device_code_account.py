@@ -64,7 +64,7 @@ async def stored_refresh_token(settings: Settings) -> str | None:
 async def approve(server: RunningServer, user_code: str) -> None:
     """The person opens the device-login page, enters the code and signs in (with MFA)."""
     context = ssl.create_default_context(cafile=str(server.ca_file))
-    async with httpx.AsyncClient(verify=context) as http:
+    async with httpx.AsyncClient(verify=context, timeout=60) as http:
         answer = await http.post(f"{server.url}/_sim/devicecode/approve",
                                  json={"user_code": user_code, "upn": MFA})
         assert answer.status_code == 200, answer.text

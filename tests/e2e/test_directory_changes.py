@@ -31,7 +31,7 @@ async def in_entra(server: RunningServer, method: str, path: str,
                    body: dict[str, Any] | None = None) -> None:
     """Act as the tenant's admin in Entra ID (the simulator's control API)."""
     context = ssl.create_default_context(cafile=str(server.ca_file))
-    async with httpx.AsyncClient(verify=context) as http:
+    async with httpx.AsyncClient(verify=context, timeout=60) as http:
         answer = await http.request(method, f"{server.url}/_sim/tenants/contoso.com{path}",
                                     json=body)
         assert answer.is_success, answer.text

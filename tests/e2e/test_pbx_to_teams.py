@@ -36,7 +36,7 @@ QUIET = {"teams_to_pbx": {"min_poll_interval": "5m", "reconcile_interval": "5m"}
 async def presence_of(server: RunningServer, upn: str) -> dict[str, Any]:
     """The simulator's full picture of a person (control API): sessions, preferred, aggregate."""
     context = ssl.create_default_context(cafile=str(server.ca_file))
-    async with httpx.AsyncClient(verify=context) as http:
+    async with httpx.AsyncClient(verify=context, timeout=60) as http:
         answer = await http.get(f"{server.url}/_sim/tenants/contoso.com/users/{upn}/presence")
         assert answer.status_code == 200, answer.text
         body: dict[str, Any] = answer.json()

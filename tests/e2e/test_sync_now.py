@@ -68,7 +68,7 @@ async def test_the_route_starts_a_full_sync_at_once_and_checks_the_key(
         before = await settled(service, sim, clock)
         url = (f"http://{settings.listen.host}:{settings.listen.port}"
                "/api/v1/directory/sync")
-        async with httpx.AsyncClient() as http:
+        async with httpx.AsyncClient(timeout=60) as http:
             answer = await http.post(url, headers={"Authorization": f"Bearer {write_key.strip()}"})
             assert answer.status_code == 202, answer.text
             assert answer.json() == {"tenants": ["contoso"]}

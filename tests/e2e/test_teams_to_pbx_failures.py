@@ -99,7 +99,7 @@ async def other_installation_subscribes(server: RunningServer, sim: Simulator,
         "expirationDateTime": (sim.clock.now() + timedelta(minutes=55)).isoformat(),
     }
     context = ssl.create_default_context(cafile=str(server.ca_file))
-    async with httpx.AsyncClient(verify=context) as http:
+    async with httpx.AsyncClient(verify=context, timeout=60) as http:
         answer = await http.post(f"{server.url}/v1.0/subscriptions", json=body,
                                  headers=bearer(user_token(sim, SVC)))
     assert answer.status_code == 201, answer.text
@@ -316,7 +316,7 @@ async def test_an_expired_client_secret_is_explained_and_a_new_one_recovers(
 
     # The admin creates a new secret in Entra and puts it in the configuration.
     context = ssl.create_default_context(cafile=str(sim_server.ca_file))
-    async with httpx.AsyncClient(verify=context) as http:
+    async with httpx.AsyncClient(verify=context, timeout=60) as http:
         added = await http.post(f"{sim_server.url}/_sim/tenants/contoso.com/apps/{APP_ID}/secrets",
                                 json={"value": NEW_SECRET})
         assert added.status_code == 201, added.text

@@ -46,7 +46,8 @@ def tenant_health(service: Service, name: str = "contoso") -> dict[str, Any]:
 async def probe(service: Service, path: str) -> httpx.Response:
     """GET one of the service's own routes over HTTP, as an orchestrator does."""
     listen = service.settings.listen
-    async with httpx.AsyncClient(base_url=f"http://{listen.host}:{listen.port}") as http:
+    async with httpx.AsyncClient(base_url=f"http://{listen.host}:{listen.port}",
+                                 timeout=60) as http:
         return await http.get(path)
 
 

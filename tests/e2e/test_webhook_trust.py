@@ -54,7 +54,7 @@ class ShiftedClock:
 async def sim_control(server: RunningServer, path: str, body: dict[str, Any]) -> Any:
     """POST to one of the simulator's control routes."""
     context = ssl.create_default_context(cafile=str(server.ca_file))
-    async with httpx.AsyncClient(verify=context) as http:
+    async with httpx.AsyncClient(verify=context, timeout=60) as http:
         answer = await http.post(f"{server.url}/_sim{path}", json=body)
         assert answer.status_code == 200, answer.text
         return answer.json()
@@ -182,7 +182,7 @@ async def test_a_forged_notification_is_refused_logged_and_shown_in_healthz(
                            "changeType": "updated", "tenantId": TENANT_ID,
                            "resource": "communications/presences/x",
                            "resourceData": {"id": "x"}}]}
-        async with httpx.AsyncClient() as http:
+        async with httpx.AsyncClient(timeout=60) as http:
             for _ in range(5):
                 answer = await http.post(f"http://127.0.0.1:{port}{settings.webhook_path}",
                                          json=body)

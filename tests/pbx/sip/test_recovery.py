@@ -142,3 +142,68 @@ async def test_stop_withdraws_when_the_server_answers_again_after_a_missed_keepa
     finally:
         if not stopped:
             await connection.stop()
+
+
+async def test_a_restart_between_two_keepalives_is_noticed_and_everything_sent_again(
+    own_kamailio: KamailioServer, tmp_path: Path
+) -> None:
+    connection = await connect(own_kamailio, keepalive_interval=3.0)
+    probes: list[bool] = []
+    probe = connection._health.probe
+
+    async def counted() -> bool:
+        answered = await probe()
+        probes.append(answered)
+        return answered
+
+    connection._health.probe = counted  # type: ignore[method-assign]
+    try:
+        await connection.set_presence(person("ola"), PbxPresence.DND, "")
+        await connection.set_presence(person("pia"), PbxPresence.AWAY, "")
+        seen = len(probes)
+        await wait_until(lambda: len(probes) > seen)
+        # Right after a probe, and blocking the event loop meanwhile: no OPTIONS goes out
+        # while the server is away, so only what it forgot can tell the restart.
+        own_kamailio.kill()
+        own_kamailio.start()
+        await see(tmp_path, own_kamailio, "ola", "dnd")
+        await see(tmp_path, own_kamailio, "pia", "rpid:away")
+        assert all(probes)  # the keep-alive never saw the server away
+        assert connection.status().state is ConnectionState.CONNECTED
+    finally:
+        await connection.stop()
+
+
+async def test_with_nothing_published_a_quick_restart_is_noticed_by_the_line_watch(
+    own_kamailio: KamailioServer,
+) -> None:
+    connection = await connect(own_kamailio, keepalive_interval=3.0)
+    reader = EventReader(connection)
+    probes: list[bool] = []
+    probe = connection._health.probe
+
+    async def counted() -> bool:
+        answered = await probe()
+        probes.append(answered)
+        return answered
+
+    connection._health.probe = counted  # type: ignore[method-assign]
+    phone = None
+    try:
+        await connection.watch([person("quy")])
+        seen = len(probes)
+        await wait_until(lambda: len(probes) > seen)
+        own_kamailio.kill()  # as above: between two probes, the loop blocked meanwhile
+        own_kamailio.start()
+        seen = len(probes)
+        await wait_until(lambda: len(probes) > seen + 1, within=30)  # a probe, then a check
+        phone = await Phone(own_kamailio, "quy").start()
+        await phone.call("confirmed")
+        await reader.wait_for(
+            lambda e: isinstance(e, LineStateEvent) and e.state is LineState.ON_THE_PHONE)
+        assert all(probes)
+    finally:
+        if phone is not None:
+            await phone.close()
+        await reader.close()
+        await connection.stop()

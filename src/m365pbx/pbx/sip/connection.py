@@ -122,7 +122,9 @@ class SipConnection:
             timeout=options.keepalive_timeout,
             on_down=self._server_down,
             on_up=self._server_up,
+            on_steady=self._check_server_memory,
         )
+        self._canary_turn = 0
         self._stopped = False
         self._started = False
         self._events_closed = False
@@ -610,6 +612,36 @@ class SipConnection:
         if recovered or self._board.problems:
             self._scheduler.spawn(self.reassert())
         self._update_status()
+
+    async def _check_server_memory(self) -> None:
+        """Refresh one publication (or, with none, one subscription) per keep-alive, in
+        turn: a server that restarted since the last probe answers 412 (or 481), and then
+        everything is sent again instead of waiting for each refresh."""
+        people = [p for p in self._people.values() if p.user.key not in self._restored]
+        published = [p for p in people if p.publication is not None and p.publication.active
+                     and p.publication.published is not None]
+        if published:
+            person = published[self._canary_turn % len(published)]
+            publication = person.publication
+            assert publication is not None
+            before = publication.lost
+            await self._publish(person, Mode.REFRESH)
+            forgotten = publication.lost > before
+        else:
+            subscribed = [(p, event, sub) for p in people
+                          for event, sub in p.subscriptions.items() if sub.confirmed]
+            if not subscribed:
+                return
+            person, event, subscription = subscribed[self._canary_turn % len(subscribed)]
+            before = subscription.lost
+            await self._subscribe(person, event)
+            forgotten = subscription.lost > before
+        self._canary_turn += 1
+        if forgotten:
+            log.warning("%s: the presence server no longer held what it had granted for %s "
+                        "(restarted between two keep-alives?); sending everything again",
+                        self.name, person.address)
+            self._scheduler.spawn(self.reassert())
 
     async def reassert(self) -> None:
         """Send every publication again and refresh every subscription (after recovery)."""

@@ -4,7 +4,10 @@ A server that restarts after a crash has forgotten every publication and subscri
 (db_text keeps nothing; Kamailio's presence module docs), and a client only learns it
 at its next refresh. The keep-alive shortens that: when the server stops answering it
 is reported down, and when it answers again (or after a lost TCP connection, which
-usually means a restart) the owner is told to re-assert everything at once.
+usually means a restart) the owner is told to re-assert everything at once. A restart
+quicker than the keep-alive interval goes unnoticed by OPTIONS over UDP (the chaos soak
+showed it: Kamailio killed and back within 3 s), so after each answered probe the owner
+may check one thing the server should still hold (`on_steady`).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from m365pbx.pbx.sip.transactions import TransactionAborted
 from m365pbx.pbx.sip.transport import ListenError, TransportError
@@ -33,6 +36,7 @@ class ServerHealth:
         timeout: float,
         on_down: Callable[[], None],
         on_up: Callable[[bool], None],
+        on_steady: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._ua = ua
         self._domain = domain
@@ -40,6 +44,7 @@ class ServerHealth:
         self.timeout = timeout
         self._on_down = on_down
         self._on_up = on_up
+        self._on_steady = on_steady
         self.up: bool | None = None
         self.error = ""
         self._suspect = False
@@ -94,6 +99,11 @@ class ServerHealth:
                     self._on_up(True)
                 elif previous is None:
                     self._on_up(False)
+                elif self._on_steady is not None:
+                    try:
+                        await self._on_steady()
+                    except Exception:
+                        log.exception("checking what the presence server still holds failed")
             elif self.up is not False:
                 self.up = False
                 log.warning("%s", self.error)

@@ -67,6 +67,7 @@ class Publication:
         self.granted = 0
         self.grants = 0  # 2xx answers so far: each one starts the granted interval anew
         self.adopted = False  # the ETag comes from an earlier run, not from an answer yet
+        self.lost = 0  # times the server answered 412 to an ETag it had given us
         self._lock = asyncio.Lock()
 
     @property
@@ -163,6 +164,7 @@ class Publication:
                 return ok(self.granted)
             if response.status == 412 and not fresh_tried:
                 fresh_tried = True
+                self.lost += 1
                 self._forget()
                 continue
             if self.adopted and response.status != 423 and not fresh_tried:

@@ -80,6 +80,7 @@ class Subscription:
         self.limit = limit
         self.granted = 0
         self.confirmed = False
+        self.lost = 0  # times the server answered a refresh with 481: it forgot the dialog
         self.remote_cseq: int | None = None
         self.on_new_dialog: Callable[[], None] = lambda: None
         self._lock = asyncio.Lock()
@@ -134,6 +135,7 @@ class Subscription:
                 return ok(self.granted)
             if response.status == 481 and in_dialog and not dialog_retried:
                 dialog_retried = True
+                self.lost += 1
                 self.restart()
                 continue
             if response.status == 423 and not interval_tried:

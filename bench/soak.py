@@ -2,12 +2,14 @@
 database behind a load balancer, a simulated Microsoft 365 that loses, duplicates and
 reorders notifications, answers 429 with Retry-After and 5xx, hands out short-lived
 tokens and a skewed clock, while people change presence in Teams, phones ring and end
-calls through the presence API, and a node is killed (kill -9) at a fixed interval.
+calls through the presence API, a node is killed (kill -9) at a fixed interval, and the
+Kamailio of the tenant's SIP connection is SIGKILLed (twice by default).
 What it checks afterwards: tests/e2e/chaos.py.
 
 Prints one JSON line. Run (PostgreSQL on 127.0.0.1:5432):
     .venv/bin/python bench/soak.py [--minutes 30] [--people 5000] [--nodes 3]
         [--kill-every 300] [--changes-per-second 20] [--calls-per-second 5]
+        [--sip-people 500] [--kamailio-kills 2]
 The 3-minute version runs in CI: tests/e2e/test_soak.py.
 """
 
@@ -37,11 +39,14 @@ def main() -> None:
     parser.add_argument("--kill-every", type=float, default=300.0)
     parser.add_argument("--changes-per-second", type=float, default=20.0)
     parser.add_argument("--calls-per-second", type=float, default=5.0)
+    parser.add_argument("--sip-people", type=int, default=500)
+    parser.add_argument("--kamailio-kills", type=int, default=2)
     args = parser.parse_args()
     options = SoakOptions(minutes=args.minutes, people=args.people, nodes=args.nodes,
                           kill_every_s=args.kill_every,
                           changes_per_second=args.changes_per_second,
-                          calls_per_second=args.calls_per_second)
+                          calls_per_second=args.calls_per_second,
+                          sip_people=args.sip_people, kamailio_kills=args.kamailio_kills)
     result = asyncio.run(_main(options))
     print(json.dumps(asdict(result) | {"ok": result.ok}))
 

@@ -3,10 +3,12 @@ tests/e2e/test_soak.py for 3: real `m365pbx serve` processes on one PostgreSQL d
 behind a load balancer, a simulated Microsoft 365 that loses, duplicates and reorders
 notifications, answers 429 with Retry-After and 5xx, hands out short-lived tokens and a
 skewed clock, while people change presence in Teams, phones ring and end calls through
-the presence API, and a node is killed (kill -9) at a fixed interval and started again.
+the presence API, a node is killed (kill -9) at a fixed interval and started again, and
+the Kamailio that the tenant's SIP connection publishes to is SIGKILLed (twice by default).
 
 Afterwards, with the faults lifted and the lines idle, one reconciliation interval (plus
 a lease lifetime for a takeover) later: how many people's PBX side differs from Teams
+(goal 0), how many people Kamailio shows otherwise than m365pbx believes it published
 (goal 0), how many presence sessions of ours are left in Teams (goal 0), how many times
 Graph answered 409 to a subscription made twice (goal 0), and each node's memory over the
 run (goal: flat over the last two thirds of a process's life).
@@ -33,7 +35,17 @@ from m365pbx.store import Store, load_secret_box
 from m365sim.faults import FaultRule
 from m365sim.server import run_server
 from tests.e2e.balancer import Balancer
-from tests.e2e.cluster_rig import Node, Rig, Scene, change_stream, make_scene, until
+from tests.e2e.cluster_rig import (
+    SIP_CONNECTION,
+    Node,
+    Rig,
+    Scene,
+    change_stream,
+    make_scene,
+    until,
+)
+from tests.e2e.sip_snapshot import PresenceSnapshot
+from tests.pbx.sip.kamailio import KamailioServer, free_port
 
 CONTOSO = "tenant/contoso"
 LEASE = "3s"
@@ -52,6 +64,8 @@ class SoakOptions:
     calls_per_second: float = 5.0
     reconcile_s: float = 60.0
     seed: int = 25
+    sip_people: int = 500  # contoso's first people also on a SIP connection to Kamailio
+    kamailio_kills: int = 2  # spread evenly over the run; 0 leaves Kamailio up
 
 
 @dataclass
@@ -63,8 +77,11 @@ class SoakResult:
     calls: int = 0
     node_kills: list[str] = field(default_factory=list)
     takeovers: int = 0
+    kamailio_kills: list[str] = field(default_factory=list)
     differences: int = 0
     differing: list[str] = field(default_factory=list)
+    sip_differences: int = 0
+    sip_differing: list[str] = field(default_factory=list)
     orphaned_sessions: int = 0
     orphans: list[str] = field(default_factory=list)
     orphan_histories: dict[str, list[str]] = field(default_factory=dict)
@@ -77,8 +94,10 @@ class SoakResult:
 
     @property
     def ok(self) -> bool:
-        """The soak's goals: nothing differs, nothing orphaned, no duplicate subscription."""
-        return not self.differences and not self.orphaned_sessions and not self.conflicts
+        """The soak's goals: nothing differs (m365pbx from Teams, Kamailio from m365pbx),
+        nothing orphaned, no duplicate subscription."""
+        return not (self.differences or self.sip_differences or self.orphaned_sessions
+                    or self.conflicts)
 
 
 def inject_faults(scene: Scene) -> list[FaultRule]:
@@ -216,9 +235,14 @@ async def soak(options: SoakOptions, database_url: str, tmp: Path) -> SoakResult
     scene = make_scene(options.people, polled=options.polled, seed=options.seed)
     balancer = Balancer([])
     await balancer.start()
+    kamailio = KamailioServer(tmp / "kamailio", port=free_port(), memory_mb=128)
+    if options.sip_people:
+        await asyncio.to_thread(kamailio.start)
     async with run_server(scene.sim, cert_dir=tmp / "tls") as server:
         rig = Rig(scene, server, database_url, tmp, lease=LEASE, public_port=balancer.port,
                   reconcile=f"{options.reconcile_s:.0f}s")
+        if options.sip_people:
+            rig.add_sip(kamailio.port, options.sip_people)
         for n in range(options.nodes):
             rig.add_node(f"node-{chr(ord('a') + n)}")
         balancer.ports = [node.port for node in rig.nodes]
@@ -240,6 +264,8 @@ async def soak(options: SoakOptions, database_url: str, tmp: Path) -> SoakResult
                      asyncio.create_task(phones.run(options.calls_per_second)),
                      asyncio.create_task(_memory(rig, result)),
                      asyncio.create_task(_killer(rig, options, rng, result))]
+            if options.sip_people:
+                tasks.append(asyncio.create_task(_kamailio_killer(kamailio, options, result)))
             await asyncio.sleep(options.minutes * 60)
             for task in tasks:
                 task.cancel()
@@ -257,6 +283,11 @@ async def soak(options: SoakOptions, database_url: str, tmp: Path) -> SoakResult
             result.differences = len(differences)
             result.differing = [f"{k}: Teams {t}, PBX {p}" for k, (t, p) in
                                 sorted(differences.items())[:10]]
+            if options.sip_people:
+                sip = await sip_differences(rig, kamailio)
+                result.sip_differences = len(sip)
+                result.sip_differing = [f"{k}: m365pbx {m}, Kamailio {k2}"
+                                        for k, (m, k2) in sorted(sip.items())[:10]]
             result.orphans = orphaned_sessions(scene)
             result.orphaned_sessions = len(result.orphans)
             result.orphan_histories = {
@@ -269,6 +300,7 @@ async def soak(options: SoakOptions, database_url: str, tmp: Path) -> SoakResult
                 task.cancel()
             await rig.stop()
             await balancer.stop()
+            await asyncio.to_thread(kamailio.kill)
     result.memory_growth_mb = {name: _growth(samples)
                                for name, samples in result.memory_mb.items()}
     result.seconds = round(time.perf_counter() - started, 1)
@@ -322,6 +354,38 @@ async def _killer(rig: Rig, options: SoakOptions, rng: random.Random,
                 await until(functools.partial(_held_elsewhere, rig, victim), "a takeover",
                             wall=120)
                 result.takeovers += 1
+
+
+async def _kamailio_killer(kamailio: KamailioServer, options: SoakOptions,
+                           result: SoakResult) -> None:
+    """SIGKILL Kamailio `kamailio_kills` times, evenly over the run and between the node
+    kills (it loses every publication and subscription it held: db_text keeps them in
+    memory), and start it again on the same port 3 s later."""
+    every = options.minutes * 60 / options.kamailio_kills
+    await asyncio.sleep(every / 2)
+    for turn in range(options.kamailio_kills):
+        if turn:
+            await asyncio.sleep(every - 3)
+        await asyncio.to_thread(kamailio.kill)
+        result.kamailio_kills.append(time.strftime("%H:%M:%S"))
+        await asyncio.sleep(3)
+        await asyncio.to_thread(kamailio.start)
+
+
+async def sip_differences(rig: Rig, kamailio: KamailioServer) -> dict[str, tuple[str, str]]:
+    """People Kamailio shows otherwise than the tenant's holder says it published:
+    key → (m365pbx's word, Kamailio's word)."""
+    holder = await rig.holder(CONTOSO)
+    believed: dict[str, str] = {}
+    if holder is not None:
+        connections = await holder.presence_map() or {}
+        believed = {key: str(value.get("pbx") or "online")
+                    for key, value in connections.get(SIP_CONNECTION, {}).items()}
+    assert rig.sip_users is not None
+    keys = [line.split(",")[0] for line in rig.sip_users.read_text().splitlines()[1:]]
+    shown = await PresenceSnapshot(kamailio.port).read(keys)
+    return {key: (believed.get(key, "unknown"), shown[key]) for key in keys
+            if believed.get(key, "unknown") != shown[key]}
 
 
 async def _held_elsewhere(rig: Rig, gone: Node) -> bool:

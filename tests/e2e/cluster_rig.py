@@ -45,6 +45,7 @@ FABRIKAM_ID = "2f6b3a4e-8c1d-4e5f-9a7b-0c1d2e3f4a5b"
 APP_ID = "6731de76-14a6-49ae-97bc-6eba6914391e"
 SECRET = "cluster~rig~secret~value"
 PASSWORD = "cluster rig password"
+SIP_CONNECTION = "contoso-sip"
 PER_ACCOUNT = 650  # people one service account's subscription covers (graph.md 4.4)
 # What people do in Teams, as (availability, activity).
 CHANGES = [("Busy", "Busy"), ("Away", "Away"), ("Busy", "InACall"),
@@ -228,8 +229,8 @@ class Node:
         part = await self.part(f"lease/{job}")
         return part is not None and part["counters"].get("held") == 1
 
-    async def pbx_presence(self) -> dict[str, tuple[str, str]] | None:
-        """What its presence API shows (availability, activity) by PBX key, or None."""
+    async def presence_map(self) -> dict[str, dict[str, dict[str, Any]]] | None:
+        """Its presence API's map: connection → PBX key → both sides, or None."""
         try:
             async with httpx.AsyncClient(timeout=10) as http:
                 answer = await http.get(f"{self.url}/api/v1/presence",
@@ -238,8 +239,15 @@ class Node:
             return None
         if answer.status_code != 200:
             return None
+        return dict(answer.json()["connections"])
+
+    async def pbx_presence(self) -> dict[str, tuple[str, str]] | None:
+        """What its presence API shows (availability, activity) by PBX key, or None."""
+        connections = await self.presence_map()
+        if connections is None:
+            return None
         shown: dict[str, tuple[str, str]] = {}
-        for people in answer.json()["connections"].values():
+        for people in connections.values():
             for key, value in people.items():
                 shown[key] = (value.get("availability", ""), value.get("activity", ""))
         return shown
@@ -261,6 +269,15 @@ class Rig:
         self.contoso_users = _users_file(tmp / "contoso-users.csv", scene.people)
         self.fabrikam_users = _users_file(tmp / "fabrikam-users.csv", scene.polled)
         self.nodes: list[Node] = []
+        self.sip_port: int | None = None  # a Kamailio for tenant contoso's first people
+        self.sip_users: Path | None = None
+
+    def add_sip(self, port: int, people: int) -> None:
+        """Give tenant contoso a SIP connection to the Kamailio on `port` for its first
+        `people` people (before the nodes are added: their files are written then)."""
+        self.sip_port = port
+        self.sip_users = _users_file(self.tmp / "contoso-sip-users.csv",
+                                     self.scene.people[:people])
 
     def add_node(self, name: str) -> Node:
         """A node of the installation (not started)."""
@@ -299,8 +316,17 @@ class Rig:
                  "users_file": str(self.contoso_users), "matching": matching},
                 {"name": "fabrikam-pbx", "kind": "api", "tenant": "fabrikam",
                  "users_file": str(self.fabrikam_users), "matching": matching},
+                *self._sip_connections(matching),
             ],
         }
+
+    def _sip_connections(self, matching: dict[str, Any]) -> list[dict[str, Any]]:
+        if self.sip_port is None:
+            return []
+        return [{"name": SIP_CONNECTION, "kind": "sip", "tenant": "contoso",
+                 "users_file": str(self.sip_users), "matching": matching,
+                 "settings": {"server": f"127.0.0.1:{self.sip_port}", "domain": "127.0.0.1",
+                              "uri_template": "sip:{key}@{domain}"}}]
 
     async def create_api_key(self) -> None:
         """An API key with the read scope, in the shared database (any node accepts it).

@@ -1,9 +1,10 @@
 """The chaos soak of bench/soak.py in its 3-minute version (issue 25): three real nodes
 on PostgreSQL behind a balancer, a simulated Microsoft 365 that loses, duplicates and
 reorders notifications and answers 429 and 5xx, a stream of changes in Teams and of
-calls through the presence API, a node killed every minute. Afterwards no person's PBX
-side differs from Teams, no presence session of ours is left in Teams, and no
-subscription was ever made twice."""
+calls through the presence API, a node killed every minute, and the Kamailio of the
+tenant's SIP connection SIGKILLed twice. Afterwards no person's PBX side differs from
+Teams, Kamailio shows everyone as m365pbx published them, no presence session of ours
+is left in Teams, and no subscription was ever made twice."""
 
 from __future__ import annotations
 
@@ -27,13 +28,16 @@ def cluster_url(new_pg_database: Any) -> str:  # noqa: F811 - the imported fixtu
 async def test_three_minutes_of_chaos_leave_nothing_wrong(tmp_path: Path,
                                                          cluster_url: str) -> None:
     options = SoakOptions(minutes=3, people=500, polled=50, nodes=3, kill_every_s=60,
-                          changes_per_second=10, calls_per_second=3, reconcile_s=30)
+                          changes_per_second=10, calls_per_second=3, reconcile_s=30,
+                          sip_people=100, kamailio_kills=2)
     result = await soak(options, cluster_url, tmp_path)
     print(result)
     assert len(result.node_kills) >= 2  # the chaos did happen
+    assert len(result.kamailio_kills) == 2
     assert result.takeovers >= 1
     assert result.changes > 500 and result.calls > 100
     assert any(hits for hits in result.faults_hit.values())
     assert result.differing == []
+    assert result.sip_differing == []
     assert result.orphaned_sessions == 0
     assert result.conflicts == []

@@ -144,19 +144,25 @@ async def test_stop_withdraws_when_the_server_answers_again_after_a_missed_keepa
             await connection.stop()
 
 
-async def test_a_restart_between_two_keepalives_is_noticed_and_everything_sent_again(
-    own_kamailio: KamailioServer, tmp_path: Path
-) -> None:
-    connection = await connect(own_kamailio, keepalive_interval=3.0)
+def recorded_probes(connection: SipConnection) -> list[bool]:
+    """Each keep-alive probe's result from now on (whether the server answered)."""
     probes: list[bool] = []
     probe = connection._health.probe
 
-    async def counted() -> bool:
+    async def recorded() -> bool:
         answered = await probe()
         probes.append(answered)
         return answered
 
-    connection._health.probe = counted  # type: ignore[method-assign]
+    connection._health.probe = recorded  # type: ignore[method-assign]
+    return probes
+
+
+async def test_a_restart_between_two_keepalives_is_noticed_and_everything_sent_again(
+    own_kamailio: KamailioServer, tmp_path: Path
+) -> None:
+    connection = await connect(own_kamailio, keepalive_interval=3.0)
+    probes = recorded_probes(connection)
     try:
         await connection.set_presence(person("ola"), PbxPresence.DND, "")
         await connection.set_presence(person("pia"), PbxPresence.AWAY, "")
@@ -179,15 +185,7 @@ async def test_with_nothing_published_a_quick_restart_is_noticed_by_the_line_wat
 ) -> None:
     connection = await connect(own_kamailio, keepalive_interval=3.0)
     reader = EventReader(connection)
-    probes: list[bool] = []
-    probe = connection._health.probe
-
-    async def counted() -> bool:
-        answered = await probe()
-        probes.append(answered)
-        return answered
-
-    connection._health.probe = counted  # type: ignore[method-assign]
+    probes = recorded_probes(connection)
     phone = None
     try:
         await connection.watch([person("quy")])

@@ -10,6 +10,7 @@ from email.utils import format_datetime
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from m365sim import control, directory, entra, outlook, presence, subscriptions
 from m365sim.auth import Caller, authenticate
@@ -59,6 +60,12 @@ def create_app(sim: Simulator) -> FastAPI:
         else:
             error = GraphError(exc.status_code, "BadRequest", str(exc.detail))
         return graph_error_response(error, now=sim.clock.now())
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, exc: ClientDisconnect) -> Response:
+        # The caller hung up mid-request (a killed node, say): nobody reads the answer.
+        log.info("client disconnected during %s %s", request.method, request.url.path)
+        return Response(status_code=400)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

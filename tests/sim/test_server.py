@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import ssl
 from pathlib import Path
@@ -14,7 +15,7 @@ from cryptography import x509
 from m365sim.server import RunningServer, run_server
 from m365sim.simulator import Simulator
 from m365sim.tls import ensure_certificates
-from tests.sim.conftest import TENANT_ID
+from tests.sim.conftest import TENANT_ID, app_token
 
 
 def trusting(ca_file: Path | None) -> ssl.SSLContext:
@@ -122,3 +123,29 @@ def test_the_ca_survives_restarts_in_the_same_directory(tmp_path: Path) -> None:
     names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert "sim.example" in names.get_values_for_type(x509.DNSName)
     assert oct(second.key_file.stat().st_mode & 0o777) == "0o600"
+
+
+async def test_a_client_hanging_up_mid_body_is_noted_not_an_error(
+    sim_server: RunningServer, sim: Simulator, caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A node killed while it posts (the chaos soak): the simulator notes it and goes on.
+    caplog.set_level(logging.INFO, logger="m365sim")
+    _reader, writer = await asyncio.open_connection(
+        "127.0.0.1", sim_server.port, ssl=trusting(sim_server.ca_file),
+        server_hostname="127.0.0.1")
+    writer.write(b"POST /v1.0/communications/getPresencesByUserId HTTP/1.1\r\n"
+                 b"Host: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                 b"Authorization: Bearer " + app_token(sim).encode() +
+                 b"\r\nContent-Length: 1000\r\n\r\n{\"ids\": [")
+    await writer.drain()
+    await asyncio.sleep(0.2)
+    writer.close()
+    for _ in range(200):
+        if any("client disconnected" in r.getMessage() for r in caplog.records):
+            break
+        await asyncio.sleep(0.02)
+    assert any("client disconnected during POST" in r.getMessage() for r in caplog.records)
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+    async with httpx.AsyncClient(base_url=sim_server.url,
+                                 verify=trusting(sim_server.ca_file)) as http:
+        assert (await http.get(discovery_path())).status_code == 200

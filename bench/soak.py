@@ -9,7 +9,7 @@ What it checks afterwards: tests/e2e/chaos.py.
 Prints one JSON line. Run (PostgreSQL on 127.0.0.1:5432):
     .venv/bin/python bench/soak.py [--minutes 30] [--people 5000] [--nodes 3]
         [--kill-every 300] [--changes-per-second 20] [--calls-per-second 5]
-        [--sip-people 500] [--kamailio-kills 2]
+        [--sip-people 500] [--kamailio-kills 2] [--keep FOLDER]
 The 3-minute version runs in CI: tests/e2e/test_soak.py.
 """
 
@@ -41,20 +41,26 @@ def main() -> None:
     parser.add_argument("--calls-per-second", type=float, default=5.0)
     parser.add_argument("--sip-people", type=int, default=500)
     parser.add_argument("--kamailio-kills", type=int, default=2)
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="keep the nodes' logs and files in this (new) folder")
     args = parser.parse_args()
     options = SoakOptions(minutes=args.minutes, people=args.people, nodes=args.nodes,
                           kill_every_s=args.kill_every,
                           changes_per_second=args.changes_per_second,
                           calls_per_second=args.calls_per_second,
                           sip_people=args.sip_people, kamailio_kills=args.kamailio_kills)
-    result = asyncio.run(_main(options))
+    if args.keep is not None:
+        args.keep.mkdir(parents=True)
+    result = asyncio.run(_main(options, args.keep))
     print(json.dumps(asdict(result) | {"ok": result.ok}))
 
 
-async def _main(options: SoakOptions) -> SoakResult:
+async def _main(options: SoakOptions, keep: Path | None) -> SoakResult:
     name = f"m365pbx_soak_{secrets.token_hex(4)}"
     await create_pg_database(name)
     try:
+        if keep is not None:
+            return await soak(options, pg_url(name), keep)
         with tempfile.TemporaryDirectory(prefix="m365pbx-soak-") as directory:
             return await soak(options, pg_url(name), Path(directory))
     finally:

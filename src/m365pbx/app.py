@@ -46,7 +46,7 @@ from m365pbx.service.cluster_node import ClusterNode
 from m365pbx.service.connections import build_connection, pump_events
 from m365pbx.service.contacts import ContactsBook
 from m365pbx.service.health import iso, tenant_report
-from m365pbx.service.leases import Ownership
+from m365pbx.service.leases import Ownership, lease_store_for
 from m365pbx.service.matching_view import matching_views
 from m365pbx.service.metrics import ServiceCollector
 from m365pbx.service.pbx_leases import (
@@ -123,7 +123,10 @@ class Service:
         self.store = Store.open(settings.database.url, box)
         # Several nodes: each tenant's jobs, and what its PBX connections send, run on the
         # node holding the tenant's lease (docs/cluster.md).
-        self._ownerships = {t.name: Ownership(self.store, f"tenant/{t.name}")
+        self.lease_store = (lease_store_for(settings.database.url, box)
+                            if settings.cluster.enabled else self.store)
+        self._ownerships = {t.name: Ownership(self.store, f"tenant/{t.name}",
+                                              lease_store=self.lease_store)
                             for t in settings.tenants} if settings.cluster.enabled else {}
         self.connections: dict[str, PbxConnection] = {}
         for config in settings.pbx_connections:
@@ -182,7 +185,8 @@ class Service:
         self.cluster = ClusterNode(settings, self.store, self.clock, node, status=self.status,
                                    view=self.view, connections=self.connections,
                                    receiver=self.receiver, sessions=self.sessions,
-                                   serving_changed=self._people_changed)
+                                   serving_changed=self._people_changed,
+                                   lease_store=self.lease_store)
         self.recorder = StatusRecorder(self.status, StoreStatusSink(self.store, self.clock, node),
                                        self.clock, node=node)
         # Contact search and caller lookup: one index for every tenant (service/contacts.py).
@@ -553,4 +557,6 @@ class Service:
         await self.receiver.aclose()
         await self.http.aclose()
         self.view.close()
+        if self.lease_store is not self.store:
+            await self.lease_store.close()
         await self.store.close()

@@ -16,7 +16,13 @@ from sqlalchemy.engine import make_url
 from m365pbx.clock import SystemClock
 from m365pbx.core.leases import Lease, LeaseTiming
 from m365pbx.core.status import PartState, PartStatus
-from m365pbx.service.leases import StoreLeases, lease_statuses
+from m365pbx.service.leases import (
+    Ownership,
+    StoreLeases,
+    lease_statuses,
+    lease_store_for,
+    owned_by_lease,
+)
 from m365pbx.store import SecretBox, Store, create_engine, upgrade_database
 from m365pbx.sync.leases import KeeperState, LeaseKeeper
 from tests.store.conftest import PG_HOST, PG_PORT, PG_USER
@@ -219,3 +225,42 @@ async def test_a_keeper_takes_only_when_let_and_gives_up_when_asked(
         (shown,) = lease_statuses([a.keeper])
         assert (shown.state, shown.error, shown.counters["given_up"]) == (PartState.OK, None, 1)
         assert not a.working.is_set()
+
+
+async def test_renewals_go_on_while_the_node_s_shared_pool_is_taken(
+        database_url: str, store: Store, box: SecretBox) -> None:
+    """A node busy writing (every pooled connection in a long transaction, as a takeover of
+    thousands of people does) still renews: the lease has connections of its own."""
+    shared = Store(create_engine(database_url, pool_size=2, max_overflow=0, pool_timeout=60),
+                   box)
+    ownership = Ownership(shared, JOB, lease_store=lease_store_for(database_url, box))
+    started = asyncio.Event()
+
+    async def run() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    keeper = owned_by_lease(run, ownership, "node-a", SystemClock(), lifetime=3.0)
+    task = asyncio.create_task(keeper.run())
+    release = asyncio.Event()
+
+    async def long_write() -> None:
+        async with shared.transaction() as tx:
+            await tx.leases.current(JOB)  # a statement: the connection is checked out now
+            await release.wait()
+
+    writers = [asyncio.create_task(long_write()) for _ in range(2)]
+    try:
+        await asyncio.wait_for(started.wait(), WAIT)
+        await asyncio.sleep(0.5)  # the writers hold both pooled connections now
+        deadline = time.monotonic() + 3 * TIMING.lifetime
+        while time.monotonic() < deadline:  # three lifetimes: renewed every second
+            assert keeper.state is KeeperState.HOLDING
+            await asyncio.sleep(0.1)
+    finally:
+        release.set()
+        await asyncio.gather(*writers, return_exceptions=True)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await ownership.lease_store.close()
+        await shared.close()

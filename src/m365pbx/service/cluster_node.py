@@ -41,9 +41,10 @@ class ClusterNode:
                  status: StatusRegistry, view: HubPresenceView,
                  connections: Mapping[str, PbxConnection],
                  receiver: NotificationReceiver, sessions: SessionPersistence,
-                 serving_changed: Callable[[], None]) -> None:
+                 serving_changed: Callable[[], None], lease_store: Store | None = None) -> None:
         self.settings = settings
         self.store = store
+        self.lease_store = lease_store or store  # the roll call goes with the renewals
         self.clock = clock
         self.node = node
         self.connections = connections
@@ -120,7 +121,7 @@ class ClusterNode:
         """Share the tenants among the live nodes (once every tenant has its keeper)."""
         if self.keepers:
             self.balancer = Balancer(
-                StoreRollCall(self.store, self.lifetime), self.node,
+                StoreRollCall(self.lease_store, self.lifetime), self.node,
                 {keeper.job: keeper for keeper in self.keepers.values()}, self.clock,
                 timing=LeaseTiming(self.lifetime))
 

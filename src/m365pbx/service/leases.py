@@ -8,10 +8,12 @@ from typing import Any, Protocol, TypeVar
 from m365pbx.clock import Clock
 from m365pbx.core.leases import Lease, LeaseTiming
 from m365pbx.core.status import PartState, PartStatus
-from m365pbx.store import FencedOut, Repositories, Store
+from m365pbx.store import FencedOut, Repositories, SecretBox, Store
+from m365pbx.store.db import create_engine
 from m365pbx.sync.leases import KeeperState, LeaseKeeper
 
-__all__ = ["FIX_LEASE", "Ownership", "StoreLeases", "Writes", "lease_statuses", "owned_by_lease"]
+__all__ = ["FIX_LEASE", "Ownership", "StoreLeases", "Writes", "lease_statuses", "lease_store_for",
+           "owned_by_lease"]
 
 T = TypeVar("T")
 
@@ -58,9 +60,12 @@ class Ownership:
     """The lease under which this node acts on one job: the writes that depend on it are
     fenced with its epoch (Store.fenced_write), and refused while it is not held."""
 
-    def __init__(self, store: Store, job: str) -> None:
+    def __init__(self, store: Store, job: str, *, lease_store: Store | None = None) -> None:
         self.store = store
         self.job = job
+        # Where the lease itself is renewed: its own connections, so a renewal never waits
+        # behind this node's bulk writes for a pooled one (see lease_store_for).
+        self.lease_store = lease_store or store
         self.lease: Lease | None = None  # set by the job's keeper while it holds the lease
 
     async def write(self, work: Callable[[Repositories], Awaitable[T]], *, what: str) -> T:
@@ -69,6 +74,17 @@ class Ownership:
         if lease is None:
             raise FencedOut(f"not saving {what}: this node does not hold {self.job}")
         return await self.store.fenced_write(lease, work, what=what)
+
+
+def lease_store_for(url: str, box: SecretBox) -> Store:
+    """A store with two connections of its own for renewing leases and the roll call.
+
+    Renewals must land within a third of the lease's lifetime. A node taking a tenant of
+    thousands over fills the shared pool with long writes (people, saved state), and a
+    renewal queued behind them missed its deadline: the chaos soak saw the tenant move
+    between nodes every few seconds, each new holder losing it the same way.
+    """
+    return Store(create_engine(url, pool_size=2, max_overflow=0), box)
 
 
 def owned_by_lease(run: Callable[[], Coroutine[Any, Any, None]], ownership: Ownership,
@@ -82,7 +98,7 @@ def owned_by_lease(run: Callable[[], Coroutine[Any, Any, None]], ownership: Owne
         finally:
             ownership.lease = None
 
-    return LeaseKeeper(StoreLeases(ownership.store), ownership.job, node, work, clock,
+    return LeaseKeeper(StoreLeases(ownership.lease_store), ownership.job, node, work, clock,
                        timing=LeaseTiming(lifetime))
 
 

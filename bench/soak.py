@@ -9,7 +9,7 @@ What it checks afterwards: tests/e2e/chaos.py.
 Prints one JSON line. Run (PostgreSQL on 127.0.0.1:5432):
     .venv/bin/python bench/soak.py [--minutes 30] [--people 5000] [--nodes 3]
         [--kill-every 300] [--changes-per-second 20] [--calls-per-second 5]
-        [--sip-people 500] [--kamailio-kills 2] [--keep FOLDER]
+        [--lease 10s] [--sip-people 500] [--kamailio-kills 2] [--keep FOLDER]
 The 3-minute version runs in CI: tests/e2e/test_soak.py.
 """
 
@@ -39,6 +39,7 @@ def main() -> None:
     parser.add_argument("--kill-every", type=float, default=300.0)
     parser.add_argument("--changes-per-second", type=float, default=20.0)
     parser.add_argument("--calls-per-second", type=float, default=5.0)
+    parser.add_argument("--lease", default="10s", help="cluster.lease_lifetime of the nodes")
     parser.add_argument("--sip-people", type=int, default=500)
     parser.add_argument("--kamailio-kills", type=int, default=2)
     parser.add_argument("--keep", type=Path, default=None,
@@ -48,7 +49,8 @@ def main() -> None:
                           kill_every_s=args.kill_every,
                           changes_per_second=args.changes_per_second,
                           calls_per_second=args.calls_per_second,
-                          sip_people=args.sip_people, kamailio_kills=args.kamailio_kills)
+                          sip_people=args.sip_people, kamailio_kills=args.kamailio_kills,
+                          lease=args.lease)
     if args.keep is not None:
         args.keep.mkdir(parents=True)
     result = asyncio.run(_main(options, args.keep))

@@ -48,7 +48,6 @@ from tests.e2e.sip_snapshot import PresenceSnapshot
 from tests.pbx.sip.kamailio import KamailioServer, free_port
 
 CONTOSO = "tenant/contoso"
-LEASE = "3s"
 
 
 @dataclass
@@ -64,6 +63,9 @@ class SoakOptions:
     calls_per_second: float = 5.0
     reconcile_s: float = 60.0
     seed: int = 25
+    # At 5,000 people on 2 cores a 3 s lease thrashes: the holder's event loop, busy
+    # taking the tenant over, misses the 2.5 s renewal deadline (docs/benchmarks.md).
+    lease: str = "10s"
     sip_people: int = 500  # contoso's first people also on a SIP connection to Kamailio
     kamailio_kills: int = 2  # spread evenly over the run; 0 leaves Kamailio up
 
@@ -239,7 +241,7 @@ async def soak(options: SoakOptions, database_url: str, tmp: Path) -> SoakResult
     if options.sip_people:
         await asyncio.to_thread(kamailio.start)
     async with run_server(scene.sim, cert_dir=tmp / "tls") as server:
-        rig = Rig(scene, server, database_url, tmp, lease=LEASE, public_port=balancer.port,
+        rig = Rig(scene, server, database_url, tmp, lease=options.lease, public_port=balancer.port,
                   reconcile=f"{options.reconcile_s:.0f}s")
         if options.sip_people:
             rig.add_sip(kamailio.port, options.sip_people)
@@ -278,7 +280,8 @@ async def soak(options: SoakOptions, database_url: str, tmp: Path) -> SoakResult
                     await node.start()
             await phones.hang_up()
             # One reconciliation interval, and a lease lifetime for a takeover in flight.
-            await asyncio.sleep(options.reconcile_s + 10)
+            await asyncio.sleep(options.reconcile_s
+                                + max(10.0, float(options.lease.removesuffix("s"))))
             differences = await rig.differences()
             result.differences = len(differences)
             result.differing = [f"{k}: Teams {t}, PBX {p}" for k, (t, p) in

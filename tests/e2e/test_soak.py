@@ -29,7 +29,7 @@ async def test_three_minutes_of_chaos_leave_nothing_wrong(tmp_path: Path,
                                                          cluster_url: str) -> None:
     options = SoakOptions(minutes=3, people=500, polled=50, nodes=3, kill_every_s=60,
                           changes_per_second=10, calls_per_second=3, reconcile_s=30,
-                          sip_people=100, kamailio_kills=2)
+                          sip_people=100, kamailio_kills=2, lease="3s")
     result = await soak(options, cluster_url, tmp_path)
     print(result)
     assert len(result.node_kills) >= 2  # the chaos did happen

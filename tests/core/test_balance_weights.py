@@ -60,6 +60,32 @@ def test_any_weights_settle_within_the_fair_load_plus_the_heaviest_job_then_noth
     assert world.holders() == before and world.moves == moves  # no flapping
 
 
+@settings(max_examples=100, deadline=None)
+@given(weights_st, st.integers(2, 4), st.data())
+def test_with_weights_a_node_joining_or_killed_leaves_every_job_held_and_evened_out(
+    weights: dict[str, int], count: int, data: st.DataObject,
+) -> None:
+    world = World(sorted(weights), weights=weights)
+    for node in NAMES[:count]:
+        world.join(node, age=10 * LIFETIME)
+    world.run(3 * len(weights) + 6, data)
+    settled_by_weight(world)
+    world.join("gw-new")
+    world.run(3 * len(weights) + 9, data)
+    settled_by_weight(world)
+    killed = data.draw(st.sampled_from(world.live()))
+    # kill -9: neither seen nor renewing any more, its leases lapse by themselves.
+    others = [n for n in sorted(world.nodes) if n != killed]
+    for _ in range(3 * len(weights) + 9):
+        world.step(data.draw(st.permutations(others)))
+    assert killed not in world.live()
+    settled_by_weight(world)
+    before = world.holders()
+    for _ in range(10):
+        world.step(data.draw(st.permutations(others)))
+    assert world.holders() == before  # no flapping
+
+
 @settings(max_examples=200, deadline=None)
 @given(weights_st, st.lists(st.sampled_from(NAMES), min_size=2, max_size=5, unique=True),
        st.data())

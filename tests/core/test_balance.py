@@ -146,3 +146,17 @@ def test_summaries_show_live_and_gone_nodes_with_their_jobs() -> None:
     found = summarize(nodes, leases, now, LIFETIME)
     assert [(s.node, s.live, s.jobs) for s in found] == [
         ("gw-b", True, ("tenant/x",)), ("gw-a", False, ()), ("gw-c", False, ())]
+
+
+def test_a_job_its_holder_lost_is_tried_at_once_by_another_node() -> None:
+    # gw-a, first by id, let its lease lapse (cut off from the database, or killed) but
+    # still counts until a lifetime after it was last seen: gw-b tries the job at once.
+    world = World(["tenant/a"])
+    for node in ("gw-a", "gw-b"):
+        world.join(node, age=100)
+    world.leases["tenant/a"] = Lease("tenant/a", "gw-a", 4, world.now - timedelta(seconds=0.1))
+    decided = {node: plan(node, world.jobs, world.leases.values(), world.nodes.values(),
+                          world.now, POLICY) for node in ("gw-a", "gw-b")}
+    assert members(world.nodes.values(), world.now, POLICY) == ("gw-a", "gw-b")
+    assert decided["gw-b"].take == frozenset({"tenant/a"})
+    assert decided["gw-a"].take == frozenset()

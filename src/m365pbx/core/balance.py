@@ -13,8 +13,10 @@ without talking.
   J % N of the members one more, the members holding one more already keeping it (the
   last by id giving one up when too many do).
 - **Free jobs** (no live lease) go, heaviest first, each to the least-loaded member (the
-  first by id on a tie); a member tries those that fall to it. Every member makes the
-  same assignment from the same rows, so they try different jobs.
+  first by id on a tie) other than the member that held it last (which gave it up, or
+  lost it and may still count for a while without being able to take it); a member tries
+  those that fall to it. Every member makes the same assignment from the same rows, so
+  they try different jobs.
 - **Moves.** A job moves from a member to the least-loaded member only if that lowers the
   larger of their two loads by more than half the job's weight (so weights that drift a
   little move nothing, and a job given up is not pulled back unless they drift by about
@@ -115,11 +117,15 @@ class _Sharing:
         """The least-loaded member (the first by id on a tie), other than `besides`."""
         return min((n for n in self.counted if n != besides), key=lambda n: (self.loads[n], n))
 
-    def give_out(self, free: Iterable[str]) -> dict[str, str]:
-        """Each free job, heaviest first, to the least-loaded member: job -> member."""
+    def give_out(self, free: Iterable[str], last: Mapping[str, str]) -> dict[str, str]:
+        """Each free job, heaviest first, to the least-loaded member other than the one
+        that held it last (`last`, by job), unless it is the only one: job -> member."""
         given: dict[str, str] = {}
         for job in sorted(free, key=lambda j: (-self.weight[j], j)):
-            self._hold(job, given.setdefault(job, self.least()))
+            # Its last holder gave it up (to even the loads out) or lost it (killed, cut
+            # off, paused: it may still count for up to a lifetime, but cannot take it).
+            besides = last.get(job) if len(self.counted) > 1 else None
+            self._hold(job, given.setdefault(job, self.least(besides=besides)))
         return given
 
     def worth_it(self, job: str, giver: str, receiver: str) -> bool:
@@ -177,7 +183,8 @@ def plan(me: str, jobs: Iterable[str], leases: Iterable[Lease], nodes: Iterable[
     release, share, target = None, 0, 0
     if me in counted:
         sharing = _Sharing(counted, {j: h for j, h in live.items() if h in counted}, weight)
-        take = {job for job, node in sharing.give_out(free).items() if node == me}
+        last = {j: lease.holder for j, lease in by_job.items() if j not in live}
+        take = {job for job, node in sharing.give_out(free, last).items() if node == me}
         first = sharing.next_move()
         if first is not None and first.giver == me:
             release = first.job

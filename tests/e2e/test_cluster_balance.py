@@ -170,8 +170,11 @@ async def test_nodes_joining_and_leaving_share_the_tenants_without_flapping(
         found = json.loads((await status_cli(config, "--format", "json")).stdout)
         nodes = {n["node"]: (n["live"], len(n["jobs"])) for n in found["nodes"]}
         assert nodes == {"node-a": (True, 2), "node-b": (True, 1), "node-c": (True, 1)}
+        # With each load: no tenant has matched people here (no PBX users), each weighs 1.
+        assert {n["node"]: n["load"] for n in found["nodes"]} == {
+            "node-a": 2, "node-b": 1, "node-c": 1}
         text = (await status_cli(config)).stdout
-        assert re.search(r"node-b: live \(seen .*\), holds tenant/\w+", text), text
+        assert re.search(r"node-b: live \(seen .*\), holds tenant/\w+ \(load 1\)", text), text
 
         # B stops cleanly: it leaves, releases its tenant, and C takes it at once.
         b_jobs = [job for job, (holder, _) in held.items() if holder == "node-b"]
@@ -202,6 +205,7 @@ async def test_nodes_joining_and_leaving_share_the_tenants_without_flapping(
             await page.click("nav >> text=Cluster")
             await expect(page).to_have_url(re.compile(r"/admin/cluster$"))
             await expect(page.locator("tr.node.live")).to_have_count(2)
+            await expect(page.locator("tr.node[data-node=node-a] .load")).to_have_text("2")
             await expect(page.locator("tr.node.gone[data-node=node-b]")).to_contain_text(
                 "gone (stopped)")
             # What the database holds now (a renewal late on a loaded machine may have

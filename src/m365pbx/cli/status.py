@@ -98,11 +98,12 @@ def lease_report(leases: list[Lease], database_now: datetime) -> list[dict[str, 
 
 
 def node_report(nodes: list[NodeSummary]) -> list[dict[str, Any]]:
-    """Each node of the installation: live or gone (the database's clock), the jobs it holds."""
+    """Each node of the installation: live or gone (the database's clock), the jobs it holds
+    and their load (a tenant weighs its matched people)."""
     return [{"node": n.node, "live": n.live, "started_at": n.started_at.isoformat(),
              "last_seen": n.last_seen.isoformat(),
              "stopped_at": None if n.stopped_at is None else n.stopped_at.isoformat(),
-             "jobs": list(n.jobs)} for n in nodes]
+             "jobs": list(n.jobs), "load": n.load} for n in nodes]
 
 
 def _print_nodes(nodes: list[dict[str, Any]]) -> None:
@@ -116,7 +117,8 @@ def _print_nodes(nodes: list[dict[str, Any]]) -> None:
         else:
             state = f"gone (not seen since {seen})"
         jobs = ", ".join(node["jobs"]) or "no job"
-        typer.echo(f"  {node['node']}: {state}, holds {jobs}")
+        load = f" (load {node['load']})" if node["jobs"] else ""
+        typer.echo(f"  {node['node']}: {state}, holds {jobs}{load}")
 
 
 def _print_leases(leases: list[dict[str, Any]]) -> None:
@@ -171,13 +173,15 @@ def status(
     settings = load_config(config)
 
     from m365pbx.core.nodes import summarize
+    from m365pbx.service.balance import job_weights
 
     lifetime = settings.cluster.lease_lifetime.total_seconds()
 
     async def work(tx: Repositories) -> tuple[list[PartStatus], list[dict[str, Any]],
                                               list[dict[str, Any]]]:
         held, database_now = await tx.leases.all(), await tx.leases.database_now()
-        nodes = summarize(await tx.nodes.all(), held, database_now, lifetime)
+        nodes = summarize(await tx.nodes.all(), held, database_now, lifetime,
+                          await job_weights(tx))
         return (await tx.part_status.all(), lease_report(held, database_now),
                 node_report(nodes))
 

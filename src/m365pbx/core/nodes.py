@@ -6,7 +6,7 @@ the database's"), never a clock here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -43,16 +43,20 @@ class NodeSummary:
     last_seen: datetime
     stopped_at: datetime | None
     jobs: tuple[str, ...]  # the jobs it holds a live lease on
+    load: int = 0  # their weight (a job weighs at least 1: core/balance.py)
 
 
 def summarize(nodes: Iterable[NodeSeen], leases: Iterable[Lease], now: datetime,
-              lifetime: float) -> list[NodeSummary]:
-    """Every node (live first, then by name) with the jobs it holds live leases on."""
+              lifetime: float, weights: Mapping[str, int] | None = None) -> list[NodeSummary]:
+    """Every node (live first, then by name) with the jobs it holds live leases on and
+    their load (a job missing from `weights` weighs 1)."""
     held: dict[str, list[str]] = {}
     for lease in leases:
         if lease.expires_at > now:
             held.setdefault(lease.holder, []).append(lease.job)
+    given = weights or {}
     found = [NodeSummary(n.node, n.live(now, lifetime), n.started_at, n.last_seen,
-                         n.stopped_at, tuple(sorted(held.get(n.node, ()))))
+                         n.stopped_at, tuple(sorted(jobs := held.get(n.node, []))),
+                         sum(max(1, given.get(job, 1)) for job in jobs))
              for n in nodes]
     return sorted(found, key=lambda s: (not s.live, s.node))

@@ -1,7 +1,8 @@
 """Balancing the jobs among the nodes: the roll call each renewal interval, and the plan.
 
-Each renewal interval the `Balancer` records this node as seen and reads every node's row
-and every lease in one transaction (the database's time with them), makes this node's plan
+Each renewal interval the `Balancer` records this node as seen and reads every node's row,
+every lease and every job's weight in one transaction (the database's time with them), so
+every node plans from the same rows; it makes this node's plan
 (core/balance.py) and applies it to the lease keepers (sync/leases.py): the keepers of the
 jobs it may take are woken, the keeper of the one job to give up gives it up. Keepers ask
 `may_take` before each acquire; until the first plan nothing is taken. A clean stop marks
@@ -14,12 +15,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol
 
 from m365pbx.clock import Clock
-from m365pbx.core.balance import BalancePolicy, Plan, plan
+from m365pbx.core.balance import BalancePolicy, Plan, plan, weigh
 from m365pbx.core.leases import Lease, LeaseTiming
 from m365pbx.core.nodes import NodeSeen
 from m365pbx.sync.leases import RELEASE_WITHIN, LeaseKeeper
@@ -32,18 +33,21 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class RollCall:
-    """Every node's row and every lease, read together at the database's `now`."""
+    """Every node's row, every lease and the jobs' weights, read together at the
+    database's `now`."""
 
     now: datetime
     nodes: list[NodeSeen]
     leases: list[Lease]
+    weights: dict[str, int] = field(default_factory=dict)  # by job; a job missing weighs 1
 
 
 class RollCallPort(Protocol):
     """What a balancer needs from the database (service/balance.py fills it from the store)."""
 
     async def roll_call(self, node: str, *, joining: bool) -> RollCall:
-        """Record `node` as seen (as starting when `joining`); read every node and lease."""
+        """Record `node` as seen (as starting when `joining`); read every node, lease and
+        job weight."""
         ...
 
     async def leave(self, node: str) -> None:
@@ -104,19 +108,23 @@ class Balancer:
         if self.last_error is not None:
             log.info("the roll call of the nodes works again")
             self.last_error, self.since = None, self.clock.now()
-        decided = plan(self.node, self.keepers, call.leases, call.nodes, call.now, self.policy)
+        decided = plan(self.node, self.keepers, call.leases, call.nodes, call.now, self.policy,
+                       call.weights)
+        weights = weigh(self.keepers, call.weights)
         if self.plan is None or (decided.members, decided.share) != (
                 self.plan.members, self.plan.share):
-            log.info("%d node(s) share %d job(s): %s; %s's share is %d", len(decided.members),
-                     len(self.keepers), ", ".join(decided.members) or "none yet", self.node,
-                     decided.share)
+            log.info("%d node(s) share %d job(s) weighing %d: %s; %s's share is %d job(s) "
+                     "weighing %d", len(decided.members), len(weights), sum(weights.values()),
+                     ", ".join(decided.members) or "none yet", self.node, decided.share,
+                     decided.target)
         self.plan, self.seen = decided, call
         for job in decided.take:
             self.keepers[job].wake()
         if decided.release is not None:
             keeper = self.keepers[decided.release]
-            log.info("%s holds %d job(s), over its share of %d: giving %s up",
-                     self.node, len(decided.held), decided.share, decided.release)
+            log.info("%s holds %d job(s) weighing %d, aiming at %d: giving %s (weight %d) up",
+                     self.node, len(decided.held), decided.load, decided.target,
+                     decided.release, weights[decided.release])
             keeper.give_up()
 
     async def _leave(self) -> None:

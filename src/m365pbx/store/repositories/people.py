@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from m365pbx.store.enums import MatchStatus
 from m365pbx.store.errors import ConflictError, EmptyDirectoryError
 from m365pbx.store.repositories._common import conflict_as, get_or_raise
-from m365pbx.store.tables import PbxConnection, Person
+from m365pbx.store.tables import PbxConnection, Person, Tenant
 
 T = TypeVar("T")
 
@@ -201,6 +201,19 @@ class PeopleRepository:
         for status, count in (await self.session.execute(query)).all():
             counts[MatchStatus(status)] = count
         return counts
+
+    async def matched_by_tenant(self) -> dict[str, int]:
+        """Return how many matched people each tenant has (over every PBX connection), by
+        tenant name; a tenant without any is left out."""
+        counted = (
+            select(Person.tenant_id, func.count().label("people"))
+            .where(Person.status == MatchStatus.MATCHED, Person.tenant_id.is_not(None))
+            .group_by(Person.tenant_id)
+            .subquery()
+        )
+        query = select(Tenant.name, counted.c.people).join(
+            counted, counted.c.tenant_id == Tenant.id)
+        return {name: int(count) for name, count in (await self.session.execute(query)).all()}
 
 
 def _values(record: PersonRecord) -> dict[str, Any]:

@@ -480,6 +480,8 @@ class Service:
         """Run everything until `stop()` or cancellation; then stop cleanly."""
         await self.prepare()
         try:
+            if self.settings.webhook_url is not None:
+                await self.receiver.warm_up()
             async with asyncio.TaskGroup() as group:
                 for connection in self.connections.values():
                     await connection.start()

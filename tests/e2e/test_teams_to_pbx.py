@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from m365pbx.core.presence import PbxPresence
@@ -42,6 +43,23 @@ async def test_polling_mode_busy_in_teams_shows_busy_in_the_pbx(
         await eventually(lambda: shown(pbx, "anna") is PbxPresence.DND, clock)
         assert shown(pbx, "ben") is PbxPresence.ONLINE
         assert service.tenants["contoso"].parts.pool is None
+        assert decryption_workers() == []  # no webhooks: no process waiting to decrypt
+
+
+def decryption_workers() -> list[int]:
+    """This process's children that decrypt rich notifications (graph/decrypt_worker.py)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = (entry / "stat").read_text().rpartition(")")[2].split()[1]
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, IndexError):
+            continue
+        if parent == str(os.getpid()) and b"m365pbx.graph.decrypt_worker" in command:
+            found.append(int(entry.name))
+    return found
 
 
 def shown(pbx: ApiConnection, key: str) -> PbxPresence:
@@ -69,6 +87,10 @@ async def test_webhook_mode_rich_notification_reaches_the_pbx(
     settings = settings_for(sim_server, tmp_path, webhook_port=free_port(),
                             tenant_id=tenant_ref)
     async with running(settings, clock) as service:
+        # The decryption worker is up before the first notification, which would otherwise
+        # wait for it to boot.
+        await eventually(lambda: len(decryption_workers()) == 1, clock)
+        assert service.receiver.counters["accepted"] == 0
         pbx = switchboard(service)
         pbx.replace_users(pbx_users(*PEOPLE))
         pool = service.tenants["contoso"].parts.pool

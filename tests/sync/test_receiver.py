@@ -318,16 +318,18 @@ async def test_lifecycle_events_are_queued_even_when_the_queue_is_full(rig: Rig)
     assert rig.seen.lifecycle == [(SUBSCRIPTION, "missed")]
 
 
-@pytest.mark.parametrize("where", ["thread", "processes"])
+@pytest.mark.parametrize("where", ["thread", "one process", "two processes"])
 async def test_many_rich_notifications_are_all_decrypted_in_order(rig: Rig, where: str) -> None:
-    states = ["Busy", "Away", "Available", "DoNotDisturb"] * 10
+    # 160: more than one worker takes in hand (SPILL_AT), so two share them.
+    states = ["Busy", "Away", "Available", "DoNotDisturb"] * 40
     items = [rig.item(rich=True, availability=state) for state in states]
-    rig.receiver.queue_size = 100
-    rig.receiver.process_at = 1 if where == "processes" else 1000  # 1000: the thread
+    rig.receiver.queue_size = 1000
+    rig.receiver.process_at = 1000 if where == "thread" else 1
+    rig.receiver.decrypt_processes = 2 if where == "two processes" else 1
     assert (await rig.receiver.receive(body(*items, tokens=rig.tokens()))).status == 202
     await rig.receiver.drain()
     assert [r.availability for r in rig.seen.presence] == states
-    assert rig.receiver.counters["decrypted"] == 40
+    assert rig.receiver.counters["decrypted"] == 160
     assert rig.receiver.counters["decrypt_processes_failed"] == 0
     await rig.receiver.aclose()
 

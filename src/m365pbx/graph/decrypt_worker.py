@@ -69,6 +69,8 @@ class DecryptWorker:
     def __init__(self, process: asyncio.subprocess.Process) -> None:
         self.process = process
         self.waiting: dict[int, asyncio.Future[list[Result]]] = {}
+        self.in_hand = 0  # notifications sent and not answered yet
+        self._sizes: dict[int, int] = {}
         self._numbers = itertools.count()
         self._sent_keys: dict[str, bytes] = {}
         self._reader = asyncio.create_task(self._read())
@@ -98,6 +100,8 @@ class DecryptWorker:
         self.process.stdin.write(_HEADER.pack(len(request)) + request)
         future: asyncio.Future[list[Result]] = asyncio.get_running_loop().create_future()
         self.waiting[number] = future
+        self._sizes[number] = len(contents)
+        self.in_hand += len(contents)
         return future
 
     async def _read(self) -> None:
@@ -109,6 +113,7 @@ class DecryptWorker:
                 body = await self.process.stdout.readexactly(_HEADER.unpack(header)[0])
                 number, results = pickle.loads(body)  # noqa: S301  (our own child process)
                 future = self.waiting.pop(number, None)
+                self.in_hand -= self._sizes.pop(number, 0)
                 if future is not None and not future.done():
                     future.set_result(results)
         except (asyncio.IncompleteReadError, ConnectionError) as exc:

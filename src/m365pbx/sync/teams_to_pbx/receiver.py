@@ -88,6 +88,11 @@ ROUND = 256
 # Rounds with at least this many rich notifications go to the worker processes (all: a
 # thread next to a busy loop waits for the GIL; a pipe round trip costs ~0.1 ms of loop).
 PROCESS_AT = 1
+# Notifications a worker may have in hand before the next go to the following worker. Spread
+# evenly, a second worker on a 2-core machine competed with the event loop even when one
+# kept up (p99 17 → 37 ms at 2,000 single notifications a second); kept for a backlog, it
+# is what lets 3,000 a second through (p99 372 → 97 ms): bench/bench_notify_latency.py.
+SPILL_AT = 32
 OVERFLOW_LOG_EVERY = 60.0
 
 
@@ -154,8 +159,9 @@ class NotificationReceiver:
         self._read_back_at: dict[str, int] = {}
         self._overflow_logged = float("-inf")
         self._overflow_unlogged = 0
-        # One core is the event loop's; the others decrypt (at least one process).
-        self.decrypt_processes = decrypt_processes or max(1, (os.cpu_count() or 1) - 1)
+        # A worker process per core. The event loop needs one of them, so the first worker
+        # takes the work and the others only what it has not caught up with (SPILL_AT).
+        self.decrypt_processes = decrypt_processes or max(1, os.cpu_count() or 1)
         self.process_at = PROCESS_AT
         self._thread: ThreadPoolExecutor | None = None
         self._workers: list[DecryptWorker] = []
@@ -308,7 +314,8 @@ class NotificationReceiver:
         """Send one chunk to the least busy worker."""
         keys = {item.encrypted.certificate_id: self._der(item.encrypted.certificate_id, key)
                 for item, key in part if item.encrypted is not None}
-        worker = min(self._workers, key=lambda w: len(w.waiting))
+        worker = next((w for w in self._workers if w.in_hand < SPILL_AT), None) or min(
+            self._workers, key=lambda w: w.in_hand)
         return worker.submit(keys, [item.encrypted for item, _ in part
                                     if item.encrypted is not None])
 

@@ -16,7 +16,7 @@ import pytest
 
 from m365pbx.core.leases import Lease
 from m365pbx.core.policy import TeamsReading
-from m365pbx.core.presence import PbxPresence, PbxState
+from m365pbx.core.presence import Activity, Availability, PbxPresence, PbxState, TeamsPresence
 from m365pbx.pbx.base import PbxUser
 from m365pbx.service.api_handoff import ApiTenant
 from m365pbx.service.api_shown import ShownSharing
@@ -91,6 +91,16 @@ async def test_the_other_node_shows_changes_removals_and_a_new_holder_s_people(
         await a.sharing.round(full=False, publish=True, follow=False)
         await b.sharing.round(full=False, publish=False, follow=True)
         assert b.shown()["anna"] == PbxState(PbxPresence.ONLINE, "")
+
+        # And Busy a moment later: each round between two full ones writes what changed
+        # since the round before.
+        busy = TeamsPresence(Availability.BUSY, Activity.BUSY)
+        a.hub.teams_reading("user-1", TeamsReading(busy, clock.now().timestamp(), "2"))
+        await a.hub.settled()
+        a.sharing.dirty.add(("pbx", "anna"))
+        await a.sharing.round(full=False, publish=True, follow=False)
+        await b.sharing.round(full=False, publish=False, follow=True)
+        assert b.shown()["anna"] == PbxState(PbxPresence.BUSY, "")
 
         # Ben changed and left within one gathering: the next full round still removes him.
         a.sharing.dirty.add(("pbx", "ben"))

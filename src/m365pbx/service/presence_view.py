@@ -125,6 +125,14 @@ class HubPresenceView:
             self._mirrored.discard((connection, key))
             self._view.remove(connection, key)
 
+    def is_mirrored(self, connection: str, key: str) -> bool:
+        """Whether this person is shown as another node shows them."""
+        return (connection, key) in self._mirrored
+
+    def get(self, connection: str, key: str) -> PersonPresence | None:
+        """One person's current presence, or None if not shown here."""
+        return self._view.get(connection, key)
+
     def mirrored(self) -> set[tuple[str, str]]:
         """The (connection, key) of the people shown as another node shows them."""
         return set(self._mirrored)

@@ -93,6 +93,9 @@ PROCESS_AT = 1
 # kept up (p99 17 → 37 ms at 2,000 single notifications a second); kept for a backlog, it
 # is what lets 3,000 a second through (p99 372 → 97 ms): bench/bench_notify_latency.py.
 SPILL_AT = 32
+# Each worker holds about 33 MB; four decrypt 4,000-16,000 rich notifications a second (an
+# RSA-2048 unwrap takes 0.25-1.2 ms per core), more than a tenant's Graph sends.
+MAX_DECRYPT_PROCESSES = 4
 OVERFLOW_LOG_EVERY = 60.0
 
 
@@ -159,9 +162,11 @@ class NotificationReceiver:
         self._read_back_at: dict[str, int] = {}
         self._overflow_logged = float("-inf")
         self._overflow_unlogged = 0
-        # A worker process per core. The event loop needs one of them, so the first worker
-        # takes the work and the others only what it has not caught up with (SPILL_AT).
-        self.decrypt_processes = decrypt_processes or max(1, os.cpu_count() or 1)
+        # A worker process per core, at most MAX_DECRYPT_PROCESSES. The event loop needs one
+        # of the cores, so the first worker takes the work and the others only what it has
+        # not caught up with (SPILL_AT).
+        self.decrypt_processes = decrypt_processes or min(
+            MAX_DECRYPT_PROCESSES, max(1, os.cpu_count() or 1))
         self.process_at = PROCESS_AT
         self._thread: ThreadPoolExecutor | None = None
         self._workers: list[DecryptWorker] = []

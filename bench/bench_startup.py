@@ -12,6 +12,10 @@ registers as many matching PBX users at once (key = mailNickname, the rule
 - `first_change_s`: then one person changes presence in Teams; the PBX side shows it
   (`first_change_latency_ms` is that change alone).
 
+`loop_stall_*` are the longest stretches, until everyone is subscribed, in which the event
+loop did not come back to a task waiting 20 ms (`--stalls` logs the task steps that took
+longer than 0.25 s, with asyncio's debug mode: slower, for finding them).
+
 `peak_rss_mb` is the peak resident size of this process (m365pbx and the benchmark's list
 of PBX users; the simulator is in the child). Issue targets: 50,000 people under 60 s and
 400 MB; 100,000 people with 154 accounts under 90 s and 600 MB.
@@ -171,6 +175,34 @@ def cpu_seconds(pid: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class StallWatch:
+    """How late the event loop comes back to a task that sleeps 20 ms at a time: the longest
+    stretches it ran something else without yielding (a lease renewal, a webhook's 202 and
+    every keep-alive wait that long)."""
+
+    TICK = 0.02
+
+    def __init__(self) -> None:
+        self.stalls: list[float] = []
+        self._task = asyncio.create_task(self._watch())
+
+    async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(self.TICK)
+            self.stalls.append(loop.time() - before - self.TICK)
+
+    def report(self) -> dict[str, Any]:
+        """The longest stalls, in milliseconds, and how many passed 0.5 s and 1 s."""
+        self._task.cancel()
+        longest = sorted(self.stalls, reverse=True)
+        return {"loop_stall_max_ms": round(longest[0] * 1000) if longest else 0,
+                "loop_stalls_top_ms": [round(s * 1000) for s in longest[:5]],
+                "loop_stalls_over_0_5_s": sum(1 for s in longest if s > 0.5),
+                "loop_stalls_over_1_s": sum(1 for s in longest if s > 1.0)}
+
+
 async def measure(directory: Path, sim_url: str, ca_file: str,
                   child_pid: int) -> dict[str, Any]:
     """Start m365pbx against the running simulator and time its start-up."""
@@ -184,6 +216,7 @@ async def measure(directory: Path, sim_url: str, ca_file: str,
     bare_s, bare_users = await bare_read(sim_url, ca_file)
     cpu_before, sim_cpu_before = cpu_seconds(), cpu_seconds(child_pid)
     started = time.perf_counter()
+    watch = StallWatch()
     service = Service(settings, box, ServiceOptions())
     running = asyncio.create_task(service.run())
     try:
@@ -201,6 +234,7 @@ async def measure(directory: Path, sim_url: str, ca_file: str,
                                              for o in pool.owners.values()), 300,
                                  "the subscriptions")
         cpu, sim_cpu = cpu_seconds() - cpu_before, cpu_seconds(child_pid) - sim_cpu_before
+        stalls = watch.report()
         context = ssl.create_default_context(cafile=ca_file)
         async with httpx.AsyncClient(verify=context) as http:
             changed = time.perf_counter()
@@ -224,6 +258,7 @@ async def measure(directory: Path, sim_url: str, ca_file: str,
             "bare_read_s": round(bare_s, 2), "bare_read_users": bare_users,
             "synced_vs_bare_read": round((synced - started) / bare_s, 1),
             "load_average": [round(x, 2) for x in os.getloadavg()],
+            **stalls,
         }
     finally:
         service.stop()
@@ -232,6 +267,7 @@ async def measure(directory: Path, sim_url: str, ca_file: str,
 
 async def main(people: int, accounts: int) -> dict[str, Any]:
     """Start the simulator in a child process, then measure m365pbx's start-up."""
+    asyncio.get_running_loop().slow_callback_duration = 0.25  # read in debug mode (--stalls)
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as name:
         directory = Path(name)
         child = subprocess.Popen(  # noqa: ASYNC220 - started once, before anything runs
@@ -261,10 +297,14 @@ if __name__ == "__main__":
     parser.add_argument("--accounts", type=int, default=None,
                         help="service accounts (default: one per 650 people)")
     parser.add_argument("--serve-simulator", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--stalls", action="store_true",
+                        help="log the event loop's steps longer than 0.25 s (debug mode)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
+    if args.stalls:
+        logging.getLogger("asyncio").setLevel(logging.WARNING)
     wanted = args.accounts if args.accounts is not None else math.ceil(args.people / 650)
     if args.serve_simulator is not None:
         asyncio.run(serve_simulator(args.serve_simulator, args.people, wanted))
     else:
-        print(json.dumps(asyncio.run(main(args.people, wanted))))
+        print(json.dumps(asyncio.run(main(args.people, wanted), debug=args.stalls)))

@@ -72,14 +72,11 @@ async def server() -> AsyncIterator[FakeServer]:
 
 
 def connection_for(
-    store: Store, server: FakeServer, *, orphan_grace: float = 60.0, name: str = NAME,
-    keepalive_interval: float | None = None,
+    store: Store, server: FakeServer, *, orphan_grace: float = 60.0, name: str = NAME
 ) -> StoredSipConnection:
     """A connection as the service builds it, with short delays for tests."""
-    timing = FAST if keepalive_interval is None else {
-        **FAST, "keepalive_interval": keepalive_interval}
     options = replace(SipOptions(server=server.address, addressing=Addressing("example.com")),
-                      **timing)
+                      **FAST)
     connection = StoredSipConnection(name, options, store, SystemClock())
     connection.keeper.save_delay = 0.05
     connection.keeper.save_every = 0.5
@@ -166,27 +163,6 @@ async def test_changes_are_saved_in_bursts_and_removals_forgotten(
     finally:
         await connection.stop()
     assert await saved(store) == {}  # the clean stop withdrew everything
-
-
-async def test_the_etag_a_keepalive_refresh_brings_is_what_the_store_keeps(
-    store: Store, server: FakeServer
-) -> None:
-    # Every keep-alive refreshes one publication in turn; the server answers each refresh
-    # with a new ETag, and a restart must modify the publication under the newest one.
-    connection = await started(connection_for(store, server, keepalive_interval=0.05))
-    try:
-        for user in (ANNA, BEN):
-            await connection.set_presence(user, PbxPresence.DND, "")
-        await server.wait_for(lambda: len(publishes(server)) >= 6)
-        assert set(connection.publication_etags()) == {"anna", "ben"}
-
-        async def refreshed_etags_saved() -> bool:
-            # Each refresh answers with a new ETag (e3, e4, ...): saved, not only the first.
-            etags = {k: r.etag for k, r in (await saved(store)).items()}
-            return set(etags) == {"anna", "ben"} and not set(etags.values()) & {"e1", "e2"}
-        await eventually(refreshed_etags_saved)
-    finally:
-        await connection.stop()
 
 
 async def test_saved_publications_are_taken_over_before_anything_is_sent(

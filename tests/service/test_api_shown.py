@@ -84,23 +84,22 @@ async def test_the_other_node_shows_changes_removals_and_a_new_holder_s_people(
         assert b.shown() == {"anna": None, "ben": None}
         assert b.view.mirrored() == {("pbx", "anna"), ("pbx", "ben")}
 
-        # Teams shows Anna available: node-a's PBX side shows online, and so does node-b's.
-        a.hub.teams_reading("user-1", TeamsReading(AVAILABLE, clock.now().timestamp(), "1"))
-        await a.hub.settled()
-        a.sharing.dirty.add(("pbx", "anna"))
-        await a.sharing.round(full=False, publish=True, follow=False)
-        await b.sharing.round(full=False, publish=False, follow=True)
-        assert b.shown()["anna"] == PbxState(PbxPresence.ONLINE, "")
+        async def anna_in_teams(presence: TeamsPresence, version: str) -> PbxState | None:
+            """Anna's Teams presence read on node-a, shared in one round: node-b's view."""
+            a.hub.teams_reading("user-1", TeamsReading(presence, clock.now().timestamp(),
+                                                       version))
+            await a.hub.settled()
+            a.sharing.dirty.add(("pbx", "anna"))
+            await a.sharing.round(full=False, publish=True, follow=False)
+            await b.sharing.round(full=False, publish=False, follow=True)
+            return b.shown()["anna"]
 
+        # Teams shows Anna available: node-a's PBX side shows online, and so does node-b's.
+        assert await anna_in_teams(AVAILABLE, "1") == PbxState(PbxPresence.ONLINE, "")
         # And Busy a moment later: each round between two full ones writes what changed
         # since the round before.
         busy = TeamsPresence(Availability.BUSY, Activity.BUSY)
-        a.hub.teams_reading("user-1", TeamsReading(busy, clock.now().timestamp(), "2"))
-        await a.hub.settled()
-        a.sharing.dirty.add(("pbx", "anna"))
-        await a.sharing.round(full=False, publish=True, follow=False)
-        await b.sharing.round(full=False, publish=False, follow=True)
-        assert b.shown()["anna"] == PbxState(PbxPresence.BUSY, "")
+        assert await anna_in_teams(busy, "2") == PbxState(PbxPresence.BUSY, "")
 
         # Ben changed and left within one gathering: the next full round still removes him.
         a.sharing.dirty.add(("pbx", "ben"))

@@ -7,6 +7,7 @@ import contextlib
 from pathlib import Path
 
 CALLER = Path(__file__).parent / "sipp" / "caller.xml"
+ANSWERER = Path(__file__).parent / "sipp" / "answerer.xml"
 
 
 class SippPhone:
@@ -39,9 +40,10 @@ class SippPhone:
 
 
 def answering_phone(folder: Path, port: int) -> SippPhone:
-    """A phone listening on `port` that answers one call and hangs up when told (BYE)."""
-    return SippPhone(folder, ["-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-m", "1"],
-                     f"uas-{port}")
+    """A phone listening on `port` that rings for half a second, answers one call and
+    hangs up when told (BYE)."""
+    return SippPhone(folder, ["-sf", str(ANSWERER), "-i", "127.0.0.1", "-p", str(port),
+                              "-m", "1"], f"uas-{port}")
 
 
 def calling_phone(folder: Path, asterisk_sip_port: int, port: int, caller: str,

@@ -63,7 +63,7 @@ class Watcher:
         second: str | None = None,
         *,
         domain: str = "127.0.0.1",
-        timeout: float = 10.0,
+        timeout: float = 60.0,
     ) -> None:
         self.folder = folder
         self.port = port

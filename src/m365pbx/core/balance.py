@@ -186,7 +186,8 @@ def plan(me: str, jobs: Iterable[str], leases: Iterable[Lease], nodes: Iterable[
         last = {j: lease.holder for j, lease in by_job.items() if j not in live}
         take = {job for job, node in sharing.give_out(free, last).items() if node == me}
         first = sharing.next_move()
-        if first is not None and first.giver == me:
+        # Only a job this node holds: the free ones just given out are not held yet.
+        if first is not None and first.giver == me and first.job in held:
             release = first.job
         # Where the moves end (bounded: each lowers the sum of the squared loads anyway).
         for _ in range(4 * len(wanted) + 4):

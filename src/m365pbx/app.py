@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import socket
 import ssl
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -25,6 +26,7 @@ from m365pbx.config import PersonSwitches, Settings
 from m365pbx.core.credentials import SignInMethod
 from m365pbx.core.policy import PolicyConfig, TeamsReading
 from m365pbx.declarations import declarations_from_settings
+from m365pbx.errors import UserInputError
 from m365pbx.graph.auth import (
     Authority,
     ClientCredential,
@@ -45,6 +47,7 @@ from m365pbx.service.check_page import run_check
 from m365pbx.service.cluster_node import ClusterNode
 from m365pbx.service.connections import build_connection, pump_events
 from m365pbx.service.contacts import ContactsBook
+from m365pbx.service.database_claim import DatabaseClaim
 from m365pbx.service.health import iso, tenant_report
 from m365pbx.service.leases import Ownership, lease_store_for
 from m365pbx.service.matching_view import matching_views
@@ -182,6 +185,9 @@ class Service:
         # Several nodes: each tenant's jobs run on the node holding its lease (docs/cluster.md).
         node = self.options.node or (cluster.node() if cluster.enabled else default_node())
         self.node = node
+        # One database, one installation: a second node without the cluster is refused.
+        self.claim = DatabaseClaim(settings.database.url, node=node, cluster=cluster.enabled)
+        self.status.add(self.claim.status)
         self.cluster = ClusterNode(settings, self.store, self.clock, node, status=self.status,
                                    view=self.view, connections=self.connections,
                                    receiver=self.receiver, sessions=self.sessions,
@@ -368,6 +374,7 @@ class Service:
         """Migrate the database, write the file's declared objects, build the tenants."""
         url = self.settings.database.url
         ensure_sqlite_directory(parse_database_url(url))
+        await self.claim.take()  # before anything is written: DatabaseInUse otherwise
         await upgrade_database(url)
         async with self.store.transaction() as tx:
             report = await tx.sync_declared(declarations_from_settings(self.settings))
@@ -478,7 +485,17 @@ class Service:
 
     async def run(self) -> None:
         """Run everything until `stop()` or cancellation; then stop cleanly."""
-        await self.prepare()
+        sock: socket.socket | None = None
+        try:
+            await self.claim.take()
+            if self.options.serve_http:
+                sock = self._listening_socket()
+            await self.prepare()
+        except BaseException:
+            if sock is not None:
+                sock.close()
+            await self.claim.release()
+            raise
         try:
             if self.settings.webhook_url is not None:
                 await self.receiver.warm_up()
@@ -498,14 +515,16 @@ class Service:
                     group.create_task(supervised(what, loop, self.clock))
                 group.create_task(supervised("recording the parts' states", self.recorder.run,
                                              self.clock))
+                group.create_task(supervised("the claim on the database", self.claim.keep,
+                                             self.clock))
                 group.create_task(supervised("admin edits of other processes",
                                              self.edits.follow, self.clock))
                 for name, runtime in self.tenants.items():
                     # Nothing tenant-side may end the service (design.md rule 5).
                     group.create_task(supervised(f"tenant {name}",
                                                  self.cluster.tenant_work(runtime), self.clock))
-                if self.options.serve_http:
-                    group.create_task(self._serve())
+                if sock is not None:
+                    group.create_task(self._serve(sock))
                 group.create_task(self._until_stopped())
                 self.started.set()
         except* _Stopped:
@@ -524,9 +543,18 @@ class Service:
         await self._record_last_states()
         raise _Stopped
 
-    async def _serve(self) -> None:
+    def _listening_socket(self) -> socket.socket:
         listen = self.settings.listen
-        sock = listening_socket(listen.host, listen.port)
+        try:
+            return listening_socket(listen.host, listen.port)
+        except OSError as exc:
+            raise UserInputError(
+                f"{exc.strerror}: another program (another m365pbx?) listens there, or "
+                "the address is not this machine's; choose another listen.host or "
+                "listen.port") from None
+
+    async def _serve(self, sock: socket.socket) -> None:
+        listen = self.settings.listen
         config = uvicorn.Config(self.web_app(), host=listen.host, port=listen.port,
                                 log_level="warning", access_log=False, lifespan="off",
                                 timeout_graceful_shutdown=2,
@@ -562,3 +590,4 @@ class Service:
         if self.lease_store is not self.store:
             await self.lease_store.close()
         await self.store.close()
+        await self.claim.release()

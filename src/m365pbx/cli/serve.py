@@ -61,11 +61,14 @@ def serve(
             task.add_done_callback(applying.discard)
 
         loop.add_signal_handler(signal.SIGHUP, reapply)
-        say(f"m365pbx listening on http://{settings.listen.host}:{settings.listen.port}")
         runner = asyncio.create_task(service.run())
         started = asyncio.create_task(service.started.wait())
         await asyncio.wait({runner, started}, return_when=asyncio.FIRST_COMPLETED)
         started.cancel()
+        if service.started.is_set():
+            # Said once it runs: a start refused (the database claimed by another node, say)
+            # ends with its error alone.
+            say(f"m365pbx listening on http://{settings.listen.host}:{settings.listen.port}")
         # Objects made at start live as long as the process: keep the garbage collector from
         # scanning them again and again (full collections stalled the loop for 50–100 ms).
         gc.freeze()

@@ -5,11 +5,14 @@ PUBLISH would add a second publication next to the old one (whose note may win) 
 old one expires (docs/sip.md). So each SIP connection's publications (PBX user, ETag,
 expiry) are kept in `sip_publications` (design.md rule 4):
 
-- saving: the connection says when its publications change; the saver waits `save_delay`
-  to gather a burst (refreshes come in waves) and writes only what differs from what it
-  last wrote. Every `save_every` it looks again anyway. Each refresh changes the ETag, so
-  a crash loses at most the last `save_delay`: an ETag refreshed in it gets 412 after the
-  restart and that person's old publication lives until it expires, as before;
+- saving: the connection says whose publication changed; the saver gathers for
+  `save_delay` (50 ms: refreshes come in waves) and writes those people's rows, those
+  that differ from what it last wrote. Every `save_every` it compares everyone anyway
+  (expired ones go). Each PUBLISH's answer brings a new ETag (RFC 3903 §4.1), so a crash
+  (`kill -9`) between an answer and its write loses that ETag: after the restart the old
+  one gets 412 and the person's previous publication, which nobody can modify or remove
+  without its ETag, lives until it expires. Writing at once (`save_delay` 50 ms, it
+  was 1 s) keeps that window to the gathering plus one write;
 - restoring: at start, before the connection sends anything, the unexpired ones go to
   `restore_publication`, so the first PUBLISH modifies the old publication (SIP-If-Match);
   412 (the server lost it) makes the connection publish afresh. `orphan_grace` later the
@@ -41,7 +44,7 @@ from m365pbx.store import Repositories, SipPublicationRecord, Store
 
 log = logging.getLogger(__name__)
 
-SAVE_DELAY = 1.0
+SAVE_DELAY = 0.05
 SAVE_EVERY = 60.0
 # As long as a restored Teams session waits for its person (sync.pbx_to_teams.restore).
 ORPHAN_GRACE = 120.0
@@ -78,6 +81,8 @@ class PublicationKeeper:
         self._missing = False
         # What the store holds for the connection; None: unknown (nothing loaded yet).
         self._saved: dict[str, HeldPublication] | None = None
+        # Whose publications changed since the last save; None: compare everyone.
+        self._dirty: set[str] | None = None
         self._wake = asyncio.Event()
 
     @property
@@ -85,8 +90,12 @@ class PublicationKeeper:
         """Where the writes go: the lease's fenced writes, else the store."""
         return self.fenced_by or self.store
 
-    def changed(self) -> None:
-        """The connection's publications changed: save them soon."""
+    def changed(self, key: str | None = None) -> None:
+        """A PBX user's publication changed (None: maybe anyone's): save it soon."""
+        if key is None:
+            self._dirty = None
+        elif self._dirty is not None:
+            self._dirty.add(key)
         self._wake.set()
 
     async def _find_connection(self) -> int | None:
@@ -143,16 +152,34 @@ class PublicationKeeper:
         connection_id = await self._find_connection()
         if connection_id is None:
             return
-        held = self.connection.publications()
         now = self.clock.now()
         name = self.connection.name
+        dirty, self._dirty = self._dirty, set()
         if self._saved is None:
             await self.writer.write(lambda tx: tx.sip_publications.delete(connection_id),
                                    what=f"the SIP publications of {name}")
-            self._saved = {}
+            self._saved, dirty = {}, None
         saved = self._saved
-        gone = [key for key in saved if key not in held]
-        changed = [item for key, item in held.items() if saved.get(key) != item]
+        try:
+            if dirty:  # only the people whose publications changed
+                held = {key: item for key in dirty
+                        if (item := self.connection.publication_of(key)) is not None}
+                gone = [key for key in dirty if key in saved and key not in held]
+            else:  # a look at everyone (every `save_every`, at the first save, at stop)
+                held = self.connection.publications()
+                gone = [key for key in saved if key not in held]
+            changed = [item for key, item in held.items() if saved.get(key) != item]
+            await self._write(connection_id, gone, changed, now)
+        except BaseException:
+            # Not written: those people are written with the next save.
+            self._dirty = None if dirty is None or self._dirty is None else self._dirty | dirty
+            raise
+
+    async def _write(self, connection_id: int, gone: list[str],
+                     changed: list[HeldPublication], now: datetime) -> None:
+        name = self.connection.name
+        saved = self._saved
+        assert saved is not None
         for start in range(0, len(gone), CHUNK):
             chunk = gone[start : start + CHUNK]
             await self.writer.write(

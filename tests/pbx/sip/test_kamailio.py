@@ -282,3 +282,30 @@ async def test_a_restarted_connection_takes_over_its_old_publication(
     finally:
         await after.stop()
         await before.stop()
+
+
+async def test_a_publication_left_by_a_killed_node_is_hidden_by_the_next_one(
+    kamailio: KamailioServer, tmp_path: Path
+) -> None:
+    # A node killed between a PUBLISH's answer and the save of its ETag leaves a
+    # publication nobody can modify or remove (docs/sip.md). Kamailio's presence_xml shows
+    # one document per tuple id, the one published last (to the second), and ours always
+    # carry the same tuple id: the next node's publication hides the orphan's state.
+    rosa = person("rosa")
+    killed = await connect(kamailio)
+    await killed.set_presence(rosa, PbxPresence.DND, "left by the killed node")
+    killed.may_publish = lambda: False  # dead: it sends nothing more, not even a removal
+    await asyncio.sleep(1.1)  # the next holder publishes a lease's expiry later: seconds
+    successor = await connect(kamailio)
+    try:
+        await successor.set_presence(rosa, PbxPresence.AWAY, "the next holder's")
+        watcher = Watcher(tmp_path, kamailio.port, "rosa", "rpid:away")
+        await watcher.start()
+        run = await watcher.result()
+        assert run.returncode == 0, run.output
+        body = [b for b in run.notify_bodies if "rpid:away" in b][-1]
+        assert "left by the killed node" not in body and "dnd" not in body
+        assert len(ET.fromstring(body).findall(f"{PIDF}tuple")) == 1
+    finally:
+        await successor.stop()
+        await killed.stop()

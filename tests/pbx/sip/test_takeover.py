@@ -52,7 +52,7 @@ async def test_publications_carry_user_etag_and_expiry_and_announce_changes() ->
     script, clock = EtagServer(), Clock()
     server, connection = await started(script, clock)
     changes: list[dict[str, HeldPublication]] = []
-    connection.on_publications_changed = lambda: changes.append(connection.publications())
+    connection.on_publications_changed = lambda _key: changes.append(connection.publications())
     try:
         await connection.set_presence(ANNA, PbxPresence.DND, "")
         expected = HeldPublication(ANNA, "e1", T0 + timedelta(seconds=600))

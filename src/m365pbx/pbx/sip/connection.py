@@ -84,8 +84,8 @@ class SipConnection:
         self.refused = BadInputCounter(what=f"{name}: refused SIP peer", level=logging.WARNING)
         self.unknown_dialog_notifies = 0
         self.unaddressable: dict[str, str] = {}
-        # Called (no arguments, must not block) whenever publications() changes.
-        self.on_publications_changed: Callable[[], None] | None = None
+        # Called with a PBX user's key (must not block) whenever its publication changes.
+        self.on_publications_changed: Callable[[str], None] | None = None
         # Asked before each PUBLISH: several nodes publish only while holding the lease.
         self.may_publish: Callable[[], bool] = lambda: True
         self._now = now or (lambda: datetime.now(UTC))
@@ -280,7 +280,7 @@ class SipConnection:
         if old.publication is not None and old.publication.active and self.may_publish():
             old.publication.desired = None
             self._scheduler.spawn(_quietly(old.publication.sync()))
-            self._publications_changed()
+            self._publications_changed(old.user.key)
         for subscription in old.subscriptions.values():
             self._scheduler.spawn(_quietly(subscription.unsubscribe()))
         fresh.presence, fresh.note = old.presence, old.note
@@ -326,14 +326,13 @@ class SipConnection:
     def publications(self) -> dict[str, HeldPublication]:
         """Every unexpired publication by PBX user key: user, ETag and expiry, for the store."""
         now = self._now()
-        return {
-            key: HeldPublication(person.user, person.publication.etag, person.held_until)
-            for key, person in self._people.items()
-            if person.publication is not None
-            and person.publication.etag is not None
-            and person.held_until is not None
-            and person.held_until > now
-        }
+        held = ((key, _held(person, now)) for key, person in self._people.items())
+        return {key: item for key, item in held if item is not None}
+
+    def publication_of(self, key: str) -> HeldPublication | None:
+        """The unexpired publication of one PBX user (user, ETag, expiry), if it has one."""
+        person = self._people.get(key)
+        return None if person is None else _held(person, self._now())
 
     def restore_publication(
         self, user: PbxUser, etag: str, expires_at: datetime | None = None
@@ -385,7 +384,7 @@ class SipConnection:
         if publication.etag != before:
             person.held_until = (None if publication.etag is None
                                  else self._now() + timedelta(seconds=publication.granted))
-            self._publications_changed()
+            self._publications_changed(person.user.key)
         if publication.etag is None:
             self._restored.discard(person.user.key)
 
@@ -429,7 +428,7 @@ class SipConnection:
                 if publication.etag is None
                 else self._now() + timedelta(seconds=publication.granted)
             )
-            self._publications_changed()
+            self._publications_changed(person.user.key)
 
         async def retry() -> None:
             await self._publish(person, Mode.SYNC)
@@ -439,9 +438,9 @@ class SipConnection:
 
         self._after(key, outcome, retry, refresh, publication)
 
-    def _publications_changed(self) -> None:
+    def _publications_changed(self, key: str) -> None:
         if self.on_publications_changed is not None:
-            self.on_publications_changed()
+            self.on_publications_changed(key)
 
     def _after(
         self,
@@ -657,3 +656,12 @@ class SipConnection:
 async def _quietly(awaitable: Awaitable[object]) -> None:
     """Await something whose result nobody needs (withdrawals in the background)."""
     await awaitable
+
+
+def _held(person: _Person, now: datetime) -> HeldPublication | None:
+    """What the store keeps of a person's publication: None when there is none, or expired."""
+    publication = person.publication
+    if (publication is None or publication.etag is None or person.held_until is None
+            or person.held_until <= now):
+        return None
+    return HeldPublication(person.user, publication.etag, person.held_until)

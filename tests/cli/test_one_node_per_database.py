@@ -18,7 +18,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -26,8 +25,9 @@ from m365pbx.core.status import PartState
 from m365pbx.service.database_claim import DatabaseClaim, DatabaseInUse
 from m365pbx.store.db import create_engine
 from m365sim.server import RunningServer
+from tests.cli.test_serve_reload import write_config
 from tests.e2e.harness import free_port
-from tests.sim.conftest import APP_ID, APP_SECRET, TENANT_ID
+from tests.sim.conftest import APP_SECRET
 from tests.store.conftest import new_pg_database, postgres_available  # noqa: F401 (fixtures)
 
 M365PBX = str(Path(sys.executable).with_name("m365pbx"))
@@ -40,21 +40,10 @@ def pg_url(new_pg_database: Callable[[], str]) -> str:  # noqa: F811 (fixture)
     return new_pg_database()
 
 
-def write_config(tmp_path: Path, sim_server: RunningServer, port: int) -> Path:
+def node_config(tmp_path: Path, sim_server: RunningServer, port: int) -> Path:
     """A node's configuration: SQLite beside it, one tenant on the simulator, the API."""
     config = tmp_path / "m365pbx.yaml"
-    config.write_text(yaml.safe_dump({
-        "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'state.db'}"},
-        "secrets": {"key_file": str(tmp_path / "secret.key")},
-        "listen": {"host": "127.0.0.1", "port": port},
-        "microsoft": {"login_url": sim_server.url, "graph_url": sim_server.url,
-                      "ca_file": str(sim_server.ca_file)},
-        "tenants": [{"name": "contoso", "tenant_id": TENANT_ID,
-                     "credentials": [{"name": "graph", "client_id": APP_ID,
-                                      "client_secret": APP_SECRET,
-                                      "permissions": ["presence.read", "users.read"]}]}],
-        "pbx_connections": [{"name": "switchboard", "kind": "api", "tenant": "contoso"}],
-    }))
+    write_config(config, tmp_path, sim_server, port, APP_SECRET)
     return config
 
 
@@ -104,7 +93,7 @@ async def test_a_second_node_on_one_sqlite_database_is_refused_and_the_first_run
     sim_server: RunningServer, tmp_path: Path,
 ) -> None:
     port = free_port()
-    config = write_config(tmp_path, sim_server, port)
+    config = node_config(tmp_path, sim_server, port)
     async with serving(config) as first:
         code, err = await refused(config, M365PBX_LISTEN__PORT=str(free_port()))
         assert code == 2, err
@@ -130,25 +119,24 @@ async def test_a_port_already_taken_is_said_in_one_line(
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        code, err = await refused(write_config(tmp_path, sim_server, port))
+        code, err = await refused(node_config(tmp_path, sim_server, port))
     assert code == 2, err
     assert f"cannot listen on 127.0.0.1 port {port}: Address already in use" in err
     assert "Traceback" not in err and "listening" not in err
     # Refused before anything was written: the claim went with it, the next start works.
-    async with serving(write_config(tmp_path, sim_server, free_port())):
+    async with serving(node_config(tmp_path, sim_server, free_port())):
         pass
 
 
 async def test_single_and_cluster_nodes_never_share_a_postgresql_database(
     pg_url: str,
 ) -> None:
-    url = pg_url
-    alone = DatabaseClaim(url, node="gw-alone", cluster=False)
+    alone = DatabaseClaim(pg_url, node="gw-alone", cluster=False)
     await alone.take()
     try:
         for cluster, says in ((False, "another m365pbx node runs on the database"),
                               (True, "a single m365pbx node (without cluster.enabled)")):
-            other = DatabaseClaim(url, node="gw-2", cluster=cluster)
+            other = DatabaseClaim(pg_url, node="gw-2", cluster=cluster)
             with pytest.raises(DatabaseInUse, match=re.escape(says)) as caught:
                 await other.take()
             assert "m365pbx node gw-alone from 127.0.0.1 since" in str(caught.value)
@@ -157,17 +145,17 @@ async def test_single_and_cluster_nodes_never_share_a_postgresql_database(
     finally:
         await alone.release()
 
-    members = [DatabaseClaim(url, node=f"gw-{n}", cluster=True) for n in range(2)]
+    members = [DatabaseClaim(pg_url, node=f"gw-{n}", cluster=True) for n in range(2)]
     for member in members:
         await member.take()  # the nodes of a cluster share it
     try:
         with pytest.raises(DatabaseInUse, match=r"gw-0 from .*, m365pbx node gw-1 from"):
-            await DatabaseClaim(url, node="gw-alone", cluster=False).take()
+            await DatabaseClaim(pg_url, node="gw-alone", cluster=False).take()
     finally:
         for member in members:
             await member.release()
     # Released: a single node may have the database now.
-    last = DatabaseClaim(url, node="gw-alone", cluster=False)
+    last = DatabaseClaim(pg_url, node="gw-alone", cluster=False)
     await last.take()
     await last.release()
 
@@ -175,13 +163,12 @@ async def test_single_and_cluster_nodes_never_share_a_postgresql_database(
 async def test_a_claim_lost_with_its_connection_is_taken_again(
     pg_url: str,
 ) -> None:
-    url = pg_url
-    claim = DatabaseClaim(url, node="gw-1", cluster=False)
+    claim = DatabaseClaim(pg_url, node="gw-1", cluster=False)
     await claim.take()
     await claim.check()
     assert claim.status()[0].state is PartState.OK
-    admin = create_engine(url)
-    intruder = DatabaseClaim(url, node="gw-2", cluster=False)
+    admin = create_engine(pg_url)
+    intruder = DatabaseClaim(pg_url, node="gw-2", cluster=False)
     try:
         # The database server ends the claim's session (a restart, an admin, a network cut)
         # and another single node takes the database before gw-1 looks again.

@@ -30,6 +30,18 @@ def person(name: str) -> PbxUser:
     return PbxUser(name, {"extension": name, "cn": name.title()})
 
 
+async def away_alone(tmp_path: Path, kamailio: KamailioServer, key: str) -> str:
+    """The body a watcher of `key` gets once it shows away: one tuple, no dnd beside it."""
+    watcher = Watcher(tmp_path, kamailio.port, key, "rpid:away")
+    await watcher.start()
+    run = await watcher.result()
+    assert run.returncode == 0, run.output
+    body = [b for b in run.notify_bodies if "rpid:away" in b][-1]
+    assert "dnd" not in body
+    assert len(ET.fromstring(body).findall(f"{PIDF}tuple")) == 1
+    return body
+
+
 def last_matching(bodies: list[str], text: str) -> ET.Element:
     matching = [body for body in bodies if text in body]
     assert matching, bodies
@@ -271,14 +283,9 @@ async def test_a_restarted_connection_takes_over_its_old_publication(
     try:
         after.restore_publication(quinn, etags["quinn"])
         await after.set_presence(quinn, PbxPresence.AWAY, "after the restart")
-        watcher = Watcher(tmp_path, kamailio.port, "quinn", "rpid:away")
-        await watcher.start()
-        run = await watcher.result()
-        assert run.returncode == 0, run.output
-        body = [b for b in run.notify_bodies if "rpid:away" in b][-1]
+        body = await away_alone(tmp_path, kamailio, "quinn")
         # One publication: the old note is gone instead of showing next to the new one.
-        assert "before the restart" not in body and "dnd" not in body
-        assert len(ET.fromstring(body).findall(f"{PIDF}tuple")) == 1
+        assert "before the restart" not in body
     finally:
         await after.stop()
         await before.stop()
@@ -299,13 +306,8 @@ async def test_a_publication_left_by_a_killed_node_is_hidden_by_the_next_one(
     successor = await connect(kamailio)
     try:
         await successor.set_presence(rosa, PbxPresence.AWAY, "the next holder's")
-        watcher = Watcher(tmp_path, kamailio.port, "rosa", "rpid:away")
-        await watcher.start()
-        run = await watcher.result()
-        assert run.returncode == 0, run.output
-        body = [b for b in run.notify_bodies if "rpid:away" in b][-1]
-        assert "left by the killed node" not in body and "dnd" not in body
-        assert len(ET.fromstring(body).findall(f"{PIDF}tuple")) == 1
+        body = await away_alone(tmp_path, kamailio, "rosa")
+        assert "left by the killed node" not in body
     finally:
         await successor.stop()
         await killed.stop()

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from m365pbx.cli.app import app, reports_input_errors
+from m365pbx.errors import UserInputError
 
 
 @app.command("demo")
@@ -26,7 +27,13 @@ def demo(
     import contextlib
 
     from m365pbx.demo.runner import DemoOptions, run_demo
+    from m365pbx.web.listen import listening_socket
 
+    try:  # before the simulator starts: a second demo stops at once, with the way out
+        listening_socket("127.0.0.1", port).close()
+    except OSError as exc:
+        raise UserInputError(f"{exc.strerror}: is another demo or m365pbx running? "
+                             "Stop it, or give this demo another port: --port 8090") from None
     options = DemoOptions(people=people, port=port, directory=data_dir, duration=duration,
                           quiet=quiet)
     with contextlib.suppress(KeyboardInterrupt):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -79,3 +81,17 @@ async def test_the_demo_shows_teams_presence_on_the_presence_api(tmp_path: Path)
 def _no_ca_override(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+
+
+def test_a_second_demo_on_a_taken_port_stops_at_once_and_says_what_to_do() -> None:
+    with socket.socket() as taken:  # the first demo (or anything else) listens there
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [str(Path(sys.executable).with_name("m365pbx")), "demo", "--port", str(port),
+             "--duration", "1"], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 2, result.stderr
+    assert f"cannot listen on 127.0.0.1 port {port}: Address already in use" in result.stderr
+    assert "--port" in result.stderr and "Traceback" not in result.stderr
+    assert "starting the Microsoft 365 simulator" not in result.stdout  # nothing started

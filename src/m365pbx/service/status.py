@@ -54,9 +54,11 @@ def _status(part: str, kind: str, state: PartState, since: datetime | None,
 def _sign_in_statuses(name: str, runtime: TenantRuntime) -> Iterator[PartStatus]:
     identity = runtime.identity
     if identity.error is not None:
-        state = PartState.ERROR if identity.duplicate_of is not None else PartState.BAD_CREDENTIALS
+        # A lookup Entra could not answer (network, proxy, 5xx) says nothing of the id.
+        state = (PartState.ERROR if identity.duplicate_of is not None or identity.passing
+                 else PartState.BAD_CREDENTIALS)
         yield _status(f"tenant/{name}/tenant_id", "tenant_id", state, identity.since,
-                      identity.error, "Check the tenant's tenant_id in the configuration")
+                      identity.error, identity.fix)
     else:
         yield _status(f"tenant/{name}/tenant_id", "tenant_id",
                       PartState.STARTING if identity.tenant_id is None else PartState.OK,

@@ -49,6 +49,9 @@ class TenantIdentity:
         self.claims = claims
         self.tenant_id: str | None = configured.lower() if is_tenant_guid(configured) else None
         self.error: str | None = None
+        # What to do about `error`, and whether looking up again may mend it by itself.
+        self.fix: str | None = None
+        self.passing = False
         self.since: datetime | None = None
         self.duplicate_of: str | None = None
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
@@ -66,9 +69,13 @@ class TenantIdentity:
                                                          self.configured)
             except SignInError as exc:
                 failures += 1
+                # Unreachable or busy is not a wrong tenant_id: the status says which.
+                self.passing = exc.retryable or exc.status >= 500
+                self.fix = exc.hint or ("Look the tenant up again later" if self.passing
+                                        else "Check the tenant's tenant_id in the configuration")
                 self._set_error(f"cannot look up the id of tenant {self.configured!r}: "
-                                f"{exc.describe()}")
-                log.warning("tenant %s: %s", self.name, self.error)
+                                f"{exc.message}")
+                log.warning("tenant %s: %s. %s", self.name, self.error, self.fix)
                 delay = min(900.0, 5.0 * 2 ** min(failures - 1, 8))
                 await self.clock.sleep(self._rng.uniform(delay / 2, delay))
         if self.tenant_id != self.configured.lower():
@@ -77,11 +84,13 @@ class TenantIdentity:
         holder = None if self.claims is None else self.claims.claim(self.name, self.tenant_id)
         if holder is not None:
             self.duplicate_of = holder
+            self.passing = False
+            self.fix = ("Remove one of the two declarations from the configuration "
+                        "(tenant_id may be the id or a domain, not both)")
             self._set_error(
                 f"the same Entra tenant ({self.tenant_id}) as tenant {holder!r}, declared "
-                "twice; this declaration is not run. Remove one of them from the "
-                "configuration (tenant_id may be the id or a domain, not both).")
-            log.error("tenant %s: %s", self.name, self.error)
+                "twice; this declaration is not run")
+            log.error("tenant %s: %s. %s", self.name, self.error, self.fix)
             return False
         return True
 

@@ -40,14 +40,15 @@ def domain_config(tmp_path: Path, login_url: str, ca_file: Path, domain: str,
     return config
 
 
-async def tenant_id_part(port: int) -> dict[str, Any]:
-    """The part `tenant/contoso/tenant_id` of the node on `port`, once it has an error."""
+async def tenant_id_part(port: int) -> tuple[dict[str, Any], str]:
+    """The part `tenant/contoso/tenant_id` of the node on `port`, once it has an error, and
+    the tenant's state line in `/healthz`."""
     async with httpx.AsyncClient() as client, asyncio.timeout(WAIT):
         while True:
             health = (await client.get(f"http://127.0.0.1:{port}/healthz")).json()
             part = next(p for p in health["parts"] if p["part"] == "tenant/contoso/tenant_id")
             if part["error"]:
-                return part
+                return part, health["tenants"]["contoso"]["state"]
             await asyncio.sleep(0.2)
 
 
@@ -60,8 +61,9 @@ async def test_entra_unreachable_is_an_error_with_the_network_as_the_fix(
         port = free_port()
         config = domain_config(tmp_path, login, sim_server.ca_file, "contoso.com", port)
         async with serving(config):
-            part = await tenant_id_part(port)
+            part, line = await tenant_id_part(port)
     assert part["state"] == "error", part
+    assert line.startswith("signing in failed: cannot look up") and "Check DNS" in line
     assert "cannot reach Entra ID" in part["error"]
     assert "Check DNS, the firewall and the proxy" in part["fix"]
     assert "tenant_id" not in part["fix"]
@@ -74,7 +76,7 @@ async def test_a_domain_entra_does_not_know_is_a_wrong_tenant_id(
     config = domain_config(tmp_path, sim_server.url, sim_server.ca_file, "not-ours.example",
                            port)
     async with serving(config):
-        part = await tenant_id_part(port)
+        part, _ = await tenant_id_part(port)
     assert part["state"] == "bad_credentials", part
     assert "not-ours.example" in part["error"]
     assert part["fix"]

@@ -50,10 +50,10 @@ def tenant_state(runtime: TenantRuntime) -> tuple[str, datetime]:
     "degraded: <first problem>" or "connected".
     """
     identity = runtime.identity
-    if identity.duplicate_of is not None and identity.error is not None:
-        return f"error: {identity.error}", identity.since or runtime.clock.now()
     if identity.error is not None:
-        return f"signing in failed: {identity.error}", identity.since or runtime.clock.now()
+        said = f"{identity.error}. {identity.fix}" if identity.fix else identity.error
+        failed = "error" if identity.duplicate_of is not None else "signing in failed"
+        return f"{failed}: {said}", identity.since or runtime.clock.now()
     for watch in runtime.sign_ins:
         if (failure := watch.failure()) is not None:
             return failure, watch.since

@@ -17,6 +17,7 @@ from m365pbx.pbx.base import (
     PbxUser,
 )
 from m365pbx.pbx.sip.pidf import NS_DM, NS_PIDF, NS_RPID
+from tests.e2e.sip_snapshot import PresenceSnapshot
 from tests.pbx.sip.helpers import EventReader, Phone, connect, wait_until
 from tests.pbx.sip.kamailio import KamailioServer
 from tests.pbx.sip.sipp import Watcher
@@ -311,3 +312,37 @@ async def test_a_publication_left_by_a_killed_node_is_hidden_by_the_next_one(
     finally:
         await successor.stop()
         await killed.stop()
+
+
+async def test_a_killed_node_s_orphan_is_hidden_when_the_next_one_shows_online(
+    kamailio: KamailioServer,
+) -> None:
+    # The killed node saved its first ETag, then changed the publication (a new ETag)
+    # and died before saving again. The next holder's stored ETag is refused; for a
+    # person it shows online it cannot remove the orphan, so it covers it with a
+    # publication that says nothing, for as long as the orphan may live.
+    sam = person("sam")
+    killed = await connect(kamailio)
+    await killed.set_presence(sam, PbxPresence.DND, "saved")
+    saved = killed.publication_etags()["sam"]
+    await killed.set_presence(sam, PbxPresence.AWAY, "answered, never saved")
+    killed.may_publish = lambda: False  # dead: it sends nothing more, not even a removal
+    await asyncio.sleep(1.1)  # a lease's expiry later: seconds
+    successor = await connect(kamailio)
+    try:
+        successor.restore_publication(sam, saved)
+        await successor.set_presence(sam, PbxPresence.ONLINE, "")
+        assert await shown(kamailio, "sam") == "online"
+        # Within that time a change shows, and online again hides the orphan again.
+        await successor.set_presence(sam, PbxPresence.DND, "")
+        assert await shown(kamailio, "sam") == "dnd"
+        await successor.set_presence(sam, PbxPresence.ONLINE, "")
+        assert await shown(kamailio, "sam") == "online"
+    finally:
+        await successor.stop()
+        await killed.stop()
+
+
+async def shown(kamailio: KamailioServer, key: str) -> str:
+    """What a watcher subscribing now is shown for `key`, in one word."""
+    return (await PresenceSnapshot(kamailio.port).read([key]))[key]

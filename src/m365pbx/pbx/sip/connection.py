@@ -33,7 +33,7 @@ from m365pbx.pbx.sip.health import ServerHealth
 from m365pbx.pbx.sip.message import SipRequest, SipResponse, response_for
 from m365pbx.pbx.sip.options import SipOptions
 from m365pbx.pbx.sip.outcome import Outcome, OutcomeKind, refresh_delay
-from m365pbx.pbx.sip.pidf import PIDF_TYPE, pidf_document
+from m365pbx.pbx.sip.pidf import PIDF_TYPE, pidf_document, pidf_nothing_set
 from m365pbx.pbx.sip.publication import Mode, Publication
 from m365pbx.pbx.sip.retry import Scheduler, TaskFactory
 from m365pbx.pbx.sip.status import StatusBoard
@@ -302,6 +302,7 @@ class SipConnection:
                 auth=person.auth,
                 expires=self.options.publish_expires,
                 limit=self.options.request_timeout,
+                cover=pidf_nothing_set(person.address),
             )
         return person.publication
 

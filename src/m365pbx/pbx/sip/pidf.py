@@ -71,6 +71,20 @@ def pidf_document(entity: str, presence: PbxPresence, note: str = "") -> bytes:
     ).encode()
 
 
+def pidf_nothing_set(entity: str) -> bytes:
+    """A body of ours that shows nothing set: our open tuple, no activity, no note.
+
+    It stands in for a removal while an older publication of ours (whose ETag was lost)
+    may still be shown: the server shows only the newer of the two (same tuple id).
+    """
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<presence xmlns="{NS_PIDF}" entity={quoteattr(entity)}>\n'
+        f' <tuple id="{OWN_ID_PREFIX}tuple"><status><basic>open</basic></status></tuple>\n'
+        "</presence>\n"
+    ).encode()
+
+
 @dataclass(frozen=True, slots=True)
 class PhonePresence:
     """What a PIDF document says, reduced to PBX presence, note and basic status."""

@@ -9,7 +9,13 @@ so a Publication always modifies, refreshes and removes through `SIP-If-Match`:
 - 412 (server lost or expired our ETag): drop the ETag, publish the full body afresh;
 - an adopted ETag (taken over from before a restart) that the server refuses in any way
   is dropped the same way;
-- 423: retry with the server's Min-Expires.
+- 423: retry with the server's Min-Expires;
+- a 412 to an adopted ETag may mean the previous process changed the publication after
+  it saved the ETag (killed before its next save): that publication lives on, and nobody can
+  modify or remove it without its ETag. The server shows, of several publications with our
+  tuple id, only the one sent last (Kamailio's presence_xml), so until it must have
+  expired (`expires` from now) "no publication" is shown by a publication of our own that
+  says nothing (`cover`: an open tuple, no activity) instead of by a removal.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ class Publication:
         event: str = "presence",
         content_type: str = PIDF_TYPE,
         limit: float | None = None,
+        cover: bytes | None = None,
     ) -> None:
         self.ua = ua
         self.presentity = presentity
@@ -68,6 +75,9 @@ class Publication:
         self.grants = 0  # 2xx answers so far: each one starts the granted interval anew
         self.adopted = False  # the ETag comes from an earlier run, not from an answer yet
         self.lost = 0  # times the server answered 412 to an ETag it had given us
+        # Shows "nothing set" over a publication of ours whose ETag was lost, until then.
+        self.cover = cover
+        self.cover_until = 0.0  # the loop's clock; 0: nothing to hide
         self._lock = asyncio.Lock()
 
     @property
@@ -80,7 +90,7 @@ class Publication:
         async with self._lock:
             try:
                 if self.desired is None:
-                    return await self._remove()
+                    return await self._remove(mode)
                 return await self._put(self.desired, mode)
             except _SEND_ERRORS as exc:
                 return from_exception(exc, f"PUBLISH {self.presentity}")
@@ -98,6 +108,8 @@ class Publication:
             if response.is_success:
                 return ok(self.granted)
             if response.status == 412 or self.adopted:
+                if response.status == 412:
+                    self._suspect()
                 self._forget()  # the server no longer holds it: nothing left to keep
                 return ok()
             return from_response(response, f"PUBLISH {self.presentity} (refresh)")
@@ -124,13 +136,25 @@ class Publication:
             self.granted = granted if granted is not None else (requested or 0)
         return response
 
+    def _suspect(self) -> None:
+        """An adopted ETag got 412: a publication of ours may live on unseen."""
+        if self.adopted and self.cover is not None:
+            self.cover_until = asyncio.get_running_loop().time() + self.expires
+
+    def _covering(self) -> bool:
+        return (self.cover is not None and self.cover_until > 0
+                and asyncio.get_running_loop().time() < self.cover_until)
+
     def _forget(self) -> None:
         """The server holds no publication of ours (any more): start afresh next time."""
         self.etag = None
         self.adopted = False
         self.published = None
 
-    async def _remove(self) -> Outcome:
+    async def _remove(self, mode: Mode = Mode.SYNC) -> Outcome:
+        if self._covering():
+            assert self.cover is not None
+            return await self._put(self.cover, mode)
         if self.etag is None:
             self.published = None
             return ok()
@@ -138,7 +162,12 @@ class Publication:
         if response.is_success or response.status == 412 or self.adopted:
             # 412: the server no longer has it, which is what we want. An adopted ETag
             # it refuses otherwise is one it never made or cannot read: nothing to remove.
+            if response.status == 412:
+                self._suspect()
             self._forget()
+            if self._covering():
+                assert self.cover is not None
+                return await self._put(self.cover, Mode.SYNC)
             return ok()
         return from_response(response, f"PUBLISH {self.presentity} (remove)")
 
@@ -165,11 +194,13 @@ class Publication:
             if response.status == 412 and not fresh_tried:
                 fresh_tried = True
                 self.lost += 1
+                self._suspect()
                 self._forget()
                 continue
             if self.adopted and response.status != 423 and not fresh_tried:
                 # Kamailio 5.6 answers 500, not 412, to an ETag not of its own making (a
-                # replaced server): a refused adopted ETag is as good as gone.
+                # replaced server): a refused adopted ETag is as good as gone, and that
+                # server never held a publication of ours to hide.
                 fresh_tried = True
                 self._forget()
                 continue

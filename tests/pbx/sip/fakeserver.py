@@ -115,4 +115,5 @@ class EtagServer:
             return answer(request, 200, SIP_ETag="gone", Expires="0")
         etag = f"e{next(self.numbers)}"
         self.live[etag] = body
-        return answer(request, 200, SIP_ETag=etag, Expires="600")
+        # Granted as asked, as Kamailio does between its min and max expires.
+        return answer(request, 200, SIP_ETag=etag, Expires=request.headers.get("expires") or "600")

@@ -206,3 +206,31 @@ async def test_an_unclaimed_taken_over_publication_is_refreshed_before_it_expire
     finally:
         await connection.stop()
         server.close()
+
+
+async def test_a_cover_over_a_lost_publication_is_removed_once_that_one_has_expired() -> None:
+    script = EtagServer()
+    server = await start_fake_server(script)
+    options = replace(SipOptions(server=server.address, addressing=Addressing("example.com")),
+                      **FAST, publish_expires=2, refresh_margin=0.5)
+    connection = SipConnection("unit", options)
+    await connection.start()
+    try:
+        await wait_until(lambda: connection.status().state is ConnectionState.CONNECTED)
+        connection.restore_publication(ANNA, "lost-by-a-killed-node")  # 412: unknown here
+        await connection.set_presence(ANNA, PbxPresence.ONLINE, "")
+        stale, cover = server.of("PUBLISH")  # the removal it was asked for, refused; a cover
+        assert stale.headers.get("sip-if-match") == "lost-by-a-killed-node"
+        # Not a removal: a publication that shows nothing, over the one that may live on.
+        assert cover.headers.get("sip-if-match") is None and b"<basic>open</basic>" in cover.body
+        assert b"activities" not in cover.body
+        # Refreshed while the lost one may live (publish_expires), then removed.
+        await wait_until(lambda: any(r.headers.get("expires") == "0"
+                                     for r in server.of("PUBLISH")[2:]), within=30)
+        removal = server.of("PUBLISH")[-1]
+        assert removal.headers.get("expires") == "0" and removal.headers.get("sip-if-match")
+        assert len(server.of("PUBLISH")) >= 4  # stale, cover, at least one refresh, removal
+        assert connection.publications() == {}
+    finally:
+        await connection.stop()
+        server.close()

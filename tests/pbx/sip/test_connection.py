@@ -130,7 +130,9 @@ async def test_transient_failures_retry_with_backoff_until_they_pass() -> None:
         return answer(request, code, "Busy") if code else script.ok_publish(request)
 
     script.publish = flaky
-    server, connection = await setup(script)
+    # Keep-alives far apart: each also refreshes a publication (the canary that notices a
+    # restarted server), which would add a PUBLISH to the four this test counts.
+    server, connection = await setup(script, keepalive_interval=30.0)
     await connection.start()
     try:
         await wait_until(lambda: connection.status().state is ConnectionState.CONNECTED)

@@ -220,13 +220,13 @@ def _app_name(node: str) -> str:
 
 async def _advisory_holders(connection: AsyncConnection) -> list[str]:
     rows = (await connection.execute(text(
-        "SELECT a.application_name, host(a.client_addr), a.backend_start, l.mode "
+        "SELECT a.application_name, host(a.client_addr), a.backend_start "
         "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
         "WHERE l.locktype = 'advisory' AND l.classid = :c AND l.objid = :i "
         "AND l.objsubid = 2 AND l.granted ORDER BY a.backend_start"),
         {"c": LOCK_CLASS, "i": LOCK_ID})).all()
     holders = []
-    for name, address, started, _mode in rows:
+    for name, address, started in rows:
         where = f" from {address}" if address else ""
         since = f" since {started:%Y-%m-%d %H:%M:%S %Z}".rstrip() if started else ""
         holders.append(f"{name or 'unnamed'}{where}{since}")

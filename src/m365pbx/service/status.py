@@ -55,7 +55,7 @@ def _sign_in_statuses(name: str, runtime: TenantRuntime) -> Iterator[PartStatus]
     identity = runtime.identity
     if identity.error is not None:
         # A lookup Entra could not answer (network, proxy, 5xx) says nothing of the id.
-        state = (PartState.ERROR if identity.duplicate_of is not None or identity.passing
+        state = (PartState.ERROR if identity.duplicate_of is not None or identity.transient
                  else PartState.BAD_CREDENTIALS)
         yield _status(f"tenant/{name}/tenant_id", "tenant_id", state, identity.since,
                       identity.error, identity.fix)

@@ -51,7 +51,7 @@ class TenantIdentity:
         self.error: str | None = None
         # What to do about `error`, and whether looking up again may mend it by itself.
         self.fix: str | None = None
-        self.passing = False
+        self.transient = False
         self.since: datetime | None = None
         self.duplicate_of: str | None = None
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
@@ -70,8 +70,8 @@ class TenantIdentity:
             except SignInError as exc:
                 failures += 1
                 # Unreachable or busy is not a wrong tenant_id: the status says which.
-                self.passing = exc.retryable or exc.status >= 500
-                self.fix = exc.hint or ("Look the tenant up again later" if self.passing
+                self.transient = exc.retryable or exc.status >= 500
+                self.fix = exc.hint or ("Look the tenant up again later" if self.transient
                                         else "Check the tenant's tenant_id in the configuration")
                 self._set_error(f"cannot look up the id of tenant {self.configured!r}: "
                                 f"{exc.message}")
@@ -84,7 +84,7 @@ class TenantIdentity:
         holder = None if self.claims is None else self.claims.claim(self.name, self.tenant_id)
         if holder is not None:
             self.duplicate_of = holder
-            self.passing = False
+            self.transient = False
             self.fix = ("Remove one of the two declarations from the configuration "
                         "(tenant_id may be the id or a domain, not both)")
             self._set_error(

@@ -141,9 +141,11 @@ class Publication:
         if self.adopted and self.cover is not None:
             self.cover_until = asyncio.get_running_loop().time() + self.expires
 
-    def _covering(self) -> bool:
-        return (self.cover is not None and self.cover_until > 0
-                and asyncio.get_running_loop().time() < self.cover_until)
+    def _cover_now(self) -> bytes | None:
+        """The cover to show instead of a removal, while a lost publication may live."""
+        if self.cover is not None and asyncio.get_running_loop().time() < self.cover_until:
+            return self.cover
+        return None
 
     def _forget(self) -> None:
         """The server holds no publication of ours (any more): start afresh next time."""
@@ -152,9 +154,8 @@ class Publication:
         self.published = None
 
     async def _remove(self, mode: Mode = Mode.SYNC) -> Outcome:
-        if self._covering():
-            assert self.cover is not None
-            return await self._put(self.cover, mode)
+        if (cover := self._cover_now()) is not None:
+            return await self._put(cover, mode)
         if self.etag is None:
             self.published = None
             return ok()
@@ -165,10 +166,7 @@ class Publication:
             if response.status == 412:
                 self._suspect()
             self._forget()
-            if self._covering():
-                assert self.cover is not None
-                return await self._put(self.cover, Mode.SYNC)
-            return ok()
+            return await self._remove()  # nothing left to remove, or a cover to show
         return from_response(response, f"PUBLISH {self.presentity} (remove)")
 
     async def _put(self, body: bytes, mode: Mode) -> Outcome:
